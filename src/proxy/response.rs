@@ -3,7 +3,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::sip::{HeaderName, Message, Rport, Span, Transport, Values, Via, parse_host};
+use crate::sip::{
+    HeaderName, Message, Rport, Span, Transport, Values, Via, parse_host, parse_ipv4,
+};
 
 use super::identity::is_our_branch;
 use super::request::push_content_length;
@@ -106,6 +108,9 @@ fn destination(proxy: &Proxy, buf: &[u8], via: &Via) -> Option<(SocketAddr, Tran
 
 /// A `received` value: an IPv4 or IPv6 address, brackets tolerated.
 fn parse_ip(text: &[u8]) -> Option<IpAddr> {
+    if let Some(v4) = parse_ipv4(text) {
+        return Some(IpAddr::V4(v4));
+    }
     let text = text
         .strip_prefix(b"[")
         .and_then(|t| t.strip_suffix(b"]"))

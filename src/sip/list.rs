@@ -3,6 +3,8 @@
 //! Commas inside a quoted string (a display name, a quoted parameter) or inside `<...>`
 //! (a URI in a name-addr) do not separate elements.
 
+use memchr::{memchr, memchr3};
+
 use super::Span;
 use super::chars::{is_lws, trim_lws_end};
 
@@ -55,20 +57,32 @@ impl Iterator for Values<'_> {
     }
 }
 
-/// The offset of the comma ending the element that starts at `i` (or `end`).
+/// The offset of the comma ending the element that starts at `i` (or `end`). `memchr3`
+/// jumps to the next byte that matters; quoted strings and `<...>` are skipped whole.
 fn element_end(buf: &[u8], mut i: usize, end: usize) -> usize {
-    let mut in_quotes = false;
-    let mut in_angle = false;
+    while i < end {
+        let Some(hit) = memchr3(b',', b'"', b'<', &buf[i..end]) else {
+            return end;
+        };
+        i += hit;
+        i = match buf[i] {
+            b',' => return i,
+            b'"' => quoted_end(buf, i, end),
+            _ => memchr(b'>', &buf[i..end]).map_or(end, |gt| i + gt + 1),
+        };
+    }
+    end
+}
+
+/// The offset after the quoted string that opens at `i` (or `end` when unterminated).
+fn quoted_end(buf: &[u8], mut i: usize, end: usize) -> usize {
+    i += 1;
     while i < end {
         match buf[i] {
-            b'\\' if in_quotes => i += 1, // quoted-pair: skip the escaped byte
-            b'"' => in_quotes = !in_quotes,
-            b'<' if !in_quotes => in_angle = true,
-            b'>' if !in_quotes => in_angle = false,
-            b',' if !in_quotes && !in_angle => return i,
-            _ => {}
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
         }
-        i += 1;
     }
     end
 }

@@ -25,8 +25,8 @@ pub use name_addr::NameAddr;
 pub use params::{Param, Params};
 pub use scan::{Header, MAX_HEADERS, Message, Method, ScanError, ScanFailure, StartLine};
 pub use transport::Transport;
-pub(crate) use uri::parse_host;
 pub use uri::{HostKind, HostSpan, Scheme, SipUri, UriError, scheme_of};
+pub(crate) use uri::{parse_host, parse_ipv4};
 pub use via::{Rport, Via, ViaError};
 
 /// A range of byte offsets into a message buffer. Copy-able, four bytes per end: SIP

@@ -41,9 +41,13 @@ impl<'a> Params<'a> {
     }
 
     fn skip_lws(&mut self) {
-        while self.pos < self.end && is_lws(self.buf[self.pos]) {
-            self.pos += 1;
-        }
+        self.pos = self.skip_while_at(is_lws);
+    }
+
+    /// The offset of the first byte at or after `pos` (before `end`) for which `keep` is false.
+    fn skip_while_at(&self, keep: impl Fn(u8) -> bool) -> usize {
+        let rest = self.buf.get(self.pos..self.end).unwrap_or_default();
+        self.pos + rest.iter().position(|&b| !keep(b)).unwrap_or(rest.len())
     }
 
     fn fail(&mut self) -> Option<Result<Param, ()>> {
@@ -68,9 +72,7 @@ impl<'a> Params<'a> {
             }
             return None;
         }
-        while self.pos < self.end && self.buf[self.pos] != b';' && !is_lws(self.buf[self.pos]) {
-            self.pos += 1;
-        }
+        self.pos = self.skip_while_at(|b| b != b';' && !is_lws(b));
         (self.pos > start).then(|| Span::new(start, self.pos))
     }
 }
@@ -93,9 +95,7 @@ impl Iterator for Params<'_> {
         self.pos += 1;
         self.skip_lws();
         let name_start = self.pos;
-        while self.pos < self.end && TOKEN[self.buf[self.pos] as usize] {
-            self.pos += 1;
-        }
+        self.pos = self.skip_while_at(|b| TOKEN[b as usize]);
         if self.pos == name_start {
             return self.fail();
         }

@@ -21,6 +21,10 @@ pub enum Scheme {
 
 /// The scheme of any absolute URI (the text before the first `:`), case-insensitively.
 pub fn scheme_of(uri: &[u8]) -> Scheme {
+    match uri.get(..4) {
+        Some([s, i, p, b':']) if [s | 0x20, i | 0x20, p | 0x20] == *b"sip" => return Scheme::Sip,
+        _ => {}
+    }
     let Some(colon) = memchr(b':', uri) else {
         return Scheme::Other;
     };
@@ -67,26 +71,58 @@ pub(crate) fn parse_host(buf: &[u8], pos: usize, end: usize) -> Option<(HostSpan
         };
         return Some((host, close + 1));
     }
-    let mut stop = pos;
-    while stop < end && HOST[buf[stop] as usize] {
-        stop += 1;
-    }
+    let rest = &buf[pos.min(end)..end];
+    let stop = pos
+        + rest
+            .iter()
+            .position(|&b| !HOST[b as usize])
+            .unwrap_or(rest.len());
     let text = buf.get(pos..stop).filter(|t| !t.is_empty())?;
-    let kind = if text.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
-        // All digits and dots: an IPv4 address or nothing (RFC 3261 §25.1 hostname rule).
-        HostKind::Ipv4(std::str::from_utf8(text).ok()?.parse().ok()?)
-    } else if text.first() == Some(&b'-') || text.first() == Some(&b'.') {
-        return None;
-    } else {
-        HostKind::Name
-    };
-    Some((
-        HostSpan {
-            span: Span::new(pos, stop),
-            kind,
+    // All digits and dots must be an IPv4 address (RFC 3261 §25.1: a top label starts with
+    // a letter); a name may start with a digit.
+    let kind = match text[0] {
+        b'0'..=b'9' => match parse_ipv4(text) {
+            Some(ip) => HostKind::Ipv4(ip),
+            None if text.iter().all(|b| b.is_ascii_digit() || *b == b'.') => return None,
+            None => HostKind::Name,
         },
-        stop,
-    ))
+        b'-' | b'.' => return None,
+        _ => HostKind::Name,
+    };
+    let host = HostSpan {
+        span: Span::new(pos, stop),
+        kind,
+    };
+    Some((host, stop))
+}
+
+/// Dotted-quad IPv4 (`IPv4address`, RFC 3261 §25.1): four decimal octets of one to three
+/// digits, each at most 255.
+pub(crate) fn parse_ipv4(text: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut index = 0;
+    let mut value: u32 = 0;
+    let mut digits = 0;
+    for &b in text {
+        match b {
+            b'0'..=b'9' if digits < 3 => {
+                value = value * 10 + u32::from(b - b'0');
+                digits += 1;
+            }
+            b'.' if digits > 0 && index < 3 => {
+                octets[index] = u8::try_from(value).ok()?;
+                index += 1;
+                value = 0;
+                digits = 0;
+            }
+            _ => return None,
+        }
+    }
+    if digits == 0 || index != 3 {
+        return None;
+    }
+    octets[3] = u8::try_from(value).ok()?;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// Why a URI was not understood.
@@ -272,6 +308,25 @@ mod tests {
     fn unknown_transport_is_none() {
         let t = b"sip:h;transport=sctp";
         assert_eq!(parse(t).transport(t), None);
+    }
+
+    #[test]
+    fn ipv4_vectors() {
+        assert_eq!(parse_ipv4(b"192.0.2.1"), Some(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(parse_ipv4(b"0.0.0.0"), Some(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(parse_ipv4(b"255.255.255.255"), Some(Ipv4Addr::BROADCAST));
+        assert_eq!(parse_ipv4(b"010.0.0.1"), Some(Ipv4Addr::new(10, 0, 0, 1)));
+        for bad in [
+            &b"256.0.0.1"[..],
+            b"1.2.3",
+            b"1.2.3.4.5",
+            b"1..3.4",
+            b"1.2.3.",
+            b"1234.1.1.1",
+            b"",
+        ] {
+            assert_eq!(parse_ipv4(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -47,19 +47,7 @@ impl Via {
     /// Parses one Via value `buf[span]` (a single element of a possibly comma-separated line).
     pub fn parse(buf: &[u8], span: Span) -> Result<Via, ViaError> {
         let end = span.end().min(buf.len());
-        let mut pos = span.start();
-        for (i, part) in [&b"SIP"[..], b"/", b"2.0", b"/"].iter().enumerate() {
-            if i > 0 {
-                pos = skip(buf, pos, end);
-            }
-            let got = buf
-                .get(pos..pos + part.len())
-                .ok_or(ViaError::BadProtocol)?;
-            if pos + part.len() > end || !got.eq_ignore_ascii_case(part) {
-                return Err(ViaError::BadProtocol);
-            }
-            pos += part.len();
-        }
+        let mut pos = protocol_end(buf, span.start(), end)?;
         pos = skip(buf, pos, end);
         let token_start = pos;
         while pos < end && TOKEN[buf[pos] as usize] {
@@ -125,6 +113,30 @@ impl Via {
         self.branch
             .is_some_and(|b| b.of(buf).starts_with(super::MAGIC_COOKIE))
     }
+}
+
+/// The offset after `SIP / 2.0 /` (white space allowed around the slashes, RFC 3261 §25.1
+/// SLASH); the usual `SIP/2.0/` is checked in one comparison.
+fn protocol_end(buf: &[u8], start: usize, end: usize) -> Result<usize, ViaError> {
+    const USUAL: &[u8] = b"SIP/2.0/";
+    let usual = buf.get(start..start + USUAL.len());
+    if start + USUAL.len() <= end && usual.is_some_and(|p| p.eq_ignore_ascii_case(USUAL)) {
+        return Ok(start + USUAL.len());
+    }
+    let mut pos = start;
+    for (i, part) in [&b"SIP"[..], b"/", b"2.0", b"/"].iter().enumerate() {
+        if i > 0 {
+            pos = skip(buf, pos, end);
+        }
+        let got = buf
+            .get(pos..pos + part.len())
+            .ok_or(ViaError::BadProtocol)?;
+        if pos + part.len() > end || !got.eq_ignore_ascii_case(part) {
+            return Err(ViaError::BadProtocol);
+        }
+        pos += part.len();
+    }
+    Ok(pos)
 }
 
 fn skip(buf: &[u8], mut pos: usize, end: usize) -> usize {
