@@ -44,7 +44,8 @@ fn main() {
                 );
             }
             "handle" => {
-                black_box(proxy.handle(black_box(input), &mut out));
+                let outcome = proxy.handle(black_box(input), &mut out);
+                black_box(outcome);
             }
             _ => panic!("{usage}"),
         }
