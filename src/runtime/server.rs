@@ -110,8 +110,8 @@ impl<R: Recorder> Server<R> {
                 addr: *addr,
             };
             match &listener.advertise {
-                Some(a) => info!("listening on {shown} as {a}, {} workers", settings.workers),
-                None => info!("listening on {shown}, {} workers", settings.workers),
+                Some(a) => info!("listening on {shown} as {a} ({} workers)", settings.workers),
+                None => info!("listening on {shown} ({} workers)", settings.workers),
             }
         }
     }

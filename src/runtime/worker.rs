@@ -161,9 +161,7 @@ impl<R: Recorder> Worker<R> {
                     std::io::ErrorKind::WouldBlock => return true,
                     std::io::ErrorKind::Interrupted => {}
                     // An ICMP error for an earlier send, reported on this call (udp(7)).
-                    std::io::ErrorKind::ConnectionRefused
-                    | std::io::ErrorKind::HostUnreachable
-                    | std::io::ErrorKind::NetworkUnreachable => self.recorder.send_error(),
+                    _ if sys::is_icmp_report(&e) => self.recorder.send_error(),
                     _ => {
                         warn!(
                             "worker {}: receive on {} failed: {e}",
@@ -259,13 +257,14 @@ impl<R: Recorder> Worker<R> {
     fn send_queued(&mut self) {
         for (socket, queue) in self.sockets.iter().zip(self.queues.iter_mut()) {
             if !queue.is_empty() {
-                sys::send_batch(
+                let stale = sys::send_batch(
                     &socket.socket,
                     &self.out,
                     OUTPUT_BUFFER_SIZE,
                     queue,
                     &mut self.scratch,
                 );
+                (0..stale).for_each(|_| self.recorder.send_error());
             }
         }
         let sent_ns = sys::realtime_ns();

@@ -207,19 +207,21 @@ impl SendScratch {
 }
 
 /// Sends every datagram of `queue` (at most the scratch's capacity) from `socket`, setting
-/// each one's `sent`. A datagram the kernel refuses (e.g. `ECONNREFUSED` left by an ICMP
-/// port unreachable) is skipped and the rest still go out.
+/// each one's `sent`. A datagram the kernel refuses is skipped and the rest still go out.
+///
+/// Returns how many ICMP errors left by earlier sends were reported on the way: Linux hands
+/// such an error (e.g. `ECONNREFUSED` after a port unreachable) to the next call on the socket
+/// and sends nothing, so the datagram is retried once.
 pub(crate) fn send_batch(
     socket: &UdpSocket,
     buffers: &[u8],
     slot_size: usize,
     queue: &mut [Outgoing],
     scratch: &mut SendScratch,
-) {
+) -> usize {
     let n = queue.len().min(scratch.headers.len());
     scratch.prepare(buffers, slot_size, &queue[..n]);
-    let mut start = 0;
-    let mut interrupts = 0;
+    let (mut start, mut stale, mut retried, mut interrupts) = (0, 0, false, 0);
     while start < n {
         // SAFETY: headers[start..n] were prepared above and point at scratch's own names and
         // iovecs, whose bases lie inside `buffers`, borrowed for this whole call.
@@ -236,14 +238,21 @@ pub(crate) fn send_batch(
                     .iter_mut()
                     .for_each(|o| o.sent = true);
                 start += sent;
+                retried = false;
+            }
+            Err(e) if super::is_icmp_report(&e) && !retried => {
+                stale += 1;
+                retried = true;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted && interrupts < 8 => interrupts += 1,
             Err(_) => {
                 queue[start].sent = false;
                 start += 1;
+                retried = false;
             }
         }
     }
+    stale
 }
 
 /// Turns on arrival timestamps and kernel drop counts for a receiving socket.

@@ -73,6 +73,17 @@ pub(crate) struct Outgoing {
     pub(crate) sent: bool,
 }
 
+/// An error that reports an ICMP message for an earlier datagram (udp(7): Linux passes
+/// these to the next call on the socket, even an unconnected one), not a failure of this call.
+pub(crate) fn is_icmp_report(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::HostUnreachable
+            | std::io::ErrorKind::NetworkUnreachable
+    )
+}
+
 /// Nanoseconds since the Unix epoch, the clock `SO_TIMESTAMPNS` uses.
 pub(crate) fn realtime_ns() -> u64 {
     std::time::SystemTime::now()

@@ -74,20 +74,30 @@ impl SendScratch {
     }
 }
 
-/// Sends each datagram of `queue` with its own `send_to`, setting its `sent`.
+/// Sends each datagram of `queue` with its own `send_to`, setting its `sent`; returns the
+/// ICMP errors of earlier sends reported on the way (each such datagram is retried once).
 pub(crate) fn send_batch(
     socket: &UdpSocket,
     buffers: &[u8],
     slot_size: usize,
     queue: &mut [Outgoing],
     _scratch: &mut SendScratch,
-) {
+) -> usize {
+    let mut stale = 0;
     for out in queue.iter_mut() {
         let start = (out.slot * slot_size).min(buffers.len());
         let end = (start + out.len).min(buffers.len());
         let bytes = &buffers[start..end];
-        out.sent = socket.send_to(bytes, out.destination).is_ok();
+        out.sent = match socket.send_to(bytes, out.destination) {
+            Ok(_) => true,
+            Err(e) if super::is_icmp_report(&e) => {
+                stale += 1;
+                socket.send_to(bytes, out.destination).is_ok()
+            }
+            Err(_) => false,
+        };
     }
+    stale
 }
 
 pub(crate) fn tune_socket(_socket: &impl AsRawFd) -> io::Result<()> {
