@@ -5,6 +5,7 @@
 //! workers stop). The stats module's per-worker histograms plug in by implementing
 //! `Recorder` and starting the server with [`Server::start_with`](super::Server::start_with).
 
+use std::fmt;
 use std::time::Instant;
 
 use crate::proxy::{Direction, DropReason};
@@ -35,7 +36,7 @@ const FIRST_STATUS: u16 = 100;
 const STATUS_SLOTS: usize = 600;
 
 /// Plain per-worker counters: the default [`Recorder`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Counters {
     pub received: u64,
     pub forwarded_requests: u64,
@@ -103,6 +104,25 @@ impl Counters {
         for (mine, theirs) in self.replies.iter_mut().zip(other.replies.iter()) {
             *mine += theirs;
         }
+    }
+}
+
+impl fmt::Debug for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let drops: Vec<(&str, u64)> = DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), self.dropped_for(*r)))
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        f.debug_struct("Counters")
+            .field("received", &self.received)
+            .field("forwarded_requests", &self.forwarded_requests)
+            .field("forwarded_responses", &self.forwarded_responses)
+            .field("replies", &self.replies().collect::<Vec<_>>())
+            .field("drops", &drops)
+            .field("send_errors", &self.send_errors)
+            .field("kernel_drops", &self.kernel_drops)
+            .finish()
     }
 }
 

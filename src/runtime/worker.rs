@@ -7,7 +7,8 @@
 //! [`Proxy::handle`] with its own output slot, then send the batch's outcomes grouped by
 //! socket. A socket is drained until `WouldBlock` (mio's edge-triggered contract), at most
 //! [`BATCHES_PER_TURN`] batches at a time so the other sockets and the stop flag get a turn.
-//! The stop flag is checked between turns, so an in-flight batch is always finished.
+//! The stop flag is checked between turns, so an in-flight batch is always finished; on
+//! the way out each socket gets one more bounded turn for what the kernel already queued.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,6 +57,7 @@ pub(crate) fn run<R: Recorder>(setup: WorkerSetup<R>) -> R {
     pin(setup.index, setup.core);
     let mut worker = Worker::new(setup);
     worker.event_loop();
+    worker.drain_all();
     worker.recorder.flush();
     worker.recorder
 }
@@ -149,6 +151,14 @@ impl<R: Recorder> Worker<R> {
                 }
             }
             self.recorder.maybe_flush(Instant::now());
+        }
+    }
+
+    /// After the stop flag: one bounded turn on every socket, so what the kernel queued
+    /// before the stop is handled rather than left behind.
+    fn drain_all(&mut self) {
+        for i in 0..self.sockets.len() {
+            self.drain(i);
         }
     }
 

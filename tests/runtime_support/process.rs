@@ -77,6 +77,22 @@ impl Ferrovia {
         self.addrs[0]
     }
 
+    /// CPU time (user + system) the process has used so far, from /proc (Linux only).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let pid = self.child.as_ref()?.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf only reads a system constant.
+        let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+            .ok()?
+            .max(1);
+        Some(Duration::from_micros(ticks * 1_000_000 / hz))
+    }
+
     /// Sends SIGTERM, waits for the exit, and returns its status and all of stderr.
     pub fn terminate(mut self) -> (ExitStatus, String) {
         let mut child = self.child.take().expect("the child is running");
