@@ -67,6 +67,13 @@ fn round_trips_through_the_workers_allocate_nothing() {
     let during = ALLOCATIONS.load(Ordering::SeqCst) - before;
 
     let total = proxy.shutdown().total();
-    assert_eq!(total.total_forwarded(), 2 * (ROUND_TRIPS as u64 + 1), "{total:?}");
-    assert_eq!(during, 0, "{during} allocations in {ROUND_TRIPS} round trips");
+    assert_eq!(
+        total.total_forwarded(),
+        2 * (ROUND_TRIPS as u64 + 1),
+        "{total:?}"
+    );
+    assert_eq!(
+        during, 0,
+        "{during} allocations in {ROUND_TRIPS} round trips"
+    );
 }

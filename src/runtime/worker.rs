@@ -5,7 +5,8 @@
 //! The loop: wait for readiness (or a wake from [`Server::shutdown`](super::Server::shutdown),
 //! or a quarter-second tick); for each readable socket, receive a batch, hand each datagram to
 //! [`Proxy::handle`] with its own output slot, then send the batch's outcomes grouped by
-//! socket. A socket is drained until `WouldBlock` (mio's edge-triggered contract), at most
+//! socket. A socket is drained until `WouldBlock` (mio's edge-triggered contract; a batch
+//! shorter than the slots counts, since the kernel stopped on an empty queue), at most
 //! [`BATCHES_PER_TURN`] batches at a time so the other sockets and the stop flag get a turn.
 //! The stop flag is checked between turns, so an in-flight batch is always finished; on
 //! the way out each socket gets one more bounded turn for what the kernel already queued.
@@ -90,6 +91,8 @@ struct Note {
 
 struct Worker<R> {
     index: usize,
+    /// Datagrams one receive call can return.
+    batch: usize,
     poll: Poll,
     sockets: Vec<WorkerSocket>,
     proxy: Arc<Proxy>,
@@ -114,6 +117,7 @@ impl<R: Recorder> Worker<R> {
         let n = setup.sockets.len();
         Worker {
             index: setup.index,
+            batch,
             poll: setup.poll,
             sockets: setup.sockets,
             proxy: setup.proxy,
@@ -166,7 +170,15 @@ impl<R: Recorder> Worker<R> {
     fn drain(&mut self, i: usize) -> bool {
         for _ in 0..BATCHES_PER_TURN {
             match self.rx.recv(&self.sockets[i].socket) {
-                Ok(n) => self.process(i, n),
+                Ok(n) => {
+                    self.process(i, n);
+                    // A short batch means the kernel met an empty queue (recvmmsg with
+                    // MSG_DONTWAIT stops there; the portable loop saw WouldBlock): the
+                    // socket is drained, and a later arrival raises a new edge.
+                    if n < self.batch {
+                        return true;
+                    }
+                }
                 Err(e) => match e.kind() {
                     std::io::ErrorKind::WouldBlock => return true,
                     std::io::ErrorKind::Interrupted => {}
