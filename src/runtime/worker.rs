@@ -182,7 +182,7 @@ impl<R: Recorder> Worker<R> {
                 Err(e) => match e.kind() {
                     std::io::ErrorKind::WouldBlock => return true,
                     std::io::ErrorKind::Interrupted => {}
-                    // An ICMP error for an earlier send, reported on this call (udp(7)).
+                    // An ICMP error for an earlier send, reported on this call.
                     _ if sys::is_icmp_report(&e) => self.recorder.send_error(),
                     _ => {
                         warn!(

@@ -209,9 +209,9 @@ impl SendScratch {
 /// Sends every datagram of `queue` (at most the scratch's capacity) from `socket`, setting
 /// each one's `sent`. A datagram the kernel refuses is skipped and the rest still go out.
 ///
-/// Returns how many ICMP errors left by earlier sends were reported on the way: Linux hands
-/// such an error (e.g. `ECONNREFUSED` after a port unreachable) to the next call on the socket
-/// and sends nothing, so the datagram is retried once.
+/// Returns how many ICMP errors left by earlier sends were reported on the way: where the
+/// kernel reports one (e.g. `ECONNREFUSED` after a port unreachable) it does so on the next
+/// call and sends nothing, so the datagram is retried once.
 pub(crate) fn send_batch(
     socket: &UdpSocket,
     buffers: &[u8],

@@ -6,10 +6,14 @@
 //!   arrival time when the OS gives it, and the socket's cumulative kernel drop count.
 //! - [`send_batch`]: sends a list of prepared datagrams from one socket (`sendmmsg` on Linux,
 //!   a `send_to` loop elsewhere), marking which ones the kernel accepted. A failed send never
-//!   stops the rest of the batch.
+//!   stops the rest of the batch; an ICMP error reported for an earlier send is counted and
+//!   the datagram it displaced is retried once.
 //! - [`tune_socket`]: the socket options that make arrival times and kernel drops visible.
 //!
 //! Contract shared with mio: a receive call returns `WouldBlock` once the socket is drained.
+
+// `ferrovia_portable` is a test switch set through RUSTFLAGS, not a Cargo feature.
+#![allow(unexpected_cfgs)]
 
 use std::net::SocketAddr;
 
@@ -30,16 +34,18 @@ macro_rules! syscall {
     }};
 }
 
-#[cfg(target_os = "linux")]
+// `RUSTFLAGS="--cfg ferrovia_portable"` selects the portable backend on Linux too, so that
+// path can be tested where CI runs.
+#[cfg(all(target_os = "linux", not(ferrovia_portable)))]
 mod linux;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(ferrovia_portable)))]
 pub(crate) use linux::{
     RecvBatch, SendScratch, force_recv_buffer, force_send_buffer, send_batch, tune_socket,
 };
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), ferrovia_portable))]
 mod portable;
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), ferrovia_portable))]
 pub(crate) use portable::{
     RecvBatch, SendScratch, force_recv_buffer, force_send_buffer, send_batch, tune_socket,
 };
@@ -73,8 +79,9 @@ pub(crate) struct Outgoing {
     pub(crate) sent: bool,
 }
 
-/// An error that reports an ICMP message for an earlier datagram (udp(7): Linux passes
-/// these to the next call on the socket, even an unconnected one), not a failure of this call.
+/// An error that reports an ICMP message for an earlier datagram rather than a failure of
+/// this call. Linux reports these on unconnected sockets only with `IP_RECVERR` (which we do
+/// not set); other systems and future connected sockets may, so the runtime handles them.
 pub(crate) fn is_icmp_report(error: &std::io::Error) -> bool {
     matches!(
         error.kind(),
