@@ -5,11 +5,25 @@
 
 #![forbid(unsafe_code)]
 
+mod branch;
 pub mod config;
+mod identity;
 pub mod outcome;
+mod reply;
+mod request;
+mod response;
+mod rewrite;
+mod route;
+mod via_fix;
 
 use std::net::SocketAddr;
 use std::time::Instant;
+
+use crate::sip::{Message, ScanError, ScanFailure};
+
+use branch::BranchKey;
+use identity::Identity;
+use reply::Status;
 
 pub use config::{ConfigError, Host, HostPort, Listener, NextHop, ProxyConfig};
 pub use outcome::{Direction, DropReason, Outcome, Transmit, Transport};
@@ -33,10 +47,16 @@ pub struct Input<'a> {
     pub now: Instant,
 }
 
-/// The stateless proxy core. Cheap to share: `handle` takes `&self`.
+/// The stateless proxy core. Cheap to share: `handle` takes `&self` and keeps no state
+/// between messages.
 #[derive(Debug)]
 pub struct Proxy {
     config: ProxyConfig,
+    identity: Identity,
+    branch_key: BranchKey,
+    next_hop: Option<(SocketAddr, Transport)>,
+    record_route: bool,
+    max_stream_message: usize,
 }
 
 impl Proxy {
@@ -45,7 +65,19 @@ impl Proxy {
         if config.listeners.is_empty() {
             return Err(ConfigError("at least one listener is needed".into()));
         }
-        Ok(Proxy { config })
+        let identity = Identity::new(&config)?;
+        let next_hop = match &config.next_hop {
+            Some(hop) => Some(resolve_next_hop(hop, &config)?),
+            None => None,
+        };
+        Ok(Proxy {
+            identity,
+            branch_key: BranchKey::new(config.branch_secret),
+            next_hop,
+            record_route: config.record_route,
+            max_stream_message: config.max_stream_message,
+            config,
+        })
     }
 
     /// The configuration this proxy was built from.
@@ -56,7 +88,82 @@ impl Proxy {
     /// Decides what to do with one message, writing any bytes to send into `out`
     /// (which should be at least [`OUTPUT_BUFFER_SIZE`] long).
     pub fn handle(&self, input: Input<'_>, out: &mut [u8]) -> Outcome {
-        let _ = (input, out);
-        Outcome::Drop(DropReason::NotSip) // placeholder while the core is written
+        let stream = input.transport.is_stream();
+        // RFC 3261 §18.3 / §21.5.14: over a stream the size is bounded by configuration; a
+        // datagram is bounded by the transport itself.
+        let too_large = stream && input.data.len() > self.max_stream_message;
+        match Message::scan(input.data, stream) {
+            Ok(msg) if too_large => self.too_large(&msg, &input, out),
+            Ok(msg) if msg.is_request() => request::handle(self, &msg, &input, out),
+            Ok(msg) => response::handle(self, &msg, &input, out),
+            Err(failure) => self.malformed(failure, &input, too_large, out),
+        }
+    }
+
+    fn too_large(&self, msg: &Message<'_>, input: &Input<'_>, out: &mut [u8]) -> Outcome {
+        if !msg.is_request() {
+            return Outcome::Drop(DropReason::TooLarge);
+        }
+        request::reject(
+            self,
+            msg,
+            input,
+            request::TOO_LARGE,
+            DropReason::TooLarge,
+            out,
+        )
+    }
+
+    /// A message whose framing is broken: a request with a usable Via gets 400 (513 when it
+    /// is also too large); everything else is a counted drop.
+    fn malformed(
+        &self,
+        failure: ScanFailure<'_>,
+        input: &Input<'_>,
+        too_large: bool,
+        out: &mut [u8],
+    ) -> Outcome {
+        match failure {
+            ScanFailure {
+                error: ScanError::Empty,
+                ..
+            } => Outcome::Drop(DropReason::Keepalive),
+            ScanFailure {
+                partial: Some(msg),
+                error,
+            } if msg.is_request() => {
+                let status = if too_large {
+                    request::TOO_LARGE
+                } else {
+                    Status::new(400, error.reason_phrase())
+                };
+                request::reject(self, &msg, input, status, DropReason::MalformedRequest, out)
+            }
+            ScanFailure {
+                partial: Some(_), ..
+            } => Outcome::Drop(DropReason::MalformedResponse),
+            ScanFailure { partial: None, .. } => Outcome::Drop(DropReason::NotSip),
+        }
     }
 }
+
+/// The next hop's address: an IP literal, or a name from the static host table.
+fn resolve_next_hop(
+    hop: &NextHop,
+    config: &ProxyConfig,
+) -> Result<(SocketAddr, Transport), ConfigError> {
+    let ip = match &hop.host {
+        Host::Ip(ip) => *ip,
+        Host::Name(name) => config
+            .hosts
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|&(_, ip)| ip)
+            .ok_or_else(|| ConfigError(format!("next hop {name}: not in the host table")))?,
+    };
+    let port = hop.port.unwrap_or(hop.transport.default_port());
+    Ok((SocketAddr::new(ip, port), hop.transport))
+}
+
+#[cfg(test)]
+mod tests;

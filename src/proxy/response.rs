@@ -1,0 +1,114 @@
+//! Responses through a stateless proxy (RFC 3261 §16.11): forwarded only when the top Via is
+//! this proxy's, with that Via removed, to the address the next Via names (§18.2.2, RFC 3581).
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::sip::{HeaderName, Message, Rport, Span, Transport, Values, Via, parse_host};
+
+use super::identity::is_our_branch;
+use super::request::push_content_length;
+use super::rewrite::{Edits, Out, apply_range};
+use super::route::remove_first_value;
+use super::{Direction, DropReason, Input, Outcome, Proxy, Transmit};
+
+/// Handles a well-framed response.
+pub(crate) fn handle(
+    proxy: &Proxy,
+    msg: &Message<'_>,
+    input: &Input<'_>,
+    out: &mut [u8],
+) -> Outcome {
+    match forward(proxy, msg, input, out) {
+        Ok(transmit) => Outcome::Forward(transmit),
+        Err(reason) => Outcome::Drop(reason),
+    }
+}
+
+fn forward(
+    proxy: &Proxy,
+    msg: &Message<'_>,
+    input: &Input<'_>,
+    out: &mut [u8],
+) -> Result<Transmit, DropReason> {
+    let buf = msg.buf();
+    let mut via_lines = msg.headers_named(HeaderName::Via);
+    let top_line = via_lines.next().ok_or(DropReason::MalformedResponse)?;
+    let mut values = Values::new(buf, top_line.value);
+    let top_value = values.next().ok_or(DropReason::MalformedResponse)?;
+    let top = Via::parse(buf, top_value).map_err(|_| DropReason::MalformedResponse)?;
+    if !is_ours(proxy, buf, &top) {
+        return Err(DropReason::ResponseNotOurs);
+    }
+    let next_value = values
+        .next()
+        .or_else(|| via_lines.find_map(|h| Values::new(buf, h.value).next()))
+        .ok_or(DropReason::ResponseForProxy)?;
+    let next = Via::parse(buf, next_value).map_err(|_| DropReason::MalformedResponse)?;
+    let (destination, transport) =
+        destination(proxy, buf, &next).ok_or(DropReason::ResponseUnroutable)?;
+    let arrival = proxy.identity.arrival(input.local, input.transport);
+    let departure = proxy
+        .identity
+        .departure(arrival, transport, destination.ip())
+        .ok_or(DropReason::ResponseUnroutable)?;
+    if proxy.identity.is_own_socket(destination, transport) {
+        return Err(DropReason::ResponseLoop);
+    }
+    let mut edits = Edits::new();
+    remove_first_value(msg, top_line, &mut edits);
+    push_content_length(msg, &mut edits);
+    let mut writer = Out::new(out);
+    let whole = Span::new(msg.start_line().start(), msg.body().end());
+    apply_range(&mut writer, buf, whole, &mut edits);
+    let len = writer
+        .finish()
+        .filter(|&len| transport.is_stream() || len <= super::request::MAX_UDP_PAYLOAD)
+        .ok_or(DropReason::OutputTooLarge)?;
+    Ok(Transmit {
+        destination,
+        transport,
+        local: proxy.identity.locals[departure].addr,
+        len,
+        direction: Direction::Response,
+    })
+}
+
+/// §16.11: the sent-by is one of ours and the branch is one we could have written.
+fn is_ours(proxy: &Proxy, buf: &[u8], via: &Via) -> bool {
+    let default = via.transport(buf).map_or(5060, Transport::default_port);
+    via.branch.is_some_and(|b| is_our_branch(b.of(buf)))
+        && proxy
+            .identity
+            .names
+            .is_me(buf, &via.host, via.port, default)
+}
+
+/// §18.2.2 and RFC 3581 §4: `maddr`, else `received` (with `rport` when it has a value),
+/// else the sent-by; the port is rport's, else sent-by's, else the transport's default.
+fn destination(proxy: &Proxy, buf: &[u8], via: &Via) -> Option<(SocketAddr, Transport)> {
+    let transport = via.transport(buf)?;
+    let port = match via.rport {
+        Rport::Value(p) => p,
+        _ => via.port.unwrap_or(transport.default_port()),
+    };
+    let hosts = &proxy.identity.hosts;
+    let ip = if let Some(maddr) = via.maddr {
+        let (host, _) = parse_host(buf, maddr.start(), maddr.end())?;
+        let port = via.port.unwrap_or(transport.default_port());
+        return Some((SocketAddr::new(hosts.resolve(buf, &host)?, port), transport));
+    } else if let Some(received) = via.received {
+        parse_ip(received.of(buf))?
+    } else {
+        hosts.resolve(buf, &via.host)?
+    };
+    Some((SocketAddr::new(ip, port), transport))
+}
+
+/// A `received` value: an IPv4 or IPv6 address, brackets tolerated.
+fn parse_ip(text: &[u8]) -> Option<IpAddr> {
+    let text = text
+        .strip_prefix(b"[")
+        .and_then(|t| t.strip_suffix(b"]"))
+        .unwrap_or(text);
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
