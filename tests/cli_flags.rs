@@ -120,8 +120,8 @@ fn a_config_file_is_read_and_flags_override_it() {
     assert!(stderr.contains("with 1 workers"), "{stderr}");
 }
 
-#[test]
-fn sigterm_stops_the_workers_and_prints_a_summary() {
+/// Starts two workers, gives them one datagram, stops them with `signal`.
+fn stops_cleanly_on(signal: i32) {
     let proxy = Ferrovia::start(
         &[
             "--listen",
@@ -135,7 +135,7 @@ fn sigterm_stops_the_workers_and_prints_a_summary() {
     );
     let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
     junk.send_to(b"not sip at all", proxy.addr()).unwrap();
-    let (status, stderr) = proxy.terminate();
+    let (status, stderr) = proxy.stop_with(signal);
     assert!(status.success(), "{stderr}");
     for line in [
         "ferrovia stopped",
@@ -149,6 +149,20 @@ fn sigterm_stops_the_workers_and_prints_a_summary() {
             "the summary lacks {line:?}:\n{stderr}"
         );
     }
+    assert!(
+        stderr.contains("not_sip"),
+        "the datagram was counted:\n{stderr}"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_workers_and_prints_a_summary() {
+    stops_cleanly_on(libc::SIGTERM);
+}
+
+#[test]
+fn sigint_stops_the_workers_and_prints_a_summary() {
+    stops_cleanly_on(libc::SIGINT);
 }
 
 #[test]

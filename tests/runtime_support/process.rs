@@ -94,11 +94,16 @@ impl Ferrovia {
     }
 
     /// Sends SIGTERM, waits for the exit, and returns its status and all of stderr.
-    pub fn terminate(mut self) -> (ExitStatus, String) {
+    pub fn terminate(self) -> (ExitStatus, String) {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `signal`, waits for the exit, and returns its status and all of stderr.
+    pub fn stop_with(mut self, signal: i32) -> (ExitStatus, String) {
         let mut child = self.child.take().expect("the child is running");
         let pid = i32::try_from(child.id()).expect("pid fits i32");
         // SAFETY: kill(2) on our own child's pid; it has not been waited for, so it exists.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        unsafe { libc::kill(pid, signal) };
         let status = wait_bounded(&mut child, PROCESS_LIMIT);
         loop {
             match self.lines.recv_timeout(PROCESS_LIMIT) {

@@ -361,4 +361,69 @@ mod tests {
         }
         assert_eq!(socket_addr(&storage, 0), None);
     }
+
+    /// A socket with a tiny receive buffer, tuned, and a sender to overflow it.
+    fn overflowed_socket() -> (UdpSocket, SocketAddr) {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        tune_socket(&socket).unwrap();
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let socket = UdpSocket::from_std(socket.into());
+        let addr = socket.local_addr().unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..64 {
+            sender.send_to(&[7u8; 1000], addr).unwrap();
+        }
+        (socket, sender.local_addr().unwrap())
+    }
+
+    #[test]
+    fn a_batch_reports_sources_arrival_times_and_kernel_drops() {
+        let (socket, sender) = overflowed_socket();
+        let mut batch = RecvBatch::new(8);
+        let n = batch.recv(&socket).unwrap();
+        assert!(n >= 1);
+        let first = batch.datagram(0).unwrap();
+        assert_eq!((first.data.len(), first.source), (1000, sender));
+        assert!(!first.truncated);
+        assert!(first.arrival_ns.is_some_and(|ns| ns > 0));
+        assert!(batch.datagram(n).is_none());
+        while batch.recv(&socket).is_ok() {}
+        // The kernel stamps its drop count on datagrams queued after the drops.
+        let late = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        late.send_to(b"late", socket.local_addr().unwrap()).unwrap();
+        assert_eq!(batch.recv(&socket).unwrap(), 1);
+        assert!(
+            batch.kernel_drops().is_some_and(|d| d > 0),
+            "64 KiB into a 4 KiB buffer"
+        );
+    }
+
+    #[test]
+    fn a_batch_is_sent_whole_and_refusals_are_marked() {
+        let (socket, _) = overflowed_socket();
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let peer_addr = peer.local_addr().unwrap();
+        let buffers = b"aaaabbbbcccc";
+        let broadcast = SocketAddr::from(([255, 255, 255, 255], 9));
+        let mut queue = [peer_addr, broadcast, peer_addr].map(|destination| Outgoing {
+            slot: 0,
+            len: 4,
+            destination,
+            sent: false,
+        });
+        queue[2].slot = 2;
+        let stale = send_batch(&socket, buffers, 4, &mut queue, &mut SendScratch::new(4));
+        assert_eq!(stale, 0);
+        assert_eq!(queue.map(|o| o.sent), [true, false, true]);
+        let mut buf = [0u8; 16];
+        assert_eq!(peer.recv(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"aaaa");
+        assert_eq!(peer.recv(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"cccc");
+    }
 }
