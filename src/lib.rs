@@ -1,7 +1,11 @@
 //! ferrovia: a multi-core stateless SIP edge proxy.
 //!
 //! The protocol core is sans-IO: [`sip`] scans and parses messages, [`proxy`] decides and
-//! rewrites. The I/O shell around them lives in the runtime.
+//! rewrites. The I/O shell around them is [`runtime`]; [`cli`] and [`settings`] say how an
+//! operator starts it.
 
+pub mod cli;
 pub mod proxy;
+pub mod runtime;
+pub mod settings;
 pub mod sip;

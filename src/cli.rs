@@ -1,0 +1,160 @@
+//! The command line: `ferrovia [run flags]` starts the proxy; `ferrovia stats` reads a
+//! running one. Parsing only: [`Settings::load`](crate::settings::Settings::load) merges the
+//! flags with the config file. Bad flags make clap print a message and exit with code 2.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use log::LevelFilter;
+
+use crate::proxy::{HostPort, NextHop};
+use crate::settings::{
+    ListenAddr, Metrics, parse_host_port, parse_log_level, parse_next_hop, parse_workers,
+};
+
+/// ferrovia: a multi-core stateless SIP edge proxy.
+///
+/// With no flags it listens on UDP 0.0.0.0:5060 with one worker per core and forwards each
+/// request by its Route or Request-URI, and each response by its Via. Stop it with Ctrl-C or
+/// SIGTERM; it prints a summary of what it forwarded and dropped.
+#[derive(Debug, Parser)]
+#[command(name = "ferrovia", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// What to do instead of running the proxy.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a running proxy's counters and latency percentiles.
+    Stats(StatsArgs),
+}
+
+/// Flags of `ferrovia stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The running proxy's metrics address. Example: --metrics 127.0.0.1:9090
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:9090")]
+    pub metrics: SocketAddr,
+}
+
+/// Flags that run the proxy. Each one overrides the same setting of `--config`.
+#[derive(Clone, Debug, Default, Args)]
+pub struct RunArgs {
+    /// Address to receive SIP on; repeat for several (IPv6 in brackets).
+    /// Example: --listen udp:192.0.2.10:5060 --listen udp:[::1]:5060
+    /// [default: udp:0.0.0.0:5060]
+    #[arg(long, value_name = "udp:IP:PORT", value_parser = parse_listen)]
+    pub listen: Vec<ListenAddr>,
+
+    /// Host (and port) to write in Via and Record-Route instead of the bound address, when
+    /// bound to 0.0.0.0 or behind NAT. Example: --advertise sip.example.net:5060
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_host_port)]
+    pub advertise: Option<HostPort>,
+
+    /// Worker threads, each pinned to a core with its own sockets. Example: --workers 4
+    /// [default: the number of available cores]
+    #[arg(long, value_name = "N", value_parser = parse_workers)]
+    pub workers: Option<usize>,
+
+    /// Insert Record-Route so in-dialog requests (ACK, BYE) come back through this proxy.
+    /// Example: --record-route
+    #[arg(long)]
+    pub record_route: bool,
+
+    /// Where requests addressed to this proxy itself go. Example: --next-hop sip:10.0.0.9:5060
+    #[arg(long, value_name = "sip:HOST:PORT", value_parser = parse_next_hop)]
+    pub next_hop: Option<NextHop>,
+
+    /// Address of the HTTP metrics endpoint, or off. Example: --metrics 127.0.0.1:9191
+    /// [default: 127.0.0.1:9090]
+    #[arg(long, value_name = "IP:PORT|off", value_parser = parse_metrics)]
+    pub metrics: Option<Metrics>,
+
+    /// TOML file with the same settings (keys named like the flags: listen, advertise,
+    /// workers, record-route, next-hop, metrics, log-level; plus aliases, [hosts] and
+    /// [socket]). Flags override it. Example: --config /etc/ferrovia.toml
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log verbosity on stderr: off, error, warn, info, debug or trace.
+    /// Example: --log-level debug [default: info]
+    #[arg(long, value_name = "LEVEL", value_parser = parse_log_level)]
+    pub log_level: Option<LevelFilter>,
+}
+
+fn parse_listen(text: &str) -> Result<ListenAddr, crate::settings::SettingsError> {
+    text.parse()
+}
+
+fn parse_metrics(text: &str) -> Result<Metrics, crate::settings::SettingsError> {
+    text.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "ferrovia",
+            "--listen",
+            "udp:127.0.0.1:5070",
+            "--listen",
+            "udp:[::1]:5070",
+            "--advertise",
+            "sip.example.net",
+            "--workers",
+            "2",
+            "--record-route",
+            "--next-hop",
+            "sip:10.0.0.9:5060",
+            "--metrics",
+            "off",
+            "--log-level",
+            "warn",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.listen.len(), 2);
+        assert_eq!(cli.run.workers, Some(2));
+        assert!(cli.run.record_route);
+        assert_eq!(cli.run.metrics, Some(Metrics::Off));
+        assert_eq!(cli.run.log_level, Some(LevelFilter::Warn));
+    }
+
+    #[test]
+    fn stats_is_a_subcommand_that_excludes_run_flags() {
+        let cli =
+            Cli::try_parse_from(["ferrovia", "stats", "--metrics", "127.0.0.1:9191"]).unwrap();
+        let Some(Command::Stats(args)) = cli.command else {
+            panic!("expected the stats subcommand");
+        };
+        assert_eq!(args.metrics, "127.0.0.1:9191".parse().unwrap());
+        assert!(Cli::try_parse_from(["ferrovia", "--workers", "2", "stats"]).is_err());
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        for args in [
+            &["ferrovia", "--workers", "0"][..],
+            &["ferrovia", "--listen", "127.0.0.1:5060"],
+            &["ferrovia", "--next-hop", "10.0.0.9"],
+            &["ferrovia", "--log-level", "loud"],
+            &["ferrovia", "--bogus"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The `ferrovia` binary: parse the command line, start the workers, wait for SIGINT or
+//! SIGTERM, stop cleanly and print a summary.
+//!
+//! Exit codes: 0 after a clean stop, 2 for bad flags or configuration, 1 when the system
+//! refuses (an address in use, a worker that died).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::Parser;
+use log::{error, info};
+
+use ferrovia::cli::{Cli, Command, RunArgs, StatsArgs};
+use ferrovia::runtime::Server;
+use ferrovia::settings::Settings;
+
+/// How often the main thread looks for a signal or a worker that stopped on its own.
+const WATCH_TICK: Duration = Duration::from_millis(100);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Stats(args)) => stats(&args),
+        None => run(&cli.run),
+    }
+}
+
+fn run(args: &RunArgs) -> ExitCode {
+    let settings = match Settings::load(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ferrovia: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&settings);
+    let stop = match watch_signals() {
+        Ok(flag) => flag,
+        Err(e) => {
+            error!("cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match Server::start(&settings) {
+        Ok(server) => server,
+        Err(e) => {
+            error!("{e}");
+            return if e.is_config() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            };
+        }
+    };
+    while !stop.load(Ordering::Acquire) && server.is_running() {
+        std::thread::park_timeout(WATCH_TICK);
+    }
+    let crashed = !server.is_running();
+    info!("stopping");
+    let stopped = server.shutdown();
+    eprint!("{}", stopped.summary());
+    if crashed || stopped.failed_workers > 0 {
+        error!("a worker stopped unexpectedly");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// Logs on stderr at the configured level; `RUST_LOG` may refine it per module.
+fn init_logging(settings: &Settings) {
+    env_logger::Builder::new()
+        .filter_level(settings.log_level)
+        .parse_env("RUST_LOG")
+        .target(env_logger::Target::Stderr)
+        .init();
+}
+
+/// A flag set by SIGINT or SIGTERM.
+fn watch_signals() -> std::io::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&flag))?;
+    }
+    Ok(flag)
+}
+
+/// `ferrovia stats` arrives with the stats module (the HTTP endpoint it reads).
+fn stats(args: &StatsArgs) -> ExitCode {
+    eprintln!(
+        "ferrovia stats: reading {} needs the metrics endpoint, which is not built yet",
+        args.metrics
+    );
+    ExitCode::FAILURE
+}

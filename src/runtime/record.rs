@@ -1,0 +1,189 @@
+//! What a worker records about the messages it moves.
+//!
+//! [`Recorder`] is the hook: the worker calls it once per message outcome, on its own thread,
+//! with no lock. [`Counters`] is the built-in recorder (plain integers, merged after the
+//! workers stop). The stats module's per-worker histograms plug in by implementing
+//! `Recorder` and starting the server with [`Server::start_with`](super::Server::start_with).
+
+use std::fmt;
+use std::time::Instant;
+
+use crate::proxy::{Direction, DropReason};
+
+/// Per-worker sink for the hot path's events. Must not lock or allocate per call.
+pub trait Recorder: Send + 'static {
+    /// `n` datagrams were received in one batch.
+    fn received(&mut self, n: usize);
+    /// A message was forwarded; `latency_ns` runs from its arrival to its send returning.
+    fn forwarded(&mut self, direction: Direction, latency_ns: u64);
+    /// A locally generated reply with `status` was sent.
+    fn replied(&mut self, status: u16, latency_ns: u64);
+    /// A message was dropped for `reason`.
+    fn dropped(&mut self, reason: DropReason);
+    /// The kernel refused a send (or reported an earlier one's ICMP error).
+    fn send_error(&mut self);
+    /// The worker's sockets' kernel receive-queue drops so far (cumulative, `SO_RXQ_OVFL`).
+    fn kernel_drops(&mut self, cumulative: u64);
+    /// Called at least a few times a second, even when idle; may hand data to an exporter.
+    fn maybe_flush(&mut self, now: Instant);
+    /// Called once when the worker stops.
+    fn flush(&mut self);
+}
+
+/// The first status a reply can carry; replies are counted by `status - FIRST_STATUS`.
+const FIRST_STATUS: u16 = 100;
+/// Statuses 100..=699 each have a counter.
+const STATUS_SLOTS: usize = 600;
+
+/// Plain per-worker counters: the default [`Recorder`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Counters {
+    pub received: u64,
+    pub forwarded_requests: u64,
+    pub forwarded_responses: u64,
+    pub send_errors: u64,
+    /// Cumulative kernel receive-queue drops across the worker's sockets.
+    pub kernel_drops: u64,
+    /// Drops by reason, indexed by `DropReason as usize`.
+    pub drops: [u64; DropReason::COUNT],
+    replies: Box<[u64]>,
+}
+
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters {
+            received: 0,
+            forwarded_requests: 0,
+            forwarded_responses: 0,
+            send_errors: 0,
+            kernel_drops: 0,
+            drops: [0; DropReason::COUNT],
+            replies: vec![0; STATUS_SLOTS].into_boxed_slice(),
+        }
+    }
+}
+
+impl Counters {
+    /// Forwarded requests and responses together.
+    pub fn total_forwarded(&self) -> u64 {
+        self.forwarded_requests + self.forwarded_responses
+    }
+
+    /// How many messages were dropped for `reason`.
+    pub fn dropped_for(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+
+    /// All drops, whatever the reason.
+    pub fn total_dropped(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Locally generated replies sent, by status, lowest status first (non-zero only).
+    pub fn replies(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        (FIRST_STATUS..)
+            .zip(self.replies.iter().copied())
+            .filter(|&(_, n)| n > 0)
+    }
+
+    /// All locally generated replies sent.
+    pub fn total_replied(&self) -> u64 {
+        self.replies.iter().sum()
+    }
+
+    /// Adds another worker's counters into these.
+    pub fn merge(&mut self, other: &Counters) {
+        self.received += other.received;
+        self.forwarded_requests += other.forwarded_requests;
+        self.forwarded_responses += other.forwarded_responses;
+        self.send_errors += other.send_errors;
+        self.kernel_drops += other.kernel_drops;
+        for (mine, theirs) in self.drops.iter_mut().zip(other.drops.iter()) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.replies.iter_mut().zip(other.replies.iter()) {
+            *mine += theirs;
+        }
+    }
+}
+
+impl fmt::Debug for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let drops: Vec<(&str, u64)> = DropReason::ALL
+            .iter()
+            .map(|r| (r.name(), self.dropped_for(*r)))
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        f.debug_struct("Counters")
+            .field("received", &self.received)
+            .field("forwarded_requests", &self.forwarded_requests)
+            .field("forwarded_responses", &self.forwarded_responses)
+            .field("replies", &self.replies().collect::<Vec<_>>())
+            .field("drops", &drops)
+            .field("send_errors", &self.send_errors)
+            .field("kernel_drops", &self.kernel_drops)
+            .finish()
+    }
+}
+
+impl Recorder for Counters {
+    fn received(&mut self, n: usize) {
+        self.received += n as u64;
+    }
+
+    fn forwarded(&mut self, direction: Direction, _latency_ns: u64) {
+        match direction {
+            Direction::Request => self.forwarded_requests += 1,
+            Direction::Response => self.forwarded_responses += 1,
+        }
+    }
+
+    fn replied(&mut self, status: u16, _latency_ns: u64) {
+        let slot = usize::from(status.saturating_sub(FIRST_STATUS)).min(STATUS_SLOTS - 1);
+        self.replies[slot] += 1;
+    }
+
+    fn dropped(&mut self, reason: DropReason) {
+        self.drops[reason as usize] += 1;
+    }
+
+    fn send_error(&mut self) {
+        self.send_errors += 1;
+    }
+
+    fn kernel_drops(&mut self, cumulative: u64) {
+        self.kernel_drops = cumulative;
+    }
+
+    fn maybe_flush(&mut self, _now: Instant) {}
+
+    fn flush(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_count_and_merge() {
+        let mut a = Counters::default();
+        a.received(3);
+        a.forwarded(Direction::Request, 10);
+        a.forwarded(Direction::Response, 10);
+        a.replied(483, 5);
+        a.dropped(DropReason::NotSip);
+        a.kernel_drops(7);
+        let mut b = Counters::default();
+        b.replied(483, 5);
+        b.replied(9999, 5);
+        b.send_error();
+        b.merge(&a);
+        assert_eq!(b.received, 3);
+        assert_eq!(b.total_forwarded(), 2);
+        assert_eq!(b.replies().collect::<Vec<_>>(), [(483, 2), (699, 1)]);
+        assert_eq!(b.total_replied(), 3);
+        assert_eq!(b.dropped_for(DropReason::NotSip), 1);
+        assert_eq!(b.total_dropped(), 1);
+        assert_eq!((b.send_errors, b.kernel_drops), (1, 7));
+    }
+}

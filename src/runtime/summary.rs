@@ -1,0 +1,87 @@
+//! The one-screen report printed on stderr when the proxy stops.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::record::Counters;
+use crate::proxy::DropReason;
+
+/// Totals across workers, with the per-worker split of received messages.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    total: Counters,
+    per_worker: Vec<u64>,
+    uptime: Duration,
+}
+
+impl Summary {
+    pub fn new(workers: &[Counters], uptime: Duration) -> Summary {
+        let mut total = Counters::default();
+        workers.iter().for_each(|c| total.merge(c));
+        Summary {
+            total,
+            per_worker: workers.iter().map(|c| c.received).collect(),
+            uptime,
+        }
+    }
+
+    /// The merged counters.
+    pub fn total(&self) -> &Counters {
+        &self.total
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = &self.total;
+        let secs = self.uptime.as_secs_f64();
+        writeln!(
+            f,
+            "ferrovia stopped after {secs:.1} s with {} workers",
+            self.per_worker.len()
+        )?;
+        writeln!(f, "  received             {:>12}", t.received)?;
+        writeln!(f, "  forwarded requests   {:>12}", t.forwarded_requests)?;
+        writeln!(f, "  forwarded responses  {:>12}", t.forwarded_responses)?;
+        writeln!(f, "  local replies        {:>12}", t.total_replied())?;
+        for (status, n) in t.replies() {
+            writeln!(f, "    {status}                {n:>12}")?;
+        }
+        writeln!(f, "  dropped              {:>12}", t.total_dropped())?;
+        for reason in DropReason::ALL.iter().filter(|r| t.dropped_for(**r) > 0) {
+            writeln!(
+                f,
+                "    {:<18} {:>12}",
+                reason.name(),
+                t.dropped_for(*reason)
+            )?;
+        }
+        writeln!(f, "  send errors          {:>12}", t.send_errors)?;
+        writeln!(f, "  kernel receive drops {:>12}", t.kernel_drops)?;
+        let split: Vec<String> = self.per_worker.iter().map(u64::to_string).collect();
+        writeln!(f, "  received per worker  {:>12}", split.join(" / "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::Direction;
+    use crate::runtime::Recorder;
+
+    #[test]
+    fn the_summary_names_what_happened() {
+        let mut a = Counters::default();
+        a.received(3);
+        a.forwarded(Direction::Request, 1);
+        a.replied(483, 1);
+        a.dropped(DropReason::NotSip);
+        let b = Counters::default();
+        let text = Summary::new(&[a, b], Duration::from_secs(2)).to_string();
+        assert!(text.contains("2 workers"), "{text}");
+        assert!(text.contains("483"), "{text}");
+        assert!(text.contains("not_sip"), "{text}");
+        assert!(text.contains("3 / 0"), "{text}");
+        assert!(text.lines().count() < 24, "{text}");
+    }
+}

@@ -1,0 +1,306 @@
+//! One worker: a thread pinned to a core that owns its sockets, its `mio::Poll`, its
+//! buffers and its recorder, and moves datagrams through the core with no lock and no
+//! allocation per message.
+//!
+//! The loop: wait for readiness (or a wake from [`Server::shutdown`](super::Server::shutdown),
+//! or a quarter-second tick); for each readable socket, receive a batch, hand each datagram to
+//! [`Proxy::handle`] with its own output slot, then send the batch's outcomes grouped by
+//! socket. A socket is drained until `WouldBlock` (mio's edge-triggered contract; a batch
+//! shorter than the slots counts, since the kernel stopped on an empty queue), at most
+//! [`BATCHES_PER_TURN`] batches at a time so the other sockets and the stop flag get a turn.
+//! The stop flag is checked between turns, so an in-flight batch is always finished; on
+//! the way out each socket gets one more bounded turn for what the kernel already queued.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use core_affinity::CoreId;
+use log::{debug, error, warn};
+use mio::net::UdpSocket;
+use mio::{Events, Poll, Token};
+
+use super::record::Recorder;
+use super::sys::{self, Outgoing, RecvBatch, SendScratch};
+use crate::proxy::{
+    Direction, DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome, Proxy, Transmit, Transport,
+};
+
+/// The token of the waker that interrupts a worker's poll.
+pub(crate) const WAKE: Token = Token(usize::MAX);
+/// Longest sleep in `poll`, so the recorder is flushed and the stop flag seen while idle.
+const IDLE_TICK: Duration = Duration::from_millis(250);
+/// Batches taken from one socket before the loop looks at the others.
+const BATCHES_PER_TURN: usize = 16;
+
+/// A worker's socket and the listener address the core knows it by.
+pub(crate) struct WorkerSocket {
+    pub(crate) socket: UdpSocket,
+    pub(crate) local: SocketAddr,
+    pub(crate) transport: Transport,
+}
+
+/// Everything a worker thread starts with.
+pub(crate) struct WorkerSetup<R> {
+    pub(crate) index: usize,
+    pub(crate) core: Option<CoreId>,
+    pub(crate) poll: Poll,
+    pub(crate) sockets: Vec<WorkerSocket>,
+    pub(crate) proxy: Arc<Proxy>,
+    pub(crate) recorder: R,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) batch: usize,
+}
+
+/// Runs a worker until the stop flag is set; returns its recorder.
+pub(crate) fn run<R: Recorder>(setup: WorkerSetup<R>) -> R {
+    pin(setup.index, setup.core);
+    let mut worker = Worker::new(setup);
+    worker.event_loop();
+    worker.drain_all();
+    worker.recorder.flush();
+    worker.recorder
+}
+
+fn pin(index: usize, core: Option<CoreId>) {
+    match core {
+        Some(id) if core_affinity::set_for_current(id) => {
+            debug!("worker {index} pinned to core {}", id.id);
+        }
+        Some(id) => warn!(
+            "worker {index}: cannot pin to core {}; running unpinned",
+            id.id
+        ),
+        None => warn!("worker {index}: core list unavailable; running unpinned"),
+    }
+}
+
+/// What the recorder is told once a queued datagram's send has returned.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Forward(Direction),
+    Reply(u16),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Note {
+    kind: Kind,
+    arrival_ns: u64,
+}
+
+struct Worker<R> {
+    index: usize,
+    /// Datagrams one receive call can return.
+    batch: usize,
+    poll: Poll,
+    sockets: Vec<WorkerSocket>,
+    proxy: Arc<Proxy>,
+    recorder: R,
+    stop: Arc<AtomicBool>,
+    rx: RecvBatch,
+    /// One output slot of `OUTPUT_BUFFER_SIZE` per receive slot.
+    out: Box<[u8]>,
+    /// Per socket: datagrams to send, and what to record for each (same index).
+    queues: Vec<Vec<Outgoing>>,
+    notes: Vec<Vec<Note>>,
+    scratch: SendScratch,
+    /// Per socket: readable and not yet drained to `WouldBlock`.
+    backlog: Vec<bool>,
+    /// Per socket: cumulative kernel drops last reported.
+    kernel_drops: Vec<u64>,
+}
+
+impl<R: Recorder> Worker<R> {
+    fn new(setup: WorkerSetup<R>) -> Worker<R> {
+        let batch = setup.batch.max(1);
+        let n = setup.sockets.len();
+        Worker {
+            index: setup.index,
+            batch,
+            poll: setup.poll,
+            sockets: setup.sockets,
+            proxy: setup.proxy,
+            recorder: setup.recorder,
+            stop: setup.stop,
+            rx: RecvBatch::new(batch),
+            out: vec![0u8; batch * OUTPUT_BUFFER_SIZE].into_boxed_slice(),
+            queues: (0..n).map(|_| Vec::with_capacity(batch)).collect(),
+            notes: (0..n).map(|_| Vec::with_capacity(batch)).collect(),
+            scratch: SendScratch::new(batch),
+            backlog: vec![true; n],
+            kernel_drops: vec![0; n],
+        }
+    }
+
+    fn event_loop(&mut self) {
+        let mut events = Events::with_capacity(64);
+        while !self.stop.load(Ordering::Acquire) {
+            let busy = self.backlog.contains(&true);
+            let timeout = if busy { Duration::ZERO } else { IDLE_TICK };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+                && e.kind() != std::io::ErrorKind::Interrupted
+            {
+                error!("worker {}: poll failed, stopping: {e}", self.index);
+                return;
+            }
+            for event in events.iter().filter(|e| e.token() != WAKE) {
+                if let Some(ready) = self.backlog.get_mut(event.token().0) {
+                    *ready = true;
+                }
+            }
+            for i in 0..self.sockets.len() {
+                if self.backlog[i] {
+                    self.backlog[i] = !self.drain(i);
+                }
+            }
+            self.recorder.maybe_flush(Instant::now());
+        }
+    }
+
+    /// After the stop flag: one bounded turn on every socket, so what the kernel queued
+    /// before the stop is handled rather than left behind.
+    fn drain_all(&mut self) {
+        for i in 0..self.sockets.len() {
+            self.drain(i);
+        }
+    }
+
+    /// Moves batches from socket `i` until it would block (`true`) or its turn is over.
+    fn drain(&mut self, i: usize) -> bool {
+        for _ in 0..BATCHES_PER_TURN {
+            match self.rx.recv(&self.sockets[i].socket) {
+                Ok(n) => {
+                    self.process(i, n);
+                    // A short batch means the kernel met an empty queue (recvmmsg with
+                    // MSG_DONTWAIT stops there; the portable loop saw WouldBlock): the
+                    // socket is drained, and a later arrival raises a new edge.
+                    if n < self.batch {
+                        return true;
+                    }
+                }
+                Err(e) => match e.kind() {
+                    std::io::ErrorKind::WouldBlock => return true,
+                    std::io::ErrorKind::Interrupted => {}
+                    // An ICMP error for an earlier send, reported on this call.
+                    _ if sys::is_icmp_report(&e) => self.recorder.send_error(),
+                    _ => {
+                        warn!(
+                            "worker {}: receive on {} failed: {e}",
+                            self.index, self.sockets[i].local
+                        );
+                        return true;
+                    }
+                },
+            }
+        }
+        false
+    }
+
+    /// Hands the `n` datagrams just received on socket `i` to the core, then sends.
+    fn process(&mut self, i: usize, n: usize) {
+        let now = Instant::now();
+        let received_ns = sys::realtime_ns();
+        self.recorder.received(n);
+        let (local, transport) = (self.sockets[i].local, self.sockets[i].transport);
+        for k in 0..n {
+            let Some(datagram) = self.rx.datagram(k) else {
+                self.recorder.dropped(DropReason::NotSip);
+                continue;
+            };
+            if datagram.truncated {
+                self.recorder.dropped(DropReason::TooLarge);
+                continue;
+            }
+            let start = k * OUTPUT_BUFFER_SIZE;
+            let out = &mut self.out[start..start + OUTPUT_BUFFER_SIZE];
+            let input = Input {
+                data: datagram.data,
+                source: datagram.source,
+                local,
+                transport,
+                now,
+            };
+            let outcome = self.proxy.handle(input, out);
+            let arrival_ns = datagram.arrival_ns.unwrap_or(received_ns);
+            self.enqueue(k, outcome, arrival_ns);
+        }
+        self.note_kernel_drops(i);
+        self.send_queued();
+    }
+
+    fn enqueue(&mut self, slot: usize, outcome: Outcome, arrival_ns: u64) {
+        let (transmit, kind) = match outcome {
+            Outcome::Forward(t) => (t, Kind::Forward(t.direction)),
+            Outcome::Reply { transmit, status } => (transmit, Kind::Reply(status)),
+            Outcome::Drop(reason) => return self.recorder.dropped(reason),
+        };
+        if transmit.len > OUTPUT_BUFFER_SIZE {
+            return self.recorder.dropped(DropReason::OutputTooLarge);
+        }
+        let Some(s) = self.socket_for(&transmit) else {
+            debug!("worker {}: no socket for {transmit:?}", self.index);
+            return self.recorder.send_error();
+        };
+        self.queues[s].push(Outgoing {
+            slot,
+            len: transmit.len,
+            destination: transmit.destination,
+            sent: false,
+        });
+        self.notes[s].push(Note { kind, arrival_ns });
+    }
+
+    /// The socket of the listener the core chose; else any UDP socket of the right family.
+    fn socket_for(&self, transmit: &Transmit) -> Option<usize> {
+        let udp = |s: &WorkerSocket| s.transport == transmit.transport;
+        self.sockets
+            .iter()
+            .position(|s| udp(s) && s.local == transmit.local)
+            .or_else(|| {
+                let family = transmit.destination.is_ipv4();
+                self.sockets
+                    .iter()
+                    .position(|s| udp(s) && s.local.is_ipv4() == family)
+            })
+    }
+
+    fn note_kernel_drops(&mut self, i: usize) {
+        let Some(cumulative) = self.rx.kernel_drops() else {
+            return;
+        };
+        if self.kernel_drops[i] != u64::from(cumulative) {
+            self.kernel_drops[i] = u64::from(cumulative);
+            self.recorder.kernel_drops(self.kernel_drops.iter().sum());
+        }
+    }
+
+    /// Sends every queued datagram, then records each one's fate with one clock read.
+    fn send_queued(&mut self) {
+        for (socket, queue) in self.sockets.iter().zip(self.queues.iter_mut()) {
+            if !queue.is_empty() {
+                let stale = sys::send_batch(
+                    &socket.socket,
+                    &self.out,
+                    OUTPUT_BUFFER_SIZE,
+                    queue,
+                    &mut self.scratch,
+                );
+                (0..stale).for_each(|_| self.recorder.send_error());
+            }
+        }
+        let sent_ns = sys::realtime_ns();
+        for (queue, notes) in self.queues.iter_mut().zip(self.notes.iter_mut()) {
+            for (out, note) in queue.iter().zip(notes.iter()) {
+                let latency = sent_ns.saturating_sub(note.arrival_ns);
+                match (out.sent, note.kind) {
+                    (false, _) => self.recorder.send_error(),
+                    (true, Kind::Forward(direction)) => self.recorder.forwarded(direction, latency),
+                    (true, Kind::Reply(status)) => self.recorder.replied(status, latency),
+                }
+            }
+            queue.clear();
+            notes.clear();
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! The operator's settings: defaults, a TOML file, then command-line flags, in that order.
+//!
+//! [`Settings`] is what the runtime starts from. [`Settings::load`] reads `--config FILE` when
+//! given (unknown keys are an error naming the key), then lets every flag that was given
+//! override the file. Every value is parsed by the same function whether it came from a flag
+//! or from the file, so both report the same message for the same mistake.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::str::FromStr;
+
+use log::LevelFilter;
+use serde::Deserialize;
+
+use crate::cli::RunArgs;
+use crate::proxy::{HostPort, NextHop, Transport};
+
+/// One address to receive SIP on, written `udp:IP:PORT` (IPv6 in brackets: `udp:[::1]:5060`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenAddr {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+impl ListenAddr {
+    /// A UDP listener on `addr`.
+    pub fn udp(addr: SocketAddr) -> ListenAddr {
+        ListenAddr {
+            transport: Transport::Udp,
+            addr,
+        }
+    }
+}
+
+impl FromStr for ListenAddr {
+    type Err = SettingsError;
+
+    fn from_str(text: &str) -> Result<ListenAddr, SettingsError> {
+        let bad = |why: &str| SettingsError(format!("listen address {text:?}: {why}"));
+        let (scheme, rest) = text
+            .split_once(':')
+            .ok_or_else(|| bad("expected udp:IP:PORT, e.g. udp:0.0.0.0:5060 or udp:[::1]:5060"))?;
+        let transport = Transport::from_token(scheme.as_bytes())
+            .ok_or_else(|| bad("the transport must be udp"))?;
+        if transport != Transport::Udp {
+            return Err(bad("only udp listeners are supported so far"));
+        }
+        let addr = rest
+            .parse()
+            .map_err(|_| bad("expected IP:PORT after udp:, IPv6 in brackets ([::1]:5060)"))?;
+        Ok(ListenAddr { transport, addr })
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transport.uri_param(), self.addr)
+    }
+}
+
+/// Where the metrics HTTP endpoint listens, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metrics {
+    Off,
+    On(SocketAddr),
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::On(SocketAddr::from(([127, 0, 0, 1], 9090)))
+    }
+}
+
+impl FromStr for Metrics {
+    type Err = SettingsError;
+
+    fn from_str(text: &str) -> Result<Metrics, SettingsError> {
+        if text.eq_ignore_ascii_case("off") {
+            return Ok(Metrics::Off);
+        }
+        text.parse().map(Metrics::On).map_err(|_| {
+            SettingsError(format!(
+                "metrics {text:?}: expected IP:PORT (127.0.0.1:9090) or off"
+            ))
+        })
+    }
+}
+
+/// Socket tuning: kernel buffer sizes and how many datagrams one system call moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketOptions {
+    /// Requested `SO_RCVBUF` in bytes (the kernel may grant less; the grant is logged).
+    pub recv_buffer: usize,
+    /// Requested `SO_SNDBUF` in bytes.
+    pub send_buffer: usize,
+    /// Datagrams per `recvmmsg` / `sendmmsg` call (1..=1024).
+    pub batch: usize,
+}
+
+impl Default for SocketOptions {
+    fn default() -> SocketOptions {
+        SocketOptions {
+            recv_buffer: 8 << 20,
+            send_buffer: 8 << 20,
+            batch: 32,
+        }
+    }
+}
+
+/// Everything the process is started with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub listen: Vec<ListenAddr>,
+    /// Written in Via / Record-Route instead of the bound address.
+    pub advertise: Option<HostPort>,
+    pub workers: usize,
+    pub record_route: bool,
+    pub next_hop: Option<NextHop>,
+    pub metrics: Metrics,
+    pub log_level: LevelFilter,
+    /// Other names this proxy answers to in Route and Request-URI.
+    pub aliases: Vec<HostPort>,
+    /// Static host name → address table.
+    pub hosts: Vec<(String, IpAddr)>,
+    pub socket: SocketOptions,
+}
+
+impl Default for Settings {
+    /// UDP on 0.0.0.0:5060, one worker per available core, routing by Route / Request-URI.
+    fn default() -> Settings {
+        Settings {
+            listen: vec![ListenAddr::udp(SocketAddr::from(([0, 0, 0, 0], 5060)))],
+            advertise: None,
+            workers: std::thread::available_parallelism().map_or(1, usize::from),
+            record_route: false,
+            next_hop: None,
+            metrics: Metrics::default(),
+            log_level: LevelFilter::Info,
+            aliases: Vec::new(),
+            hosts: Vec::new(),
+            socket: SocketOptions::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then the `--config` file if any, then the flags that were given.
+    pub fn load(args: &RunArgs) -> Result<Settings, SettingsError> {
+        let mut settings = Settings::default();
+        if let Some(path) = &args.config {
+            settings.apply_file(&FileSettings::read(path)?)?;
+        }
+        settings.apply_args(args);
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Parses TOML text (the `--config` format) over the defaults.
+    pub fn from_toml(text: &str) -> Result<Settings, SettingsError> {
+        let mut settings = Settings::default();
+        settings.apply_file(&FileSettings::parse(text)?)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn apply_file(&mut self, file: &FileSettings) -> Result<(), SettingsError> {
+        if let Some(listen) = &file.listen {
+            self.listen = listen.iter().map(|l| l.parse()).collect::<Result<_, _>>()?;
+        }
+        if let Some(advertise) = &file.advertise {
+            self.advertise = Some(parse_host_port(advertise)?);
+        }
+        if let Some(workers) = file.workers {
+            self.workers = workers;
+        }
+        self.record_route = file.record_route.unwrap_or(self.record_route);
+        if let Some(next_hop) = &file.next_hop {
+            self.next_hop = Some(parse_next_hop(next_hop)?);
+        }
+        if let Some(metrics) = &file.metrics {
+            self.metrics = metrics.parse()?;
+        }
+        if let Some(level) = &file.log_level {
+            self.log_level = parse_log_level(level)?;
+        }
+        if let Some(aliases) = &file.aliases {
+            self.aliases = aliases
+                .iter()
+                .map(|a| parse_host_port(a))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(hosts) = &file.hosts {
+            self.hosts = hosts
+                .iter()
+                .map(|(n, ip)| (n.to_ascii_lowercase(), *ip))
+                .collect();
+        }
+        if let Some(socket) = &file.socket {
+            socket.apply(&mut self.socket);
+        }
+        Ok(())
+    }
+
+    fn apply_args(&mut self, args: &RunArgs) {
+        if !args.listen.is_empty() {
+            self.listen = args.listen.clone();
+        }
+        if let Some(advertise) = &args.advertise {
+            self.advertise = Some(advertise.clone());
+        }
+        if let Some(workers) = args.workers {
+            self.workers = workers;
+        }
+        self.record_route |= args.record_route;
+        if let Some(next_hop) = &args.next_hop {
+            self.next_hop = Some(next_hop.clone());
+        }
+        if let Some(metrics) = args.metrics {
+            self.metrics = metrics;
+        }
+        if let Some(level) = args.log_level {
+            self.log_level = level;
+        }
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        if self.listen.is_empty() {
+            return Err(SettingsError(
+                "at least one listen address is needed".into(),
+            ));
+        }
+        check_workers(self.workers)?;
+        if !(1..=1024).contains(&self.socket.batch) {
+            return Err(SettingsError(
+                "socket.batch must be between 1 and 1024".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The TOML file's shape: the flags' names, plus what only a file can say.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileSettings {
+    listen: Option<Vec<String>>,
+    advertise: Option<String>,
+    workers: Option<usize>,
+    record_route: Option<bool>,
+    next_hop: Option<String>,
+    metrics: Option<String>,
+    log_level: Option<String>,
+    aliases: Option<Vec<String>>,
+    hosts: Option<BTreeMap<String, IpAddr>>,
+    socket: Option<FileSocket>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileSocket {
+    recv_buffer: Option<usize>,
+    send_buffer: Option<usize>,
+    batch: Option<usize>,
+}
+
+impl FileSocket {
+    fn apply(&self, options: &mut SocketOptions) {
+        options.recv_buffer = self.recv_buffer.unwrap_or(options.recv_buffer);
+        options.send_buffer = self.send_buffer.unwrap_or(options.send_buffer);
+        options.batch = self.batch.unwrap_or(options.batch);
+    }
+}
+
+impl FileSettings {
+    fn read(path: &Path) -> Result<FileSettings, SettingsError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SettingsError(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        FileSettings::parse(&text)
+            .map_err(|e| SettingsError(format!("config file {}: {e}", path.display())))
+    }
+
+    fn parse(text: &str) -> Result<FileSettings, SettingsError> {
+        toml::from_str(text).map_err(|e| SettingsError(e.to_string().trim_end().to_owned()))
+    }
+}
+
+/// Parses `HOST[:PORT]` (for `--advertise` and aliases).
+pub fn parse_host_port(text: &str) -> Result<HostPort, SettingsError> {
+    HostPort::parse(text).map_err(|e| SettingsError(e.to_string()))
+}
+
+/// Parses a next hop URI, `sip:HOST[:PORT]`.
+pub fn parse_next_hop(text: &str) -> Result<NextHop, SettingsError> {
+    NextHop::parse(text).map_err(|e| SettingsError(e.to_string()))
+}
+
+/// Parses `off`, `error`, `warn`, `info`, `debug` or `trace`.
+pub fn parse_log_level(text: &str) -> Result<LevelFilter, SettingsError> {
+    text.parse().map_err(|_| {
+        SettingsError(format!(
+            "log level {text:?}: expected off, error, warn, info, debug or trace"
+        ))
+    })
+}
+
+/// Parses a worker count, 1..=1024.
+pub fn parse_workers(text: &str) -> Result<usize, SettingsError> {
+    let workers = text
+        .parse()
+        .map_err(|_| SettingsError(format!("workers {text:?}: expected a number")))?;
+    check_workers(workers)?;
+    Ok(workers)
+}
+
+fn check_workers(workers: usize) -> Result<(), SettingsError> {
+    if (1..=1024).contains(&workers) {
+        Ok(())
+    } else {
+        Err(SettingsError(format!(
+            "workers {workers}: must be between 1 and 1024"
+        )))
+    }
+}
+
+/// A setting that cannot be used, with a message for the operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingsError(pub String);
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::Host;
+
+    #[test]
+    fn listen_addresses_parse_v4_and_bracketed_v6() {
+        let l: ListenAddr = "udp:127.0.0.1:5060".parse().unwrap();
+        assert_eq!(l, ListenAddr::udp("127.0.0.1:5060".parse().unwrap()));
+        let l: ListenAddr = "UDP:[::1]:5080".parse().unwrap();
+        assert_eq!(l.addr, "[::1]:5080".parse().unwrap());
+        assert_eq!(l.to_string(), "udp:[::1]:5080");
+        for bad in [
+            "127.0.0.1:5060",
+            "udp:::1:5060",
+            "udp:host:5060",
+            "sctp:1.2.3.4:5",
+        ] {
+            assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
+        }
+        assert!("tcp:127.0.0.1:5060".parse::<ListenAddr>().is_err());
+    }
+
+    #[test]
+    fn metrics_accepts_an_address_or_off() {
+        assert_eq!("off".parse::<Metrics>().unwrap(), Metrics::Off);
+        assert_eq!(
+            "127.0.0.1:9191".parse::<Metrics>().unwrap(),
+            Metrics::On("127.0.0.1:9191".parse().unwrap())
+        );
+        assert!("9090".parse::<Metrics>().is_err());
+    }
+
+    #[test]
+    fn defaults_listen_on_every_ipv4_address_at_5060() {
+        let s = Settings::default();
+        assert_eq!(s.listen, [ListenAddr::udp("0.0.0.0:5060".parse().unwrap())]);
+        assert!(s.workers >= 1);
+        assert_eq!(s.metrics, Metrics::default());
+        assert!(!s.record_route && s.next_hop.is_none());
+    }
+
+    #[test]
+    fn a_full_file_is_read() {
+        let s = Settings::from_toml(
+            r#"
+            listen = ["udp:127.0.0.1:5070", "udp:[::1]:5070"]
+            advertise = "sip.example.net"
+            workers = 3
+            record-route = true
+            next-hop = "sip:10.0.0.9:5060"
+            metrics = "off"
+            log-level = "debug"
+            aliases = ["edge.example.net:5060"]
+            [hosts]
+            "Core.Example.net" = "10.0.0.9"
+            [socket]
+            recv-buffer = 1048576
+            batch = 8
+            "#,
+        )
+        .unwrap();
+        assert_eq!(s.listen.len(), 2);
+        assert_eq!(
+            s.advertise.unwrap().host,
+            Host::Name("sip.example.net".into())
+        );
+        assert_eq!((s.workers, s.record_route), (3, true));
+        assert_eq!(s.next_hop.unwrap().port, Some(5060));
+        assert_eq!((s.metrics, s.log_level), (Metrics::Off, LevelFilter::Debug));
+        assert_eq!(s.aliases.len(), 1);
+        assert_eq!(
+            s.hosts,
+            [("core.example.net".into(), "10.0.0.9".parse().unwrap())]
+        );
+        assert_eq!((s.socket.recv_buffer, s.socket.batch), (1 << 20, 8));
+        assert_eq!(s.socket.send_buffer, SocketOptions::default().send_buffer);
+    }
+
+    #[test]
+    fn file_mistakes_are_named() {
+        let err = Settings::from_toml("lissten = []").unwrap_err();
+        assert!(err.0.contains("lissten"), "{err}");
+        let err = Settings::from_toml("[socket]\nbuffer = 1").unwrap_err();
+        assert!(err.0.contains("buffer"), "{err}");
+        let err = Settings::from_toml("listen = [\"udp:nowhere\"]").unwrap_err();
+        assert!(err.0.contains("udp:nowhere"), "{err}");
+        assert!(Settings::from_toml("workers = 0").is_err());
+        assert!(Settings::from_toml("listen = []").is_err());
+        assert!(Settings::from_toml("log-level = \"loud\"").is_err());
+        assert!(Settings::from_toml("[socket]\nbatch = 0").is_err());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("ferrovia-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("override.toml");
+        std::fs::write(&path, "workers = 3\nlisten = [\"udp:127.0.0.1:5070\"]\n").unwrap();
+        let args = RunArgs {
+            config: Some(path),
+            workers: Some(1),
+            record_route: true,
+            ..RunArgs::default()
+        };
+        let s = Settings::load(&args).unwrap();
+        assert_eq!(s.workers, 1);
+        assert!(s.record_route);
+        assert_eq!(
+            s.listen,
+            [ListenAddr::udp("127.0.0.1:5070".parse().unwrap())]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_file_is_a_clear_error() {
+        let args = RunArgs {
+            config: Some("/nonexistent/ferrovia.toml".into()),
+            ..RunArgs::default()
+        };
+        let err = Settings::load(&args).unwrap_err();
+        assert!(err.0.contains("/nonexistent/ferrovia.toml"), "{err}");
+    }
+}

@@ -1,0 +1,72 @@
+//! Shared helpers for the runtime's black-box tests: loopback peers that speak just enough
+//! SIP, the ferrovia binary and sipp as child processes that are killed when dropped.
+//! Every port is chosen by the kernel; every wait is bounded.
+
+#![allow(dead_code)]
+
+pub mod process;
+pub mod sip;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use ferrovia::runtime::Server;
+use ferrovia::settings::{ListenAddr, Metrics, Settings};
+
+/// How long a test waits for one datagram before it fails.
+pub const RECV_LIMIT: Duration = Duration::from_secs(5);
+
+/// Settings for an in-process proxy on 127.0.0.1 (kernel-chosen port) with `workers`.
+pub fn loopback_settings(workers: usize) -> Settings {
+    Settings {
+        listen: vec![ListenAddr::udp(SocketAddr::from(([127, 0, 0, 1], 0)))],
+        workers,
+        metrics: Metrics::Off,
+        ..Settings::default()
+    }
+}
+
+/// Starts an in-process proxy; returns it and its address.
+pub fn start_proxy(settings: &Settings) -> (Server, SocketAddr) {
+    let server = Server::start(settings).expect("the proxy starts on loopback");
+    let addr = server.local_addrs()[0];
+    (server, addr)
+}
+
+/// A UDP socket on 127.0.0.1 with a bounded read timeout and room for bursts.
+pub fn peer() -> UdpSocket {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a loopback peer");
+    socket
+        .set_read_timeout(Some(RECV_LIMIT))
+        .expect("set a read timeout");
+    let sock = socket2::SockRef::from(&socket);
+    let _ = sock.set_recv_buffer_size(4 << 20);
+    socket
+}
+
+/// Receives one datagram as text, failing the test after [`RECV_LIMIT`].
+pub fn recv_text(socket: &UdpSocket) -> (String, SocketAddr) {
+    let mut buf = vec![0u8; 65_536];
+    let (len, from) = socket
+        .recv_from(&mut buf)
+        .unwrap_or_else(|e| panic!("nothing arrived at {:?}: {e}", socket.local_addr()));
+    (String::from_utf8_lossy(&buf[..len]).into_owned(), from)
+}
+
+/// A UDP port that was free a moment ago (for programs that need a port number up front).
+pub fn free_udp_port() -> u16 {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind port 0");
+    socket.local_addr().expect("local address").port()
+}
+
+/// Two free UDP ports `p` and `p + 2` (sipp's media ports).
+pub fn free_udp_port_pair() -> u16 {
+    for _ in 0..64 {
+        let first = UdpSocket::bind("127.0.0.1:0").expect("bind port 0");
+        let port = first.local_addr().expect("local address").port();
+        if port < u16::MAX - 2 && UdpSocket::bind(("127.0.0.1", port + 2)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no pair of free UDP ports found");
+}
