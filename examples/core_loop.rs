@@ -45,7 +45,7 @@ fn main() {
             }
             "handle" => {
                 let outcome = proxy.handle(black_box(input), &mut out);
-                black_box(outcome);
+                let _ = black_box(outcome);
             }
             _ => panic!("{usage}"),
         }
