@@ -60,6 +60,17 @@ impl BranchKey {
     }
 }
 
+impl BranchKey {
+    /// A 32-bit tag binding a connection id to the branch it travels with, so that a peer
+    /// cannot steer a response onto another client's connection by editing our Via.
+    pub fn connection_tag(&self, connection: u64, branch_hash: u64) -> u32 {
+        let mut h = SipHasher13::new_with_keys(self.k1, self.k0);
+        h.write_u64(connection);
+        h.write_u64(branch_hash);
+        h.finish() as u32
+    }
+}
+
 /// A stateless To tag for a locally generated response: the same for every retransmission of
 /// the request (RFC 3261 §8.2.7), and unrelated-looking to the branch.
 pub(crate) fn to_tag(transaction_hash: u64) -> u64 {
@@ -156,5 +167,8 @@ From: <sip:al@a.example>;tag=9fxced76sl\r\nCall-ID: 3848276298220188511\r\nCSeq:
             BranchKey::new([2; 16]).transaction_hash(&msg, &via)
         );
         assert_ne!(to_tag(1), 1);
+        let key = BranchKey::new([1; 16]);
+        assert_ne!(key.connection_tag(7, 1), key.connection_tag(8, 1));
+        assert_ne!(key.connection_tag(7, 1), key.connection_tag(7, 2));
     }
 }

@@ -213,14 +213,28 @@ impl Identity {
     }
 }
 
-/// Whether `branch` is one this proxy could have written (RFC 3261 §16.11: a stateless
-/// proxy recognises its own Via in responses by sent-by and branch).
-pub(crate) fn is_our_branch(branch: &[u8]) -> bool {
-    branch.len() == BRANCH_LEN
-        && branch.starts_with(BRANCH_PREFIX)
-        && branch[BRANCH_PREFIX.len()..]
+/// The hash in `branch` when it is one this proxy could have written (RFC 3261 §16.11: a
+/// stateless proxy recognises its own Via in responses by sent-by and branch).
+pub(crate) fn our_branch_hash(branch: &[u8]) -> Option<u64> {
+    if branch.len() != BRANCH_LEN || !branch.starts_with(BRANCH_PREFIX) {
+        return None;
+    }
+    parse_hex(&branch[BRANCH_PREFIX.len()..]).filter(|_| {
+        branch[BRANCH_PREFIX.len()..]
             .iter()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+            .all(|b| !b.is_ascii_uppercase())
+    })
+}
+
+/// Lower- or upper-case hex of 1 to 16 digits.
+pub(crate) fn parse_hex(text: &[u8]) -> Option<u64> {
+    if text.is_empty() || text.len() > 16 {
+        return None;
+    }
+    text.iter().try_fold(0u64, |n, &b| {
+        let d = (b as char).to_digit(16)?;
+        Some(n << 4 | u64::from(d))
+    })
 }
 
 /// A host span of `text` (for tests and config-time checks).
@@ -345,9 +359,16 @@ mod tests {
 
     #[test]
     fn own_branches() {
-        assert!(is_our_branch(b"z9hG4bKfv0123456789abcdef"));
-        assert!(!is_our_branch(b"z9hG4bKfv0123456789abcdeF"));
-        assert!(!is_our_branch(b"z9hG4bKfv0123456789abcde"));
-        assert!(!is_our_branch(b"z9hG4bK776asdhds"));
+        assert_eq!(
+            our_branch_hash(b"z9hG4bKfv0123456789abcdef"),
+            Some(0x0123456789abcdef)
+        );
+        assert_eq!(our_branch_hash(b"z9hG4bKfv0123456789abcdeF"), None);
+        assert_eq!(our_branch_hash(b"z9hG4bKfv0123456789abcde"), None);
+        assert_eq!(our_branch_hash(b"z9hG4bKfv0123456789abcdeg"), None);
+        assert_eq!(our_branch_hash(b"z9hG4bK776asdhds"), None);
+        assert_eq!(parse_hex(b"a3"), Some(0xa3));
+        assert_eq!(parse_hex(b""), None);
+        assert_eq!(parse_hex(b"+1"), None);
     }
 }

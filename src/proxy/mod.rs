@@ -26,7 +26,7 @@ use identity::Identity;
 use reply::Status;
 
 pub use config::{ConfigError, Host, HostPort, Listener, NextHop, ProxyConfig};
-pub use outcome::{Direction, DropReason, Outcome, Transmit, Transport};
+pub use outcome::{ConnectionId, Direction, DropReason, Outcome, Transmit, Transport};
 
 /// Output buffers must hold the largest message the proxy can emit: a 64 KiB datagram
 /// plus what the proxy adds (Via, Record-Route, Max-Forwards, received/rport).
@@ -43,6 +43,8 @@ pub struct Input<'a> {
     pub local: SocketAddr,
     /// The transport it arrived over.
     pub transport: Transport,
+    /// The connection it arrived on (stream transports only).
+    pub connection: Option<ConnectionId>,
     /// The time it arrived; the core reads no clock.
     pub now: Instant,
 }

@@ -15,6 +15,12 @@ pub enum Direction {
     Response,
 }
 
+/// A stream connection, as the runtime names it (opaque to the core). A request that arrives
+/// on a connection carries its id in this proxy's Via, so that the response can go back on
+/// the same connection (RFC 3261 §18.2.2) although the proxy keeps no state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnectionId(pub u64);
+
 /// Bytes to send: `out[..len]` of the buffer the caller passed in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transmit {
@@ -28,6 +34,9 @@ pub struct Transmit {
     pub len: usize,
     /// Request or response.
     pub direction: Direction,
+    /// For a stream transport: the connection to send on when it is still open (a reply,
+    /// or a response whose request came in on it); otherwise one to `destination`.
+    pub connection: Option<ConnectionId>,
 }
 
 /// The core's decision about one received message.

@@ -370,12 +370,17 @@ impl<'m, 'p> Request<'m, 'p> {
             }
         }
         // §16.6 step 8 with the §16.11 branch.
+        let key = &self.proxy.branch_key;
+        let connection = self
+            .input
+            .connection
+            .map(|c| (c.0, key.connection_tag(c.0, self.hash)));
         edits.push(Edit::insert(
             top,
             Insert::Via {
                 prefix: &local.via_prefix,
                 hash: self.hash,
-                suffix: b"",
+                connection,
             },
         ));
         self.push_max_forwards(&mut edits);
@@ -399,6 +404,7 @@ impl<'m, 'p> Request<'m, 'p> {
             local: local.addr,
             len,
             direction: Direction::Request,
+            connection: None,
         })
     }
 
@@ -465,6 +471,7 @@ impl<'m, 'p> Request<'m, 'p> {
                 local: local.addr,
                 len,
                 direction: Direction::Response,
+                connection: self.input.connection,
             },
             status: status.code,
         }

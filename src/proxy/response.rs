@@ -4,14 +4,15 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::sip::{
-    HeaderName, Message, Rport, Span, Transport, Values, Via, parse_host, parse_ipv4,
+    HeaderName, Message, Params, Rport, Span, Transport, Values, Via, parse_host, parse_ipv4,
 };
 
-use super::identity::is_our_branch;
+use super::identity::{our_branch_hash, parse_hex};
 use super::request::push_content_length;
+use super::rewrite::CONNECTION_PARAM;
 use super::rewrite::{Edits, Out, apply_range};
 use super::route::remove_first_value;
-use super::{Direction, DropReason, Input, Outcome, Proxy, Transmit};
+use super::{ConnectionId, Direction, DropReason, Input, Outcome, Proxy, Transmit};
 
 /// Handles a well-framed response.
 pub(crate) fn handle(
@@ -38,9 +39,7 @@ fn forward(
     let mut values = Values::new(buf, top_line.value);
     let top_value = values.next().ok_or(DropReason::MalformedResponse)?;
     let top = Via::parse(buf, top_value).map_err(|_| DropReason::MalformedResponse)?;
-    if !is_ours(proxy, buf, &top) {
-        return Err(DropReason::ResponseNotOurs);
-    }
+    let branch_hash = ours(proxy, buf, &top).ok_or(DropReason::ResponseNotOurs)?;
     let next_value = values
         .next()
         .or_else(|| via_lines.find_map(|h| Values::new(buf, h.value).next()))
@@ -72,17 +71,36 @@ fn forward(
         local: proxy.identity.locals[departure].addr,
         len,
         direction: Direction::Response,
+        connection: connection(proxy, buf, &top, branch_hash),
     })
 }
 
-/// §16.11: the sent-by is one of ours and the branch is one we could have written.
-fn is_ours(proxy: &Proxy, buf: &[u8], via: &Via) -> bool {
+/// §16.11: the sent-by is one of ours and the branch is one we could have written; returns
+/// the branch's hash.
+fn ours(proxy: &Proxy, buf: &[u8], via: &Via) -> Option<u64> {
     let default = via.transport(buf).map_or(5060, Transport::default_port);
-    via.branch.is_some_and(|b| is_our_branch(b.of(buf)))
-        && proxy
-            .identity
-            .names
-            .is_me(buf, &via.host, via.port, default)
+    let hash = our_branch_hash(via.branch?.of(buf))?;
+    let names = &proxy.identity.names;
+    names
+        .is_me(buf, &via.host, via.port, default)
+        .then_some(hash)
+}
+
+/// The connection named in our Via (`;fvc=<id>.<tag>`), when its tag proves we wrote it for
+/// this branch; anything else is ignored and the response is routed by address.
+fn connection(proxy: &Proxy, buf: &[u8], via: &Via, branch_hash: u64) -> Option<ConnectionId> {
+    let name = &CONNECTION_PARAM[1..CONNECTION_PARAM.len() - 1];
+    let params = Span::new(via.sent_by.end(), via.span.end());
+    let value = Params::new(buf, params)
+        .map_while(Result::ok)
+        .find(|p| p.is(buf, name))?
+        .value?
+        .of(buf);
+    let dot = value.iter().position(|&b| b == b'.')?;
+    let id = parse_hex(&value[..dot])?;
+    let tag = parse_hex(&value[dot + 1..])?;
+    let expected = proxy.branch_key.connection_tag(id, branch_hash);
+    (tag == u64::from(expected)).then_some(ConnectionId(id))
 }
 
 /// §18.2.2 and RFC 3581 §4: `maddr`, else `received` (with `rport` when it has a value),

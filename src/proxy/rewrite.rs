@@ -13,6 +13,9 @@ use smallvec::SmallVec;
 
 use crate::sip::Span;
 
+/// The Via parameter naming the connection a request came in on: `;fvc=<id>.<tag>`.
+pub(crate) const CONNECTION_PARAM: &[u8] = b";fvc=";
+
 /// What an edit writes in place of the bytes it skips.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Insert<'a> {
@@ -21,12 +24,12 @@ pub(crate) enum Insert<'a> {
     Bytes(&'a [u8]),
     /// Bytes copied from elsewhere in the input (a Route URI moved into the Request-URI).
     Copy(Span),
-    /// A Via line: `prefix` (ends in `;branch=z9hG4bKfv`), the branch hash in hex, more
-    /// `suffix` parameters, CRLF.
+    /// A Via line: `prefix` (ends in `;branch=z9hG4bKfv`), the branch hash in hex, then for a
+    /// request that came in on a connection `;fvc=<id hex>.<tag hex>`, then CRLF.
     Via {
         prefix: &'a [u8],
         hash: u64,
-        suffix: &'a [u8],
+        connection: Option<(u64, u32)>,
     },
     /// `prefix`, a decimal number, `suffix`: `=5060`, `Max-Forwards: 70\r\n`, a value.
     Number {
@@ -128,6 +131,17 @@ impl<'o> Out<'o> {
         self.put(&text);
     }
 
+    /// Hex without leading zeros (at least one digit).
+    pub fn put_hex_short(&mut self, n: u64) {
+        let digits = (16 - n.leading_zeros() as usize / 4).max(1);
+        let mut text = [0u8; 16];
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (i, c) in text[..digits].iter_mut().enumerate() {
+            *c = HEX[((n >> (4 * (digits - 1 - i))) & 0xf) as usize];
+        }
+        self.put(&text[..digits]);
+    }
+
     pub fn put_ip(&mut self, ip: IpAddr) {
         match ip {
             IpAddr::V4(v4) => {
@@ -168,11 +182,16 @@ fn emit(out: &mut Out<'_>, input: &[u8], insert: &Insert<'_>) {
         Insert::Via {
             prefix,
             hash,
-            suffix,
+            connection,
         } => {
             out.put(prefix);
             out.put_hex64(hash);
-            out.put(suffix);
+            if let Some((id, tag)) = connection {
+                out.put(CONNECTION_PARAM);
+                out.put_hex_short(id);
+                out.put(b".");
+                out.put_hex_short(u64::from(tag));
+            }
             out.put(b"\r\n");
         }
         Insert::Number { prefix, n, suffix } => {
@@ -271,13 +290,13 @@ mod tests {
                 Insert::Via {
                     prefix: b"V",
                     hash: 1,
-                    suffix: b";x",
+                    connection: Some((0xa3, 0x1b)),
                 },
             ),
         ];
         let got = run(input, &mut edits);
         let want = b"aa=4294967295!;received=192.0.2.1;received=2001:db8::1Route: <b>\r\n\
-;tag=fedcba9876543210V0000000000000001;x\r\nb";
+;tag=fedcba9876543210V0000000000000001;fvc=a3.1b\r\nb";
         assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
     }
 
@@ -287,6 +306,22 @@ mod tests {
             let mut buf = [0u8; 16];
             let mut out = Out::new(&mut buf);
             out.put_u32(n);
+            let len = out.finish().unwrap();
+            assert_eq!(&buf[..len], text.as_bytes());
+        }
+    }
+
+    #[test]
+    fn short_hex() {
+        for (n, text) in [
+            (0u64, "0"),
+            (0xa, "a"),
+            (0x10, "10"),
+            (u64::MAX, "ffffffffffffffff"),
+        ] {
+            let mut buf = [0u8; 16];
+            let mut out = Out::new(&mut buf);
+            out.put_hex_short(n);
             let len = out.finish().unwrap();
             assert_eq!(&buf[..len], text.as_bytes());
         }

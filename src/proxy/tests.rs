@@ -43,6 +43,7 @@ fn run_on(p: &Proxy, raw: &str, source: &str, transport: Transport) -> Handled {
         source: source.parse().unwrap(),
         local,
         transport,
+        connection: None,
         now: Instant::now(),
     };
     let outcome = p.handle(input, &mut out);
@@ -407,6 +408,7 @@ fn branch_is_stable_and_shared_by_cancel() {
             source: "10.0.0.1:5060".parse().unwrap(),
             local: PROXY.parse().unwrap(),
             transport: Transport::Udp,
+            connection: None,
             now: Instant::now(),
         };
         let Outcome::Forward(t) = p.handle(input, &mut out) else {
@@ -809,6 +811,7 @@ fn output_buffer_too_small_is_a_drop_not_a_panic() {
         source: "10.0.0.1:5060".parse().unwrap(),
         local: PROXY.parse().unwrap(),
         transport: Transport::Udp,
+        connection: None,
         now: Instant::now(),
     };
     let mut tiny = [0u8; 64];
@@ -816,4 +819,92 @@ fn output_buffer_too_small_is_a_drop_not_a_panic() {
         p.handle(input, &mut tiny),
         Outcome::Drop(DropReason::OutputTooLarge)
     );
+}
+
+// ---- §18.2.2 on streams: the response goes back on the request's connection -----------------
+
+fn handle_on(
+    p: &Proxy,
+    raw: &str,
+    source: &str,
+    transport: Transport,
+    conn: Option<u64>,
+) -> (Outcome, String) {
+    let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
+    let input = Input {
+        data: raw.as_bytes(),
+        source: source.parse().unwrap(),
+        local: p.config().listeners[0].addr,
+        transport,
+        connection: conn.map(ConnectionId),
+        now: Instant::now(),
+    };
+    let outcome = p.handle(input, &mut out);
+    let len = match outcome {
+        Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
+        Outcome::Drop(_) => 0,
+    };
+    (outcome, String::from_utf8_lossy(&out[..len]).into_owned())
+}
+
+/// Turns a forwarded request into the response its next hop would send back.
+fn response_to(forwarded: &str) -> String {
+    let vias: String = forwarded
+        .lines()
+        .filter(|l| l.starts_with("Via:"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    response("200 OK", &vias)
+}
+
+#[test]
+fn responses_find_the_connection_their_request_came_on() {
+    let p = proxy_with(|c| c.listeners.insert(0, listener(PROXY, Transport::Tcp)));
+    let raw = request("INVITE sip:bob@10.0.0.7", "")
+        .replace("SIP/2.0/UDP 10.0.0.1:5060", "SIP/2.0/TCP 10.0.0.1:5060");
+    let (outcome, forwarded) = handle_on(&p, &raw, "10.0.0.1:40001", Transport::Tcp, Some(0x2a));
+    match outcome {
+        Outcome::Forward(t) => {
+            assert_eq!(t.transport, Transport::Udp);
+            assert_eq!(t.connection, None, "requests go by address");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(forwarded.contains(";fvc=2a."), "{forwarded}");
+    let (outcome, back) = handle_on(
+        &p,
+        &response_to(&forwarded),
+        "10.0.0.7:5060",
+        Transport::Udp,
+        None,
+    );
+    match outcome {
+        Outcome::Forward(t) => {
+            assert_eq!(t.transport, Transport::Tcp);
+            assert_eq!(t.connection, Some(ConnectionId(0x2a)));
+            assert_eq!(t.destination, "10.0.0.1:5060".parse().unwrap());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!back.contains("fvc"), "our Via is gone: {back}");
+    // A connection id edited downstream fails its tag and is ignored.
+    let forged = response_to(&forwarded).replace(";fvc=2a.", ";fvc=2b.");
+    match handle_on(&p, &forged, "10.0.0.7:5060", Transport::Udp, None).0 {
+        Outcome::Forward(t) => assert_eq!(t.connection, None),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn local_replies_on_a_stream_use_its_connection() {
+    let p = proxy_with(|c| c.listeners = vec![listener(PROXY, Transport::Tcp)]);
+    let raw = request("INVITE sip:bob@10.0.0.7", "").replace("Max-Forwards: 70", "Max-Forwards: 0");
+    match handle_on(&p, &raw, "10.0.0.1:40001", Transport::Tcp, Some(7)).0 {
+        Outcome::Reply { transmit, status } => {
+            assert_eq!(status, 483);
+            assert_eq!(transmit.connection, Some(ConnectionId(7)));
+            assert_eq!(transmit.destination, "10.0.0.1:40001".parse().unwrap());
+        }
+        other => panic!("{other:?}"),
+    }
 }

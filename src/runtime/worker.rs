@@ -219,6 +219,7 @@ impl<R: Recorder> Worker<R> {
                 source: datagram.source,
                 local,
                 transport,
+                connection: None,
                 now,
             };
             let outcome = self.proxy.handle(input, out);

@@ -55,6 +55,7 @@ pub fn input<'a>(data: &'a [u8], source: &str, now: Instant) -> Input<'a> {
         source: source.parse::<SocketAddr>().unwrap(),
         local: PROXY_ADDR.parse().unwrap(),
         transport: Transport::Udp,
+        connection: None,
         now,
     }
 }
