@@ -110,15 +110,16 @@ impl Counters {
         self.latency_sum_ns[series as usize]
     }
 
-    /// Adds every counter of `other` to this one.
+    /// Adds every counter of `other` to this one (saturating: a sum stuck at `u64::MAX` is
+    /// better than a stats thread that panics).
     pub fn add(&mut self, other: &Counters) {
-        self.received += other.received;
+        self.received = self.received.saturating_add(other.received);
         add_all(&mut self.forwarded, &other.forwarded);
         add_all(&mut self.replied, &other.replied);
         add_all(&mut self.dropped, &other.dropped);
-        self.malformed += other.malformed;
-        self.send_errors += other.send_errors;
-        self.kernel_drops += other.kernel_drops;
+        self.malformed = self.malformed.saturating_add(other.malformed);
+        self.send_errors = self.send_errors.saturating_add(other.send_errors);
+        self.kernel_drops = self.kernel_drops.saturating_add(other.kernel_drops);
         add_all(&mut self.latency_sum_ns, &other.latency_sum_ns);
     }
 
@@ -153,7 +154,7 @@ impl Counters {
     }
 
     pub(super) fn count_kernel_drops(&mut self, n: u64) {
-        self.kernel_drops += n;
+        self.kernel_drops = self.kernel_drops.saturating_add(n);
     }
 
     fn add_latency(&mut self, series: Series, latency_ns: u64) {
@@ -170,7 +171,7 @@ impl Default for Counters {
 
 fn add_all(into: &mut [u64], from: &[u64]) {
     for (a, b) in into.iter_mut().zip(from) {
-        *a += b;
+        *a = a.saturating_add(*b);
     }
 }
 

@@ -14,7 +14,7 @@ use hdrhistogram::Histogram;
 
 use crate::proxy::{Direction, DropReason};
 
-use super::{Counters, Series, latency_histogram};
+use super::{Counters, LATENCY_HIGH_NS, Series, latency_histogram};
 
 /// How many intervals each worker owns: the active one and one spare in flight.
 pub(super) const POOL: usize = 2;
@@ -98,17 +98,20 @@ impl WorkerStats {
     }
 
     /// Counts one forwarded message and records its latency (arrival to `send` returning).
+    /// Latencies above [`LATENCY_HIGH_NS`] count as that.
     #[inline]
     pub fn forwarded(&mut self, direction: Direction, latency_ns: u64) {
+        let latency_ns = latency_ns.min(LATENCY_HIGH_NS);
         let series = Series::forwarded(direction);
         self.active.latency[series as usize].saturating_record(latency_ns);
         self.active.counters.count_forwarded(direction, latency_ns);
         self.dirty = true;
     }
 
-    /// Counts one local reply by status and records its latency.
+    /// Counts one local reply by status and records its latency (clamped like `forwarded`).
     #[inline]
     pub fn replied(&mut self, status: u16, latency_ns: u64) {
+        let latency_ns = latency_ns.min(LATENCY_HIGH_NS);
         self.active.latency[Series::Reply as usize].saturating_record(latency_ns);
         self.active.counters.count_replied(status, latency_ns);
         self.dirty = true;
