@@ -22,6 +22,7 @@ impl Display for Report {
             self.workers.len(),
             self.interval_seconds
         )?;
+        self.fmt_rates(f)?;
         let shown = self.shown_workers();
         if shown.len() < self.workers.len() {
             writeln!(f, "(per-worker figures: see /stats)")?;
@@ -42,6 +43,25 @@ impl Report {
         } else {
             &self.workers
         }
+    }
+
+    /// Messages per second over the merged last interval.
+    fn fmt_rates(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let last = &self.merged.last_interval;
+        if last.seconds <= 0.0 {
+            return Ok(());
+        }
+        let rate = |n: u64| n as f64 / last.seconds;
+        let forwarded = last.forwarded.request + last.forwarded.response;
+        let dropped: u64 = last.dropped.values().sum();
+        writeln!(
+            f,
+            "last {:.1} s: {:.0} received/s, {:.0} forwarded/s, {:.0} dropped/s",
+            last.seconds,
+            rate(last.received),
+            rate(forwarded),
+            rate(dropped)
+        )
     }
 
     fn fmt_counters(&self, f: &mut Formatter<'_>, workers: &[WorkerReport]) -> fmt::Result {
