@@ -85,7 +85,7 @@ fn hand_offs(
     let mut spent = Duration::ZERO;
     for n in 0..iters {
         w.forwarded(Direction::Request, 2_000 + n % 10_000);
-        while !w.ready() {
+        while !w.hand_off_ready() {
             std::thread::yield_now(); // wait for the recycled interval, untimed
         }
         *due += Duration::from_secs(3_600);

@@ -90,7 +90,7 @@ fn one_interval(w: &mut WorkerStats, rng: &mut u64, at: std::time::Instant) {
     // The stats thread sends the spare back soon; the bound only turns a dead stats thread
     // into a failure instead of a hang.
     let mut spins = 0u64;
-    while !w.ready() {
+    while !w.hand_off_ready() {
         spins += 1;
         assert!(
             spins < SPIN_LIMIT,

@@ -52,7 +52,7 @@ fn traffic(worker: usize, w: &mut WorkerStats, messages: u64) {
         }
         w.dropped(DropReason::Keepalive);
         w.kernel_drops(3 * second);
-        while !w.ready() {
+        while !w.hand_off_ready() {
             std::thread::yield_now(); // the stats thread recycles the last interval soon
         }
         w.maybe_flush(start + Duration::from_secs(second));
@@ -106,11 +106,16 @@ fn the_client_reports_a_dead_address() {
 }
 
 #[test]
-#[ignore = "prints a sample of the summary and of `ferrovia stats`; run with --nocapture"]
+#[ignore = "prints samples of every output; run with --nocapture"]
 fn show_a_sample() {
     let (handle, addr) = running(40_000);
     println!("---- ferrovia stats ----");
     client::run(addr).expect("GET /stats");
+    let snapshot = handle.snapshot();
+    println!("---- /metrics ----");
+    print!("{}", snapshot.prometheus());
+    println!("---- /stats.hgrm ----");
+    print!("{}", snapshot.hgrm());
     println!("---- shutdown summary ----");
     print!("{}", handle.shutdown().summary());
 }

@@ -22,9 +22,9 @@ use super::routes::{self, Head, Response};
 use super::thread::{Command, request_snapshot};
 
 /// The longest a connection may take to send its request and read the answer.
-pub const DEADLINE: Duration = Duration::from_secs(2);
+pub(super) const DEADLINE: Duration = Duration::from_secs(2);
 /// The largest request head accepted.
-pub const MAX_HEAD: usize = 8 * 1024;
+pub(super) const MAX_HEAD: usize = 8 * 1024;
 /// The most bytes read and discarded after answering, so closing does not reset the answer.
 const MAX_DRAIN: usize = 64 * 1024;
 /// The longest wait for the client to close after the answer.

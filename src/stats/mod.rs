@@ -19,6 +19,29 @@
 //!   HdrHistogram percentile-distribution text.
 //! - The metrics HTTP server (`/metrics`, `/stats`, `/stats.hgrm`) runs on its own thread and
 //!   only talks to the stats thread; it can never slow a worker.
+//!
+//! The stats thread does a few tens of microseconds of work per hand-off (adding and clearing
+//! histograms); the runtime should let it float rather than pin it to a worker's core.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use ferrovia::proxy::Direction;
+//! use ferrovia::stats::{self, StatsConfig};
+//!
+//! let config = StatsConfig { workers: 1, interval: Duration::from_secs(1), metrics: None };
+//! let (handle, mut workers) = stats::start(config)?;
+//! let mut w = workers.pop().unwrap(); // one worker was asked for
+//! // In the worker's loop: count, record, and offer a hand-off once per turn.
+//! w.received(1);
+//! w.forwarded(Direction::Request, 12_500);
+//! w.maybe_flush(Instant::now());
+//! // At shutdown: each worker flushes (or drops its recorder), then the handle stops.
+//! w.flush();
+//! let last = handle.shutdown();
+//! assert_eq!(last.merged().cumulative.counters().forwarded(Direction::Request), 1);
+//! eprint!("{}", last.summary()); // and `last.hgrm()` for `--hgrm FILE`
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 #![forbid(unsafe_code)]
 
@@ -46,8 +69,6 @@ use crate::proxy::Direction;
 
 pub use counters::Counters;
 pub use hgrm::hgrm;
-pub use http::{DEADLINE as HTTP_DEADLINE, MAX_HEAD as HTTP_MAX_HEAD};
-pub use render::MAX_WORKER_COLUMNS;
 pub use report::{
     Bucket, Forwarded, LATENCY_BUCKETS_NS, Latency, LatencySet, Report, Section, WorkerReport,
 };

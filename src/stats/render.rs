@@ -10,7 +10,7 @@ use super::report::{Latency, Section, WorkerReport};
 use super::{Report, Series};
 
 /// The most workers shown side by side.
-pub const MAX_WORKER_COLUMNS: usize = 8;
+pub(super) const MAX_WORKER_COLUMNS: usize = 8;
 const BAR_WIDTH: usize = 40;
 
 impl Display for Report {

@@ -139,8 +139,8 @@ impl Report {
 
     /// Pretty-printed JSON.
     pub fn to_json(&self) -> String {
-        // The report holds only strings, integers, finite floats and string-keyed maps, all of
-        // which serde_json writes without error.
+        // The report holds only strings, integers, floats and string-keyed maps; serde_json
+        // writes all of them without error (a non-finite float would become null).
         serde_json::to_string_pretty(self).expect("a report always serializes")
     }
 }

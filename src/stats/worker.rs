@@ -172,7 +172,7 @@ impl WorkerStats {
 
     /// Whether the next hand-off can go out now: the stats thread has sent back a cleared
     /// interval. Fetches it if it has. For tests and diagnostics; recording does not need it.
-    pub fn ready(&mut self) -> bool {
+    pub fn hand_off_ready(&mut self) -> bool {
         if self.spare.is_none() {
             self.spare = self.recycled.try_recv().ok();
         }
@@ -181,7 +181,7 @@ impl WorkerStats {
 
     fn hand_off(&mut self, now: Instant) {
         self.due = now + self.interval;
-        if !self.ready() {
+        if !self.hand_off_ready() {
             return; // keep accumulating; the next hand-off carries this interval too
         }
         let Some(mut next) = self.spare.take() else {
