@@ -9,3 +9,4 @@ pub mod proxy;
 pub mod runtime;
 pub mod settings;
 pub mod sip;
+pub mod stats;
