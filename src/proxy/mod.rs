@@ -102,6 +102,21 @@ impl Proxy {
         }
     }
 
+    /// A stream message that outgrew the size limit before it was complete: `input.data`
+    /// holds what was read (its headers, or the start of them). A request whose Via was
+    /// read gets 513 (RFC 3261 §21.5.14), after which the runtime closes the connection;
+    /// anything else is dropped as [`DropReason::TooLarge`].
+    pub fn handle_oversized(&self, input: Input<'_>, out: &mut [u8]) -> Outcome {
+        let msg = match Message::scan(input.data, true) {
+            Ok(msg) => msg,
+            Err(ScanFailure {
+                partial: Some(msg), ..
+            }) => msg,
+            Err(_) => return Outcome::Drop(DropReason::TooLarge),
+        };
+        self.too_large(&msg, &input, out)
+    }
+
     fn too_large(&self, msg: &Message<'_>, input: &Input<'_>, out: &mut [u8]) -> Outcome {
         if !msg.is_request() {
             return Outcome::Drop(DropReason::TooLarge);

@@ -908,3 +908,41 @@ fn local_replies_on_a_stream_use_its_connection() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn oversized_stream_messages_get_513_from_their_headers_alone() {
+    let p = proxy_with(|c| c.listeners = vec![listener(PROXY, Transport::Tcp)]);
+    let head = request("MESSAGE sip:bob@10.0.0.7", "")
+        .replace("Content-Length: 0", "Content-Length: 900000");
+    let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
+    let input = |data: &'static [u8]| Input {
+        data,
+        source: "10.0.0.1:40001".parse().unwrap(),
+        local: PROXY.parse().unwrap(),
+        transport: Transport::Tcp,
+        connection: Some(ConnectionId(3)),
+        now: Instant::now(),
+    };
+    let head: &'static str = Box::leak(head.into_boxed_str());
+    match p.handle_oversized(input(head.as_bytes()), &mut out) {
+        Outcome::Reply { status, transmit } => {
+            assert_eq!(status, 513);
+            assert_eq!(transmit.connection, Some(ConnectionId(3)));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Only part of the headers arrived: still answerable when the Via is among them.
+    let cut = &head[..head.find("Call-ID").unwrap()];
+    assert!(matches!(
+        p.handle_oversized(input(cut.as_bytes()), &mut out),
+        Outcome::Reply { status: 513, .. }
+    ));
+    assert_eq!(
+        p.handle_oversized(input(b"SIP/2.0 200 OK\r\nVia: x"), &mut out),
+        Outcome::Drop(DropReason::TooLarge)
+    );
+    assert_eq!(
+        p.handle_oversized(input(b"\x16\x03\x01garbage"), &mut out),
+        Outcome::Drop(DropReason::TooLarge)
+    );
+}
