@@ -16,7 +16,8 @@ use crate::settings::{
 /// ferrovia: a multi-core stateless SIP edge proxy.
 ///
 /// With no flags it listens on UDP 0.0.0.0:5060 with one worker per core and forwards each
-/// request by its Route or Request-URI, and each response by its Via. Stop it with Ctrl-C or
+/// request by its Route or Request-URI, and each response by its Via (over TCP, on the
+/// connection its request came in on). Stop it with Ctrl-C or
 /// SIGTERM; it prints a summary of what it forwarded and dropped.
 #[derive(Debug, Parser)]
 #[command(name = "ferrovia", version, args_conflicts_with_subcommands = true)]
@@ -45,10 +46,11 @@ pub struct StatsArgs {
 /// Flags that run the proxy. Each one overrides the same setting of `--config`.
 #[derive(Clone, Debug, Default, Args)]
 pub struct RunArgs {
-    /// Address to receive SIP on; repeat for several (IPv6 in brackets).
-    /// Example: --listen udp:192.0.2.10:5060 --listen udp:[::1]:5060
+    /// Address to receive SIP on, over UDP or TCP; repeat for several (IPv6 in brackets).
+    /// List udp: and tcp: on the same address to switch transports between hops.
+    /// Example: --listen udp:192.0.2.10:5060 --listen tcp:192.0.2.10:5060 --listen udp:[::1]:5060
     /// [default: udp:0.0.0.0:5060]
-    #[arg(long, value_name = "udp:IP:PORT", value_parser = parse_listen)]
+    #[arg(long, value_name = "udp|tcp:IP:PORT", value_parser = parse_listen)]
     pub listen: Vec<ListenAddr>,
 
     /// Host (and port) to write in Via and Record-Route instead of the bound address, when
@@ -76,8 +78,8 @@ pub struct RunArgs {
     pub metrics: Option<Metrics>,
 
     /// TOML file with the same settings (keys named like the flags: listen, advertise,
-    /// workers, record-route, next-hop, metrics, log-level; plus aliases, [hosts] and
-    /// [socket]). Flags override it. Example: --config /etc/ferrovia.toml
+    /// workers, record-route, next-hop, metrics, log-level; plus aliases, [hosts], [socket]
+    /// and [tcp] limits and timeouts). Flags override it. Example: --config /etc/ferrovia.toml
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -113,6 +115,8 @@ mod tests {
             "udp:127.0.0.1:5070",
             "--listen",
             "udp:[::1]:5070",
+            "--listen",
+            "tcp:[::1]:5070",
             "--advertise",
             "sip.example.net",
             "--workers",
@@ -127,7 +131,7 @@ mod tests {
         ])
         .unwrap();
         assert!(cli.command.is_none());
-        assert_eq!(cli.run.listen.len(), 2);
+        assert_eq!(cli.run.listen.len(), 3);
         assert_eq!(cli.run.workers, Some(2));
         assert!(cli.run.record_route);
         assert_eq!(cli.run.metrics, Some(Metrics::Off));

@@ -5,6 +5,8 @@
 //! override the file. Every value is parsed by the same function whether it came from a flag
 //! or from the file, so both report the same message for the same mistake.
 
+mod tcp;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -17,7 +19,10 @@ use serde::Deserialize;
 use crate::cli::RunArgs;
 use crate::proxy::{HostPort, NextHop, Transport};
 
-/// One address to receive SIP on, written `udp:IP:PORT` (IPv6 in brackets: `udp:[::1]:5060`).
+pub use tcp::{MAX_CONNECTIONS_PER_WORKER, TcpOptions, parse_duration};
+
+/// One address to receive SIP on, written `udp:IP:PORT` or `tcp:IP:PORT` (IPv6 in brackets:
+/// `udp:[::1]:5060`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListenAddr {
     pub transport: Transport,
@@ -32,6 +37,14 @@ impl ListenAddr {
             addr,
         }
     }
+
+    /// A TCP listener on `addr`.
+    pub fn tcp(addr: SocketAddr) -> ListenAddr {
+        ListenAddr {
+            transport: Transport::Tcp,
+            addr,
+        }
+    }
 }
 
 impl FromStr for ListenAddr {
@@ -39,17 +52,15 @@ impl FromStr for ListenAddr {
 
     fn from_str(text: &str) -> Result<ListenAddr, SettingsError> {
         let bad = |why: &str| SettingsError(format!("listen address {text:?}: {why}"));
-        let (scheme, rest) = text
-            .split_once(':')
-            .ok_or_else(|| bad("expected udp:IP:PORT, e.g. udp:0.0.0.0:5060 or udp:[::1]:5060"))?;
+        let (scheme, rest) = text.split_once(':').ok_or_else(|| {
+            bad("expected udp:IP:PORT or tcp:IP:PORT, e.g. udp:0.0.0.0:5060 or tcp:[::1]:5060")
+        })?;
         let transport = Transport::from_token(scheme.as_bytes())
-            .ok_or_else(|| bad("the transport must be udp"))?;
-        if transport != Transport::Udp {
-            return Err(bad("only udp listeners are supported so far"));
-        }
-        let addr = rest
-            .parse()
-            .map_err(|_| bad("expected IP:PORT after udp:, IPv6 in brackets ([::1]:5060)"))?;
+            .filter(|t| matches!(t, Transport::Udp | Transport::Tcp))
+            .ok_or_else(|| bad("the transport must be udp or tcp"))?;
+        let addr = rest.parse().map_err(|_| {
+            bad("expected IP:PORT after the transport, IPv6 in brackets ([::1]:5060)")
+        })?;
         Ok(ListenAddr { transport, addr })
     }
 }
@@ -125,6 +136,8 @@ pub struct Settings {
     /// Static host name → address table.
     pub hosts: Vec<(String, IpAddr)>,
     pub socket: SocketOptions,
+    /// Limits and timeouts of TCP connections (`[tcp]`).
+    pub tcp: TcpOptions,
 }
 
 impl Default for Settings {
@@ -141,6 +154,7 @@ impl Default for Settings {
             aliases: Vec::new(),
             hosts: Vec::new(),
             socket: SocketOptions::default(),
+            tcp: TcpOptions::default(),
         }
     }
 }
@@ -200,6 +214,9 @@ impl Settings {
         if let Some(socket) = &file.socket {
             socket.apply(&mut self.socket);
         }
+        if let Some(tcp) = &file.tcp {
+            tcp.apply(&mut self.tcp)?;
+        }
         Ok(())
     }
 
@@ -237,7 +254,7 @@ impl Settings {
                 "socket.batch must be between 1 and 1024".into(),
             ));
         }
-        Ok(())
+        self.tcp.validate()
     }
 }
 
@@ -255,6 +272,7 @@ struct FileSettings {
     aliases: Option<Vec<String>>,
     hosts: Option<BTreeMap<String, IpAddr>>,
     socket: Option<FileSocket>,
+    tcp: Option<tcp::FileTcp>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -357,7 +375,10 @@ mod tests {
         ] {
             assert!(bad.parse::<ListenAddr>().is_err(), "{bad}");
         }
-        assert!("tcp:127.0.0.1:5060".parse::<ListenAddr>().is_err());
+        let l: ListenAddr = "tcp:[::1]:5060".parse().unwrap();
+        assert_eq!(l, ListenAddr::tcp("[::1]:5060".parse().unwrap()));
+        assert_eq!(l.to_string(), "tcp:[::1]:5060");
+        assert!("tls:127.0.0.1:5061".parse::<ListenAddr>().is_err());
     }
 
     #[test]
@@ -396,6 +417,10 @@ mod tests {
             [socket]
             recv-buffer = 1048576
             batch = 8
+            [tcp]
+            max-connections = 100
+            idle-timeout = "2m"
+            header-timeout = "250ms"
             "#,
         )
         .unwrap();
@@ -414,6 +439,10 @@ mod tests {
         );
         assert_eq!((s.socket.recv_buffer, s.socket.batch), (1 << 20, 8));
         assert_eq!(s.socket.send_buffer, SocketOptions::default().send_buffer);
+        assert_eq!(s.tcp.max_connections, 100);
+        assert_eq!(s.tcp.idle_timeout, std::time::Duration::from_secs(120));
+        assert_eq!(s.tcp.header_timeout, std::time::Duration::from_millis(250));
+        assert_eq!(s.tcp.send_queue, TcpOptions::default().send_queue);
     }
 
     #[test]
@@ -428,6 +457,10 @@ mod tests {
         assert!(Settings::from_toml("listen = []").is_err());
         assert!(Settings::from_toml("log-level = \"loud\"").is_err());
         assert!(Settings::from_toml("[socket]\nbatch = 0").is_err());
+        let err = Settings::from_toml("[tcp]\nidle-timeout = \"10\"").unwrap_err();
+        assert!(err.0.contains("10"), "{err}");
+        let err = Settings::from_toml("[tcp]\nmax-conections = 1").unwrap_err();
+        assert!(err.0.contains("max-conections"), "{err}");
     }
 
     #[test]
