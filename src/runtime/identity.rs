@@ -21,7 +21,11 @@ pub(crate) fn proxy_config(settings: &Settings, bound: &[SocketAddr]) -> ProxyCo
         .map(|(listen, &addr)| Listener {
             transport: listen.transport,
             addr,
-            advertise: advertise(settings.advertise.as_ref(), addr),
+            advertise: advertise(
+                settings.advertise.as_ref(),
+                addr,
+                &format!("{}:", listen.transport.uri_param()),
+            ),
         })
         .collect();
     ProxyConfig {
@@ -30,6 +34,7 @@ pub(crate) fn proxy_config(settings: &Settings, bound: &[SocketAddr]) -> ProxyCo
         record_route: settings.record_route,
         next_hop: settings.next_hop.clone(),
         hosts: settings.hosts.clone(),
+        max_stream_message: settings.tcp.max_message,
         ..ProxyConfig::new(placeholder_listener(), branch_secret())
     }
 }
@@ -45,7 +50,8 @@ fn placeholder_listener() -> Listener {
 /// What to write in Via / Record-Route for a listener bound at `addr`: the operator's
 /// `--advertise` (with the bound port when it names none), else, for a wildcard bind, the
 /// address this host would send from.
-fn advertise(configured: Option<&HostPort>, addr: SocketAddr) -> Option<HostPort> {
+/// `what` names the listener's transport in the log line (`udp:`).
+fn advertise(configured: Option<&HostPort>, addr: SocketAddr, what: &str) -> Option<HostPort> {
     if let Some(hp) = configured {
         return Some(HostPort {
             host: hp.host.clone(),
@@ -56,7 +62,7 @@ fn advertise(configured: Option<&HostPort>, addr: SocketAddr) -> Option<HostPort
         return None;
     }
     let ip = outbound_ip(addr.ip());
-    info!("udp:{addr} is a wildcard bind: advertising {ip} (set --advertise to choose)");
+    info!("{what}{addr} is a wildcard bind: advertising {ip} (set --advertise to choose)");
     Some(HostPort {
         host: Host::Ip(ip),
         port: Some(addr.port()),
@@ -155,10 +161,10 @@ mod tests {
     #[test]
     fn advertise_takes_the_bound_port_when_it_names_none() {
         let hp = HostPort::parse("sip.example.net").unwrap();
-        let got = advertise(Some(&hp), "0.0.0.0:5080".parse().unwrap()).unwrap();
+        let got = advertise(Some(&hp), "0.0.0.0:5080".parse().unwrap(), "udp:").unwrap();
         assert_eq!(got.to_string(), "sip.example.net:5080");
         let hp = HostPort::parse("192.0.2.7:5999").unwrap();
-        let got = advertise(Some(&hp), "0.0.0.0:5080".parse().unwrap()).unwrap();
+        let got = advertise(Some(&hp), "0.0.0.0:5080".parse().unwrap(), "udp:").unwrap();
         assert_eq!(got.to_string(), "192.0.2.7:5999");
     }
 

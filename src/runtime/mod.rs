@@ -1,4 +1,5 @@
-//! The I/O shell: thread-per-core workers that move UDP datagrams through the sans-IO core.
+//! The I/O shell: thread-per-core workers that move UDP datagrams and TCP streams through the
+//! sans-IO core.
 //!
 //! Contract:
 //! - [`Server::start`] binds every listen address once per worker with `SO_REUSEPORT`, so the
@@ -7,6 +8,9 @@
 //!   workers share only the read-only [`Proxy`](crate::proxy::Proxy) and a stop flag.
 //! - The hot path does not lock or allocate: buffers are allocated when a worker starts.
 //!   Datagrams move in batches (`recvmmsg` / `sendmmsg` on Linux), with one clock read per batch.
+//! - TCP listeners sit beside the UDP sockets in the same loops (`stream`): each worker owns
+//!   the connections it accepts or opens; a message for another worker's connection is handed
+//!   over through a bounded queue and a waker, never under a lock.
 //! - Send errors (including ICMP port unreachable reported later) are counted, never fatal.
 //! - [`Server::shutdown`] finishes the in-flight batch, joins every worker, and returns
 //!   the recorders ([`Counters`] by default, summarised by [`Summary`]).
@@ -14,13 +18,16 @@
 //! OS-specific code lives in `sys`.
 
 mod identity;
+mod note;
 mod record;
 mod server;
 mod socket;
+mod stream;
 mod summary;
 mod sys;
 mod worker;
 
 pub use record::{Counters, Recorder};
 pub use server::{Server, StartError, Stopped};
+pub use stream::StreamEvent;
 pub use summary::Summary;

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::time::Instant;
 
+use super::stream::StreamEvent;
 use crate::proxy::{Direction, DropReason};
 
 /// Per-worker sink for the hot path's events. Must not lock or allocate per call.
@@ -28,6 +29,15 @@ pub trait Recorder: Send + 'static {
     fn maybe_flush(&mut self, now: Instant);
     /// Called once when the worker stops.
     fn flush(&mut self);
+    /// A stream connection event: accepted, closed and why, a hand-off, a ping. Called per
+    /// connection change, not per ordinary message. The default ignores it.
+    fn stream_event(&mut self, event: StreamEvent) {
+        let _ = event;
+    }
+    /// The worker's open stream connections, after each change. The default ignores it.
+    fn open_connections(&mut self, open: usize) {
+        let _ = open;
+    }
 }
 
 /// The first status a reply can carry; replies are counted by `status - FIRST_STATUS`.
@@ -46,6 +56,10 @@ pub struct Counters {
     pub kernel_drops: u64,
     /// Drops by reason, indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
+    /// Stream connection events, indexed by `StreamEvent as usize`.
+    pub stream: [u64; StreamEvent::COUNT],
+    /// Open stream connections when last reported (summed across workers by `merge`).
+    pub open_connections: u64,
     replies: Box<[u64]>,
 }
 
@@ -58,6 +72,8 @@ impl Default for Counters {
             send_errors: 0,
             kernel_drops: 0,
             drops: [0; DropReason::COUNT],
+            stream: [0; StreamEvent::COUNT],
+            open_connections: 0,
             replies: vec![0; STATUS_SLOTS].into_boxed_slice(),
         }
     }
@@ -77,6 +93,11 @@ impl Counters {
     /// All drops, whatever the reason.
     pub fn total_dropped(&self) -> u64 {
         self.drops.iter().sum()
+    }
+
+    /// How many times stream `event` happened.
+    pub fn stream_count(&self, event: StreamEvent) -> u64 {
+        self.stream[event as usize]
     }
 
     /// Locally generated replies sent, by status, lowest status first (non-zero only).
@@ -101,6 +122,10 @@ impl Counters {
         for (mine, theirs) in self.drops.iter_mut().zip(other.drops.iter()) {
             *mine += theirs;
         }
+        for (mine, theirs) in self.stream.iter_mut().zip(other.stream.iter()) {
+            *mine += theirs;
+        }
+        self.open_connections += other.open_connections;
         for (mine, theirs) in self.replies.iter_mut().zip(other.replies.iter()) {
             *mine += theirs;
         }
@@ -114,6 +139,11 @@ impl fmt::Debug for Counters {
             .map(|r| (r.name(), self.dropped_for(*r)))
             .filter(|&(_, n)| n > 0)
             .collect();
+        let stream: Vec<(&str, u64)> = StreamEvent::ALL
+            .iter()
+            .map(|e| (e.name(), self.stream_count(*e)))
+            .filter(|&(_, n)| n > 0)
+            .collect();
         f.debug_struct("Counters")
             .field("received", &self.received)
             .field("forwarded_requests", &self.forwarded_requests)
@@ -122,6 +152,8 @@ impl fmt::Debug for Counters {
             .field("drops", &drops)
             .field("send_errors", &self.send_errors)
             .field("kernel_drops", &self.kernel_drops)
+            .field("stream", &stream)
+            .field("open_connections", &self.open_connections)
             .finish()
     }
 }
@@ -158,6 +190,14 @@ impl Recorder for Counters {
     fn maybe_flush(&mut self, _now: Instant) {}
 
     fn flush(&mut self) {}
+
+    fn stream_event(&mut self, event: StreamEvent) {
+        self.stream[event as usize] += 1;
+    }
+
+    fn open_connections(&mut self, open: usize) {
+        self.open_connections = open as u64;
+    }
 }
 
 #[cfg(test)]
@@ -173,6 +213,8 @@ mod tests {
         a.replied(483, 5);
         a.dropped(DropReason::NotSip);
         a.kernel_drops(7);
+        a.stream_event(StreamEvent::Accepted);
+        a.open_connections(3);
         let mut b = Counters::default();
         b.replied(483, 5);
         b.replied(9999, 5);
@@ -185,5 +227,9 @@ mod tests {
         assert_eq!(b.dropped_for(DropReason::NotSip), 1);
         assert_eq!(b.total_dropped(), 1);
         assert_eq!((b.send_errors, b.kernel_drops), (1, 7));
+        b.stream_event(StreamEvent::Accepted);
+        b.open_connections(1);
+        assert_eq!(b.stream_count(StreamEvent::Accepted), 2);
+        assert_eq!(b.stream_count(StreamEvent::Ping), 0);
     }
 }

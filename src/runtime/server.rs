@@ -1,9 +1,11 @@
 //! Starting and stopping the workers.
 //!
 //! [`Server::start`] binds every listen address once per worker (one reuse-port group per
-//! address), builds the core from the bound addresses, and spawns one pinned worker thread per
-//! core. [`Server::shutdown`] sets the shared stop flag, wakes every worker, joins them and
-//! returns their recorders. Dropping a `Server` stops it the same way.
+//! address, UDP sockets or TCP listeners), builds the core from the bound addresses, creates
+//! each worker's event loop and waker up front (the stream [`Mesh`] needs every waker), and
+//! spawns one pinned worker thread per core. [`Server::shutdown`] sets the shared stop flag,
+//! wakes every worker, joins them and returns their recorders. Dropping a `Server` stops it
+//! the same way.
 
 use std::fmt;
 use std::io;
@@ -13,14 +15,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use log::{error, info};
+use log::{error, info, warn};
 use mio::{Interest, Poll, Token, Waker};
 
 use super::record::{Counters, Recorder};
+use super::stream::{self, Mesh, StreamListener, StreamSetup, Streams};
 use super::summary::Summary;
 use super::worker::{self, WAKE, WorkerSetup, WorkerSocket};
-use super::{identity, socket};
-use crate::proxy::{ConfigError, Proxy, ProxyConfig};
+use super::{identity, socket, sys};
+use crate::proxy::{ConfigError, Proxy, ProxyConfig, Transport};
 use crate::settings::{ListenAddr, Settings};
 
 /// A running proxy: its worker threads and how to stop them.
@@ -28,7 +31,7 @@ pub struct Server<R: Recorder = Counters> {
     local_addrs: Vec<SocketAddr>,
     proxy: Arc<Proxy>,
     stop: Arc<AtomicBool>,
-    wakers: Vec<Waker>,
+    wakers: Vec<Arc<Waker>>,
     threads: Vec<JoinHandle<R>>,
     started: Instant,
 }
@@ -48,21 +51,42 @@ impl<R: Recorder> Server<R> {
     ) -> Result<Server<R>, StartError> {
         let workers = settings.workers.max(1);
         let (mut groups, bound) = bind_all(settings, workers)?;
+        if settings.listen.iter().any(|l| l.transport.is_stream()) {
+            raise_descriptor_limit(settings);
+        }
         let config = identity::proxy_config(settings, &bound);
         let proxy = Arc::new(Proxy::new(config).map_err(StartError::Config)?);
+        let (polls, wakers) = event_loops(workers)?;
+        let tcp = &settings.tcp;
+        let (mesh, inboxes) = Mesh::new(wakers.clone(), tcp.handoff_queue, tcp.max_connections);
         let mut server = Server {
             local_addrs: bound,
             proxy,
             stop: Arc::new(AtomicBool::new(false)),
-            wakers: Vec::with_capacity(workers),
+            wakers,
             threads: Vec::with_capacity(workers),
             started: Instant::now(),
         };
         let cores = core_affinity::get_core_ids().unwrap_or_default();
-        for index in 0..workers {
-            let sockets = groups.iter_mut().filter_map(Iterator::next).collect();
+        for ((index, poll), inbox) in polls.into_iter().enumerate().zip(inboxes) {
+            let mut sockets = Vec::new();
+            let mut listeners = Vec::new();
+            for group in groups.iter_mut() {
+                match group.next() {
+                    Some(Bound::Udp(s)) => sockets.push(s),
+                    Some(Bound::Tcp(l)) => listeners.push(l),
+                    None => {}
+                }
+            }
+            let streams = StreamSetup {
+                listeners,
+                inbox,
+                mesh: Arc::clone(&mesh),
+                options: settings.tcp,
+            };
             let core = cores.get(index % cores.len().max(1)).copied();
-            server.spawn(index, core, sockets, recorder(index), settings.socket.batch)?;
+            let setup = (index, core, poll, sockets, streams);
+            server.spawn(setup, recorder(index), settings.socket.batch)?;
         }
         server.log_listeners(settings);
         Ok(server)
@@ -70,20 +94,18 @@ impl<R: Recorder> Server<R> {
 
     fn spawn(
         &mut self,
-        index: usize,
-        core: Option<core_affinity::CoreId>,
-        sockets: Vec<WorkerSocket>,
+        (index, core, poll, sockets, streams): WorkerParts,
         recorder: R,
         batch: usize,
     ) -> Result<(), StartError> {
         let mut sockets = sockets;
-        let poll = Poll::new().map_err(StartError::Poll)?;
         for (i, s) in sockets.iter_mut().enumerate() {
             poll.registry()
                 .register(&mut s.socket, Token(i), Interest::READABLE)
                 .map_err(StartError::Poll)?;
         }
-        let waker = Waker::new(poll.registry(), WAKE).map_err(StartError::Poll)?;
+        let registry = poll.registry().try_clone().map_err(StartError::Poll)?;
+        let streams = Streams::new(index, registry, streams).map_err(StartError::Poll)?;
         let setup = WorkerSetup {
             index,
             core,
@@ -93,12 +115,12 @@ impl<R: Recorder> Server<R> {
             recorder,
             stop: Arc::clone(&self.stop),
             batch,
+            streams,
         };
         let thread = std::thread::Builder::new()
             .name(format!("ferrovia-w{index}"))
             .spawn(move || worker::run(setup))
             .map_err(StartError::Spawn)?;
-        self.wakers.push(waker);
         self.threads.push(thread);
         Ok(())
     }
@@ -170,34 +192,92 @@ impl<R: Recorder> Drop for Server<R> {
     }
 }
 
+/// What one worker is started with besides its recorder: index, core, event loop, UDP
+/// sockets and stream side.
+type WorkerParts = (
+    usize,
+    Option<core_affinity::CoreId>,
+    Poll,
+    Vec<WorkerSocket>,
+    StreamSetup,
+);
+
+/// One worker's socket of a reuse-port group.
+enum Bound {
+    Udp(WorkerSocket),
+    Tcp(StreamListener),
+}
+
+/// An event loop and its waker per worker, made before any worker starts.
+fn event_loops(workers: usize) -> Result<(Vec<Poll>, Vec<Arc<Waker>>), StartError> {
+    let mut polls = Vec::with_capacity(workers);
+    let mut wakers = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let poll = Poll::new().map_err(StartError::Poll)?;
+        let waker = Waker::new(poll.registry(), WAKE).map_err(StartError::Poll)?;
+        polls.push(poll);
+        wakers.push(Arc::new(waker));
+    }
+    Ok((polls, wakers))
+}
+
 /// Opens one reuse-port group per listen address; returns the groups and bound addresses.
 #[allow(clippy::type_complexity)]
 fn bind_all(
     settings: &Settings,
     workers: usize,
-) -> Result<(Vec<std::vec::IntoIter<WorkerSocket>>, Vec<SocketAddr>), StartError> {
+) -> Result<(Vec<std::vec::IntoIter<Bound>>, Vec<SocketAddr>), StartError> {
     let mut groups = Vec::with_capacity(settings.listen.len());
     let mut bound = Vec::with_capacity(settings.listen.len());
     for listen in &settings.listen {
-        let (sockets, addr) =
-            socket::open_group(listen.addr, workers, &settings.socket).map_err(|source| {
-                StartError::Bind {
-                    listen: *listen,
-                    source,
-                }
-            })?;
-        let group: Vec<WorkerSocket> = sockets
-            .into_iter()
-            .map(|socket| WorkerSocket {
-                socket,
-                local: addr,
-                transport: listen.transport,
-            })
-            .collect();
+        let bind_error = |source| StartError::Bind {
+            listen: *listen,
+            source,
+        };
+        let (group, addr): (Vec<Bound>, SocketAddr) = match listen.transport {
+            Transport::Udp => {
+                let (sockets, addr) = socket::open_group(listen.addr, workers, &settings.socket)
+                    .map_err(bind_error)?;
+                let udp = sockets.into_iter().map(|socket| {
+                    Bound::Udp(WorkerSocket {
+                        socket,
+                        local: addr,
+                        transport: listen.transport,
+                    })
+                });
+                (udp.collect(), addr)
+            }
+            _ => {
+                let (listeners, addr) =
+                    stream::open_group(listen.addr, workers).map_err(bind_error)?;
+                let tcp = listeners.into_iter().map(|listener| {
+                    Bound::Tcp(StreamListener {
+                        listener,
+                        local: addr,
+                    })
+                });
+                (tcp.collect(), addr)
+            }
+        };
         groups.push(group.into_iter());
         bound.push(addr);
     }
     Ok((groups, bound))
+}
+
+/// Raises the open-file limit to what the connection limit needs (up to the hard limit),
+/// and warns when even that is short.
+fn raise_descriptor_limit(settings: &Settings) {
+    let per_socket = settings.listen.len() * settings.workers.max(1);
+    let wanted = (settings.tcp.max_connections + per_socket + 64) as u64;
+    match sys::raise_open_files(wanted) {
+        Ok(granted) if granted < wanted => warn!(
+            "open-file limit is {granted}: fewer than tcp.max-connections ({}) can be open",
+            settings.tcp.max_connections
+        ),
+        Ok(_) => {}
+        Err(e) => warn!("cannot read or raise the open-file limit: {e}"),
+    }
 }
 
 /// What the workers left behind: one recorder per worker that stopped cleanly.

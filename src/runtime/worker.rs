@@ -10,6 +10,15 @@
 //! [`BATCHES_PER_TURN`] batches at a time so the other sockets and the stop flag get a turn.
 //! The stop flag is checked between turns, so an in-flight batch is always finished; on
 //! the way out each socket gets one more bounded turn for what the kernel already queued.
+//!
+//! TCP runs in the same loop (`stream_input` and [`Streams`]): after the UDP sockets, each
+//! turn takes hand-offs from other workers, accepts, finishes connects and writes queued
+//! bytes, reads ready connections and hands their framed messages to the core, then writes
+//! the batch. A message may arrive over one transport and leave over the other; both share
+//! the worker's output slots, and every batch ends with one send per UDP socket and one
+//! `writev` per connection.
+
+mod stream_input;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,11 +30,11 @@ use log::{debug, error, warn};
 use mio::net::UdpSocket;
 use mio::{Events, Poll, Token};
 
+use super::note::{Kind, Note};
 use super::record::Recorder;
+use super::stream::{LISTENER_TOKENS, Streams};
 use super::sys::{self, Outgoing, RecvBatch, SendScratch};
-use crate::proxy::{
-    Direction, DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome, Proxy, Transmit, Transport,
-};
+use crate::proxy::{DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome, Proxy, Transmit, Transport};
 
 /// The token of the waker that interrupts a worker's poll.
 pub(crate) const WAKE: Token = Token(usize::MAX);
@@ -51,6 +60,7 @@ pub(crate) struct WorkerSetup<R> {
     pub(crate) recorder: R,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) batch: usize,
+    pub(crate) streams: Streams,
 }
 
 /// Runs a worker until the stop flag is set; returns its recorder.
@@ -59,6 +69,7 @@ pub(crate) fn run<R: Recorder>(setup: WorkerSetup<R>) -> R {
     let mut worker = Worker::new(setup);
     worker.event_loop();
     worker.drain_all();
+    worker.streams.shutdown(&mut worker.recorder);
     worker.recorder.flush();
     worker.recorder
 }
@@ -74,19 +85,6 @@ fn pin(index: usize, core: Option<CoreId>) {
         ),
         None => warn!("worker {index}: core list unavailable; running unpinned"),
     }
-}
-
-/// What the recorder is told once a queued datagram's send has returned.
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Forward(Direction),
-    Reply(u16),
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Note {
-    kind: Kind,
-    arrival_ns: u64,
 }
 
 struct Worker<R> {
@@ -109,6 +107,10 @@ struct Worker<R> {
     backlog: Vec<bool>,
     /// Per socket: cumulative kernel drops last reported.
     kernel_drops: Vec<u64>,
+    /// TCP listeners and connections.
+    streams: Streams,
+    /// Output slots taken by stream messages since the last send.
+    used: usize,
 }
 
 impl<R: Recorder> Worker<R> {
@@ -130,14 +132,17 @@ impl<R: Recorder> Worker<R> {
             scratch: SendScratch::new(batch),
             backlog: vec![true; n],
             kernel_drops: vec![0; n],
+            streams: setup.streams,
+            used: 0,
         }
     }
 
     fn event_loop(&mut self) {
         let mut events = Events::with_capacity(64);
         while !self.stop.load(Ordering::Acquire) {
-            let busy = self.backlog.contains(&true);
-            let timeout = if busy { Duration::ZERO } else { IDLE_TICK };
+            let busy = self.backlog.contains(&true) || self.streams.busy();
+            let tick = self.streams.tick().map_or(IDLE_TICK, |t| t.min(IDLE_TICK));
+            let timeout = if busy { Duration::ZERO } else { tick };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout))
                 && e.kind() != std::io::ErrorKind::Interrupted
             {
@@ -145,8 +150,10 @@ impl<R: Recorder> Worker<R> {
                 return;
             }
             for event in events.iter().filter(|e| e.token() != WAKE) {
-                if let Some(ready) = self.backlog.get_mut(event.token().0) {
-                    *ready = true;
+                match self.backlog.get_mut(event.token().0) {
+                    Some(ready) => *ready = true,
+                    None if event.token().0 >= LISTENER_TOKENS => self.streams.on_event(event),
+                    None => {}
                 }
             }
             for i in 0..self.sockets.len() {
@@ -154,7 +161,9 @@ impl<R: Recorder> Worker<R> {
                     self.backlog[i] = !self.drain(i);
                 }
             }
-            self.recorder.maybe_flush(Instant::now());
+            let now = Instant::now();
+            self.turn_streams(now);
+            self.recorder.maybe_flush(now);
         }
     }
 
@@ -239,6 +248,12 @@ impl<R: Recorder> Worker<R> {
         if transmit.len > OUTPUT_BUFFER_SIZE {
             return self.recorder.dropped(DropReason::OutputTooLarge);
         }
+        let note = Note { kind, arrival_ns };
+        if transmit.transport.is_stream() {
+            let start = slot * OUTPUT_BUFFER_SIZE;
+            let (out, recorder) = (&self.out[..], &mut self.recorder);
+            return self.streams.enqueue(out, start, transmit, note, recorder);
+        }
         let Some(s) = self.socket_for(&transmit) else {
             debug!("worker {}: no socket for {transmit:?}", self.index);
             return self.recorder.send_error();
@@ -249,7 +264,7 @@ impl<R: Recorder> Worker<R> {
             destination: transmit.destination,
             sent: false,
         });
-        self.notes[s].push(Note { kind, arrival_ns });
+        self.notes[s].push(note);
     }
 
     /// The socket of the listener the core chose; else any UDP socket of the right family.
@@ -276,8 +291,10 @@ impl<R: Recorder> Worker<R> {
         }
     }
 
-    /// Sends every queued datagram, then records each one's fate with one clock read.
+    /// Sends every queued datagram and stream message, then records each one's fate with one
+    /// clock read per transport.
     fn send_queued(&mut self) {
+        self.used = 0;
         for (socket, queue) in self.sockets.iter().zip(self.queues.iter_mut()) {
             if !queue.is_empty() {
                 let stale = sys::send_batch(
@@ -293,15 +310,14 @@ impl<R: Recorder> Worker<R> {
         let sent_ns = sys::realtime_ns();
         for (queue, notes) in self.queues.iter_mut().zip(self.notes.iter_mut()) {
             for (out, note) in queue.iter().zip(notes.iter()) {
-                let latency = sent_ns.saturating_sub(note.arrival_ns);
-                match (out.sent, note.kind) {
-                    (false, _) => self.recorder.send_error(),
-                    (true, Kind::Forward(direction)) => self.recorder.forwarded(direction, latency),
-                    (true, Kind::Reply(status)) => self.recorder.replied(status, latency),
+                match out.sent {
+                    false => self.recorder.send_error(),
+                    true => note.sent(&mut self.recorder, sent_ns),
                 }
             }
             queue.clear();
             notes.clear();
         }
+        self.streams.flush(&self.out, &mut self.recorder);
     }
 }

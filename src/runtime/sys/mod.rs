@@ -9,6 +9,7 @@
 //!   stops the rest of the batch; an ICMP error reported for an earlier send is counted and
 //!   the datagram it displaced is retried once.
 //! - [`tune_socket`]: the socket options that make arrival times and kernel drops visible.
+//! - [`raise_open_files`]: room for the configured number of TCP connections.
 //!
 //! Contract shared with mio: a receive call returns `WouldBlock` once the socket is drained.
 
@@ -54,6 +55,11 @@ pub(crate) use portable::{
 mod interfaces;
 #[cfg(unix)]
 pub(crate) use interfaces::interface_addrs;
+
+#[cfg(unix)]
+mod limits;
+#[cfg(unix)]
+pub(crate) use limits::raise_open_files;
 
 /// The largest UDP payload (IPv6 without jumbograms; IPv4's is smaller) rounded up.
 pub(crate) const DATAGRAM_SLOT: usize = 65_536;

@@ -1,0 +1,119 @@
+//! One TCP connection as a worker holds it: the socket, who is at the other end, which
+//! listener the core knows it by, where it is in its life, and its two bounded buffers.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+
+use super::buffer::{ReadBuffer, SendQueue};
+use super::event::StreamEvent;
+
+/// The first size of a connection's read buffer; it doubles up to the message limit when
+/// one message needs it.
+const READ_BUFFER_START: usize = 8 * 1024;
+
+/// Who opened the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A client connected to one of our listeners (it is in the shared directory).
+    Accepted,
+    /// This worker opened it toward a next hop (it is in this worker's pool).
+    Opened,
+}
+
+/// Where the connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// An outbound connect in progress since then; what is sent waits in the send queue.
+    Connecting(Instant),
+    /// Reading and writing.
+    Open,
+    /// No more reading: the send queue is written out, then the connection is closed and
+    /// counted as the event (at the latest when the linger time from then has passed).
+    Closing(Instant, StreamEvent),
+}
+
+pub(crate) struct Connection {
+    pub(crate) socket: TcpStream,
+    pub(crate) peer: SocketAddr,
+    /// The listener the core knows this connection by (the arrival of what is read on it).
+    pub(crate) local: SocketAddr,
+    pub(crate) origin: Origin,
+    pub(crate) phase: Phase,
+    pub(crate) rx: ReadBuffer,
+    pub(crate) tx: SendQueue,
+    /// The last time bytes moved either way.
+    pub(crate) last_active: Instant,
+    /// When the message being read started to arrive (`None` between messages).
+    pub(crate) partial_since: Option<Instant>,
+    /// The peer has finished sending (end of stream read).
+    pub(crate) peer_done: bool,
+    /// Our side has finished sending (FIN sent while closing).
+    pub(crate) fin_sent: bool,
+    /// Readiness reported and not yet acted on (the slot is in the worker's list).
+    pub(crate) read_ready: bool,
+    pub(crate) write_ready: bool,
+}
+
+impl Connection {
+    pub(crate) fn new(
+        socket: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        origin: Origin,
+        limits: (usize, usize),
+        now: Instant,
+    ) -> Connection {
+        let (max_message, send_queue) = limits;
+        let phase = match origin {
+            Origin::Accepted => Phase::Open,
+            Origin::Opened => Phase::Connecting(now),
+        };
+        Connection {
+            socket,
+            peer,
+            local,
+            origin,
+            phase,
+            rx: ReadBuffer::new(READ_BUFFER_START, max_message),
+            tx: SendQueue::new(send_queue),
+            last_active: now,
+            partial_since: None,
+            peer_done: false,
+            fin_sent: false,
+            read_ready: false,
+            write_ready: false,
+        }
+    }
+
+    /// Whether what is in the read buffer is the start of a message, not just line ends
+    /// (a lone CRLF keep-alive must not count against the header timeout).
+    pub(crate) fn reading_a_message(&self) -> bool {
+        self.rx.data().iter().any(|&b| b != b'\r' && b != b'\n')
+    }
+
+    /// After framing: restarts the header clock when a message completed, starts it when a
+    /// new one began, clears it when nothing is left.
+    pub(crate) fn note_progress(&mut self, completed: bool, now: Instant) {
+        self.partial_since = match (self.reading_a_message(), completed) {
+            (false, _) => None,
+            (true, true) => Some(now),
+            (true, false) => self.partial_since.or(Some(now)),
+        };
+    }
+
+    /// Stops reading messages; closes as `event` once the send queue is written (and, unless
+    /// the peer already finished, after a FIN and a short linger that discards its input, so
+    /// the kernel does not reset the connection before the peer reads our last reply).
+    pub(crate) fn close_after_sending(&mut self, event: StreamEvent, now: Instant) {
+        if !matches!(self.phase, Phase::Closing(..)) {
+            self.phase = Phase::Closing(now, event);
+        }
+    }
+
+    /// Whether a message may be queued on it (not once it is closing).
+    pub(crate) fn usable(&self) -> bool {
+        !matches!(self.phase, Phase::Closing(..))
+    }
+}

@@ -1,0 +1,223 @@
+//! Splitting a byte stream into SIP messages (RFC 3261 §18.3) and keep-alives (RFC 5626 §3.5.1).
+//!
+//! [`next_frame`] looks at the bytes read so far on a connection, from the start of the next
+//! message, and says what they hold: a whole message of `len` bytes, a double-CRLF ping to
+//! answer with a single CRLF pong, CRLFs between messages to skip, not enough bytes yet, a
+//! header section that cannot be framed (no usable Content-Length: the core answers 400 and
+//! the connection is closed), or a message over the size limit (the core answers 513 from what
+//! was read, and the connection is closed). It never allocates and never panics; it reads the
+//! header section once, to find its end and the first Content-Length.
+
+use memchr::memchr_iter;
+
+use crate::sip::{HeaderName, parse_content_length};
+
+/// What the bytes at the start of a connection's buffer hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Frame {
+    /// A whole message of this many bytes: headers and Content-Length bytes of body.
+    Message(usize),
+    /// `CRLF CRLF`: a keep-alive ping (4 bytes) to answer with one CRLF.
+    Ping,
+    /// This many bytes of CRLF between messages, to ignore.
+    Skip(usize),
+    /// Not enough bytes to decide.
+    Partial,
+    /// A header section of this many bytes with no usable Content-Length.
+    Unframed(usize),
+    /// The message is larger than the limit; this many bytes (its headers, or as much of them
+    /// as fits the limit) are what the core may answer from.
+    Oversized(usize),
+}
+
+const PING: &[u8] = b"\r\n\r\n";
+
+/// The next frame of `buf`, for messages of at most `limit` bytes.
+pub(crate) fn next_frame(buf: &[u8], limit: usize) -> Frame {
+    match buf.first() {
+        None => return Frame::Partial,
+        Some(b'\r' | b'\n') => return keepalive(buf),
+        Some(_) => {}
+    }
+    let Some(headers_end) = end_of_headers(buf) else {
+        return if buf.len() >= limit {
+            Frame::Oversized(limit)
+        } else {
+            Frame::Partial
+        };
+    };
+    if headers_end > limit {
+        return Frame::Oversized(limit);
+    }
+    let Some(body) = content_length(&buf[..headers_end]) else {
+        return Frame::Unframed(headers_end);
+    };
+    match headers_end.checked_add(body) {
+        Some(total) if total > limit => Frame::Oversized(headers_end),
+        Some(total) if total <= buf.len() => Frame::Message(total),
+        Some(_) => Frame::Partial,
+        None => Frame::Oversized(headers_end),
+    }
+}
+
+/// Line ends before a message: a ping when they are `CRLF CRLF`, else one to skip.
+fn keepalive(buf: &[u8]) -> Frame {
+    let prefix = buf.len().min(PING.len());
+    if buf[..prefix] == PING[..prefix] {
+        return if prefix == PING.len() {
+            Frame::Ping
+        } else {
+            Frame::Partial
+        };
+    }
+    // A single CRLF (or a bare LF) before something else: RFC 3261 §7.5 lets it be ignored.
+    if buf.starts_with(b"\r\n") {
+        Frame::Skip(2)
+    } else {
+        Frame::Skip(1)
+    }
+}
+
+/// Where the body starts: just past the first empty line (CRLF or a bare LF, as the
+/// scanner accepts), or `None` when the header section is not complete yet.
+fn end_of_headers(buf: &[u8]) -> Option<usize> {
+    for lf in memchr_iter(b'\n', buf) {
+        match buf.get(lf + 1..) {
+            Some([b'\n', ..]) => return Some(lf + 2),
+            Some([b'\r', b'\n', ..]) => return Some(lf + 3),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The value of the first Content-Length header (full or compact name), as the core reads
+/// it; `None` when there is none or it is not a number.
+fn content_length(headers: &[u8]) -> Option<usize> {
+    // Header lines start after each LF; the start line is skipped, and so are continuation
+    // lines (they start with whitespace).
+    let mut lines = memchr_iter(b'\n', headers).peekable();
+    while let Some(lf) = lines.next() {
+        let end = lines.peek().copied().unwrap_or(headers.len());
+        let line = &headers[lf + 1..end];
+        if line.first().is_none_or(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        if HeaderName::classify(line[..colon].trim_ascii_end()) == HeaderName::ContentLength {
+            let value = line[colon + 1..].trim_ascii();
+            return parse_content_length(value).ok().map(|n| n as usize);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: usize = 4096;
+
+    const INVITE: &[u8] = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n\
+Content-Length: 4\r\n\r\nbody";
+
+    fn frame(buf: &[u8]) -> Frame {
+        next_frame(buf, LIMIT)
+    }
+
+    #[test]
+    fn a_whole_message_and_its_prefixes() {
+        assert_eq!(frame(INVITE), Frame::Message(INVITE.len()));
+        for cut in 1..INVITE.len() {
+            assert_eq!(frame(&INVITE[..cut]), Frame::Partial, "cut at {cut}");
+        }
+        let mut two = INVITE.to_vec();
+        two.extend_from_slice(INVITE);
+        assert_eq!(frame(&two), Frame::Message(INVITE.len()));
+    }
+
+    #[test]
+    fn content_length_forms() {
+        let cases: &[(&[u8], Frame)] = &[
+            (b"BYE s SIP/2.0\r\nl: 0\r\n\r\n", Frame::Message(23)),
+            (
+                b"BYE s SIP/2.0\r\ncontent-length:0\r\n\r\n",
+                Frame::Message(35),
+            ),
+            (
+                b"BYE s SIP/2.0\r\nContent-Length \t:  1 \r\n\r\nx",
+                Frame::Message(41),
+            ),
+            (b"BYE s SIP/2.0\nContent-Length: 0\n\n", Frame::Message(33)),
+            (
+                b"BYE s SIP/2.0\r\nX-Content-Length: 0\r\n\r\n",
+                Frame::Unframed(38),
+            ),
+            (b"BYE s SIP/2.0\r\nSubject: a\r\n\r\n", Frame::Unframed(29)),
+            (
+                b"BYE s SIP/2.0\r\nContent-Length: x\r\n\r\n",
+                Frame::Unframed(36),
+            ),
+            (
+                b"BYE s SIP/2.0\r\nContent-Length: 99999999999\r\n\r\n",
+                Frame::Unframed(46),
+            ),
+            (
+                b"BYE s SIP/2.0\r\nSubject: a\r\n Content-Length: 0\r\n\r\n",
+                Frame::Unframed(49),
+            ),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(frame(bytes), *want, "{}", String::from_utf8_lossy(bytes));
+        }
+    }
+
+    #[test]
+    fn keepalives() {
+        assert_eq!(frame(b"\r\n\r\n"), Frame::Ping);
+        assert_eq!(frame(b"\r\n\r\nINVITE"), Frame::Ping);
+        assert_eq!(frame(b"\r\n\r"), Frame::Partial);
+        assert_eq!(frame(b"\r\n"), Frame::Partial);
+        assert_eq!(frame(b"\r"), Frame::Partial);
+        assert_eq!(frame(b"\r\nINVITE"), Frame::Skip(2));
+        assert_eq!(frame(b"\nINVITE"), Frame::Skip(1));
+        assert_eq!(frame(b"\r\r"), Frame::Skip(1));
+    }
+
+    #[test]
+    fn limits() {
+        let big = format!("MESSAGE s SIP/2.0\r\nContent-Length: {LIMIT}\r\n\r\n");
+        assert_eq!(frame(big.as_bytes()), Frame::Oversized(big.len()));
+        let endless = vec![b'a'; LIMIT];
+        assert_eq!(frame(&endless), Frame::Oversized(LIMIT));
+        assert_eq!(frame(&endless[..LIMIT - 1]), Frame::Partial);
+        let mut long_headers = b"MESSAGE s SIP/2.0\r\nX: ".to_vec();
+        long_headers.resize(LIMIT + 10, b'a');
+        long_headers.extend_from_slice(b"\r\n\r\n");
+        assert_eq!(frame(&long_headers), Frame::Oversized(LIMIT));
+        let head_len = "MESSAGE s SIP/2.0\r\nContent-Length: 0000\r\n\r\n".len();
+        let room = LIMIT - head_len;
+        let mut exact =
+            format!("MESSAGE s SIP/2.0\r\nContent-Length: {room:04}\r\n\r\n").into_bytes();
+        exact.resize(LIMIT, b'x');
+        assert_eq!(frame(&exact), Frame::Message(LIMIT));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let samples: &[&[u8]] = &[
+            b":",
+            b"\n\n",
+            b"a\n\n",
+            b"a:\n",
+            b"\xff\xfe\r\n\r\n",
+            b"a\r\n\r",
+        ];
+        for s in samples {
+            let _ = frame(s);
+            let _ = next_frame(s, 1);
+        }
+    }
+}

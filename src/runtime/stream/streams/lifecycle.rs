@@ -1,0 +1,247 @@
+//! A connection's life on its worker: accepted or opened (within the limits), established,
+//! closing gracefully after a last reply, and closed by the peer, an error or a timeout.
+//! Every change is counted once, when the connection closes or opens.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::time::Instant;
+
+use log::{debug, warn};
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+
+use super::super::connection::{Connection, Origin, Phase};
+use super::super::event::StreamEvent;
+use super::super::listener;
+use super::{ACCEPTS_PER_TURN, CONNECTION_TOKENS, LINGER, Streams};
+use crate::runtime::record::Recorder;
+
+impl Streams {
+    /// Accepts new clients on the listeners that reported readiness.
+    pub(crate) fn accept(&mut self, recorder: &mut impl Recorder) {
+        for i in 0..self.listeners.len() {
+            if self.accept_backlog[i] {
+                self.accept_backlog[i] = !self.accept_from(i, recorder);
+            }
+        }
+    }
+
+    /// Takes connections from listener `i` until it would block (`true`) or the turn ends.
+    fn accept_from(&mut self, i: usize, recorder: &mut impl Recorder) -> bool {
+        for _ in 0..ACCEPTS_PER_TURN {
+            match self.listeners[i].listener.accept() {
+                Ok((socket, peer)) => self.adopt(socket, peer, i, recorder),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Out of descriptors or memory: the connection waits in the kernel's
+                    // backlog and is tried again when the next one arrives.
+                    warn!("worker {}: accept failed: {e}", self.worker);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn adopt(&mut self, socket: TcpStream, peer: SocketAddr, i: usize, rec: &mut impl Recorder) {
+        let local = self.listeners[i].local;
+        let _ = socket.set_nodelay(true);
+        match self.insert(socket, peer, local, Origin::Accepted) {
+            Ok(slot) => {
+                let id = self.table.reference(slot).id();
+                self.mesh.add_client(peer, id);
+                rec.stream_event(StreamEvent::Accepted);
+                rec.open_connections(self.table.open());
+            }
+            // Dropping the socket closes it: the client sees the connection refused.
+            Err(()) => rec.stream_event(StreamEvent::Refused),
+        }
+    }
+
+    /// Opens a connection toward `destination` from listener `local`; `None` when a limit
+    /// or the system refuses (counted).
+    pub(super) fn open(
+        &mut self,
+        destination: SocketAddr,
+        local: SocketAddr,
+        recorder: &mut impl Recorder,
+    ) -> Option<u32> {
+        let socket = match listener::connect(destination, local) {
+            Ok(socket) => socket,
+            Err(e) => {
+                debug!("worker {}: connect to {destination}: {e}", self.worker);
+                recorder.stream_event(StreamEvent::ConnectFailed);
+                return None;
+            }
+        };
+        match self.insert(socket, destination, local, Origin::Opened) {
+            Ok(slot) => {
+                recorder.open_connections(self.table.open());
+                Some(slot)
+            }
+            Err(()) => {
+                recorder.stream_event(StreamEvent::OpenRefused);
+                None
+            }
+        }
+    }
+
+    /// Registers and stores a connection within the per-worker and process-wide limits.
+    fn insert(
+        &mut self,
+        mut socket: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        origin: Origin,
+    ) -> Result<u32, ()> {
+        let at = self.table.vacant().ok_or(())?;
+        if !self.mesh.reserve() {
+            return Err(());
+        }
+        let token = Token(CONNECTION_TOKENS + at.slot as usize);
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self.registry.register(&mut socket, token, interest) {
+            warn!("worker {}: cannot watch a connection: {e}", self.worker);
+            self.mesh.release();
+            return Err(());
+        }
+        let limits = (self.options.max_message, self.options.send_queue);
+        let connection = Connection::new(socket, peer, local, origin, limits, Instant::now());
+        self.table.fill(at, connection);
+        Ok(at.slot)
+    }
+
+    /// Closes the connection in `slot` now, counting `event` and any message it still held.
+    pub(crate) fn close(&mut self, slot: u32, event: StreamEvent, recorder: &mut impl Recorder) {
+        let Some((at, mut conn)) = self.table.remove(slot) else {
+            return;
+        };
+        let _ = self.registry.deregister(&mut conn.socket);
+        if conn.origin == Origin::Accepted {
+            self.mesh.remove_client(conn.peer, at.id());
+        }
+        self.mesh.release();
+        (0..conn.tx.messages()).for_each(|_| recorder.send_error());
+        recorder.stream_event(event);
+        recorder.open_connections(self.table.open());
+    }
+
+    /// Stops reading `slot`; it closes as `event` once what it has to send is written.
+    pub(crate) fn close_after_sending(&mut self, slot: u32, event: StreamEvent, now: Instant) {
+        if let Some(conn) = self.table.get_mut(slot) {
+            conn.close_after_sending(event, now);
+            self.closing.push(slot);
+        }
+    }
+
+    /// The peer finished sending on `slot`: a message it left unfinished is discarded.
+    pub(crate) fn end_of_stream(&mut self, slot: u32, now: Instant, recorder: &mut impl Recorder) {
+        let Some(conn) = self.table.get_mut(slot) else {
+            return;
+        };
+        conn.peer_done = true;
+        let event = match conn.phase {
+            Phase::Closing(_, event) => event,
+            _ if conn.reading_a_message() => StreamEvent::ClosedMidMessage,
+            _ => StreamEvent::ClosedByPeer,
+        };
+        self.close_after_sending(slot, event, now);
+        self.finish_closing(slot, recorder);
+    }
+
+    /// Moves a closing connection on once its queue is empty: closed when the peer has
+    /// finished too, else a FIN and a linger for the peer's.
+    pub(super) fn finish_closing(&mut self, slot: u32, recorder: &mut impl Recorder) {
+        let Some(conn) = self.table.get_mut(slot) else {
+            return;
+        };
+        let Phase::Closing(_, event) = conn.phase else {
+            return;
+        };
+        if !conn.tx.is_empty() {
+            return;
+        }
+        if conn.peer_done {
+            return self.close(slot, event, recorder);
+        }
+        if !conn.fin_sent {
+            conn.fin_sent = true;
+            if conn.socket.shutdown(Shutdown::Write).is_err() {
+                self.close(slot, event, recorder);
+            }
+        }
+    }
+
+    /// Moves on every connection that started closing this turn.
+    pub(super) fn finish_closing_all(&mut self, recorder: &mut impl Recorder) {
+        while let Some(slot) = self.closing.pop() {
+            self.finish_closing(slot, recorder);
+        }
+    }
+
+    /// A connect in progress reported writable: established, still pending, or failed.
+    pub(super) fn finish_connect(&mut self, slot: u32, recorder: &mut impl Recorder) -> bool {
+        let Some(conn) = self.table.get_mut(slot) else {
+            return false;
+        };
+        let failed = match conn.socket.take_error() {
+            Ok(None) => false,
+            Ok(Some(_)) | Err(_) => true,
+        };
+        match conn.socket.peer_addr() {
+            Ok(_) if !failed => {
+                conn.phase = Phase::Open;
+                recorder.stream_event(StreamEvent::Connected);
+                true
+            }
+            Err(e) if !failed && e.kind() == io::ErrorKind::NotConnected => false,
+            _ => {
+                self.close(slot, StreamEvent::ConnectFailed, recorder);
+                false
+            }
+        }
+    }
+
+    /// Enforces the connect, header, idle and linger timeouts (at most every sweep tick).
+    pub(crate) fn sweep(&mut self, now: Instant, recorder: &mut impl Recorder) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.next_sweep = now + self.sweep_every;
+        for slot in 0..self.table.slots() {
+            if let Some(event) = self.table.get(slot).and_then(|c| self.expired(c, now)) {
+                self.close(slot, event, recorder);
+            }
+        }
+    }
+
+    /// The event to close `conn` with when one of its timeouts has passed.
+    fn expired(&self, conn: &Connection, now: Instant) -> Option<StreamEvent> {
+        let o = &self.options;
+        let past = |since: Instant, limit| now.saturating_duration_since(since) >= limit;
+        match conn.phase {
+            Phase::Connecting(since) if past(since, o.connect_timeout) => {
+                Some(StreamEvent::ConnectFailed)
+            }
+            Phase::Closing(since, event) if past(since, LINGER) => Some(event),
+            _ if conn
+                .partial_since
+                .is_some_and(|t| past(t, o.header_timeout)) =>
+            {
+                Some(StreamEvent::ClosedSlow)
+            }
+            _ if past(conn.last_active, o.idle_timeout) => Some(StreamEvent::ClosedIdle),
+            _ => None,
+        }
+    }
+
+    /// Closes every connection (the worker is stopping).
+    pub(crate) fn shutdown(&mut self, recorder: &mut impl Recorder) {
+        for slot in 0..self.table.slots() {
+            if self.table.get(slot).is_some() {
+                self.close(slot, StreamEvent::ClosedShutdown, recorder);
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The worker's TCP turn: read each ready connection, split what was read into messages,
+//! and hand each message to the core with its own output slot, exactly as datagrams are.
+//!
+//! A connection is read at most [`READS_PER_TURN`] times per turn, so one busy client cannot
+//! starve the others; a read that leaves room in the buffer means the kernel had no more, and
+//! a later arrival raises a new edge (as for a short UDP batch). A closing connection's input
+//! is read and discarded, so that closing it does not reset the peer before it reads our last
+//! reply.
+
+use std::io;
+use std::time::Instant;
+
+use super::Worker;
+use crate::proxy::{Input, OUTPUT_BUFFER_SIZE, Transport};
+use crate::runtime::record::Recorder;
+use crate::runtime::stream::{Frame, Phase, StreamEvent, next_frame};
+use crate::runtime::sys;
+
+/// Reads from one connection before the loop turns to the others.
+const READS_PER_TURN: usize = 4;
+
+/// What one read did.
+enum Read {
+    /// Bytes arrived; `drained` when the kernel had no more.
+    Data { drained: bool },
+    /// Nothing more now, or the connection is gone.
+    Done,
+    /// Try again (interrupted).
+    Again,
+}
+
+impl<R: Recorder> Worker<R> {
+    /// One TCP turn (see the module docs of `worker`).
+    pub(super) fn turn_streams(&mut self, now: Instant) {
+        self.streams.receive_handoffs(&mut self.recorder);
+        self.streams.accept(&mut self.recorder);
+        self.streams.writable(now, &mut self.recorder);
+        let listed = self.streams.readable().len();
+        for i in 0..listed {
+            let slot = self.streams.readable()[i];
+            if let Some(conn) = self.streams.connection_mut(slot) {
+                conn.read_ready = false;
+                if !self.serve(slot, now) {
+                    self.streams.read_again(slot);
+                }
+            }
+        }
+        self.streams.read_done(listed);
+        self.send_queued();
+        self.streams.sweep(now, &mut self.recorder);
+    }
+
+    /// Reads `slot` until the kernel has no more (`true`) or its turn is over (`false`).
+    fn serve(&mut self, slot: u32, now: Instant) -> bool {
+        let arrival_ns = sys::realtime_ns();
+        for _ in 0..READS_PER_TURN {
+            match self.read_once(slot, now) {
+                Read::Data { drained } => {
+                    self.frame(slot, now, arrival_ns);
+                    if drained {
+                        return true;
+                    }
+                }
+                Read::Done => return true,
+                Read::Again => {}
+            }
+        }
+        false
+    }
+
+    fn read_once(&mut self, slot: u32, now: Instant) -> Read {
+        let Some(conn) = self.streams.connection_mut(slot) else {
+            return Read::Done;
+        };
+        let closing = match conn.phase {
+            Phase::Connecting(_) => return Read::Done,
+            Phase::Open => false,
+            Phase::Closing(..) => true,
+        };
+        if closing {
+            conn.rx.consume(usize::MAX);
+        }
+        match conn.rx.read_from(&mut conn.socket) {
+            Ok(Some(0)) => {
+                self.streams.end_of_stream(slot, now, &mut self.recorder);
+                Read::Done
+            }
+            Ok(Some(_)) if closing => Read::Again,
+            Ok(Some(_)) => {
+                conn.last_active = now;
+                Read::Data {
+                    drained: !conn.rx.is_full(),
+                }
+            }
+            // Full at the limit: framing decides before that, so this is a peer that kept
+            // sending after its oversized message was answered.
+            Ok(None) => {
+                self.streams
+                    .close(slot, StreamEvent::ClosedOversized, &mut self.recorder);
+                Read::Done
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Read::Done,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Read::Again,
+            Err(_) => {
+                self.streams
+                    .close(slot, StreamEvent::ClosedError, &mut self.recorder);
+                Read::Done
+            }
+        }
+    }
+
+    /// Hands every whole message now in `slot`'s buffer to the core.
+    fn frame(&mut self, slot: u32, now: Instant, arrival_ns: u64) {
+        let at = self.streams.reference(slot);
+        let limit = self.streams.max_message();
+        let mut completed = false;
+        loop {
+            let Some(conn) = self.streams.connection(slot) else {
+                return;
+            };
+            if self.streams.reference(slot) != at || !conn.usable() {
+                return;
+            }
+            let frame = next_frame(conn.rx.data(), limit);
+            let (consumed, closing) = match frame {
+                Frame::Message(len) => {
+                    completed = true;
+                    self.handle(slot, len, false, now, arrival_ns);
+                    (len, None)
+                }
+                Frame::Ping => {
+                    self.streams.pong(slot, &mut self.recorder);
+                    (4, None)
+                }
+                Frame::Skip(n) => (n, None),
+                Frame::Partial => break,
+                Frame::Unframed(len) => {
+                    self.handle(slot, len, false, now, arrival_ns);
+                    (len, Some(StreamEvent::ClosedUnframed))
+                }
+                Frame::Oversized(len) => {
+                    self.handle(slot, len, true, now, arrival_ns);
+                    (len, Some(StreamEvent::ClosedOversized))
+                }
+            };
+            if self.streams.reference(slot) != at {
+                return; // closed while its message was sent (the slot may be reused)
+            }
+            if let Some(conn) = self.streams.connection_mut(slot) {
+                conn.rx.consume(consumed);
+            }
+            if let Some(event) = closing {
+                return self.streams.close_after_sending(slot, event, now);
+            }
+        }
+        if let Some(conn) = self.streams.connection_mut(slot) {
+            conn.note_progress(completed, now);
+        }
+    }
+
+    /// Hands the first `len` bytes of `slot`'s buffer to the core in the next output slot.
+    fn handle(&mut self, slot: u32, len: usize, oversized: bool, now: Instant, arrival_ns: u64) {
+        if self.used == self.batch {
+            self.send_queued();
+        }
+        let k = self.used;
+        self.used += 1;
+        let id = self.streams.reference(slot).id();
+        let Some(conn) = self.streams.connection(slot) else {
+            return;
+        };
+        let input = Input {
+            data: conn.rx.slice(len),
+            source: conn.peer,
+            local: conn.local,
+            transport: Transport::Tcp,
+            connection: Some(id),
+            now,
+        };
+        let start = k * OUTPUT_BUFFER_SIZE;
+        let out = &mut self.out[start..start + OUTPUT_BUFFER_SIZE];
+        let outcome = if oversized {
+            self.proxy.handle_oversized(input, out)
+        } else {
+            self.proxy.handle(input, out)
+        };
+        self.recorder.received(1);
+        self.enqueue(k, outcome, arrival_ns);
+    }
+}
