@@ -6,6 +6,7 @@
 
 pub mod process;
 pub mod sip;
+pub mod tcp;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;

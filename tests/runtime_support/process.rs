@@ -15,7 +15,7 @@ pub struct Ferrovia {
     child: Option<Child>,
     lines: Receiver<String>,
     pub stderr: Vec<String>,
-    /// The bound addresses from its "listening on udp:ADDR" log lines.
+    /// The bound addresses from its "listening on udp:ADDR" / "tcp:ADDR" log lines.
     pub addrs: Vec<SocketAddr>,
 }
 
@@ -125,9 +125,12 @@ impl Drop for Ferrovia {
     }
 }
 
-/// Parses `... listening on udp:ADDR, ...` or `... listening on udp:ADDR as ...`.
+/// Parses `... listening on udp:ADDR, ...` or `... listening on tcp:ADDR as ...`.
 fn listening_addr(line: &str) -> Option<SocketAddr> {
-    let rest = line.split("listening on udp:").nth(1)?;
+    let rest = line.split("listening on ").nth(1)?;
+    let rest = rest
+        .strip_prefix("udp:")
+        .or_else(|| rest.strip_prefix("tcp:"))?;
     let end = rest.find([',', ' ']).unwrap_or(rest.len());
     rest[..end].parse().ok()
 }

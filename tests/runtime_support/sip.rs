@@ -5,11 +5,17 @@ use std::net::SocketAddr;
 
 /// An INVITE from the client at `from` to `sip:alice@{to}`, with a loose Route to `to`.
 pub fn invite(from: SocketAddr, to: SocketAddr, call: &str) -> String {
+    invite_over("UDP", from, to, "udp", call)
+}
+
+/// An INVITE sent over `via` (`UDP`, `TCP`) from `from`, routed to `to` over `next`
+/// (`udp`, `tcp`: the Route's transport parameter).
+pub fn invite_over(via: &str, from: SocketAddr, to: SocketAddr, next: &str, call: &str) -> String {
     format!(
         "INVITE sip:alice@{to} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {from};branch=z9hG4bK-{call};rport\r\n\
+         Via: SIP/2.0/{via} {from};branch=z9hG4bK-{call};rport\r\n\
          Max-Forwards: 70\r\n\
-         Route: <sip:{to};lr>\r\n\
+         Route: <sip:{to};transport={next};lr>\r\n\
          From: \"Bob\" <sip:bob@{from}>;tag=b-{call}\r\n\
          To: <sip:alice@{to}>\r\n\
          Call-ID: {call}@ferrovia.test\r\n\
@@ -51,6 +57,14 @@ pub fn header_lines(message: &str) -> impl Iterator<Item = &str> {
 /// The first value of header `name` (case-insensitive), trimmed.
 pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
     header_lines(message).find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Every value of header `name` (case-insensitive), one per line, trimmed.
+pub fn headers<'a>(message: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> {
+    header_lines(message).filter_map(move |line| {
         let (n, v) = line.split_once(':')?;
         n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     })
