@@ -149,13 +149,7 @@ impl<R: Recorder> Worker<R> {
                 error!("worker {}: poll failed, stopping: {e}", self.index);
                 return;
             }
-            for event in events.iter().filter(|e| e.token() != WAKE) {
-                match self.backlog.get_mut(event.token().0) {
-                    Some(ready) => *ready = true,
-                    None if event.token().0 >= LISTENER_TOKENS => self.streams.on_event(event),
-                    None => {}
-                }
-            }
+            self.dispatch(&events);
             for i in 0..self.sockets.len() {
                 if self.backlog[i] {
                     self.backlog[i] = !self.drain(i);
@@ -167,12 +161,28 @@ impl<R: Recorder> Worker<R> {
         }
     }
 
-    /// After the stop flag: one bounded turn on every socket, so what the kernel queued
-    /// before the stop is handled rather than left behind.
+    /// Notes which sockets, listeners and connections reported readiness.
+    fn dispatch(&mut self, events: &Events) {
+        for event in events.iter().filter(|e| e.token() != WAKE) {
+            match self.backlog.get_mut(event.token().0) {
+                Some(ready) => *ready = true,
+                None if event.token().0 >= LISTENER_TOKENS => self.streams.on_event(event),
+                None => {}
+            }
+        }
+    }
+
+    /// After the stop flag: one bounded turn on every socket and connection, so what the
+    /// kernel queued before the stop is handled rather than left behind.
     fn drain_all(&mut self) {
+        let mut events = Events::with_capacity(64);
+        if self.poll.poll(&mut events, Some(Duration::ZERO)).is_ok() {
+            self.dispatch(&events);
+        }
         for i in 0..self.sockets.len() {
             self.drain(i);
         }
+        self.turn_streams(Instant::now());
     }
 
     /// Moves batches from socket `i` until it would block (`true`) or its turn is over.

@@ -47,7 +47,7 @@ impl Family {
 }
 
 /// Runs `test` on IPv4 loopback, and on IPv6 loopback where the machine has it.
-pub fn on_each_family(name: &str, test: impl Fn(Family)) {
+pub fn on_each_family(name: &str, mut test: impl FnMut(Family)) {
     for family in [Family::V4, Family::V6] {
         if family.available(name) {
             test(family);

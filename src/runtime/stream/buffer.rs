@@ -48,7 +48,7 @@ impl ReadBuffer {
 
     /// Drops `n` bytes from the front (all of them when `n` is larger).
     pub(crate) fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
+        self.start = self.start.saturating_add(n).min(self.end);
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -200,7 +200,8 @@ mod tests {
         buf.consume(30);
         assert_eq!(buf.read_from(&mut source).unwrap(), Some(30));
         assert_eq!(buf.data().len(), 40);
-        buf.consume(1000);
+        buf.consume(1);
+        buf.consume(usize::MAX);
         assert!(buf.data().is_empty());
         assert_eq!(buf.slice(5), b"");
     }

@@ -7,7 +7,6 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use super::buffer::{ReadBuffer, SendQueue};
-use super::event::StreamEvent;
 
 /// The first size of a connection's read buffer; it doubles up to the message limit when
 /// one message needs it.
@@ -29,9 +28,10 @@ pub(crate) enum Phase {
     Connecting(Instant),
     /// Reading and writing.
     Open,
-    /// No more reading: the send queue is written out, then the connection is closed and
-    /// counted as the event (at the latest when the linger time from then has passed).
-    Closing(Instant, StreamEvent),
+    /// Since then, no more reading: the send queue is written out, then the connection is
+    /// closed (at the latest when the linger time has passed). Why it is closing was
+    /// counted when it started.
+    Closing(Instant),
 }
 
 pub(crate) struct Connection {
@@ -51,6 +51,9 @@ pub(crate) struct Connection {
     pub(crate) peer_done: bool,
     /// Our side has finished sending (FIN sent while closing).
     pub(crate) fin_sent: bool,
+    /// The kernel reported the peer's FIN (or an error): read to the end, not just until a
+    /// short read.
+    pub(crate) read_closed: bool,
     /// Readiness reported and not yet acted on (the slot is in the worker's list).
     pub(crate) read_ready: bool,
     pub(crate) write_ready: bool,
@@ -82,6 +85,7 @@ impl Connection {
             partial_since: None,
             peer_done: false,
             fin_sent: false,
+            read_closed: false,
             read_ready: false,
             write_ready: false,
         }
@@ -103,13 +107,16 @@ impl Connection {
         };
     }
 
-    /// Stops reading messages; closes as `event` once the send queue is written (and, unless
-    /// the peer already finished, after a FIN and a short linger that discards its input, so
-    /// the kernel does not reset the connection before the peer reads our last reply).
-    pub(crate) fn close_after_sending(&mut self, event: StreamEvent, now: Instant) {
-        if !matches!(self.phase, Phase::Closing(..)) {
-            self.phase = Phase::Closing(now, event);
+    /// Stops reading messages; it closes once the send queue is written (and, unless the
+    /// peer already finished, after a FIN and a short linger that discards its input, so the
+    /// kernel does not reset the connection before the peer reads our last reply). Returns
+    /// false when it was closing already.
+    pub(crate) fn start_closing(&mut self, now: Instant) -> bool {
+        let first = self.usable();
+        if first {
+            self.phase = Phase::Closing(now);
         }
+        first
     }
 
     /// Whether a message may be queued on it (not once it is closing).

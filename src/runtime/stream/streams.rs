@@ -166,6 +166,7 @@ impl Streams {
             return;
         };
         let failed = event.is_error();
+        conn.read_closed |= event.is_read_closed() || failed;
         if (event.is_writable() || event.is_write_closed() || failed) && !conn.write_ready {
             conn.write_ready = true;
             self.writable.push(slot);

@@ -3,7 +3,8 @@
 //!
 //! A connection is read at most [`READS_PER_TURN`] times per turn, so one busy client cannot
 //! starve the others; a read that leaves room in the buffer means the kernel had no more, and
-//! a later arrival raises a new edge (as for a short UDP batch). A closing connection's input
+//! a later arrival raises a new edge (as for a short UDP batch) — except after the kernel
+//! reported the peer's FIN, which raises no further edge: then it is read to the end. A closing connection's input
 //! is read and discarded, so that closing it does not reset the peer before it reads our last
 //! reply.
 
@@ -89,7 +90,7 @@ impl<R: Recorder> Worker<R> {
             Ok(Some(_)) => {
                 conn.last_active = now;
                 Read::Data {
-                    drained: !conn.rx.is_full(),
+                    drained: !conn.rx.is_full() && !conn.read_closed,
                 }
             }
             // Full at the limit: framing decides before that, so this is a peer that kept
@@ -150,7 +151,8 @@ impl<R: Recorder> Worker<R> {
                 conn.rx.consume(consumed);
             }
             if let Some(event) = closing {
-                return self.streams.close_after_sending(slot, event, now);
+                let recorder = &mut self.recorder;
+                return self.streams.close_after_sending(slot, event, now, recorder);
             }
         }
         if let Some(conn) = self.streams.connection_mut(slot) {

@@ -112,25 +112,36 @@ impl Streams {
         Ok(at.slot)
     }
 
-    /// Closes the connection in `slot` now, counting `event` and any message it still held.
+    /// Closes the connection in `slot` now, counting any message it still held, and `event`
+    /// unless it was closing already (then why was counted when it started).
     pub(crate) fn close(&mut self, slot: u32, event: StreamEvent, recorder: &mut impl Recorder) {
         let Some((at, mut conn)) = self.table.remove(slot) else {
             return;
         };
+        if conn.usable() {
+            recorder.stream_event(event);
+        }
         let _ = self.registry.deregister(&mut conn.socket);
         if conn.origin == Origin::Accepted {
             self.mesh.remove_client(conn.peer, at.id());
         }
         self.mesh.release();
         (0..conn.tx.messages()).for_each(|_| recorder.send_error());
-        recorder.stream_event(event);
         recorder.open_connections(self.table.open());
     }
 
-    /// Stops reading `slot`; it closes as `event` once what it has to send is written.
-    pub(crate) fn close_after_sending(&mut self, slot: u32, event: StreamEvent, now: Instant) {
-        if let Some(conn) = self.table.get_mut(slot) {
-            conn.close_after_sending(event, now);
+    /// Stops reading `slot`, counting why; it closes once what it has to send is written.
+    pub(crate) fn close_after_sending(
+        &mut self,
+        slot: u32,
+        event: StreamEvent,
+        now: Instant,
+        recorder: &mut impl Recorder,
+    ) {
+        if let Some(conn) = self.table.get_mut(slot)
+            && conn.start_closing(now)
+        {
+            recorder.stream_event(event);
             self.closing.push(slot);
         }
     }
@@ -141,12 +152,12 @@ impl Streams {
             return;
         };
         conn.peer_done = true;
-        let event = match conn.phase {
-            Phase::Closing(_, event) => event,
-            _ if conn.reading_a_message() => StreamEvent::ClosedMidMessage,
-            _ => StreamEvent::ClosedByPeer,
+        let event = if conn.reading_a_message() {
+            StreamEvent::ClosedMidMessage
+        } else {
+            StreamEvent::ClosedByPeer
         };
-        self.close_after_sending(slot, event, now);
+        self.close_after_sending(slot, event, now, recorder);
         self.finish_closing(slot, recorder);
     }
 
@@ -156,19 +167,16 @@ impl Streams {
         let Some(conn) = self.table.get_mut(slot) else {
             return;
         };
-        let Phase::Closing(_, event) = conn.phase else {
-            return;
-        };
-        if !conn.tx.is_empty() {
+        if conn.usable() || !conn.tx.is_empty() {
             return;
         }
         if conn.peer_done {
-            return self.close(slot, event, recorder);
+            return self.close(slot, StreamEvent::ClosedByPeer, recorder);
         }
         if !conn.fin_sent {
             conn.fin_sent = true;
             if conn.socket.shutdown(Shutdown::Write).is_err() {
-                self.close(slot, event, recorder);
+                self.close(slot, StreamEvent::ClosedError, recorder);
             }
         }
     }
@@ -224,7 +232,7 @@ impl Streams {
             Phase::Connecting(since) if past(since, o.connect_timeout) => {
                 Some(StreamEvent::ConnectFailed)
             }
-            Phase::Closing(since, event) if past(since, LINGER) => Some(event),
+            Phase::Closing(since) => past(since, LINGER).then_some(StreamEvent::ClosedIdle),
             _ if conn
                 .partial_since
                 .is_some_and(|t| past(t, o.header_timeout)) =>
@@ -236,7 +244,7 @@ impl Streams {
         }
     }
 
-    /// Closes every connection (the worker is stopping).
+    /// Closes every connection (the worker is stopping); counted as such unless closing.
     pub(crate) fn shutdown(&mut self, recorder: &mut impl Recorder) {
         for slot in 0..self.table.slots() {
             if self.table.get(slot).is_some() {
