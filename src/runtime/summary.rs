@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::record::Counters;
+use super::stream::StreamEvent;
 use crate::proxy::DropReason;
 
 /// Totals across workers, with the per-worker split of received messages.
@@ -58,6 +59,13 @@ impl fmt::Display for Summary {
         }
         writeln!(f, "  send errors          {:>12}", t.send_errors)?;
         writeln!(f, "  kernel receive drops {:>12}", t.kernel_drops)?;
+        let events = StreamEvent::ALL.iter().filter(|e| t.stream_count(**e) > 0);
+        for (i, event) in events.enumerate() {
+            if i == 0 {
+                writeln!(f, "  tcp connections")?;
+            }
+            writeln!(f, "    {:<18} {:>12}", event.name(), t.stream_count(*event))?;
+        }
         let split: Vec<String> = self.per_worker.iter().map(u64::to_string).collect();
         writeln!(f, "  received per worker  {:>12}", split.join(" / "))
     }
@@ -76,12 +84,15 @@ mod tests {
         a.forwarded(Direction::Request, 1);
         a.replied(483, 1);
         a.dropped(DropReason::NotSip);
+        a.stream_event(StreamEvent::Accepted);
         let b = Counters::default();
         let text = Summary::new(&[a, b], Duration::from_secs(2)).to_string();
         assert!(text.contains("2 workers"), "{text}");
         assert!(text.contains("483"), "{text}");
         assert!(text.contains("not_sip"), "{text}");
         assert!(text.contains("3 / 0"), "{text}");
+        assert!(text.contains("accepted"), "{text}");
+        assert!(!text.contains("handed_off"), "only what happened: {text}");
         assert!(text.lines().count() < 24, "{text}");
     }
 }

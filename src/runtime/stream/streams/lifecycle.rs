@@ -54,8 +54,10 @@ impl Streams {
                 rec.stream_event(StreamEvent::Accepted);
                 rec.open_connections(self.table.open());
             }
-            // Dropping the socket closes it: the client sees the connection refused.
-            Err(()) => rec.stream_event(StreamEvent::Refused),
+            Err(socket) => {
+                rec.stream_event(StreamEvent::Refused);
+                drop(socket); // closed only now, so the count is there when the client sees it
+            }
         }
     }
 
@@ -80,31 +82,34 @@ impl Streams {
                 recorder.open_connections(self.table.open());
                 Some(slot)
             }
-            Err(()) => {
+            Err(_) => {
                 recorder.stream_event(StreamEvent::OpenRefused);
                 None
             }
         }
     }
 
-    /// Registers and stores a connection within the per-worker and process-wide limits.
+    /// Registers and stores a connection within the per-worker and process-wide limits;
+    /// gives the socket back when it cannot.
     fn insert(
         &mut self,
         mut socket: TcpStream,
         peer: SocketAddr,
         local: SocketAddr,
         origin: Origin,
-    ) -> Result<u32, ()> {
-        let at = self.table.vacant().ok_or(())?;
+    ) -> Result<u32, TcpStream> {
+        let Some(at) = self.table.vacant() else {
+            return Err(socket);
+        };
         if !self.mesh.reserve() {
-            return Err(());
+            return Err(socket);
         }
         let token = Token(CONNECTION_TOKENS + at.slot as usize);
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = self.registry.register(&mut socket, token, interest) {
             warn!("worker {}: cannot watch a connection: {e}", self.worker);
             self.mesh.release();
-            return Err(());
+            return Err(socket);
         }
         let limits = (self.options.max_message, self.options.send_queue);
         let connection = Connection::new(socket, peer, local, origin, limits, Instant::now());
@@ -118,14 +123,16 @@ impl Streams {
         let Some((at, mut conn)) = self.table.remove(slot) else {
             return;
         };
-        if conn.usable() {
-            recorder.stream_event(event);
-        }
         let _ = self.registry.deregister(&mut conn.socket);
         if conn.origin == Origin::Accepted {
             self.mesh.remove_client(conn.peer, at.id());
         }
         self.mesh.release();
+        // Counted once the connection no longer counts against any limit, and before the
+        // peer can see it closed (the socket is dropped on return).
+        if conn.usable() {
+            recorder.stream_event(event);
+        }
         (0..conn.tx.messages()).for_each(|_| recorder.send_error());
         recorder.open_connections(self.table.open());
     }
@@ -157,8 +164,10 @@ impl Streams {
         } else {
             StreamEvent::ClosedByPeer
         };
+        if conn.tx.is_empty() {
+            return self.close(slot, event, recorder);
+        }
         self.close_after_sending(slot, event, now, recorder);
-        self.finish_closing(slot, recorder);
     }
 
     /// Moves a closing connection on once its queue is empty: closed when the peer has

@@ -1,0 +1,191 @@
+//! sipp load runs over TCP, beside UDP in the same run: built-in uac → ferrovia (2 workers)
+//! → built-in uas, 2,000 calls at 500 calls/s each. Every call must succeed with no
+//! unexpected message, over UDP, over TCP with one connection per call (`-t tn`, spread over
+//! both workers), and over TCP with one shared connection (`-t t1`). The proxy's CPU time per
+//! forwarded message and the calls per second achieved are printed side by side:
+//!
+//! `cargo test --release --test sipp_tcp_load -- --nocapture`
+
+mod runtime_support;
+
+use std::net::{TcpListener, UdpSocket};
+use std::time::{Duration, Instant};
+
+use runtime_support::process::{Ferrovia, Sipp};
+use runtime_support::{free_udp_port, free_udp_port_pair};
+
+const CALLS: u64 = 2_000;
+const RATE: u64 = 500;
+/// Bound on each sipp run (the load itself takes a few seconds).
+const SIPP_LIMIT: Duration = Duration::from_secs(120);
+/// Messages per call through the proxy: INVITE, 180, 200, ACK, BYE, 200 (the built-in uas
+/// sends no 100).
+const MESSAGES_PER_CALL: u64 = 6;
+
+/// How the calls travel: the transport and sipp's `-t` mode for the uac.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Udp,
+    TcpPerCall,
+    TcpShared,
+}
+
+impl Mode {
+    fn listen(self) -> &'static str {
+        match self {
+            Mode::Udp => "udp:127.0.0.1:0",
+            _ => "tcp:127.0.0.1:0",
+        }
+    }
+
+    fn uac_transport(self) -> &'static str {
+        match self {
+            Mode::Udp => "un",
+            Mode::TcpPerCall => "tn",
+            Mode::TcpShared => "t1",
+        }
+    }
+
+    fn uas_transport(self) -> &'static str {
+        match self {
+            Mode::Udp => "u1",
+            _ => "t1",
+        }
+    }
+
+    fn next_hop(self, port: u16) -> String {
+        match self {
+            Mode::Udp => format!("sip:127.0.0.1:{port}"),
+            _ => format!("sip:127.0.0.1:{port};transport=tcp"),
+        }
+    }
+}
+
+fn common_args(sip_port: u16, transport: &str) -> Vec<String> {
+    let calls = CALLS.to_string();
+    [
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &sip_port.to_string(),
+        "-cp",
+        &free_udp_port().to_string(),
+        "-mp",
+        &free_udp_port_pair().to_string(),
+        "-m",
+        &calls,
+        "-t",
+        transport,
+        "-timeout",
+        "90s",
+        "-timeout_error",
+        "-max_recv_loops",
+        "5000",
+        "-buff_size",
+        "4194304",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// A port free for both UDP and TCP a moment ago.
+fn free_port() -> u16 {
+    loop {
+        let port = free_udp_port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn await_bound(port: u16, mode: Mode) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let free = || match mode {
+        Mode::Udp => UdpSocket::bind(("127.0.0.1", port)).is_ok(),
+        _ => TcpListener::bind(("127.0.0.1", port)).is_ok(),
+    };
+    while free() {
+        assert!(Instant::now() < deadline, "sipp never bound port {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// What one load run measured.
+struct Figures {
+    mode: Mode,
+    calls_per_second: f64,
+    cpu_ns_per_message: Option<u128>,
+    retransmissions: u64,
+}
+
+fn load(mode: Mode) -> Figures {
+    let uas_port = free_port();
+    let next_hop = mode.next_hop(uas_port);
+    let args = [
+        "--listen",
+        mode.listen(),
+        "--workers",
+        "2",
+        "--next-hop",
+        &next_hop,
+        "--metrics",
+        "off",
+    ];
+    let proxy = Ferrovia::start(&args, 1);
+    let name = format!("{mode:?}").to_lowercase();
+    let mut uas_args = vec!["-sn".to_string(), "uas".to_string()];
+    uas_args.extend(common_args(uas_port, mode.uas_transport()));
+    let uas = Sipp::start(&format!("tcpload-{name}-uas"), &uas_args);
+    await_bound(uas_port, mode);
+
+    let mut uac_args = vec![proxy.addr().to_string(), "-sn".into(), "uac".into()];
+    uac_args.extend(common_args(free_port(), mode.uac_transport()));
+    let rate = RATE.to_string();
+    let extra = ["-max_socket", "1000", "-r", &rate, "-l", "1000"];
+    uac_args.extend(extra.map(String::from));
+    let started = Instant::now();
+    let uac = Sipp::start(&format!("tcpload-{name}-uac"), &uac_args).finish(SIPP_LIMIT);
+    let elapsed = started.elapsed();
+    let uas = uas.finish(SIPP_LIMIT);
+    let cpu = proxy.cpu_time();
+    let (status, proxy_log) = proxy.terminate();
+
+    let context = format!("{mode:?}\nuac: {uac:#?}\nuas: {uas:#?}\nproxy:\n{proxy_log}");
+    assert!(status.success(), "{context}");
+    assert_eq!(uac.code, Some(0), "{context}");
+    assert_eq!(uac.counter("SuccessfulCall(C)"), CALLS, "{context}");
+    assert_eq!(uac.counter("FailedCall(C)"), 0, "{context}");
+    assert_eq!(uac.counter("FailedUnexpectedMessage(C)"), 0, "{context}");
+    assert_eq!(uas.counter("FailedUnexpectedMessage(C)"), 0, "{context}");
+    assert_eq!(uas.counter("FailedCall(C)"), 0, "{context}");
+    eprintln!("{mode:?}: proxy summary\n{proxy_log}");
+    Figures {
+        mode,
+        calls_per_second: CALLS as f64 / elapsed.as_secs_f64(),
+        cpu_ns_per_message: cpu.map(|c| c.as_nanos() / u128::from(CALLS * MESSAGES_PER_CALL)),
+        retransmissions: uac.counter("Retransmissions(C)"),
+    }
+}
+
+#[test]
+fn two_thousand_calls_over_udp_and_tcp_all_succeed() {
+    let figures: Vec<Figures> = [Mode::Udp, Mode::TcpPerCall, Mode::TcpShared]
+        .into_iter()
+        .map(load)
+        .collect();
+    eprintln!("{CALLS} calls at {RATE}/s through 2 workers:");
+    eprintln!("  mode         calls/s   proxy CPU ns/message   uac retransmissions");
+    for f in &figures {
+        let cpu = f
+            .cpu_ns_per_message
+            .map_or("n/a".to_string(), |n| n.to_string());
+        eprintln!(
+            "  {:<11} {:>8.0}   {:>20}   {:>19}",
+            format!("{:?}", f.mode),
+            f.calls_per_second,
+            cpu,
+            f.retransmissions
+        );
+    }
+}
