@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use log::LevelFilter;
@@ -125,6 +125,8 @@ pub struct Settings {
     /// Static host name → address table.
     pub hosts: Vec<(String, IpAddr)>,
     pub socket: SocketOptions,
+    /// Where to write the latency percentile distribution (HdrHistogram `.hgrm`) at exit.
+    pub hgrm: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -141,6 +143,7 @@ impl Default for Settings {
             aliases: Vec::new(),
             hosts: Vec::new(),
             socket: SocketOptions::default(),
+            hgrm: None,
         }
     }
 }
@@ -200,6 +203,9 @@ impl Settings {
         if let Some(socket) = &file.socket {
             socket.apply(&mut self.socket);
         }
+        if let Some(hgrm) = &file.hgrm {
+            self.hgrm = Some(hgrm.clone());
+        }
         Ok(())
     }
 
@@ -222,6 +228,9 @@ impl Settings {
         }
         if let Some(level) = args.log_level {
             self.log_level = level;
+        }
+        if let Some(hgrm) = &args.hgrm {
+            self.hgrm = Some(hgrm.clone());
         }
     }
 
@@ -255,6 +264,7 @@ struct FileSettings {
     aliases: Option<Vec<String>>,
     hosts: Option<BTreeMap<String, IpAddr>>,
     socket: Option<FileSocket>,
+    hgrm: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
