@@ -84,14 +84,41 @@ impl RecvBatch {
 
     /// Receives what waits on `socket`, up to the capacity; `Err(WouldBlock)` when nothing does.
     pub fn recv(&mut self, socket: &impl AsRawFd) -> io::Result<usize> {
-        self.filled = 0;
+        self.clear();
+        self.recv_more(socket)
+    }
+
+    /// Like [`RecvBatch::recv`] but keeps what the batch already holds and fills the free slots
+    /// (datagrams of several sockets can then leave in one send). `Ok(0)` when the batch is full.
+    pub fn recv_more(&mut self, socket: &impl AsRawFd) -> io::Result<usize> {
+        if self.is_full() {
+            return Ok(0);
+        }
         self.point_headers_at_buffers();
-        let n = recv_many(socket.as_raw_fd(), &mut self.hdrs)?;
-        self.filled = n;
+        let n = recv_many(socket.as_raw_fd(), &mut self.hdrs[self.filled..])?;
+        self.filled += n;
         Ok(n)
     }
 
-    /// The datagrams of the last successful [`RecvBatch::recv`].
+    /// Forgets the datagrams held.
+    pub fn clear(&mut self) {
+        self.filled = 0;
+    }
+
+    /// Datagrams held.
+    pub fn len(&self) -> usize {
+        self.filled
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.filled == 0
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.filled == self.hdrs.len()
+    }
+
+    /// The datagrams held: those of the last [`RecvBatch::recv`] and any [`RecvBatch::recv_more`].
     pub fn datagrams(&self) -> impl Iterator<Item = Received<'_>> + '_ {
         self.hdrs[..self.filled]
             .iter()
@@ -107,6 +134,7 @@ impl RecvBatch {
             })
     }
 
+    /// Points the free slots' headers at their buffer and address space.
     fn point_headers_at_buffers(&mut self) {
         let name_len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         let slots = self.buf.chunks_mut(self.slot);
@@ -115,7 +143,7 @@ impl RecvBatch {
             .iter_mut()
             .zip(&mut self.iovs)
             .zip(&mut self.names);
-        for (((hdr, iov), name), slot) in parts.zip(slots) {
+        for (((hdr, iov), name), slot) in parts.zip(slots).skip(self.filled) {
             iov.iov_base = slot.as_mut_ptr().cast();
             iov.iov_len = slot.len();
             *hdr = empty_header();
@@ -426,6 +454,39 @@ mod tests {
         assert!(queue.is_full());
         assert!(!queue.push(b"c", None));
         assert_eq!(queue.pending(), 2);
+    }
+
+    #[test]
+    fn receiving_more_appends_datagrams_from_another_socket() {
+        let (a, b) = pair();
+        let (c, d) = pair();
+        a.send_to(b"to b", b.local_addr().unwrap()).unwrap();
+        c.send_to(b"to d", d.local_addr().unwrap()).unwrap();
+        let mut batch = RecvBatch::new(2, 16);
+        for socket in [&b, &d] {
+            for _ in 0..1000 {
+                if batch.recv_more(socket).is_ok_and(|n| n > 0) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        let got: Vec<_> = batch
+            .datagrams()
+            .map(|g| (g.bytes.to_vec(), g.source))
+            .collect();
+        let sources = [a.local_addr().ok(), c.local_addr().ok()];
+        assert_eq!(
+            got,
+            [
+                (b"to b".to_vec(), sources[0]),
+                (b"to d".to_vec(), sources[1])
+            ]
+        );
+        assert!(batch.is_full());
+        assert_eq!(batch.recv_more(&b).unwrap(), 0);
+        batch.clear();
+        assert!(batch.is_empty());
     }
 
     #[test]

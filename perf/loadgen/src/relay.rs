@@ -3,7 +3,8 @@
 //! Each distinct client source address gets its own upstream socket (NAT style), connected to
 //! the fixed upstream; whatever arrives on that socket (answers, and requests the upstream
 //! originates, such as a BYE) goes back to that client from the listening socket. Datagrams move
-//! in `recvmmsg` / `sendmmsg` batches; consecutive datagrams of one client go up in one call.
+//! in `recvmmsg` / `sendmmsg` batches: consecutive datagrams of one client go up in one call, and
+//! what all upstream sockets received during one poll goes down in one call.
 //!
 //! Bounded: at most `max_flows` clients, a flow idle for `idle` is closed; when the table is full
 //! a new client's datagrams are dropped and counted. `threads > 1` runs that many workers, each
@@ -127,7 +128,12 @@ struct Worker {
     upstream: SocketAddr,
     poll: Poll,
     flows: FlowTable<Upstream>,
-    recv: RecvBatch,
+    /// Datagrams from clients, one receive at a time.
+    up: RecvBatch,
+    /// Datagrams from upstream sockets, gathered over one poll's events to leave in one send.
+    down: RecvBatch,
+    /// The flow slot of each datagram in `down`.
+    down_flows: Vec<usize>,
     scratch: SendScratch,
     /// Whether each datagram of the current receive was cut, and its source.
     peers: Vec<(bool, Option<SocketAddr>)>,
@@ -148,7 +154,9 @@ impl Worker {
             upstream: config.upstream,
             poll,
             flows: FlowTable::new(config.max_flows, idle_ns),
-            recv: RecvBatch::new(config.batch, SLOT),
+            up: RecvBatch::new(config.batch, SLOT),
+            down: RecvBatch::new(config.batch, SLOT),
+            down_flows: Vec::with_capacity(config.batch),
             scratch: SendScratch::new(config.batch),
             peers: Vec::with_capacity(config.batch),
             routes: Vec::with_capacity(config.batch),
@@ -177,6 +185,9 @@ impl Worker {
                     Token(token) => self.relay_down(token - 1)?,
                 }
             }
+            if !self.down.is_empty() {
+                self.send_down();
+            }
             if now >= next_expiry {
                 self.expire(now);
                 next_expiry = now + EXPIRY_EVERY_NS;
@@ -188,7 +199,7 @@ impl Worker {
     /// Drains the listener: each datagram goes up through its client's flow.
     fn relay_up(&mut self, now: u64) -> io::Result<()> {
         loop {
-            match self.recv.recv(&self.listener) {
+            match self.up.recv(&self.listener) {
                 Ok(_) => {
                     self.route_batch(now)?;
                     self.send_up();
@@ -204,7 +215,7 @@ impl Worker {
     fn route_batch(&mut self, now: u64) -> io::Result<()> {
         self.routes.clear();
         self.peers.clear();
-        let peers = self.recv.datagrams().map(|d| (d.truncated, d.source));
+        let peers = self.up.datagrams().map(|d| (d.truncated, d.source));
         self.peers.extend(peers);
         for i in 0..self.peers.len() {
             let route = match self.peers[i] {
@@ -246,7 +257,7 @@ impl Worker {
 
     /// Sends each run of consecutive datagrams of one flow in one batch on its upstream socket.
     fn send_up(&mut self) {
-        let mut datagrams = self.recv.datagrams();
+        let mut datagrams = self.up.datagrams();
         let mut start = 0;
         while start < self.routes.len() {
             let route = self.routes[start];
@@ -271,35 +282,47 @@ impl Worker {
         }
     }
 
-    /// Drains one flow's upstream socket back to its client through the listener.
+    /// Drains one flow's upstream socket into the down batch (sending it whenever it fills).
     fn relay_down(&mut self, slot: usize) -> io::Result<()> {
-        let Some(flow) = self.flows.get(slot) else {
-            return Ok(());
-        };
         loop {
-            match self.recv.recv(&flow.value.socket) {
-                Ok(_) => {}
+            if self.down.is_full() {
+                self.send_down();
+            }
+            let Some(flow) = self.flows.get(slot) else {
+                return Ok(());
+            };
+            let n = match self.down.recv_more(&flow.value.socket) {
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // The upstream is not listening (ICMP): nothing to read, the flow stays.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
                 Err(e) => return Err(e),
-            }
-            let mut queue = self.scratch.queue();
-            for datagram in self.recv.datagrams() {
-                if datagram.truncated {
-                    self.counts.dropped_truncated += 1;
-                } else {
-                    queue.push(datagram.bytes, Some(&flow.value.client));
-                }
-            }
-            let done = flush(&mut queue, &self.listener, |_, _| {});
-            self.counts.down += done.sent as u64;
-            self.counts.send_failed += done.failed as u64;
-            self.counts.dropped_blocked += queue.pending() as u64;
+            };
+            self.down_flows.extend(std::iter::repeat_n(slot, n));
         }
         self.flows.touch(slot, self.now_ns());
         Ok(())
+    }
+
+    /// Sends the gathered datagrams from upstream to their clients in one batch.
+    fn send_down(&mut self) {
+        let mut queue = self.scratch.queue();
+        let datagrams = self.down.datagrams().zip(&self.down_flows);
+        for (datagram, &slot) in datagrams {
+            match self.flows.get(slot) {
+                Some(flow) if !datagram.truncated => {
+                    queue.push(datagram.bytes, Some(&flow.value.client));
+                }
+                _ => self.counts.dropped_truncated += 1,
+            }
+        }
+        let done = flush(&mut queue, &self.listener, |_, _| {});
+        self.counts.down += done.sent as u64;
+        self.counts.send_failed += done.failed as u64;
+        self.counts.dropped_blocked += queue.pending() as u64;
+        self.down.clear();
+        self.down_flows.clear();
     }
 
     fn expire(&mut self, now: u64) {
