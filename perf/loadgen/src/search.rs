@@ -4,8 +4,8 @@
 //! Method: run a bounded step at `start_rate`; double the rate while steps pass, then bisect
 //! between the highest passing and the lowest failing rate until they are within `precision` of
 //! each other or `max_steps` have run. A step passes when its loss is within the tolerance *and*
-//! the load generator kept to the asked rate; a step where the generator fell behind ends the
-//! search upward, reported as limited by the generator, not by the forwarder.
+//! the load generator kept to the asked rate. When the generator fell behind at the lowest
+//! failing rate, the result is reported as limited by the generator, not by the forwarder.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -124,22 +124,19 @@ pub fn search(
     mut on_step: impl FnMut(&Step),
 ) -> io::Result<SearchReport> {
     let mut bracket = Bracket::default();
-    let mut steps = Vec::new();
-    let mut generator_limited = false;
+    let mut steps: Vec<Step> = Vec::new();
     while steps.len() < config.max_steps as usize && !stop.load(Ordering::Relaxed) {
         let Some(rate) = bracket.next_rate(config) else {
             break;
         };
         let step = run_step(sender, step_plan, rate, config, stop)?;
         on_step(&step);
-        generator_limited |= !step.passed && !step.report.kept_up();
         bracket.record(rate, step.passed);
         steps.push(step);
-        if generator_limited {
-            break;
-        }
         std::thread::sleep(config.settle);
     }
+    let lowest_fail = steps.iter().filter(|s| !s.passed).min_by_key(|s| s.rate);
+    let generator_limited = lowest_fail.is_some_and(|s| !s.report.kept_up());
     let limit = limit(&bracket, config, generator_limited, stop);
     Ok(SearchReport {
         best_rate: bracket.pass.unwrap_or(0),
