@@ -348,8 +348,12 @@ main() {
 
 plot() {
     local series=() name
-    for name in ferrovia-w1 ferrovia-w2 kamailio-c1-fm kamailio-c2-fm relay; do
-        [[ -s $OUT/B/$name/rtt.hgrm ]] && series+=("$name=$OUT/B/$name/rtt.hgrm")
+    for name in ferrovia-w1 ferrovia-w2 kamailio-c1-fm kamailio-c2-fm relay direct; do
+        if [[ -s $OUT/B/$name/rtt.hgrm ]]; then
+            local label=$name
+            [[ $name == direct ]] && label="no forwarder (the tools' own floor)"
+            series+=("$label=$OUT/B/$name/rtt.hgrm")
+        fi
     done
     if ((${#series[@]})); then
         "$BIN/ferrovia-loadgen" plot --out "$OUT/latency.svg" \

@@ -96,17 +96,28 @@ fn axes(s: &mut String, y_low: f64, y_high: f64) {
             WIDTH - RIGHT,
             LEFT - 6.0,
             y + 4.0,
-            10f64.powf(decade)
+            latency_label(10f64.powf(decade))
         );
         decade += 1.0;
     }
     let _ = writeln!(
         s,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">percentile</text><text transform="translate(22 {:.1}) rotate(-90)" text-anchor="middle">round trip (µs, log scale)</text>"#,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">percentile</text><text transform="translate(22 {:.1}) rotate(-90)" text-anchor="middle">round trip (log scale)</text>"#,
         (LEFT + WIDTH - RIGHT) / 2.0,
         HEIGHT - 18.0,
         (TOP + HEIGHT - BOTTOM) / 2.0
     );
+}
+
+/// `10 µs`, `1 ms`, `10 s`: a round tick value in microseconds, in the unit that reads best.
+fn latency_label(us: f64) -> String {
+    if us >= 1e6 {
+        format!("{} s", us / 1e6)
+    } else if us >= 1e3 {
+        format!("{} ms", us / 1e3)
+    } else {
+        format!("{us} µs")
+    }
 }
 
 fn line(s: &mut String, series: &Series, color: &str, y_low: f64, y_high: f64) {
@@ -163,6 +174,14 @@ mod tests {
         assert_eq!(doc.matches("<polyline").count(), 2);
         assert!(doc.contains("kamailio &lt;fm&gt; &amp; co"));
         assert!(doc.contains(">99.999%<"));
+    }
+
+    #[test]
+    fn tick_labels_carry_their_unit() {
+        assert_eq!(latency_label(10.0), "10 µs");
+        assert_eq!(latency_label(1_000.0), "1 ms");
+        assert_eq!(latency_label(100_000.0), "100 ms");
+        assert_eq!(latency_label(10_000_000.0), "10 s");
     }
 
     #[test]
