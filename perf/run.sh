@@ -31,12 +31,14 @@
 #   PERF_ONLY="relay kamailio-c1-fm ..."  run only these forwarders (names as in the tables)
 #   PERF_WORKLOADS="A B"      which workloads to run
 #   PERF_SKIP_BUILD=1         use the binaries already in target/release
+#   PERF_FERROVIA=PATH        the ferrovia binary to run (default target/release/ferrovia)
 #   PERF_OUT=DIR              where to write (default perf/out)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 BIN="$ROOT/target/release"
+FERROVIA=${PERF_FERROVIA:-$BIN/ferrovia}
 KAM_CFG="$HERE/kamailio/kamailio-stateless.cfg"
 MEASURE=(python3 "$HERE/measure.py")
 
@@ -160,12 +162,12 @@ start_forwarder() {
     LOG_TO="$dir/forwarder.log"
     case $name in
         ferrovia-w*)
-            if [[ ! -x $BIN/ferrovia ]]; then
-                log "$name: skipped: $BIN/ferrovia does not exist (ferrovia's runtime has not landed?)"
+            if [[ ! -x $FERROVIA ]]; then
+                log "$name: skipped: $FERROVIA does not exist (ferrovia's runtime has not landed?)"
                 return 1
             fi
             port
-            start "$BIN/ferrovia" --listen "udp:127.0.0.1:$listen" --workers "${name#ferrovia-w}" \
+            start "$FERROVIA" --listen "udp:127.0.0.1:$listen" --workers "${name#ferrovia-w}" \
                 --metrics "127.0.0.1:$PORT" --log-level warn
             METRICS_PORT=$PORT
             ;;
@@ -221,7 +223,7 @@ run_calls() {
     LOG_TO="$dir/uas.log"
     start env -C "$dir" sipp -sn uas -i 127.0.0.1 -p "$uas" -cp "$uas_cp" -mp "$uas_mp" \
         -nostdin -trace_counts -trace_stat -stf uas_stat.csv -trace_err -timeout 120s \
-        -max_invite_retrans 3 -max_non_invite_retrans 3
+        -max_invite_retrans 3 -max_non_invite_retrans 3 -buff_size 4194304
     local uas_pid=$STARTED_PID
     "${MEASURE[@]}" wait-udp "$uas" 5 || { log "sipp uas did not start"; return 1; }
 
@@ -231,13 +233,15 @@ run_calls() {
     fi
     # A failed call (e.g. 180 after 200) ends in ~4 s instead of waiting out 64*T1 = 32 s of
     # retransmissions (-max_*_retrans 3): no effect on calls that succeed, and A stays short.
+    # -buff_size: sipp's default 64 KiB socket buffers overflow whenever a busy machine leaves
+    # it unscheduled for ~30 ms, which would blame the forwarder for sipp's own drops.
     log "A: $name at $rate calls/s, $calls calls"
     local before after
     before=$(cpu_ns "$FWD_PID")
     timeout $((CALL_SECS * 3 + 60)) env -C "$dir" sipp -sn uac -i 127.0.0.1 -p "$uac" \
         -cp "$uac_cp" -mp "$uac_mp" -rsa "127.0.0.1:$fwd" "127.0.0.1:$uas" -r "$rate" -m "$calls" \
         -l $((rate * 2)) -nostdin -trace_counts -trace_stat -stf uac_stat.csv -trace_err \
-        -max_invite_retrans 3 -max_non_invite_retrans 3 \
+        -max_invite_retrans 3 -max_non_invite_retrans 3 -buff_size 4194304 \
         -timeout $((CALL_SECS * 3 + 30))s >"$dir/uac.log" 2>&1 || true
     after=$(cpu_ns "$FWD_PID")
     stop_forwarder "$name" "$dir"
