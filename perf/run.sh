@@ -25,7 +25,7 @@
 #   PERF_CALL_SECS=4          seconds of calls per A run (calls = rate x seconds)
 #   PERF_B_RATE=10000         workload B common rate for RTT and CPU (requests/s)
 #   PERF_B_SECS=3             seconds of that run
-#   PERF_SEARCH_STEPS=8       most steps of each zero-loss search (each PERF_STEP_SECS long)
+#   PERF_SEARCH_STEPS=9       most steps of each zero-loss search (each PERF_STEP_SECS long)
 #   PERF_STEP_SECS=1.5
 #   PERF_DEFAULT_ALLOC=A      run Kamailio with Debian's default allocator in: A, AB or none
 #   PERF_ONLY="relay kamailio-c1-fm ..."  run only these forwarders (names as in the tables)
@@ -46,7 +46,7 @@ RATES=${PERF_RATES:-"1000 3000"}
 CALL_SECS=${PERF_CALL_SECS:-4}
 B_RATE=${PERF_B_RATE:-10000}
 B_SECS=${PERF_B_SECS:-3}
-SEARCH_STEPS=${PERF_SEARCH_STEPS:-8}
+SEARCH_STEPS=${PERF_SEARCH_STEPS:-9}
 STEP_SECS=${PERF_STEP_SECS:-1.5}
 DEFAULT_ALLOC=${PERF_DEFAULT_ALLOC:-A}
 ONLY=${PERF_ONLY:-}
@@ -176,8 +176,10 @@ start_forwarder() {
             children=${children%%-*}
             local alloc=()
             [[ $name == *-fm ]] && alloc=(-x fm)
+            # -b: let its receive-buffer probing reach 4 MiB (default cap 256 KiB), the size the
+            # relay and ferrovia ask for, so a scheduling hiccup costs each of them the same.
             start kamailio -f "$KAM_CFG" -l "udp:127.0.0.1:$listen" -n "$children" "${alloc[@]}" \
-                -m 128 -M 16 -DD -E -w "$dir"
+                -b 4194304 -m 128 -M 16 -DD -E -w "$dir"
             ;;
         relay)
             start "$BIN/ferrovia-relay" --listen "127.0.0.1:$listen" \
@@ -287,7 +289,7 @@ run_load() {
     fi
     log "B: $name: zero-loss search"
     "$BIN/ferrovia-loadgen" search --target "127.0.0.1:$target" --reflector "127.0.0.1:$refl" \
-        --start-rate 5000 --max-rate 400000 --step-secs "$STEP_SECS" --max-steps "$SEARCH_STEPS" \
+        --start-rate 10000 --max-rate 400000 --step-secs "$STEP_SECS" --max-steps "$SEARCH_STEPS" \
         --precision 0.1 --grace-ms 500 --hgrm "$dir/search-best.hgrm" \
         >"$dir/search.json" 2>"$dir/search.log" || true
     sleep 0.5
