@@ -4,7 +4,9 @@
 //! Method: run a bounded step at `start_rate`; double the rate while steps pass, then bisect
 //! between the highest passing and the lowest failing rate until they are within `precision` of
 //! each other or `max_steps` have run. A step passes when its loss is within the tolerance *and*
-//! the load generator kept to the asked rate. When the generator fell behind at the lowest
+//! the load generator kept to the asked rate; a rate that fails is tried again up to `retries`
+//! times and passes if any try does (on a shared machine one scheduling hiccup loses requests
+//! without saying anything about the forwarder). When the generator fell behind at the lowest
 //! failing rate, the result is reported as limited by the generator, not by the forwarder.
 
 use std::io;
@@ -22,6 +24,8 @@ pub struct SearchConfig {
     pub precision: f64,
     /// Fraction of sent requests that may be lost in a passing step (0: none).
     pub loss_tolerance: f64,
+    /// A failing rate is tried again this many times (a busy machine's hiccup is not a limit).
+    pub retries: u32,
     /// Quiet time between steps, for the forwarder's queues to empty.
     pub settle: Duration,
 }
@@ -125,24 +129,59 @@ pub fn search(
 ) -> io::Result<SearchReport> {
     let mut bracket = Bracket::default();
     let mut steps: Vec<Step> = Vec::new();
-    while steps.len() < config.max_steps as usize && !stop.load(Ordering::Relaxed) {
+    let mut rates_tried = 0;
+    while rates_tried < config.max_steps && !stop.load(Ordering::Relaxed) {
         let Some(rate) = bracket.next_rate(config) else {
             break;
         };
-        let step = run_step(sender, step_plan, rate, config, stop)?;
-        on_step(&step);
-        bracket.record(rate, step.passed);
-        steps.push(step);
-        std::thread::sleep(config.settle);
+        rates_tried += 1;
+        let passed = try_rate(
+            sender,
+            step_plan,
+            rate,
+            config,
+            stop,
+            &mut steps,
+            &mut on_step,
+        )?;
+        bracket.record(rate, passed);
     }
-    let lowest_fail = steps.iter().filter(|s| !s.passed).min_by_key(|s| s.rate);
-    let generator_limited = lowest_fail.is_some_and(|s| !s.report.kept_up());
+    let generator_limited = generator_lagged_at(&steps, bracket.fail);
     let limit = limit(&bracket, config, generator_limited, stop);
     Ok(SearchReport {
         best_rate: bracket.pass.unwrap_or(0),
         limit,
         steps,
     })
+}
+
+/// Whether every try at the lowest failing rate fell behind the asked rate.
+fn generator_lagged_at(steps: &[Step], fail: Option<u64>) -> bool {
+    let mut tries = steps.iter().filter(|s| Some(s.rate) == fail).peekable();
+    tries.peek().is_some() && tries.all(|s| !s.report.kept_up())
+}
+
+/// Runs `rate` up to `1 + retries` times; it passes as soon as one try passes.
+fn try_rate(
+    sender: &mut Sender,
+    step_plan: &SendPlan,
+    rate: u64,
+    config: &SearchConfig,
+    stop: &AtomicBool,
+    steps: &mut Vec<Step>,
+    on_step: &mut impl FnMut(&Step),
+) -> io::Result<bool> {
+    for _ in 0..=config.retries {
+        let step = run_step(sender, step_plan, rate, config, stop)?;
+        on_step(&step);
+        let passed = step.passed;
+        steps.push(step);
+        std::thread::sleep(config.settle);
+        if passed || stop.load(Ordering::Relaxed) {
+            return Ok(passed);
+        }
+    }
+    Ok(false)
 }
 
 fn run_step(
@@ -189,6 +228,7 @@ mod tests {
             max_steps: 20,
             precision: 0.05,
             loss_tolerance: 0.0,
+            retries: 1,
             settle: Duration::ZERO,
         }
     }

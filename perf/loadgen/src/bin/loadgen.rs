@@ -126,6 +126,9 @@ struct SearchArgs {
     /// Fraction of requests a passing step may lose.
     #[arg(long, default_value_t = 0.0)]
     loss_tolerance: f64,
+    /// Try a failing rate again this many times; it passes if any try does.
+    #[arg(long, default_value_t = 1)]
+    retries: u32,
     /// Write the best step's round-trip distribution (.hgrm, µs) here.
     #[arg(long)]
     hgrm: Option<PathBuf>,
@@ -145,6 +148,8 @@ struct PlotArgs {
 
 /// Longest run any subcommand accepts, seconds.
 const MAX_SECS: f64 = 3600.0;
+/// Most requests in one run (the answer tracker holds 8 bytes per request).
+const MAX_COUNT: u64 = 20_000_000;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -240,7 +245,7 @@ fn plan(load: &LoadArgs, rate: u64, count: u64, duration: Duration) -> SendPlan 
 fn send(args: &SendArgs) -> Result<(), Failure> {
     let duration = seconds("--duration", args.duration)?;
     let scheduled = (args.rate as f64 * duration.as_secs_f64()).ceil() as u64;
-    let count = args.count.unwrap_or(scheduled).clamp(1, 100_000_000);
+    let count = args.count.unwrap_or(scheduled).clamp(1, MAX_COUNT);
     let mut sender = open_sender(&args.load)?;
     let stop = stop::on_signals()?;
     let report = sender.run(&plan(&args.load, args.rate, count, duration), stop)?;
@@ -260,6 +265,7 @@ fn run_search(args: &SearchArgs) -> Result<(), Failure> {
         max_steps: args.max_steps.clamp(1, 40),
         precision: args.precision.clamp(0.001, 1.0),
         loss_tolerance: args.loss_tolerance.clamp(0.0, 1.0),
+        retries: args.retries.min(5),
         settle: Duration::from_millis(300),
     };
     let step_plan = plan(&args.load, config.start_rate, 1, step);

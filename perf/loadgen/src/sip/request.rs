@@ -102,13 +102,30 @@ struct Rendered {
 }
 
 fn render(spec: &RequestSpec, local: SocketAddr, pad: usize) -> Rendered {
-    let (method, reflector, run) = (method_name(spec.method), spec.reflector, spec.run.0);
     let body = match spec.method {
         Method::Invite => sdp_offer(local, pad),
         Method::Options => String::new(),
     };
     let mut m = String::with_capacity(1024);
-    // Writing to a String cannot fail: the `let _` discards an always-Ok fmt::Result.
+    let seq_at = transaction_headers(&mut m, spec, local);
+    // Writing to a String cannot fail: each `let _` discards an always-Ok fmt::Result.
+    let _ = write!(m, "Contact: <sip:loadgen@{local}>\r\n");
+    m.push_str("User-Agent: ferrovia-loadgen\r\n");
+    if spec.method == Method::Options && pad > 0 {
+        let _ = write!(m, "X-Pad: {}\r\n", "x".repeat(pad));
+    }
+    if spec.method == Method::Invite {
+        m.push_str("Content-Type: application/sdp\r\n");
+    }
+    let _ = write!(m, "Content-Length: {}\r\n\r\n{body}", body.len());
+    Rendered { text: m, seq_at }
+}
+
+/// The request line and the headers that identify the transaction (RFC 3261 §8.1.1), returning
+/// where the two sequence-number placeholders (Via branch, Call-ID) start.
+fn transaction_headers(m: &mut String, spec: &RequestSpec, local: SocketAddr) -> [usize; 2] {
+    let (method, reflector, run) = (method_name(spec.method), spec.reflector, spec.run.0);
+    // Writing to a String cannot fail: each `let _` discards an always-Ok fmt::Result.
     let _ = write!(m, "{method} sip:reflector@{reflector} SIP/2.0\r\n");
     let _ = write!(m, "Via: SIP/2.0/UDP {local};branch=z9hG4bK-{run:08x}-");
     let branch_seq_at = m.len();
@@ -126,19 +143,7 @@ fn render(spec: &RequestSpec, local: SocketAddr, pad: usize) -> Rendered {
     let call_id_seq_at = m.len();
     let _ = write!(m, "{PLACEHOLDER}.{run:08x}@{CALL_ID_HOST}\r\n");
     let _ = write!(m, "CSeq: 1 {method}\r\n");
-    let _ = write!(m, "Contact: <sip:loadgen@{local}>\r\n");
-    m.push_str("User-Agent: ferrovia-loadgen\r\n");
-    if spec.method == Method::Options && pad > 0 {
-        let _ = write!(m, "X-Pad: {}\r\n", "x".repeat(pad));
-    }
-    if spec.method == Method::Invite {
-        m.push_str("Content-Type: application/sdp\r\n");
-    }
-    let _ = write!(m, "Content-Length: {}\r\n\r\n{body}", body.len());
-    Rendered {
-        text: m,
-        seq_at: [branch_seq_at, call_id_seq_at],
-    }
+    [branch_seq_at, call_id_seq_at]
 }
 
 fn method_name(method: Method) -> &'static str {
