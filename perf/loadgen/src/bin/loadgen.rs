@@ -73,6 +73,7 @@ struct LoadArgs {
     /// Requests per sendmmsg call (per flow burst).
     #[arg(long, default_value_t = 16)]
     batch: usize,
+    /// Request method: INVITE (with an SDP offer) or OPTIONS.
     #[arg(long, value_enum, default_value_t = MethodArg::Invite)]
     method: MethodArg,
     /// Pad each request to at least this many bytes (INVITE: SDP attribute; OPTIONS: header).
@@ -150,6 +151,9 @@ struct PlotArgs {
 const MAX_SECS: f64 = 3600.0;
 /// Most requests in one run (the answer tracker holds 8 bytes per request).
 const MAX_COUNT: u64 = 20_000_000;
+/// Most flows (sockets) and requests per system call a sender opens / uses.
+const MAX_FLOWS: usize = 4096;
+const MAX_BATCH: usize = 1024;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -219,7 +223,12 @@ fn seconds(what: &str, secs: f64) -> Result<Duration, Failure> {
 fn open_sender(load: &LoadArgs) -> Result<Sender, Failure> {
     require_loopback("--target", load.target).map_err(Failure::Usage)?;
     require_loopback("--reflector", load.reflector).map_err(Failure::Usage)?;
-    Ok(Sender::open(load.target, load.flows, load.batch)?)
+    let flows = load.flows.clamp(1, MAX_FLOWS);
+    Ok(Sender::open(
+        load.target,
+        flows,
+        load.batch.clamp(1, MAX_BATCH),
+    )?)
 }
 
 fn plan(load: &LoadArgs, rate: u64, count: u64, duration: Duration) -> SendPlan {
