@@ -133,11 +133,7 @@ const fn known(text: &str, name: HeaderName) -> Known {
         }
         i += 1;
     }
-    Known {
-        lower,
-        case,
-        name,
-    }
+    Known { lower, case, name }
 }
 
 /// Every full name the proxy recognises (each at most 16 bytes), ordered by length: the
