@@ -113,7 +113,7 @@ mod tests {
     #[test]
     fn quoted_strings() {
         let b = b"\"a\\\"b\" rest";
-        assert_eq!(quoted_end(b, 0, b.len()), Some(7));
+        assert_eq!(quoted_end(b, 0, b.len()), Some(6));
         assert_eq!(quoted_end(b"\"open", 0, 5), None);
         assert_eq!(quoted_end(b"\"esc\\", 0, 6), None);
     }
