@@ -78,10 +78,16 @@ pub struct RunArgs {
     pub metrics: Option<Metrics>,
 
     /// TOML file with the same settings (keys named like the flags: listen, advertise,
-    /// workers, record-route, next-hop, metrics, log-level; plus aliases, [hosts], [socket]
-    /// and [tcp] limits and timeouts). Flags override it. Example: --config /etc/ferrovia.toml
+    /// workers, record-route, next-hop, metrics, hgrm, log-level; plus aliases, [hosts],
+    /// [socket] and [tcp] limits and timeouts). Flags override it.
+    /// Example: --config /etc/ferrovia.toml
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// At exit, write the latency percentile distribution (HdrHistogram .hgrm text, values in
+    /// microseconds) to this file. Example: --hgrm /tmp/ferrovia.hgrm
+    #[arg(long, value_name = "FILE")]
+    pub hgrm: Option<PathBuf>,
 
     /// Log verbosity on stderr: off, error, warn, info, debug or trace.
     /// Example: --log-level debug [default: info]

@@ -1,12 +1,13 @@
 //! ferrovia: a multi-core stateless SIP edge proxy.
 //!
 //! The protocol core is sans-IO: [`sip`] scans and parses messages, [`proxy`] decides and
-//! rewrites. The I/O shell around them is [`runtime`]; [`cli`] and [`settings`] say how an
-//! operator starts it.
+//! rewrites. The I/O shell around them is [`runtime`], measured by [`stats`]; [`service`]
+//! runs both, and [`cli`] and [`settings`] say how an operator starts it.
 
 pub mod cli;
 pub mod proxy;
 pub mod runtime;
+pub mod service;
 pub mod settings;
 pub mod sip;
 pub mod stats;

@@ -1,5 +1,5 @@
-//! The `ferrovia` binary: parse the command line, start the workers, wait for SIGINT or
-//! SIGTERM, stop cleanly and print a summary.
+//! The `ferrovia` binary: parse the command line, start the workers and the statistics, wait
+//! for SIGINT or SIGTERM, stop cleanly and print a summary (and the `.hgrm` file if asked).
 //!
 //! Exit codes: 0 after a clean stop, 2 for bad flags or configuration, 1 when the system
 //! refuses (an address in use, a worker that died).
@@ -13,8 +13,9 @@ use clap::Parser;
 use log::{error, info};
 
 use ferrovia::cli::{Cli, Command, RunArgs, StatsArgs};
-use ferrovia::runtime::Server;
+use ferrovia::service::Service;
 use ferrovia::settings::Settings;
+use ferrovia::stats;
 
 /// How often the main thread looks for a signal or a worker that stopped on its own.
 const WATCH_TICK: Duration = Duration::from_millis(100);
@@ -43,8 +44,8 @@ fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = match Server::start(&settings) {
-        Ok(server) => server,
+    let service = match Service::start(&settings) {
+        Ok(service) => service,
         Err(e) => {
             error!("{e}");
             return if e.is_config() {
@@ -54,13 +55,21 @@ fn run(args: &RunArgs) -> ExitCode {
             };
         }
     };
-    while !stop.load(Ordering::Acquire) && server.is_running() {
+    if let Some(addr) = service.metrics_addr() {
+        info!("metrics on http://{addr}/metrics, /stats and /stats.hgrm");
+    }
+    while !stop.load(Ordering::Acquire) && service.is_running() {
         std::thread::park_timeout(WATCH_TICK);
     }
-    let crashed = !server.is_running();
+    let crashed = !service.is_running();
     info!("stopping");
-    let stopped = server.shutdown();
+    let stopped = service.shutdown();
     eprint!("{}", stopped.summary());
+    if let Some(path) = &settings.hgrm
+        && let Err(e) = std::fs::write(path, stopped.snapshot.hgrm())
+    {
+        error!("cannot write {}: {e}", path.display());
+    }
     if crashed || stopped.failed_workers > 0 {
         error!("a worker stopped unexpectedly");
         return ExitCode::FAILURE;
@@ -86,11 +95,14 @@ fn watch_signals() -> std::io::Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
-/// `ferrovia stats` arrives with the stats module (the HTTP endpoint it reads).
+/// `ferrovia stats`: a running proxy's counters and latency percentiles, read from its
+/// metrics endpoint.
 fn stats(args: &StatsArgs) -> ExitCode {
-    eprintln!(
-        "ferrovia stats: reading {} needs the metrics endpoint, which is not built yet",
-        args.metrics
-    );
-    ExitCode::FAILURE
+    match stats::client::run(args.metrics) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferrovia stats: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

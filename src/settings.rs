@@ -10,7 +10,7 @@ mod tcp;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use log::LevelFilter;
@@ -57,7 +57,9 @@ impl FromStr for ListenAddr {
         })?;
         let transport = Transport::from_token(scheme.as_bytes())
             .filter(|t| matches!(t, Transport::Udp | Transport::Tcp))
-            .ok_or_else(|| bad("the transport must be udp or tcp"))?;
+            .ok_or_else(|| {
+                bad("expected udp:IP:PORT or tcp:IP:PORT (the transport must be udp or tcp)")
+            })?;
         let addr = rest.parse().map_err(|_| {
             bad("expected IP:PORT after the transport, IPv6 in brackets ([::1]:5060)")
         })?;
@@ -138,6 +140,8 @@ pub struct Settings {
     pub socket: SocketOptions,
     /// Limits and timeouts of TCP connections (`[tcp]`).
     pub tcp: TcpOptions,
+    /// Where to write the latency percentile distribution (HdrHistogram `.hgrm`) at exit.
+    pub hgrm: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -155,6 +159,7 @@ impl Default for Settings {
             hosts: Vec::new(),
             socket: SocketOptions::default(),
             tcp: TcpOptions::default(),
+            hgrm: None,
         }
     }
 }
@@ -217,6 +222,9 @@ impl Settings {
         if let Some(tcp) = &file.tcp {
             tcp.apply(&mut self.tcp)?;
         }
+        if let Some(hgrm) = &file.hgrm {
+            self.hgrm = Some(hgrm.clone());
+        }
         Ok(())
     }
 
@@ -239,6 +247,9 @@ impl Settings {
         }
         if let Some(level) = args.log_level {
             self.log_level = level;
+        }
+        if let Some(hgrm) = &args.hgrm {
+            self.hgrm = Some(hgrm.clone());
         }
     }
 
@@ -273,6 +284,7 @@ struct FileSettings {
     hosts: Option<BTreeMap<String, IpAddr>>,
     socket: Option<FileSocket>,
     tcp: Option<tcp::FileTcp>,
+    hgrm: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -140,7 +140,7 @@ fn stops_cleanly_on(signal: i32) {
     for line in [
         "ferrovia stopped",
         "received",
-        "forwarded requests",
+        "forwarded request",
         "dropped",
         "send errors",
     ] {
@@ -224,4 +224,68 @@ fn a_wildcard_bind_advertises_a_real_address() {
     );
     let (status, stderr) = proxy.terminate();
     assert!(status.success(), "{stderr}");
+}
+
+/// `ferrovia stats` reads a running proxy's endpoint; `--hgrm FILE` is written at exit.
+#[test]
+fn stats_subcommand_and_hgrm_file() {
+    let hgrm = std::env::temp_dir().join(format!("ferrovia-test-{}.hgrm", std::process::id()));
+    let _ = std::fs::remove_file(&hgrm);
+    let mut proxy = Ferrovia::start(
+        &[
+            "--listen",
+            "udp:127.0.0.1:0",
+            "--workers",
+            "1",
+            "--metrics",
+            "127.0.0.1:0",
+            "--hgrm",
+            hgrm.to_str().unwrap(),
+        ],
+        1,
+    );
+    let line = proxy.await_line("metrics on http://");
+    let metrics = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("the metrics address is logged");
+    let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
+    junk.send_to(b"not sip at all", proxy.addr()).unwrap();
+    let out = std::process::Command::new(Ferrovia::binary())
+        .args(["stats", "--metrics", metrics])
+        .output()
+        .expect("run ferrovia stats");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in ["received", "latency (µs)", "p99.9"] {
+        assert!(
+            text.contains(want),
+            "ferrovia stats lacks {want:?}:\n{text}"
+        );
+    }
+    let (status, stderr) = proxy.terminate();
+    assert!(status.success(), "{stderr}");
+    let written = std::fs::read_to_string(&hgrm).expect("the .hgrm file was written");
+    assert!(written.contains("Percentile"), "{written}");
+    let _ = std::fs::remove_file(&hgrm);
+}
+
+#[test]
+fn stats_subcommand_without_a_proxy_fails_clearly() {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = std::process::Command::new(Ferrovia::binary())
+        .args(["stats", "--metrics", &format!("127.0.0.1:{port}")])
+        .output()
+        .expect("run ferrovia stats");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ferrovia stats:"));
 }

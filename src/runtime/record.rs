@@ -200,6 +200,41 @@ impl Recorder for Counters {
     }
 }
 
+/// The stats module's per-worker histograms and counters, as the workers' recorder.
+impl Recorder for crate::stats::WorkerStats {
+    fn received(&mut self, n: usize) {
+        crate::stats::WorkerStats::received(self, n as u64);
+    }
+
+    fn forwarded(&mut self, direction: Direction, latency_ns: u64) {
+        crate::stats::WorkerStats::forwarded(self, direction, latency_ns);
+    }
+
+    fn replied(&mut self, status: u16, latency_ns: u64) {
+        crate::stats::WorkerStats::replied(self, status, latency_ns);
+    }
+
+    fn dropped(&mut self, reason: DropReason) {
+        crate::stats::WorkerStats::dropped(self, reason);
+    }
+
+    fn send_error(&mut self) {
+        crate::stats::WorkerStats::send_error(self);
+    }
+
+    fn kernel_drops(&mut self, cumulative: u64) {
+        crate::stats::WorkerStats::kernel_drops(self, cumulative);
+    }
+
+    fn maybe_flush(&mut self, now: Instant) {
+        crate::stats::WorkerStats::maybe_flush(self, now);
+    }
+
+    fn flush(&mut self) {
+        crate::stats::WorkerStats::flush(self);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,20 @@ pub(crate) fn trim_lws_end(buf: &[u8], start: usize, mut end: usize) -> usize {
     end
 }
 
+/// The offset just after the quoted string (RFC 3261 §25.1 `quoted-string`, with
+/// `quoted-pair` escapes) that opens at `buf[open]`; `None` when it is not closed before `end`.
+pub(crate) fn quoted_end(buf: &[u8], open: usize, end: usize) -> Option<usize> {
+    let mut i = open + 1;
+    while i < end {
+        match buf[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 /// Parses 1 to 9 ASCII digits (more would not fit the fields that use this).
 pub(crate) fn parse_u32(digits: &[u8]) -> Option<u32> {
     if digits.is_empty() || digits.len() > 9 {
@@ -94,6 +108,14 @@ mod tests {
         assert_eq!(parse_port(b"0"), None);
         assert_eq!(parse_port(b"65536"), None);
         assert_eq!(parse_port(b"000005060"), None);
+    }
+
+    #[test]
+    fn quoted_strings() {
+        let b = b"\"a\\\"b\" rest";
+        assert_eq!(quoted_end(b, 0, b.len()), Some(6));
+        assert_eq!(quoted_end(b"\"open", 0, 5), None);
+        assert_eq!(quoted_end(b"\"esc\\", 0, 6), None);
     }
 
     #[test]

@@ -60,13 +60,25 @@ impl HeaderName {
             16 => (w0, w1),
             _ => return HeaderName::Other,
         };
-        KNOWN
+        // Candidates by length: at most four names share one.
+        let candidates: &[Known] = match len {
+            2 => &KNOWN[1..2],
+            3 => &KNOWN[0..1],
+            4 => &KNOWN[2..4],
+            5 => &KNOWN[4..6],
+            7 => &KNOWN[6..9],
+            8 => &KNOWN[9..11],
+            9 => &KNOWN[11..12],
+            12 => &KNOWN[12..16],
+            13 => &KNOWN[16..17],
+            14 => &KNOWN[17..18],
+            15 => &KNOWN[18..19],
+            16 => &KNOWN[19..20],
+            _ => return HeaderName::Other,
+        };
+        candidates
             .iter()
-            .find(|k| {
-                k.len as usize == len
-                    && (m0 | k.case[0]) == k.lower[0]
-                    && (m1 | k.case[1]) == k.lower[1]
-            })
+            .find(|k| (m0 | k.case[0]) == k.lower[0] && (m1 | k.case[1]) == k.lower[1])
             .map_or(HeaderName::Other, |k| k.name)
     }
 }
@@ -103,7 +115,6 @@ pub(crate) fn find_in_word(w: u64, byte: u8) -> Option<usize> {
 
 /// A known full name: its lower-case text and case mask as two words each.
 struct Known {
-    len: u8,
     lower: [u64; 2],
     case: [u64; 2],
     name: HeaderName,
@@ -122,36 +133,32 @@ const fn known(text: &str, name: HeaderName) -> Known {
         }
         i += 1;
     }
-    Known {
-        len: bytes.len() as u8,
-        lower,
-        case,
-        name,
-    }
+    Known { lower, case, name }
 }
 
-/// Every full name the proxy recognises (each at most 16 bytes).
+/// Every full name the proxy recognises (each at most 16 bytes), ordered by length: the
+/// ranges in `classify_words` index into this order (a test checks they agree).
 static KNOWN: [Known; 20] = [
     known("via", HeaderName::Via),
     known("to", HeaderName::To),
     known("from", HeaderName::From),
     known("cseq", HeaderName::CSeq),
-    known("call-id", HeaderName::CallId),
-    known("max-forwards", HeaderName::MaxForwards),
-    known("content-length", HeaderName::ContentLength),
     known("route", HeaderName::Route),
-    known("record-route", HeaderName::RecordRoute),
-    known("contact", HeaderName::Contact),
-    known("proxy-require", HeaderName::ProxyRequire),
-    known("content-type", HeaderName::ContentType),
-    known("content-encoding", HeaderName::ContentEncoding),
-    known("supported", HeaderName::Supported),
-    known("subject", HeaderName::Subject),
     known("event", HeaderName::Event),
+    known("call-id", HeaderName::CallId),
+    known("contact", HeaderName::Contact),
+    known("subject", HeaderName::Subject),
     known("refer-to", HeaderName::ReferTo),
-    known("allow-events", HeaderName::AllowEvents),
-    known("session-expires", HeaderName::SessionExpires),
     known("identity", HeaderName::Identity),
+    known("supported", HeaderName::Supported),
+    known("max-forwards", HeaderName::MaxForwards),
+    known("record-route", HeaderName::RecordRoute),
+    known("content-type", HeaderName::ContentType),
+    known("allow-events", HeaderName::AllowEvents),
+    known("proxy-require", HeaderName::ProxyRequire),
+    known("content-length", HeaderName::ContentLength),
+    known("session-expires", HeaderName::SessionExpires),
+    known("content-encoding", HeaderName::ContentEncoding),
 ];
 
 /// Compact forms: RFC 3261 §7.3.3 (i m e l c f s k t v), RFC 6665 (o u), RFC 3515 (r),
@@ -276,6 +283,24 @@ mod tests {
         let w1 = u64::from_le_bytes(*b"Length: ");
         assert_eq!(HeaderName::classify_words(w0, w1, 14), ContentLength);
         assert_eq!(HeaderName::classify_words(w0, w1, 13), Other);
+    }
+
+    #[test]
+    fn every_known_name_is_found_through_its_length_range() {
+        for k in super::KNOWN.iter() {
+            let text: Vec<u8> = (0..16)
+                .map(|i| (k.lower[i / 8] >> (8 * (i % 8))) as u8)
+                .take_while(|&b| b != 0)
+                .collect();
+            assert_eq!(
+                HeaderName::classify(&text),
+                k.name,
+                "{}",
+                String::from_utf8_lossy(&text)
+            );
+            let upper = text.to_ascii_uppercase();
+            assert_eq!(HeaderName::classify(&upper), k.name);
+        }
     }
 
     #[test]

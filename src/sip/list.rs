@@ -6,7 +6,7 @@
 use memchr::{memchr, memchr3};
 
 use super::Span;
-use super::chars::{is_lws, trim_lws_end};
+use super::chars::{is_lws, quoted_end, trim_lws_end};
 
 /// An iterator over the elements of one header value, each trimmed, as absolute spans.
 /// Empty elements (`a,,b`) are skipped.
@@ -67,22 +67,9 @@ fn element_end(buf: &[u8], mut i: usize, end: usize) -> usize {
         i += hit;
         i = match buf[i] {
             b',' => return i,
-            b'"' => quoted_end(buf, i, end),
+            b'"' => quoted_end(buf, i, end).unwrap_or(end),
             _ => memchr(b'>', &buf[i..end]).map_or(end, |gt| i + gt + 1),
         };
-    }
-    end
-}
-
-/// The offset after the quoted string that opens at `i` (or `end` when unterminated).
-fn quoted_end(buf: &[u8], mut i: usize, end: usize) -> usize {
-    i += 1;
-    while i < end {
-        match buf[i] {
-            b'\\' => i += 2,
-            b'"' => return i + 1,
-            _ => i += 1,
-        }
     }
     end
 }

@@ -7,7 +7,7 @@
 use memchr::memchr;
 
 use super::Span;
-use super::chars::{is_lws, trim_lws_end};
+use super::chars::{is_lws, quoted_end, trim_lws_end};
 use super::params::Params;
 
 /// A parsed name-addr or addr-spec; spans are absolute.
@@ -70,19 +70,6 @@ impl NameAddr {
     pub fn params_ok(&self, buf: &[u8]) -> bool {
         Params::new(buf, self.params).all(|p| p.is_ok())
     }
-}
-
-/// The offset just after the quoted string starting at `pos`.
-fn quoted_end(buf: &[u8], pos: usize, end: usize) -> Option<usize> {
-    let mut i = pos + 1;
-    while i < end {
-        match buf[i] {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! (RFC 3261 §19.1.1 uri-parameters, §20.42 via-params, §25.1 generic-param).
 
 use super::Span;
-use super::chars::{TOKEN, is_lws};
+use super::chars::{TOKEN, is_lws, quoted_end};
 
 /// One parameter: its name and, when it has one, its value (a quoted value keeps its quotes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,18 +59,9 @@ impl<'a> Params<'a> {
     fn value(&mut self) -> Option<Span> {
         let start = self.pos;
         if self.buf.get(start) == Some(&b'"') {
-            let mut i = start + 1;
-            while i < self.end {
-                match self.buf[i] {
-                    b'\\' => i += 2,
-                    b'"' => {
-                        self.pos = i + 1;
-                        return Some(Span::new(start, i + 1));
-                    }
-                    _ => i += 1,
-                }
-            }
-            return None;
+            let close = quoted_end(self.buf, start, self.end)?;
+            self.pos = close;
+            return Some(Span::new(start, close));
         }
         self.pos = self.skip_while_at(|b| b != b';' && !is_lws(b));
         (self.pos > start).then(|| Span::new(start, self.pos))

@@ -71,29 +71,56 @@ pub(crate) fn parse_host(buf: &[u8], pos: usize, end: usize) -> Option<(HostSpan
         };
         return Some((host, close + 1));
     }
-    let rest = &buf[pos.min(end)..end];
-    let stop = pos
-        + rest
-            .iter()
-            .position(|&b| !HOST[b as usize])
-            .unwrap_or(rest.len());
-    let text = buf.get(pos..stop).filter(|t| !t.is_empty())?;
+    let rest = buf.get(pos..end)?;
+    let (len, ipv4, numeric) = scan_host_name(rest);
+    let text = rest.get(..len).filter(|t| !t.is_empty())?;
+    let stop = pos + len;
     // All digits and dots must be an IPv4 address (RFC 3261 §25.1: a top label starts with
     // a letter); a name may start with a digit.
-    let kind = match text[0] {
-        b'0'..=b'9' => match parse_ipv4(text) {
-            Some(ip) => HostKind::Ipv4(ip),
-            None if text.iter().all(|b| b.is_ascii_digit() || *b == b'.') => return None,
-            None => HostKind::Name,
-        },
-        b'-' | b'.' => return None,
-        _ => HostKind::Name,
+    let kind = match (ipv4, text[0]) {
+        (Some(ip), _) => HostKind::Ipv4(ip),
+        (None, _) if numeric => return None,
+        (None, b'-' | b'.') => return None,
+        (None, _) => HostKind::Name,
     };
     let host = HostSpan {
         span: Span::new(pos, stop),
         kind,
     };
     Some((host, stop))
+}
+
+/// Reads a host name or IPv4 address in one pass: its length, the address when it is a
+/// well-formed dotted quad, and whether it held only digits and dots.
+fn scan_host_name(text: &[u8]) -> (usize, Option<Ipv4Addr>, bool) {
+    let mut octets = [0u8; 4];
+    let (mut index, mut value, mut digits) = (0usize, 0u32, 0u32);
+    let (mut numeric, mut well_formed) = (true, true);
+    let mut len = 0;
+    for &b in text {
+        match b {
+            b'0'..=b'9' => {
+                // Bounded so that a long run of digits cannot overflow (and is still > 255).
+                value = value.min(1000) * 10 + u32::from(b - b'0');
+                digits += 1;
+            }
+            b'.' => {
+                well_formed &= (1..=3).contains(&digits) && value <= 255 && index < 3;
+                if let Some(octet) = octets.get_mut(index) {
+                    *octet = value as u8;
+                }
+                index += 1;
+                (value, digits) = (0, 0);
+            }
+            _ if HOST[b as usize] => numeric = false,
+            _ => break,
+        }
+        len += 1;
+    }
+    well_formed &= numeric && index == 3 && (1..=3).contains(&digits) && value <= 255;
+    octets[3] = value as u8;
+    let ip = well_formed.then(|| Ipv4Addr::from(octets));
+    (len, ip, numeric)
 }
 
 /// Dotted-quad IPv4 (`IPv4address`, RFC 3261 §25.1): four decimal octets of one to three
@@ -265,6 +292,11 @@ mod tests {
         assert_eq!(u.port, Some(5061));
         assert_eq!(u.transport(t), Some(Transport::Tls));
         assert!(parse(b"SIP:Bob@Biloxi.COM").user.is_some());
+        let t = b"sip:1and1.example:5060";
+        assert_eq!(parse(t).host.kind, HostKind::Name);
+        assert_eq!(parse(t).port, Some(5060));
+        let t = b"sip:10.0.0.1.example";
+        assert_eq!(parse(t).host.kind, HostKind::Name);
     }
 
     #[test]
@@ -287,6 +319,9 @@ mod tests {
             (b"sip:[::1", UriError::BadHost),
             (b"sip:[nothex]", UriError::BadHost),
             (b"sip:1.2.3.999", UriError::BadHost),
+            (b"sip:99999999999999999999999", UriError::BadHost),
+            (b"sip:1.2.3.4.5", UriError::BadHost),
+            (b"sip:1.2.3", UriError::BadHost),
             (b"sip:-bad", UriError::BadHost),
             (b"sip:host:0", UriError::BadPort),
             (b"sip:host:99999", UriError::BadPort),

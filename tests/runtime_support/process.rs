@@ -72,6 +72,26 @@ impl Ferrovia {
         }
     }
 
+    /// Waits (bounded) for a stderr line containing `text` and returns it.
+    pub fn await_line(&mut self, text: &str) -> String {
+        if let Some(line) = self.stderr.iter().find(|l| l.contains(text)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + PROCESS_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.stderr.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line with {text:?}; stderr:\n{}", self.stderr.join("\n")),
+            }
+        }
+    }
+
     /// The first listener's address.
     pub fn addr(&self) -> SocketAddr {
         self.addrs[0]

@@ -1,0 +1,345 @@
+//! `ferrovia-loadgen`: the SIP reflector, the load generator, the zero-loss rate search and the
+//! latency plot. Each subcommand prints a human summary on stderr and one JSON line on stdout.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ferrovia_loadgen::hgrm::{distribution_text, parse_distribution};
+use ferrovia_loadgen::net::require_loopback;
+use ferrovia_loadgen::plot::{Series, svg};
+use ferrovia_loadgen::reflector::{self, ReflectorConfig};
+use ferrovia_loadgen::search::{SearchConfig, search};
+use ferrovia_loadgen::sender::{SendPlan, SendReport, Sender};
+use ferrovia_loadgen::sip::{Method, RequestSpec, RunId};
+use ferrovia_loadgen::stop;
+
+/// SIP load over UDP on loopback: reflect, send, search the zero-loss rate, plot latencies.
+#[derive(Parser, Debug)]
+#[command(name = "ferrovia-loadgen", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Answer every request (but ACK) with a stateless 200 OK, back to its source.
+    Reflect(ReflectArgs),
+    /// Offer a fixed rate of requests through a forwarder to the reflector, for a bounded run.
+    Send(SendArgs),
+    /// Find the highest rate a forwarder sustains with zero loss (bounded steps).
+    Search(SearchArgs),
+    /// Draw .hgrm percentile distributions into one SVG chart.
+    Plot(PlotArgs),
+}
+
+#[derive(Args, Debug)]
+struct ReflectArgs {
+    /// Address to answer on, e.g. 127.0.0.1:5080 (loopback only).
+    #[arg(long)]
+    listen: SocketAddr,
+    /// Threads, each with its own SO_REUSEPORT socket on --listen.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Datagrams per recvmmsg/sendmmsg call.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Stop after this many seconds even without a signal.
+    #[arg(long, default_value_t = 900)]
+    duration: u64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum MethodArg {
+    Invite,
+    Options,
+}
+
+#[derive(Args, Debug, Clone)]
+struct LoadArgs {
+    /// The forwarder to send through, e.g. 127.0.0.1:5070 (loopback only).
+    #[arg(long)]
+    target: SocketAddr,
+    /// The reflector, named in the Request-URI and Route, e.g. 127.0.0.1:5080 (loopback only).
+    #[arg(long)]
+    reflector: SocketAddr,
+    /// Flows: UDP sockets, each its own source port.
+    #[arg(long, default_value_t = 64)]
+    flows: usize,
+    /// Requests per sendmmsg call (per flow burst).
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Request method: INVITE (with an SDP offer) or OPTIONS.
+    #[arg(long, value_enum, default_value_t = MethodArg::Invite)]
+    method: MethodArg,
+    /// Pad each request to at least this many bytes (INVITE: SDP attribute; OPTIONS: header).
+    #[arg(long, default_value_t = 900)]
+    size: usize,
+    /// Leave out `Route: <sip:REFLECTOR;lr>` (forward by Request-URI only).
+    #[arg(long)]
+    no_route: bool,
+    /// Milliseconds to wait for answers after the last request.
+    #[arg(long, default_value_t = 1000)]
+    grace_ms: u64,
+}
+
+#[derive(Args, Debug)]
+struct SendArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Offered requests per second.
+    #[arg(long, default_value_t = 10_000)]
+    rate: u64,
+    /// Longest sending time, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Most requests to send (default: rate × duration).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Write the round-trip percentile distribution (.hgrm, µs) here.
+    #[arg(long)]
+    hgrm: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct SearchArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// First rate tried, requests/s.
+    #[arg(long, default_value_t = 10_000)]
+    start_rate: u64,
+    /// Never offer more than this, requests/s.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_rate: u64,
+    /// Length of each step, seconds.
+    #[arg(long, default_value_t = 2.0)]
+    step_secs: f64,
+    /// Most steps.
+    #[arg(long, default_value_t = 10)]
+    max_steps: u32,
+    /// Stop when the passing and failing rates are this close (fraction of the failing one).
+    #[arg(long, default_value_t = 0.05)]
+    precision: f64,
+    /// Fraction of requests a passing step may lose.
+    #[arg(long, default_value_t = 0.0)]
+    loss_tolerance: f64,
+    /// Try a failing rate again this many times; it passes if any try does.
+    #[arg(long, default_value_t = 1)]
+    retries: u32,
+    /// Write the best step's round-trip distribution (.hgrm, µs) here.
+    #[arg(long)]
+    hgrm: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct PlotArgs {
+    /// The SVG file to write.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value = "Round-trip latency by percentile")]
+    title: String,
+    /// Series as NAME=FILE.hgrm, drawn in this order.
+    #[arg(required = true)]
+    series: Vec<String>,
+}
+
+/// Longest run any subcommand accepts, seconds.
+const MAX_SECS: f64 = 3600.0;
+/// Most requests in one run (the answer tracker holds 8 bytes per request).
+const MAX_COUNT: u64 = 20_000_000;
+/// Most flows (sockets) and requests per system call a sender opens / uses.
+const MAX_FLOWS: usize = 4096;
+const MAX_BATCH: usize = 1024;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Reflect(args) => reflect(args),
+        Command::Send(args) => send(args),
+        Command::Search(args) => run_search(args),
+        Command::Plot(args) => plot(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            eprintln!("ferrovia-loadgen: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Io(e)) => {
+            eprintln!("ferrovia-loadgen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Failure {
+    Usage(String),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        Failure::Io(e)
+    }
+}
+
+fn reflect(args: &ReflectArgs) -> Result<(), Failure> {
+    require_loopback("--listen", args.listen).map_err(Failure::Usage)?;
+    let config = ReflectorConfig {
+        listen: args.listen,
+        threads: args.threads.max(1),
+        batch: args.batch.max(1),
+        duration: Duration::from_secs(args.duration),
+    };
+    let stop = stop::on_signals()?;
+    let sockets = reflector::bind(&config)?;
+    let bound = sockets[0].local_addr()?; // bind() returns at least one socket
+    eprintln!(
+        "ferrovia-loadgen reflect: ready on {bound}, {} thread(s)",
+        config.threads
+    );
+    let counts = reflector::run(sockets, &config, stop)?;
+    eprintln!(
+        "reflect: received {}, answered {}, acks {}, malformed {}",
+        counts.received, counts.answered, counts.acks, counts.malformed
+    );
+    println!("{}", counts.to_json());
+    Ok(())
+}
+
+fn seconds(what: &str, secs: f64) -> Result<Duration, Failure> {
+    if !(secs > 0.0 && secs <= MAX_SECS) {
+        return Err(Failure::Usage(format!(
+            "{what} must be in (0, {MAX_SECS}] seconds"
+        )));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn open_sender(load: &LoadArgs) -> Result<Sender, Failure> {
+    require_loopback("--target", load.target).map_err(Failure::Usage)?;
+    require_loopback("--reflector", load.reflector).map_err(Failure::Usage)?;
+    let flows = load.flows.clamp(1, MAX_FLOWS);
+    Ok(Sender::open(
+        load.target,
+        flows,
+        load.batch.clamp(1, MAX_BATCH),
+    )?)
+}
+
+fn plan(load: &LoadArgs, rate: u64, count: u64, duration: Duration) -> SendPlan {
+    let method = match load.method {
+        MethodArg::Invite => Method::Invite,
+        MethodArg::Options => Method::Options,
+    };
+    SendPlan {
+        spec: RequestSpec {
+            method,
+            reflector: load.reflector,
+            route: !load.no_route,
+            size: load.size,
+            run: RunId(0),
+        },
+        rate: rate.max(1),
+        count,
+        duration,
+        grace: Duration::from_millis(load.grace_ms.min(60_000)),
+    }
+}
+
+fn send(args: &SendArgs) -> Result<(), Failure> {
+    let duration = seconds("--duration", args.duration)?;
+    let scheduled = (args.rate as f64 * duration.as_secs_f64()).ceil() as u64;
+    let count = args.count.unwrap_or(scheduled).clamp(1, MAX_COUNT);
+    let mut sender = open_sender(&args.load)?;
+    let stop = stop::on_signals()?;
+    let report = sender.run(&plan(&args.load, args.rate, count, duration), stop)?;
+    eprintln!("{}", report.summary());
+    write_hgrm(args.hgrm.as_ref(), &report)?;
+    println!("{}", report.to_json());
+    Ok(())
+}
+
+fn run_search(args: &SearchArgs) -> Result<(), Failure> {
+    let step = seconds("--step-secs", args.step_secs)?;
+    let mut sender = open_sender(&args.load)?;
+    let stop: &AtomicBool = stop::on_signals()?;
+    let config = SearchConfig {
+        start_rate: args.start_rate.max(1),
+        max_rate: args.max_rate.max(1),
+        max_steps: args.max_steps.clamp(1, 40),
+        precision: args.precision.clamp(0.001, 1.0),
+        loss_tolerance: args.loss_tolerance.clamp(0.0, 1.0),
+        retries: args.retries.min(5),
+        settle: Duration::from_millis(300),
+    };
+    let step_plan = plan(&args.load, config.start_rate, 1, step);
+    let report = search(&mut sender, &step_plan, &config, stop, |s| {
+        let r = &s.report;
+        eprintln!(
+            "search: {:>8}/s  {}  sent {} lost {} offered {:.0}/s{}",
+            s.rate,
+            if s.passed { "pass" } else { "FAIL" },
+            r.sent,
+            r.lost,
+            r.offered_per_sec(),
+            if r.kept_up() {
+                ""
+            } else {
+                " (generator behind)"
+            }
+        );
+    })?;
+    eprintln!(
+        "search: highest zero-loss rate {}/s (limited by {:?})",
+        report.best_rate, report.limit
+    );
+    if let Some(best) = report.best() {
+        eprintln!("{}", best.report.summary());
+        write_hgrm(args.hgrm.as_ref(), &best.report)?;
+    }
+    println!("{}", report.to_json());
+    Ok(())
+}
+
+fn write_hgrm(path: Option<&PathBuf>, report: &SendReport) -> Result<(), Failure> {
+    if let Some(path) = path {
+        std::fs::write(path, distribution_text(&report.rtt))?;
+    }
+    Ok(())
+}
+
+fn plot(args: &PlotArgs) -> Result<(), Failure> {
+    let mut series = Vec::new();
+    for spec in &args.series {
+        let Some((name, file)) = spec.split_once('=') else {
+            return Err(Failure::Usage(format!(
+                "series {spec:?} is not NAME=FILE.hgrm"
+            )));
+        };
+        let points = parse_distribution(&std::fs::read_to_string(file)?);
+        if points.is_empty() {
+            eprintln!("plot: {file} has no percentile lines, skipped");
+            continue;
+        }
+        series.push(Series {
+            name: name.to_string(),
+            points,
+        });
+    }
+    std::fs::write(&args.out, svg(&args.title, &series))?;
+    eprintln!(
+        "plot: wrote {} ({} series)",
+        args.out.display(),
+        series.len()
+    );
+    println!(
+        "{}",
+        serde_json::json!({"mode": "plot", "out": args.out, "series": series.len()})
+    );
+    Ok(())
+}

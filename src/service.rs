@@ -1,0 +1,127 @@
+//! The whole proxy as an operator runs it: the workers ([`runtime::Server`]) recording into
+//! the stats module's per-worker histograms, the stats thread, and the metrics endpoint.
+//!
+//! `main` and the integration tests start it the same way, so what the tests check is what
+//! the binary does.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::runtime::{Server, StartError};
+use crate::settings::{Metrics, Settings};
+use crate::stats::{self, Snapshot, StatsConfig, StatsHandle, WorkerStats};
+
+/// How often workers hand their interval histograms to the stats thread.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A running proxy with its statistics.
+pub struct Service {
+    server: Server<WorkerStats>,
+    stats: StatsHandle,
+}
+
+/// What is left after a stop: the final statistics and whether every worker ended well.
+pub struct Stopped {
+    pub snapshot: Snapshot,
+    pub failed_workers: usize,
+    pub workers: usize,
+    pub uptime: Duration,
+}
+
+impl Stopped {
+    /// The one-screen report printed at exit: a header line, then the statistics.
+    pub fn summary(&self) -> String {
+        format!(
+            "ferrovia stopped after {:.1} s with {} workers\n{}",
+            self.uptime.as_secs_f64(),
+            self.workers,
+            self.snapshot.summary()
+        )
+    }
+}
+
+impl Service {
+    /// Starts the stats thread (and the metrics endpoint unless `metrics` is off), then the
+    /// workers, each recording into its own [`WorkerStats`].
+    pub fn start(settings: &Settings) -> Result<Service, ServiceError> {
+        let workers = settings.workers.max(1);
+        let metrics = match settings.metrics {
+            Metrics::On(addr) => Some(addr),
+            Metrics::Off => None,
+        };
+        let config = StatsConfig {
+            workers,
+            interval: STATS_INTERVAL,
+            metrics,
+        };
+        let (stats, recorders) = stats::start(config).map_err(ServiceError::Metrics)?;
+        let mut recorders = recorders.into_iter();
+        // `stats::start` made exactly `workers` recorders and the server asks for exactly
+        // `workers` (it uses the same `settings.workers.max(1)`), once each.
+        let server = Server::start_with(settings, |_| {
+            recorders.next().expect("one recorder per worker")
+        })
+        .map_err(ServiceError::Start)?;
+        Ok(Service { server, stats })
+    }
+
+    /// The bound listen addresses (port 0 resolved).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        self.server.local_addrs()
+    }
+
+    /// Where `/metrics`, `/stats` and `/stats.hgrm` are served, when they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.stats.metrics_addr()
+    }
+
+    /// The statistics so far (each worker's hand-offs up to its last interval).
+    pub fn snapshot(&self) -> Snapshot {
+        self.stats.snapshot()
+    }
+
+    /// False once a worker has stopped on its own.
+    pub fn is_running(&self) -> bool {
+        self.server.is_running()
+    }
+
+    /// Stops the workers (each flushes its statistics), then the stats thread.
+    pub fn shutdown(self) -> Stopped {
+        let stopped = self.server.shutdown();
+        Stopped {
+            snapshot: self.stats.shutdown(),
+            failed_workers: stopped.failed_workers,
+            workers: stopped.recorders.len() + stopped.failed_workers,
+            uptime: stopped.uptime,
+        }
+    }
+}
+
+/// Why the proxy could not start.
+#[derive(Debug)]
+pub enum ServiceError {
+    /// The metrics address could not be bound.
+    Metrics(io::Error),
+    /// The workers could not start.
+    Start(StartError),
+}
+
+impl ServiceError {
+    /// True when the operator's settings are at fault (exit code 2) rather than the system.
+    pub fn is_config(&self) -> bool {
+        matches!(self, ServiceError::Start(e) if e.is_config())
+    }
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceError::Metrics(e) => write!(f, "cannot serve metrics: {e}"),
+            ServiceError::Start(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServiceError {}
