@@ -17,7 +17,7 @@ pub struct TcpOptions {
     pub max_connections: usize,
     /// Open connections one worker holds; more are refused.
     pub max_connections_per_worker: usize,
-    /// A connection with no traffic either way for this long is closed.
+    /// A connection on which nothing was read for this long is closed.
     pub idle_timeout: Duration,
     /// A message must be read whole within this time of its first byte (slow senders are cut).
     pub header_timeout: Duration,

@@ -1,9 +1,9 @@
 //! A connection's two byte buffers.
 //!
 //! [`ReadBuffer`] holds what was read and not yet framed. It starts small and doubles, up to
-//! a fixed limit, only when one message needs the room; consumed bytes are dropped by moving
-//! the unread tail to the front, so a long-lived connection allocates nothing once it has
-//! grown to its largest message.
+//! a fixed limit, only when one message needs the room; before each read the unread tail
+//! (the start of the next message) moves to the front, so a long-lived connection allocates
+//! nothing once it has grown to its largest message.
 //!
 //! [`SendQueue`] holds what the kernel would not take yet (and, while an outbound connection
 //! is being set up, everything sent to it). It is bounded: a push past the bound fails, and
@@ -67,15 +67,16 @@ impl ReadBuffer {
         Ok(Some(n))
     }
 
-    /// Ensures free room at the end; false when the buffer is full at its limit.
+    /// Moves the unread bytes (the start of a message, usually short) to the front, then
+    /// makes sure there is free room after them, growing when one message fills the buffer;
+    /// false when the buffer is full at its limit.
     fn make_room(&mut self) -> bool {
-        if self.end < self.bytes.len() {
-            return true;
-        }
         if self.start > 0 {
             self.bytes.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
+        }
+        if self.end < self.bytes.len() {
             return true;
         }
         if self.bytes.len() >= self.limit {

@@ -43,7 +43,7 @@ pub(crate) struct Connection {
     pub(crate) phase: Phase,
     pub(crate) rx: ReadBuffer,
     pub(crate) tx: SendQueue,
-    /// The last time bytes moved either way.
+    /// The last time bytes were read (or the socket became writable again).
     pub(crate) last_active: Instant,
     /// When the message being read started to arrive (`None` between messages).
     pub(crate) partial_since: Option<Instant>,

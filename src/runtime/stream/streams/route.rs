@@ -1,0 +1,161 @@
+//! Where a stream message goes (see the parent module): the connection the core named, else
+//! one toward the destination, here or on the worker that owns it, else a new one; and the
+//! hand-offs between workers, both ways.
+
+use std::net::SocketAddr;
+
+use log::debug;
+
+use super::super::connection::Connection;
+use super::super::event::StreamEvent;
+use super::super::id::ConnRef;
+use super::super::mesh::Handoff;
+use super::{Fate, HANDOFFS_PER_TURN, Outgoing, Route, Streams};
+use crate::proxy::{ConnectionId, Transmit, Transport};
+use crate::runtime::note::Note;
+use crate::runtime::record::Recorder;
+
+impl Streams {
+    /// Routes one stream message whose bytes are `out[start..start + transmit.len]`.
+    pub(crate) fn enqueue(
+        &mut self,
+        out: &[u8],
+        start: usize,
+        transmit: Transmit,
+        note: Note,
+        recorder: &mut impl Recorder,
+    ) {
+        let route = match transmit.transport {
+            Transport::Tcp => self.route(&transmit, recorder),
+            other => {
+                debug!(
+                    "worker {}: no {other} transport for {transmit:?}",
+                    self.worker
+                );
+                return recorder.send_error();
+            }
+        };
+        let connection = match route {
+            Route::Here(slot) => slot,
+            Route::Worker(worker, id) => {
+                let bytes = out.get(start..start + transmit.len).unwrap_or_default();
+                return self.hand_off(worker, id, bytes, transmit, note, recorder);
+            }
+            Route::Open => match self.open(transmit.destination, transmit.local, recorder) {
+                Some(slot) => slot,
+                None => return recorder.send_error(),
+            },
+        };
+        self.outgoing.push(Outgoing {
+            connection,
+            start,
+            len: transmit.len,
+            note,
+            fate: Fate::Pending,
+        });
+    }
+
+    fn route(&self, transmit: &Transmit, recorder: &mut impl Recorder) -> Route {
+        if let Some(id) = transmit.connection {
+            let at = ConnRef::from_id(id);
+            if at.worker != self.worker && at.worker < self.mesh.workers() {
+                return Route::Worker(at.worker, id);
+            }
+            if let Some(slot) = self.usable(self.table.find(at)) {
+                return Route::Here(slot);
+            }
+            recorder.stream_event(StreamEvent::ConnectionGone);
+        }
+        self.by_destination(transmit.destination)
+    }
+
+    /// A connection toward `destination`: this worker's own, else a client's on another
+    /// worker, else a new one.
+    fn by_destination(&self, destination: SocketAddr) -> Route {
+        if let Some(slot) = self.usable(self.table.by_peer(destination)) {
+            return Route::Here(slot);
+        }
+        match self.mesh.client(destination) {
+            Some(id) if ConnRef::from_id(id).worker != self.worker => {
+                Route::Worker(ConnRef::from_id(id).worker, id)
+            }
+            _ => Route::Open,
+        }
+    }
+
+    fn usable(&self, slot: Option<u32>) -> Option<u32> {
+        slot.filter(|&s| self.table.get(s).is_some_and(Connection::usable))
+    }
+
+    fn hand_off(
+        &mut self,
+        worker: usize,
+        id: ConnectionId,
+        bytes: &[u8],
+        transmit: Transmit,
+        note: Note,
+        recorder: &mut impl Recorder,
+    ) {
+        let transmit = Transmit {
+            connection: Some(id),
+            ..transmit
+        };
+        match self.mesh.hand_off(worker, bytes, transmit, note) {
+            Ok(()) => {
+                recorder.stream_event(StreamEvent::HandedOff);
+                if let Some(wake) = self.wake.get_mut(worker) {
+                    *wake = true;
+                }
+            }
+            Err(_) => {
+                recorder.stream_event(StreamEvent::HandoffOverflow);
+                recorder.send_error();
+            }
+        }
+    }
+
+    /// Writes what other workers handed over, on this worker's connections.
+    pub(crate) fn receive_handoffs(&mut self, recorder: &mut impl Recorder) {
+        for _ in 0..HANDOFFS_PER_TURN {
+            let Ok(handoff) = self.inbox.try_recv() else {
+                return;
+            };
+            recorder.stream_event(StreamEvent::HandoffReceived);
+            let Handoff {
+                bytes,
+                transmit,
+                note,
+            } = handoff;
+            match self.owner_route(&transmit, recorder) {
+                Some(slot) => self.send_bytes(slot, &bytes, Some(note), recorder),
+                None => recorder.send_error(),
+            }
+            self.mesh.recycle(bytes);
+        }
+    }
+
+    /// The connection for a hand-off: the one named if still open, else one of this
+    /// worker's toward the destination, else a new one (never handed on again).
+    fn owner_route(&mut self, transmit: &Transmit, recorder: &mut impl Recorder) -> Option<u32> {
+        let named = transmit.connection.map(ConnRef::from_id);
+        if let Some(slot) = self.usable(named.and_then(|at| self.table.find(at))) {
+            return Some(slot);
+        }
+        if named.is_some() {
+            recorder.stream_event(StreamEvent::ConnectionGone);
+        }
+        match self.usable(self.table.by_peer(transmit.destination)) {
+            Some(slot) => Some(slot),
+            None => self.open(transmit.destination, transmit.local, recorder),
+        }
+    }
+
+    /// Wakes each worker this batch handed messages to, once.
+    pub(super) fn wake_peers(&mut self) {
+        for (worker, wake) in self.wake.iter_mut().enumerate() {
+            if std::mem::take(wake) {
+                self.mesh.wake(worker);
+            }
+        }
+    }
+}
