@@ -2,12 +2,13 @@
 //! Alice (UAS) through ferrovia; 180, 200, ACK; then Alice sends BYE back through the proxy
 //! and Bob answers 200. Without Record-Route the BYE is routed by Bob's Contact; with
 //! `--record-route` it also carries the proxy's Route. The same flow runs over UDP and over
-//! TCP (`-t t1`: one connection per sipp, the proxy opening its own toward Alice and, for
-//! the BYE, toward Bob's Contact).
+//! TCP (`-t t1`: one connection per sipp, the proxy opening its own toward Alice and reusing
+//! Bob's for the BYE, since sipp binds its connection to its own port), and over IPv6
+//! loopback where the machine has it.
 
 mod runtime_support;
 
-use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
 use std::time::{Duration, Instant};
 
 use runtime_support::process::{Ferrovia, Sipp, SippResult};
@@ -31,14 +32,48 @@ impl Over {
     }
 }
 
+/// The loopback address the whole call runs on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn ip(self) -> IpAddr {
+        match self {
+            Family::V4 => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Family::V6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        }
+    }
+
+    /// The address as a URI host: `127.0.0.1` or `[::1]`.
+    fn uri_host(self) -> String {
+        match self {
+            Family::V4 => self.ip().to_string(),
+            Family::V6 => format!("[{}]", self.ip()),
+        }
+    }
+
+    /// Whether the machine has this loopback; says so when it does not.
+    fn available(self, test: &str) -> bool {
+        let ok =
+            UdpSocket::bind((self.ip(), 0)).is_ok() && TcpListener::bind((self.ip(), 0)).is_ok();
+        if !ok {
+            eprintln!("{test}: skipped: no loopback address {}", self.ip());
+        }
+        ok
+    }
+}
+
 /// The arguments every sipp gets: loopback, given ports, one call, a global timeout.
-fn sipp_args(scenario: &str, sip_port: u16, over: Over) -> Vec<String> {
+fn sipp_args(scenario: &str, sip_port: u16, over: Over, family: Family) -> Vec<String> {
     let path = Sipp::scenario(scenario);
     let mut args: Vec<String> = [
         "-sf",
         path.to_str().expect("a UTF-8 path"),
         "-i",
-        "127.0.0.1",
+        &family.ip().to_string(),
         "-p",
         &sip_port.to_string(),
         "-cp",
@@ -60,22 +95,26 @@ fn sipp_args(scenario: &str, sip_port: u16, over: Over) -> Vec<String> {
     args
 }
 
-/// A port free for both UDP and TCP a moment ago.
-fn free_port() -> u16 {
+/// A port free for both UDP and TCP on this family's loopback a moment ago.
+fn free_port(family: Family) -> u16 {
     loop {
-        let port = free_udp_port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let port = UdpSocket::bind((family.ip(), 0))
+            .and_then(|s| s.local_addr())
+            .expect("bind port 0")
+            .port();
+        if TcpListener::bind((family.ip(), port)).is_ok() {
             return port;
         }
     }
 }
 
 /// Waits until a program has bound `port` (our own bind fails), at most a few seconds.
-fn await_bound(port: u16, over: Over) {
+fn await_bound(port: u16, over: Over, family: Family) {
     let deadline = Instant::now() + Duration::from_secs(10);
+    let addr = SocketAddr::new(family.ip(), port);
     let free = || match over {
-        Over::Udp => UdpSocket::bind(("127.0.0.1", port)).is_ok(),
-        Over::Tcp => TcpListener::bind(("127.0.0.1", port)).is_ok(),
+        Over::Udp => UdpSocket::bind(addr).is_ok(),
+        Over::Tcp => TcpListener::bind(addr).is_ok(),
     };
     while free() {
         assert!(Instant::now() < deadline, "sipp never bound port {port}");
@@ -92,21 +131,28 @@ fn assert_one_clean_call(who: &str, result: &SippResult) {
 }
 
 fn call_flow(name: &str, over: Over, extra: &[&str]) {
-    let listen = format!("{}:127.0.0.1:0", over.scheme());
+    call_flow_on(name, over, Family::V4, extra);
+}
+
+fn call_flow_on(name: &str, over: Over, family: Family, extra: &[&str]) {
+    if !family.available(name) {
+        return;
+    }
+    let listen = format!("{}:{}", over.scheme(), SocketAddr::new(family.ip(), 0));
     let mut args = vec!["--listen", &listen, "--workers", "2", "--metrics", "off"];
     args.extend_from_slice(extra);
     let proxy = Ferrovia::start(&args, 1);
 
-    let alice_port = free_port();
+    let alice_port = free_port(family);
     let alice = Sipp::start(
         &format!("{name}-alice"),
-        &sipp_args("alice_uas.xml", alice_port, over),
+        &sipp_args("alice_uas.xml", alice_port, over, family),
     );
-    await_bound(alice_port, over);
+    await_bound(alice_port, over, family);
 
     let mut bob_args = vec![proxy.addr().to_string()];
-    bob_args.extend(sipp_args("bob_uac.xml", free_port(), over));
-    let uas_host = IpAddr::V4(Ipv4Addr::LOCALHOST).to_string();
+    bob_args.extend(sipp_args("bob_uac.xml", free_port(family), over, family));
+    let uas_host = family.uri_host();
     for (key, value) in [("uas_host", uas_host), ("uas_port", alice_port.to_string())] {
         bob_args.extend(["-key".into(), key.into(), value]);
     }
@@ -139,4 +185,14 @@ fn bob_calls_alice_over_tcp_and_alice_hangs_up() {
 #[test]
 fn bob_calls_alice_over_tcp_and_alice_hangs_up_with_record_route() {
     call_flow("tcp-record-route", Over::Tcp, &["--record-route"]);
+}
+
+#[test]
+fn bob_calls_alice_over_ipv6_udp() {
+    call_flow_on("v6-udp", Over::Udp, Family::V6, &[]);
+}
+
+#[test]
+fn bob_calls_alice_over_ipv6_tcp_with_record_route() {
+    call_flow_on("v6-tcp", Over::Tcp, Family::V6, &["--record-route"]);
 }

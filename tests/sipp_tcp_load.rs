@@ -5,6 +5,9 @@
 //! forwarded message and the calls per second achieved are printed side by side:
 //!
 //! `cargo test --release --test sipp_tcp_load -- --nocapture`
+//!
+//! `FERROVIA_LOAD_CALLS` and `FERROVIA_LOAD_RATE` change the number of calls and the rate
+//! (e.g. 10000 and 2000) for a measurement run.
 
 mod runtime_support;
 
@@ -16,6 +19,23 @@ use runtime_support::{free_udp_port, free_udp_port_pair};
 
 const CALLS: u64 = 2_000;
 const RATE: u64 = 500;
+
+/// A positive number from the environment, else `default`.
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
+
+fn calls() -> u64 {
+    setting("FERROVIA_LOAD_CALLS", CALLS)
+}
+
+fn rate() -> u64 {
+    setting("FERROVIA_LOAD_RATE", RATE)
+}
 /// Bound on each sipp run (the load itself takes a few seconds).
 const SIPP_LIMIT: Duration = Duration::from_secs(120);
 /// Messages per call through the proxy: INVITE, 180, 200, ACK, BYE, 200 (the built-in uas
@@ -62,7 +82,7 @@ impl Mode {
 }
 
 fn common_args(sip_port: u16, transport: &str) -> Vec<String> {
-    let calls = CALLS.to_string();
+    let calls = calls().to_string();
     [
         "-i",
         "127.0.0.1",
@@ -141,7 +161,7 @@ fn load(mode: Mode) -> Figures {
 
     let mut uac_args = vec![proxy.addr().to_string(), "-sn".into(), "uac".into()];
     uac_args.extend(common_args(free_port(), mode.uac_transport()));
-    let rate = RATE.to_string();
+    let rate = rate().to_string();
     let extra = ["-max_socket", "1000", "-r", &rate, "-l", "1000"];
     uac_args.extend(extra.map(String::from));
     let started = Instant::now();
@@ -154,7 +174,7 @@ fn load(mode: Mode) -> Figures {
     let context = format!("{mode:?}\nuac: {uac:#?}\nuas: {uas:#?}\nproxy:\n{proxy_log}");
     assert!(status.success(), "{context}");
     assert_eq!(uac.code, Some(0), "{context}");
-    assert_eq!(uac.counter("SuccessfulCall(C)"), CALLS, "{context}");
+    assert_eq!(uac.counter("SuccessfulCall(C)"), calls(), "{context}");
     assert_eq!(uac.counter("FailedCall(C)"), 0, "{context}");
     assert_eq!(uac.counter("FailedUnexpectedMessage(C)"), 0, "{context}");
     assert_eq!(uas.counter("FailedUnexpectedMessage(C)"), 0, "{context}");
@@ -162,8 +182,8 @@ fn load(mode: Mode) -> Figures {
     eprintln!("{mode:?}: proxy summary\n{proxy_log}");
     Figures {
         mode,
-        calls_per_second: CALLS as f64 / elapsed.as_secs_f64(),
-        cpu_ns_per_message: cpu.map(|c| c.as_nanos() / u128::from(CALLS * MESSAGES_PER_CALL)),
+        calls_per_second: calls() as f64 / elapsed.as_secs_f64(),
+        cpu_ns_per_message: cpu.map(|c| c.as_nanos() / u128::from(calls() * MESSAGES_PER_CALL)),
         retransmissions: uac.counter("Retransmissions(C)"),
     }
 }
@@ -174,7 +194,7 @@ fn two_thousand_calls_over_udp_and_tcp_all_succeed() {
         .into_iter()
         .map(load)
         .collect();
-    eprintln!("{CALLS} calls at {RATE}/s through 2 workers:");
+    eprintln!("{} calls at {}/s through 2 workers:", calls(), rate());
     eprintln!("  mode         calls/s   proxy CPU ns/message   uac retransmissions");
     for f in &figures {
         let cpu = f
