@@ -1,8 +1,8 @@
 //! What a worker records about the messages it moves.
 //!
-//! [`Recorder`] is the hook: the worker calls it once per message outcome, on its own thread,
-//! with no lock. [`Counters`] is the built-in recorder (plain integers, merged after the
-//! workers stop). The stats module's per-worker histograms plug in by implementing
+//! [`Recorder`] is the hook: the worker calls it once per message outcome, and once per TCP
+//! connection change ([`StreamEvent`]), on its own thread, with no lock. [`Counters`] is the
+//! built-in recorder (plain integers, merged after the workers stop). The stats module's per-worker histograms plug in by implementing
 //! `Recorder` and starting the server with [`Server::start_with`](super::Server::start_with).
 
 use std::fmt;

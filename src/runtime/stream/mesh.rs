@@ -28,6 +28,8 @@ use crate::runtime::note::Note;
 
 /// The first capacity of a hand-off buffer (most SIP messages fit; larger ones grow it once).
 const BUFFER_START: usize = 4 * 1024;
+/// Spare buffers the pool keeps; a burst beyond this allocates and frees the excess.
+const POOL_MAX: usize = 1024;
 
 /// A message handed to the worker that owns the connection it must leave on.
 pub(crate) struct Handoff {
@@ -60,7 +62,7 @@ impl Mesh {
         max_open: usize,
     ) -> (Arc<Mesh>, Vec<Receiver<Handoff>>) {
         let (inboxes, outboxes): (Vec<_>, Vec<_>) = wakers.iter().map(|_| bounded(queue)).unzip();
-        let (spare_in, spare_out) = bounded(queue.saturating_mul(wakers.len()).max(1));
+        let (spare_in, spare_out) = bounded(queue.saturating_mul(wakers.len()).clamp(1, POOL_MAX));
         let mesh = Mesh {
             inboxes,
             wakers,
