@@ -89,8 +89,10 @@ fn ours(proxy: &Proxy, buf: &[u8], via: &Via) -> Option<u64> {
 /// The connection named in our Via (`;fvc=<id>.<tag>`), when its tag proves we wrote it for
 /// this branch; anything else is ignored and the response is routed by address.
 fn connection(proxy: &Proxy, buf: &[u8], via: &Via, branch_hash: u64) -> Option<ConnectionId> {
-    let name = &CONNECTION_PARAM[1..CONNECTION_PARAM.len() - 1];
     let params = Span::new(via.sent_by.end(), via.span.end());
+    // Most responses came back for a datagram request: one SIMD search rules that out.
+    memchr::memmem::find(params.of(buf), CONNECTION_PARAM)?;
+    let name = &CONNECTION_PARAM[1..CONNECTION_PARAM.len() - 1];
     let value = Params::new(buf, params)
         .map_while(Result::ok)
         .find(|p| p.is(buf, name))?

@@ -2,7 +2,7 @@
 //! (RFC 3261 §19.1.1 uri-parameters, §20.42 via-params, §25.1 generic-param).
 
 use super::Span;
-use super::chars::{TOKEN, is_lws, quoted_end};
+use super::chars::{TOKEN, quoted_end};
 
 /// One parameter: its name and, when it has one, its value (a quoted value keeps its quotes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,31 +23,46 @@ impl Param {
 /// space) with `;`. Yields `Err(())` once and stops at the first syntax error.
 #[derive(Clone, Debug)]
 pub struct Params<'a> {
-    buf: &'a [u8],
+    /// `buf[..end]`: offsets into it are offsets into `buf`.
+    bytes: &'a [u8],
     pos: usize,
-    end: usize,
     done: bool,
+}
+
+/// Linear white space inside a value (a folded line's CR LF included).
+static LWS: [bool; 256] = class(b" \t\r\n");
+/// Bytes that end an unquoted parameter value: `;` and white space.
+static VALUE_END: [bool; 256] = class(b"; \t\r\n");
+
+const fn class(members: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < members.len() {
+        t[members[i] as usize] = true;
+        i += 1;
+    }
+    t
 }
 
 impl<'a> Params<'a> {
     pub fn new(buf: &'a [u8], span: Span) -> Params<'a> {
-        let end = span.end().min(buf.len());
+        let bytes = &buf[..span.end().min(buf.len())];
         Params {
-            buf,
-            pos: span.start().min(end),
-            end,
+            bytes,
+            pos: span.start().min(bytes.len()),
             done: false,
         }
     }
 
-    fn skip_lws(&mut self) {
-        self.pos = self.skip_while_at(is_lws);
-    }
-
-    /// The offset of the first byte at or after `pos` (before `end`) for which `keep` is false.
-    fn skip_while_at(&self, keep: impl Fn(u8) -> bool) -> usize {
-        let rest = self.buf.get(self.pos..self.end).unwrap_or_default();
-        self.pos + rest.iter().position(|&b| !keep(b)).unwrap_or(rest.len())
+    /// The first offset at or after `i` whose byte is (`want == true`) or is not in `table`.
+    fn advance(&self, mut i: usize, table: &[bool; 256], want: bool) -> usize {
+        while let Some(&b) = self.bytes.get(i) {
+            if table[b as usize] != want {
+                break;
+            }
+            i += 1;
+        }
+        i
     }
 
     fn fail(&mut self) -> Option<Result<Param, ()>> {
@@ -55,16 +70,14 @@ impl<'a> Params<'a> {
         Some(Err(()))
     }
 
-    /// A value: a quoted string (quotes kept), else bytes up to `;` or white space.
-    fn value(&mut self) -> Option<Span> {
-        let start = self.pos;
-        if self.buf.get(start) == Some(&b'"') {
-            let close = quoted_end(self.buf, start, self.end)?;
-            self.pos = close;
+    /// A value at `start`: a quoted string (quotes kept), else bytes up to `;` or white space.
+    fn value(&self, start: usize) -> Option<Span> {
+        if self.bytes.get(start) == Some(&b'"') {
+            let close = quoted_end(self.bytes, start, self.bytes.len())?;
             return Some(Span::new(start, close));
         }
-        self.pos = self.skip_while_at(|b| b != b';' && !is_lws(b));
-        (self.pos > start).then(|| Span::new(start, self.pos))
+        let end = self.advance(start, &VALUE_END, false);
+        (end > start).then(|| Span::new(start, end))
     }
 }
 
@@ -75,33 +88,35 @@ impl Iterator for Params<'_> {
         if self.done {
             return None;
         }
-        self.skip_lws();
-        if self.pos >= self.end {
-            self.done = true;
-            return None;
+        let semi = self.advance(self.pos, &LWS, true);
+        match self.bytes.get(semi) {
+            None => {
+                self.done = true;
+                return None;
+            }
+            Some(b';') => {}
+            Some(_) => return self.fail(),
         }
-        if self.buf[self.pos] != b';' {
+        let name_start = self.advance(semi + 1, &LWS, true);
+        let name_end = self.advance(name_start, &TOKEN, true);
+        if name_end == name_start {
             return self.fail();
         }
-        self.pos += 1;
-        self.skip_lws();
-        let name_start = self.pos;
-        self.pos = self.skip_while_at(|b| TOKEN[b as usize]);
-        if self.pos == name_start {
-            return self.fail();
-        }
-        let name = Span::new(name_start, self.pos);
-        self.skip_lws();
-        if self.buf.get(self.pos) != Some(&b'=') || self.pos >= self.end {
+        let name = Span::new(name_start, name_end);
+        let equals = self.advance(name_end, &LWS, true);
+        if self.bytes.get(equals) != Some(&b'=') {
+            self.pos = name_end;
             return Some(Ok(Param { name, value: None }));
         }
-        self.pos += 1;
-        self.skip_lws();
-        match self.value() {
-            Some(value) => Some(Ok(Param {
-                name,
-                value: Some(value),
-            })),
+        let value_start = self.advance(equals + 1, &LWS, true);
+        match self.value(value_start) {
+            Some(value) => {
+                self.pos = value.end();
+                Some(Ok(Param {
+                    name,
+                    value: Some(value),
+                }))
+            }
             None => self.fail(),
         }
     }

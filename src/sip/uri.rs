@@ -160,6 +160,8 @@ pub enum UriError {
     BadHost,
     BadPort,
     BadParams,
+    /// A space, a control byte or DEL: a URI carries those only %-escaped (RFC 3986 §2).
+    BadByte,
 }
 
 /// A parsed SIP or SIPS URI; all spans are absolute offsets in the scanned buffer.
@@ -192,6 +194,9 @@ impl SipUri {
             Scheme::Sips => 5,
             _ => return Err(UriError::NotSip),
         };
+        if text.iter().any(|&b| b <= b' ' || b == 0x7f) {
+            return Err(UriError::BadByte);
+        }
         let base = span.start();
         let (user, host_start) = match memchr(b'@', text) {
             Some(at) if at > after_scheme => {
@@ -326,8 +331,12 @@ mod tests {
             (b"sip:host:0", UriError::BadPort),
             (b"sip:host:99999", UriError::BadPort),
             (b"sip:host:", UriError::BadPort),
-            (b"sip:host junk", UriError::BadParams),
+            (b"sip:host junk", UriError::BadByte),
             (b"sip:host;", UriError::BadParams),
+            // Found by cargo fuzz: a CR inside <...> must not reach a Request-URI.
+            (b"sip:2.0.2.5\r", UriError::BadByte),
+            (b"sip:host ;lr", UriError::BadByte),
+            (b"sip:a\x7fb@host", UriError::BadByte),
         ];
         for (text, want) in bad {
             assert_eq!(
