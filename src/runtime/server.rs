@@ -23,7 +23,7 @@ use super::stream::{self, Mesh, StreamListener, StreamSetup, Streams};
 use super::summary::Summary;
 use super::worker::{self, WAKE, WorkerSetup, WorkerSocket};
 use super::{identity, socket, sys};
-use crate::proxy::{ConfigError, Proxy, ProxyConfig, Transport};
+use crate::proxy::{ConfigError, Proxy, ProxyConfig};
 use crate::settings::{ListenAddr, Settings};
 
 /// A running proxy: its worker threads and how to stop them.
@@ -230,39 +230,41 @@ fn bind_all(
     let mut groups = Vec::with_capacity(settings.listen.len());
     let mut bound = Vec::with_capacity(settings.listen.len());
     for listen in &settings.listen {
-        let bind_error = |source| StartError::Bind {
-            listen: *listen,
-            source,
-        };
-        let (group, addr): (Vec<Bound>, SocketAddr) = match listen.transport {
-            Transport::Udp => {
-                let (sockets, addr) = socket::open_group(listen.addr, workers, &settings.socket)
-                    .map_err(bind_error)?;
-                let udp = sockets.into_iter().map(|socket| {
-                    Bound::Udp(WorkerSocket {
-                        socket,
-                        local: addr,
-                        transport: listen.transport,
-                    })
-                });
-                (udp.collect(), addr)
-            }
-            _ => {
-                let (listeners, addr) =
-                    stream::open_group(listen.addr, workers).map_err(bind_error)?;
-                let tcp = listeners.into_iter().map(|listener| {
-                    Bound::Tcp(StreamListener {
-                        listener,
-                        local: addr,
-                    })
-                });
-                (tcp.collect(), addr)
-            }
-        };
+        let (group, addr) =
+            bind_group(listen, settings, workers).map_err(|source| StartError::Bind {
+                listen: *listen,
+                source,
+            })?;
         groups.push(group.into_iter());
         bound.push(addr);
     }
     Ok((groups, bound))
+}
+
+/// One reuse-port group: a UDP socket or a TCP listener per worker.
+fn bind_group(
+    listen: &ListenAddr,
+    settings: &Settings,
+    workers: usize,
+) -> std::io::Result<(Vec<Bound>, SocketAddr)> {
+    if listen.transport.is_stream() {
+        let (listeners, local) = stream::open_group(listen.addr, workers)?;
+        let tcp = listeners.into_iter();
+        return Ok((
+            tcp.map(|listener| Bound::Tcp(StreamListener { listener, local }))
+                .collect(),
+            local,
+        ));
+    }
+    let (sockets, local) = socket::open_group(listen.addr, workers, &settings.socket)?;
+    let udp = sockets.into_iter().map(|socket| {
+        Bound::Udp(WorkerSocket {
+            socket,
+            local,
+            transport: listen.transport,
+        })
+    });
+    Ok((udp.collect(), local))
 }
 
 /// Raises the open-file limit to what the connection limit needs (up to the hard limit),

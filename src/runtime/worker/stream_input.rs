@@ -123,27 +123,11 @@ impl<R: Recorder> Worker<R> {
                 return;
             }
             let frame = next_frame(conn.rx.data(), limit);
-            let (consumed, closing) = match frame {
-                Frame::Message(len) => {
-                    completed = true;
-                    self.handle(slot, len, false, now, arrival_ns);
-                    (len, None)
-                }
-                Frame::Ping => {
-                    self.streams.pong(slot, &mut self.recorder);
-                    (4, None)
-                }
-                Frame::Skip(n) => (n, None),
-                Frame::Partial => break,
-                Frame::Unframed(len) => {
-                    self.handle(slot, len, false, now, arrival_ns);
-                    (len, Some(StreamEvent::ClosedUnframed))
-                }
-                Frame::Oversized(len) => {
-                    self.handle(slot, len, true, now, arrival_ns);
-                    (len, Some(StreamEvent::ClosedOversized))
-                }
-            };
+            if frame == Frame::Partial {
+                break;
+            }
+            completed |= matches!(frame, Frame::Message(_));
+            let (consumed, closing) = self.take(slot, frame, now, arrival_ns);
             if self.streams.reference(slot) != at {
                 return; // closed while its message was sent (the slot may be reused)
             }
@@ -157,6 +141,37 @@ impl<R: Recorder> Worker<R> {
         }
         if let Some(conn) = self.streams.connection_mut(slot) {
             conn.note_progress(completed, now);
+        }
+    }
+
+    /// Acts on one frame of `slot`'s buffer; returns the bytes it took and, when the
+    /// connection must close after its reply, why.
+    fn take(
+        &mut self,
+        slot: u32,
+        frame: Frame,
+        now: Instant,
+        arrival_ns: u64,
+    ) -> (usize, Option<StreamEvent>) {
+        match frame {
+            Frame::Message(len) => {
+                self.handle(slot, len, false, now, arrival_ns);
+                (len, None)
+            }
+            Frame::Ping => {
+                self.streams.pong(slot, &mut self.recorder);
+                (4, None)
+            }
+            Frame::Skip(n) => (n, None),
+            Frame::Partial => (0, None),
+            Frame::Unframed(len) => {
+                self.handle(slot, len, false, now, arrival_ns);
+                (len, Some(StreamEvent::ClosedUnframed))
+            }
+            Frame::Oversized(len) => {
+                self.handle(slot, len, true, now, arrival_ns);
+                (len, Some(StreamEvent::ClosedOversized))
+            }
         }
     }
 
