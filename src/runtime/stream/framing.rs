@@ -220,4 +220,128 @@ Content-Length: 4\r\n\r\nbody";
             let _ = next_frame(s, 1);
         }
     }
+
+    mod properties {
+        use super::super::super::buffer::ReadBuffer;
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One item on the wire: a message with this body, or a ping, or a stray CRLF.
+        #[derive(Clone, Debug)]
+        enum Item {
+            Message(Vec<u8>),
+            Ping,
+            Crlf,
+        }
+
+        fn item() -> impl Strategy<Value = Item> {
+            prop_oneof![
+                6 => proptest::collection::vec(any::<u8>(), 0..300).prop_map(Item::Message),
+                1 => Just(Item::Ping),
+                1 => Just(Item::Crlf),
+            ]
+        }
+
+        fn wire(item: &Item, n: usize) -> Vec<u8> {
+            match item {
+                Item::Message(body) => {
+                    let mut m = format!(
+                        "MESSAGE sip:a@b SIP/2.0\r\nCall-ID: {n}\r\nl: {}\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    m.extend_from_slice(body);
+                    m
+                }
+                Item::Ping => b"\r\n\r\n".to_vec(),
+                Item::Crlf => b"\r\n".to_vec(),
+            }
+        }
+
+        /// A reader that hands out the stream in the given chunk sizes.
+        struct Chunked<'a> {
+            bytes: &'a [u8],
+            sizes: std::iter::Cycle<std::vec::IntoIter<usize>>,
+        }
+
+        impl std::io::Read for Chunked<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self
+                    .sizes
+                    .next()
+                    .unwrap_or(1)
+                    .min(buf.len())
+                    .min(self.bytes.len());
+                buf[..n].copy_from_slice(&self.bytes[..n]);
+                self.bytes = &self.bytes[n..];
+                Ok(n)
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(500))]
+
+            /// However the stream is cut into reads, its messages come out whole and in
+            /// order, whatever pings and stray CRLFs sit between them, and nothing else does.
+            #[test]
+            fn any_cut_of_a_stream_frames_the_same(
+                items in proptest::collection::vec(item(), 1..12),
+                sizes in proptest::collection::vec(1usize..200, 1..8),
+            ) {
+                let mut stream = Vec::new();
+                let mut want = Vec::new();
+                for (n, it) in items.iter().enumerate() {
+                    let bytes = wire(it, n);
+                    // A stray CRLF right before another stray CRLF reads as a ping.
+                    if !matches!(it, Item::Crlf) {
+                        want.push(bytes.clone());
+                    }
+                    stream.extend_from_slice(&bytes);
+                }
+                let mut reader = Chunked { bytes: &stream, sizes: sizes.into_iter().cycle() };
+                let mut buf = ReadBuffer::new(64, LIMIT);
+                let mut got = Vec::new();
+                while let Ok(Some(n)) = buf.read_from(&mut reader) {
+                    loop {
+                        match next_frame(buf.data(), LIMIT) {
+                            Frame::Message(len) => got.push(buf.slice(len).to_vec()),
+                            Frame::Ping => got.push(b"\r\n\r\n".to_vec()),
+                            Frame::Skip(_) => {}
+                            Frame::Partial => break,
+                            other => prop_assert!(false, "{other:?}"),
+                        }
+                        let step = match next_frame(buf.data(), LIMIT) {
+                            Frame::Message(len) | Frame::Skip(len) => len,
+                            _ => 4,
+                        };
+                        buf.consume(step);
+                    }
+                    if n == 0 {
+                        break;
+                    }
+                }
+                let messages = |v: &[Vec<u8>]| -> Vec<Vec<u8>> {
+                    v.iter().filter(|m| m[0] != b'\r').cloned().collect()
+                };
+                prop_assert_eq!(messages(&got), messages(&want));
+            }
+
+            /// Any bytes, any limit: no panic, and every length stays within the input and
+            /// the limit.
+            #[test]
+            fn any_bytes_frame_within_bounds(
+                bytes in proptest::collection::vec(any::<u8>(), 0..600),
+                limit in 1usize..700,
+            ) {
+                match next_frame(&bytes, limit) {
+                    Frame::Message(len) => prop_assert!(len <= bytes.len() && len <= limit),
+                    Frame::Skip(n) => prop_assert!(n >= 1 && n <= bytes.len()),
+                    Frame::Ping => prop_assert!(bytes.starts_with(b"\r\n\r\n")),
+                    Frame::Unframed(len) => prop_assert!(len <= bytes.len() && len <= limit),
+                    Frame::Oversized(len) => prop_assert!(len <= bytes.len().max(limit)),
+                    Frame::Partial => prop_assert!(bytes.len() < limit || bytes.first().is_some_and(|b| *b == b'\r' || *b == b'\n')),
+                }
+            }
+        }
+    }
 }
