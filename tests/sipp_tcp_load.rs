@@ -162,7 +162,10 @@ fn load(mode: Mode) -> Figures {
     let mut uac_args = vec![proxy.addr().to_string(), "-sn".into(), "uac".into()];
     uac_args.extend(common_args(free_port(), mode.uac_transport()));
     let rate = rate().to_string();
-    let extra = ["-max_socket", "1000", "-r", &rate, "-l", "1000"];
+    // At most 500 calls at once on at most 1,000 sockets: with one socket per call (`tn`),
+    // sipp shares sockets between calls once it reaches -max_socket and then writes to
+    // sockets it has closed (broken pipes that are sipp's, not the proxy's).
+    let extra = ["-max_socket", "1000", "-r", &rate, "-l", "500"];
     uac_args.extend(extra.map(String::from));
     let started = Instant::now();
     let uac = Sipp::start(&format!("tcpload-{name}-uac"), &uac_args).finish(SIPP_LIMIT);

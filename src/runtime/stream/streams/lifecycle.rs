@@ -133,6 +133,10 @@ impl Streams {
         if conn.usable() {
             recorder.stream_event(event);
         }
+        debug!(
+            "worker {}: {:?} connection with {} closed: {event}",
+            self.worker, conn.origin, conn.peer
+        );
         (0..conn.tx.messages()).for_each(|_| recorder.send_error());
         recorder.open_connections(self.table.open());
     }
