@@ -4,7 +4,7 @@
 //! The worker calls in this order each loop turn: [`Streams::on_event`] for each readiness
 //! event; then [`Streams::receive_handoffs`], [`Streams::accept`], [`Streams::writable`];
 //! then it reads the connections [`Streams::readable`] lists and hands their messages to the
-//! core, routing each stream [`Transmit`] through [`Streams::enqueue`]; then
+//! core, routing each stream [`Transmit`](crate::proxy::Transmit) through [`Streams::enqueue`]; then
 //! [`Streams::flush`] writes the batch (one `writev` per connection) and wakes the workers
 //! it handed messages to; last, [`Streams::sweep`] enforces the timeouts.
 //!
