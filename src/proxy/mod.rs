@@ -32,6 +32,12 @@ pub use outcome::{ConnectionId, Direction, DropReason, Outcome, Transmit, Transp
 /// plus what the proxy adds (Via, Record-Route, Max-Forwards, received/rport).
 pub const OUTPUT_BUFFER_SIZE: usize = 65_535 + 1024;
 
+/// The most header lines a message may have for the proxy to forward it: the proxy adds up
+/// to five (two Record-Route, Via, Max-Forwards, Content-Length) and what it sends must stay
+/// within the scanner's limit, [`MAX_HEADERS`](crate::sip::MAX_HEADERS), which the next
+/// ferrovia also applies.
+pub const MAX_FORWARDED_HEADERS: usize = crate::sip::MAX_HEADERS - 5;
+
 /// One received message, as the runtime hands it to the core.
 #[derive(Clone, Copy, Debug)]
 pub struct Input<'a> {

@@ -159,6 +159,9 @@ impl<'m, 'p> Request<'m, 'p> {
 
     /// RFC 3261 §16.3 to §16.6: a plan to forward, or the status to answer with.
     fn decide(&self) -> Result<Plan, Status> {
+        if self.msg.headers().len() > super::MAX_FORWARDED_HEADERS {
+            return Err(bad_request("Too Many Headers"));
+        }
         self.check_transaction_fields()?;
         let ruri = self.check_request_uri()?;
         self.check_max_forwards()?;
@@ -441,6 +444,9 @@ impl<'m, 'p> Request<'m, 'p> {
     fn reply(&self, status: Status, out: &mut [u8]) -> Outcome {
         if self.method() == Method::Ack {
             return Outcome::Drop(DropReason::AckNotForwarded);
+        }
+        if !reply::fits(self.msg) {
+            return Outcome::Drop(DropReason::TooManyHeaders);
         }
         let mut writer = Out::new(out);
         reply::write(

@@ -34,6 +34,9 @@ fn forward(
     out: &mut [u8],
 ) -> Result<Transmit, DropReason> {
     let buf = msg.buf();
+    if msg.headers().len() > super::MAX_FORWARDED_HEADERS {
+        return Err(DropReason::TooManyHeaders);
+    }
     let mut via_lines = msg.headers_named(HeaderName::Via);
     let top_line = via_lines.next().ok_or(DropReason::MalformedResponse)?;
     let mut values = Values::new(buf, top_line.value);

@@ -946,3 +946,83 @@ fn oversized_stream_messages_get_513_from_their_headers_alone() {
         Outcome::Drop(DropReason::TooLarge)
     );
 }
+
+// ---- the header limit holds for what the proxy sends -----------------------------------------
+
+#[test]
+fn what_the_proxy_sends_stays_within_the_header_limit() {
+    use crate::sip::MAX_HEADERS;
+    let extra = |n: usize| (0..n).map(|i| format!("X-{i}: v\r\n")).collect::<String>();
+    // A request one line over the forwarding limit is refused with 400 ...
+    let base = request("INVITE sip:bob@10.0.0.7", "")
+        .matches("\r\n")
+        .count()
+        - 2;
+    let over = request(
+        "INVITE sip:bob@10.0.0.7",
+        &extra(MAX_FORWARDED_HEADERS + 1 - base),
+    );
+    let r = run(&proxy(), &over, "10.0.0.1:5060");
+    assert_eq!(replied(&r).0, 400);
+    assert!(r.text.starts_with("SIP/2.0 400 Too Many Headers\r\n"));
+    // ... and one at the limit is forwarded, with room for what the proxy adds.
+    let at = request(
+        "INVITE sip:bob@10.0.0.7",
+        &extra(MAX_FORWARDED_HEADERS - base),
+    )
+    .replace("Content-Length: 0\r\n", "");
+    let p = proxy_with(|c| c.record_route = true);
+    let r = run(&p, &at, "10.0.0.1:5060");
+    forwarded_to(&r);
+    let lines = Message::scan(r.text.as_bytes(), false)
+        .unwrap()
+        .headers()
+        .len();
+    assert!(lines <= MAX_HEADERS, "{lines}");
+    // A request whose Vias alone would overflow any reply is dropped, not answered.
+    let vias = (0..MAX_HEADERS - 6)
+        .map(|i| {
+            format!(
+                "Via: SIP/2.0/UDP 10.0.0.{}:5060;branch=z9hG4bK{i}\r\n",
+                i % 250
+            )
+        })
+        .collect::<String>();
+    let many = request("INVITE sip:bob@10.0.0.7", &vias);
+    assert_eq!(
+        dropped(&run(&proxy(), &many, "10.0.0.1:5060")),
+        DropReason::TooManyHeaders
+    );
+    // A response over the forwarding limit (but within the scanner's) is dropped.
+    let resp = response(
+        "200 OK",
+        &format!(
+            "Via: {OURS}\r\nVia: SIP/2.0/UDP 10.0.0.1\r\n{}",
+            extra(MAX_FORWARDED_HEADERS - 5)
+        ),
+    );
+    assert!(Message::scan(resp.as_bytes(), false).is_ok());
+    assert_eq!(
+        dropped(&run(&proxy(), &resp, "10.0.0.7:5060")),
+        DropReason::TooManyHeaders
+    );
+}
+
+#[test]
+fn replies_copy_single_valued_headers_once() {
+    let raw = request("INVITE sip:bob@10.0.0.7", "")
+        .replace("Max-Forwards: 70", "Max-Forwards: 0")
+        .replace(
+            "CSeq: 314159 INVITE\r\n",
+            "CSeq: 314159 INVITE\r\nTo: <sip:second@b>\r\nCall-ID: second\r\n",
+        );
+    let r = run(&proxy(), &raw, "10.0.0.1:5060");
+    assert_eq!(replied(&r).0, 483);
+    assert_eq!(r.text.matches("\r\nTo:").count(), 1, "{}", r.text);
+    assert_eq!(r.text.matches("\r\nCall-ID:").count(), 1, "{}", r.text);
+    assert!(
+        !r.text.contains("second"),
+        "the first of each is copied: {}",
+        r.text
+    );
+}
