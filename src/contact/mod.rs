@@ -11,6 +11,13 @@
 #![forbid(unsafe_code)]
 
 mod base32;
+mod counters;
+mod entry;
+mod id_hash;
+mod table;
 pub mod token;
 
+pub use counters::ContactCounters;
+pub use entry::{ConnId, ContactEntry, Flow, Lifetime};
+pub use table::{ContactTable, ContactTableConfig, InsertRefused, LookupError};
 pub use token::{ContactToken, EntryId, NodeId, TOKEN_LEN, TokenError, TokenFields, TokenKey};

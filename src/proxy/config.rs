@@ -33,7 +33,9 @@ impl Host {
         if valid {
             Ok(Host::Name(text.to_ascii_lowercase()))
         } else {
-            Err(ConfigError(format!("not a host name or IP address: {text:?}")))
+            Err(ConfigError(format!(
+                "not a host name or IP address: {text:?}"
+            )))
         }
     }
 }
@@ -128,7 +130,11 @@ impl NextHop {
         };
         let mut parts = rest.split(';');
         let hostport = HostPort::parse(parts.next().unwrap_or_default())?;
-        let mut transport = if secure { Transport::Tls } else { Transport::Udp };
+        let mut transport = if secure {
+            Transport::Tls
+        } else {
+            Transport::Udp
+        };
         for param in parts {
             match param.split_once('=') {
                 Some(("transport", t)) => {
