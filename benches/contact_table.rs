@@ -9,6 +9,7 @@
 //! Reported time = wall time for each reader to do one lookup while the other does too.
 //!
 //!     cargo bench --bench contact_table
+//!     CONTACT_BENCH_ROUNDS=20 cargo bench --bench contact_table -- rounds-only
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -17,16 +18,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use ferrovia::contact::{
     ConnId, ContactTable, ContactTableConfig, ContactToken, EntryId, Flow, Lifetime, NodeId,
     TokenFields, TokenKey,
 };
 use ferrovia::proxy::Transport;
+use hdrhistogram::Histogram;
 
 const SECRET: [u8; 16] = *b"bench-secret-key";
-/// Entries the readers look up; the writer churns a separate range.
-const STABLE: u64 = 10_000;
+/// Entries the readers look up (a 100,000-contact edge); the writer churns a separate range.
+const STABLE: u64 = 100_000;
 /// Entries the writer keeps alive at once in its own range.
 const CHURN: u64 = 10_000;
 const URI: &[u8] = b"sip:alice@192.168.1.10:5060;transport=udp";
@@ -45,25 +47,27 @@ fn flow(n: u64) -> Flow {
 struct Value {
     uri: Box<[u8]>,
     flow: Flow,
+    /// The writer step after which a sweep drops it.
+    deadline: u64,
 }
 
-fn value(n: u64) -> Value {
+fn value(n: u64, deadline: u64) -> Value {
     Value {
         uri: URI.into(),
         flow: flow(n),
+        deadline,
     }
 }
 
-/// One contended variant: readers restore by token, the writer's step `n` adds one entry
-/// and drops the one added `CHURN` steps ago.
+/// The writer sweeps every this many steps, like a timer would.
+const SWEEP_EVERY: u64 = 1_000;
+
+/// One contended variant. Readers restore by token. The writer's step `n` adds one entry
+/// that lives `CHURN` steps, and every `SWEEP_EVERY` steps sweeps out the dead ones, the
+/// way the contact table's own sweep does; a lock-based map sweeps under its lock.
 trait Shared: Sync {
     fn restore(&self, token: &[u8]) -> usize;
     fn write(&self, n: u64);
-}
-
-/// The id the writer's step `n` drops: the one it added `CHURN` steps ago.
-fn retired(n: u64) -> Option<u64> {
-    n.checked_sub(CHURN).map(|old| STABLE + old)
 }
 
 /// The work every baseline shares: verify the MAC, then read the map.
@@ -73,6 +77,10 @@ fn open(key: &TokenKey, token: &[u8]) -> Option<u64> {
 
 fn read(v: &Value) -> usize {
     v.uri.len() + usize::from(v.flow.source.port())
+}
+
+fn sweeping(n: u64) -> bool {
+    n.is_multiple_of(SWEEP_EVERY)
 }
 
 struct MutexMap(TokenKey, Mutex<HashMap<u64, Value>>);
@@ -94,9 +102,9 @@ impl Shared for MutexMap {
     }
     fn write(&self, n: u64) {
         let mut map = unpoison(self.1.lock());
-        map.insert(STABLE + n, value(n));
-        if let Some(old) = retired(n) {
-            map.remove(&old);
+        map.insert(STABLE + n, value(n, n + CHURN));
+        if sweeping(n) {
+            map.retain(|_, v| v.deadline > n);
         }
     }
 }
@@ -110,9 +118,9 @@ impl Shared for RwLockMap {
     }
     fn write(&self, n: u64) {
         let mut map = unpoison(self.1.write());
-        map.insert(STABLE + n, value(n));
-        if let Some(old) = retired(n) {
-            map.remove(&old);
+        map.insert(STABLE + n, value(n, n + CHURN));
+        if sweeping(n) {
+            map.retain(|_, v| v.deadline > n);
         }
     }
 }
@@ -126,9 +134,9 @@ impl Shared for PapayaMap {
     }
     fn write(&self, n: u64) {
         let map = self.1.pin();
-        map.insert(STABLE + n, value(n));
-        if let Some(old) = retired(n) {
-            map.remove(&old);
+        map.insert(STABLE + n, value(n, n + CHURN));
+        if sweeping(n) {
+            map.retain(|_, v| v.deadline > n);
         }
     }
 }
@@ -141,16 +149,16 @@ impl Shared for SccIndex {
         self.1.peek_with(&id, |_, v| read(v)).unwrap_or(0)
     }
     fn write(&self, n: u64) {
-        let _ = self.1.insert_sync(STABLE + n, value(n));
-        if let Some(old) = retired(n) {
-            self.1.remove_sync(&old);
+        let _ = self.1.insert_sync(STABLE + n, value(n, n + CHURN));
+        if sweeping(n) {
+            self.1.retain_sync(|_, v| v.deadline > n);
         }
     }
 }
 
 /// The real table: readers restore registrations; the writer adds dialog contacts with
-/// virtual time running 1 ms a step (idle timeout 10 s, so about `CHURN` stay alive) and
-/// sweeps every 1,000 steps.
+/// virtual time running 1 ms a step (idle timeout 10 s: each lives `CHURN` steps) and
+/// sweeps every `SWEEP_EVERY` steps.
 struct Table {
     table: ContactTable,
     t0: Instant,
@@ -169,7 +177,7 @@ impl Shared for Table {
         let _ = self
             .table
             .insert(URI, flow(STABLE + n), Lifetime::Dialog, now);
-        if n.is_multiple_of(1_000) {
+        if sweeping(n) {
             self.table.sweep(now);
         }
     }
@@ -189,8 +197,9 @@ fn stable_tokens(key: &TokenKey) -> Vec<ContactToken> {
 fn baselines() -> Vec<(&'static str, Box<dyn Shared>, Vec<ContactToken>)> {
     let key = || TokenKey::new(SECRET);
     let tokens = stable_tokens(&key());
-    let fill =
-        |insert: &mut dyn FnMut(u64, Value)| (0..STABLE).for_each(|id| insert(id, value(id)));
+    let fill = |insert: &mut dyn FnMut(u64, Value)| {
+        (0..STABLE).for_each(|id| insert(id, value(id, u64::MAX)))
+    };
     let mutex = MutexMap(
         key(),
         Mutex::new(HashMap::with_capacity(2 * STABLE as usize)),
@@ -247,10 +256,67 @@ fn contact_tokens() -> Vec<ContactToken> {
     stable_tokens(&TokenKey::new(SECRET))
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Writer {
     Busy,
     Paced,
+}
+
+/// Sets the flag when dropped, so the writer stops even if a reader panics.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs `readers` while a writer thread writes into `shared` from `*step` on.
+fn with_writer<T>(
+    shared: &dyn Shared,
+    writer: Writer,
+    step: &mut u64,
+    readers: impl FnOnce() -> T,
+) -> T {
+    let stop = AtomicBool::new(false);
+    let first = *step;
+    let (out, last) = std::thread::scope(|s| {
+        let w = s.spawn(|| {
+            let mut n = first;
+            while !stop.load(Ordering::Relaxed) {
+                shared.write(n);
+                n += 1;
+                if let Writer::Paced = writer {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            }
+            n
+        });
+        let out = {
+            let _stop = StopOnDrop(&stop);
+            readers()
+        };
+        (out, w.join().expect("writer panicked"))
+    });
+    *step = last;
+    out
+}
+
+/// Runs `reader(0)` and `reader(1)` on two threads at once.
+fn two_readers<T: Send>(reader: impl Fn(u64) -> T + Sync) -> [T; 2] {
+    std::thread::scope(|s| {
+        let a = s.spawn(|| reader(0));
+        let b = s.spawn(|| reader(1));
+        [
+            a.join().expect("reader panicked"),
+            b.join().expect("reader panicked"),
+        ]
+    })
+}
+
+/// The token reader `r` looks up at its `i`th lookup: a stride through all of them.
+fn pick(tokens: &[ContactToken], r: u64, i: u64) -> &[u8] {
+    tokens[((i * 7919 + r * 4999) % STABLE) as usize].as_bytes()
 }
 
 /// Two readers do `iters` lookups each while the writer writes; returns the readers' wall time.
@@ -261,45 +327,44 @@ fn contend(
     writer: Writer,
     step: &mut u64,
 ) -> Duration {
-    let stop = AtomicBool::new(false);
-    let start_step = *step;
-    let (elapsed, steps) = std::thread::scope(|s| {
-        let w = s.spawn(|| {
-            let mut n = start_step;
-            while !stop.load(Ordering::Relaxed) {
-                shared.write(n);
-                n += 1;
-                if let Writer::Paced = writer {
-                    std::thread::sleep(Duration::from_micros(50));
-                }
-            }
-            n
-        });
+    with_writer(shared, writer, step, || {
         let start = Instant::now();
-        let readers: Vec<_> = (0..2u64)
-            .map(|r| {
-                s.spawn(move || {
-                    let mut sum = 0;
-                    for i in 0..iters {
-                        let t = &tokens[((i * 7919 + r * 4999) % STABLE) as usize];
-                        sum += shared.restore(t.as_bytes());
-                    }
-                    black_box(sum)
-                })
-            })
-            .collect();
-        for r in readers {
-            assert!(
-                r.join().expect("reader panicked") > 0,
-                "lookups found nothing"
-            );
-        }
+        let sums = two_readers(|r| (0..iters).map(|i| shared.restore(pick(tokens, r, i))).sum());
         let elapsed = start.elapsed();
-        stop.store(true, Ordering::Relaxed);
-        (elapsed, w.join().expect("writer panicked"))
-    });
-    *step = steps;
-    elapsed
+        assert!(sums.iter().all(|&s: &usize| s > 0), "lookups found nothing");
+        elapsed
+    })
+}
+
+/// Like `contend`, timing every lookup too (two clock reads each, the same for all variants).
+fn contend_timed(
+    shared: &dyn Shared,
+    tokens: &[ContactToken],
+    lookups: u64,
+    writer: Writer,
+    step: &mut u64,
+) -> (Duration, Histogram<u64>) {
+    with_writer(shared, writer, step, || {
+        let start = Instant::now();
+        let [mut a, b] = two_readers(|r| {
+            let mut latency = histogram();
+            let mut sum = 0;
+            for i in 0..lookups {
+                let t = Instant::now();
+                sum += shared.restore(pick(tokens, r, i));
+                latency.saturating_record(t.elapsed().as_nanos() as u64);
+            }
+            assert!(sum > 0, "lookups found nothing");
+            latency
+        });
+        let elapsed = start.elapsed();
+        a.add(&b).expect("same bounds");
+        (elapsed, a)
+    })
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds")
 }
 
 fn contended(c: &mut Criterion) {
@@ -343,6 +408,18 @@ fn single_thread(c: &mut Criterion) {
     });
     group.finish();
 
+    let mut group = c.benchmark_group("restore_single_thread");
+    for (label, shared, tokens) in baselines() {
+        let mut i = 0u64;
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                i += 1;
+                shared.restore(pick(&tokens, 0, i))
+            })
+        });
+    }
+    group.finish();
+
     let Table { table, t0 } = contact_table();
     let tokens = contact_tokens();
     let mut group = c.benchmark_group("table_single_thread");
@@ -368,6 +445,17 @@ fn single_thread(c: &mut Criterion) {
             )
         })
     });
+    // A sweep that finds nothing to remove is a walk of the whole table: with a lock-based
+    // table every worker's lookups would wait this long, once per sweep.
+    group.bench_function("sweep_100k_nothing_expired", |b| b.iter(|| table.sweep(t0)));
+    let locked = Mutex::new(
+        (0..STABLE)
+            .map(|id| (id, value(id, u64::MAX)))
+            .collect::<HashMap<_, _>>(),
+    );
+    group.bench_function("mutex_hashmap_retain_100k", |b| {
+        b.iter(|| unpoison(locked.lock()).retain(|_, v| v.deadline > 0))
+    });
     group.bench_function("insert_new", |b| {
         b.iter_custom(|iters| {
             let mut config = table_config();
@@ -383,5 +471,67 @@ fn single_thread(c: &mut Criterion) {
     group.finish();
 }
 
+/// Rounds of every variant in turn, so that the machine's load (shared with other work)
+/// drifts over all of them alike; prints the median over rounds of each variant's mean
+/// time per lookup, the median of its per-round ratio to `mutex_hashmap`, and latency
+/// percentiles over all rounds.
+fn interleaved(rounds: usize) {
+    const LOOKUPS: u64 = 100_000;
+    for writer in [Writer::Busy, Writer::Paced] {
+        let variants = baselines();
+        let base = variants.len() - 1; // mutex_hashmap
+        let mut means = vec![Vec::new(); variants.len()];
+        let mut latency: Vec<_> = variants.iter().map(|_| histogram()).collect();
+        let mut steps = vec![0; variants.len()];
+        for _ in 0..rounds {
+            for (i, (_, shared, tokens)) in variants.iter().enumerate() {
+                let (elapsed, h) =
+                    contend_timed(shared.as_ref(), tokens, LOOKUPS, writer, &mut steps[i]);
+                means[i].push(elapsed.as_nanos() as f64 / LOOKUPS as f64);
+                latency[i].add(&h).expect("same bounds");
+            }
+        }
+        println!("\n{writer:?} writer, {rounds} rounds x 2 readers x {LOOKUPS} lookups:");
+        println!(
+            "{:<16} {:>9} {:>10} {:>8} {:>8} {:>9} {:>9}",
+            "variant", "ns/lookup", "vs mutex", "p50 ns", "p99 ns", "p99.9 ns", "max us"
+        );
+        for (i, (label, _, _)) in variants.iter().enumerate() {
+            let ratios: Vec<f64> = means[i]
+                .iter()
+                .zip(&means[base])
+                .map(|(m, b)| m / b)
+                .collect();
+            let h = &latency[i];
+            println!(
+                "{label:<16} {:>9.0} {:>10.2} {:>8} {:>8} {:>9} {:>9.0}",
+                median(&means[i]),
+                median(&ratios),
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.99),
+                h.value_at_quantile(0.999),
+                h.max() as f64 / 1000.0
+            );
+        }
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 criterion_group!(benches, single_thread, contended);
-criterion_main!(benches);
+
+/// Criterion's benches, then (with `CONTACT_BENCH_ROUNDS=N`) the interleaved rounds.
+fn main() {
+    benches();
+    let rounds = std::env::var("CONTACT_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    if let Some(rounds) = rounds {
+        interleaved(rounds);
+    }
+    Criterion::default().configure_from_args().final_summary();
+}
