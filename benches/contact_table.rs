@@ -1,12 +1,20 @@
 //! The contact table under contention: lookups from two threads while a third inserts,
-//! against the same work done through `Mutex<HashMap>`, `RwLock<HashMap>`, a bare papaya map
-//! and scc's `HashIndex`; plus the single-thread cost of sealing and verifying a token.
+//! against the same work done through `Mutex<HashMap>`, `RwLock<HashMap>`, a bare papaya map,
+//! scc's `HashIndex` (values inline, and behind an `Arc` as the table's atomic deadline would
+//! need) and a slot array of `ArcSwapOption`s indexed by entry id; plus single-thread costs.
 //!
 //! Every contended variant does what a restore does: verify the token's MAC, find the entry
-//! by id, read the URI and the flow. The writer either inserts as fast as it can (`busy`:
-//! a worst case, and on a 2-core machine three busy threads time-share) or about once every
-//! 50 µs (`paced`: a heavy edge's REGISTER and INVITE rate).
-//! Reported time = wall time for each reader to do one lookup while the other does too.
+//! by id, read the URI and the flow. Readers stride over 100,000 contacts. The writer adds
+//! contacts that live 10,000 steps and sweeps every 1,000 steps (a lock-based map sweeps
+//! under its lock), either as fast as it can (`Busy`: a worst case; on a 2-core machine three
+//! busy threads time-share) or about once every 50 µs (`Paced`: a heavy edge's rate).
+//! Criterion's contended time = wall time for each reader to do one lookup while the other
+//! does too.
+//!
+//! The machine is shared, so `CONTACT_BENCH_ROUNDS=N` adds N interleaved rounds of every
+//! variant (load drift hits all alike): single-thread restores in thread CPU time, then the
+//! contended runs with per-lookup latency percentiles; medians and per-round ratios to
+//! `mutex_hashmap`.
 //!
 //!     cargo bench --bench contact_table
 //!     CONTACT_BENCH_ROUNDS=20 cargo bench --bench contact_table -- rounds-only
@@ -87,6 +95,52 @@ struct MutexMap(TokenKey, Mutex<HashMap<u64, Value>>);
 struct RwLockMap(TokenKey, RwLock<HashMap<u64, Value>>);
 struct PapayaMap(TokenKey, papaya::HashMap<u64, Value>);
 struct SccIndex(TokenKey, scc::HashIndex<u64, Value>);
+struct SccIndexArc(TokenKey, scc::HashIndex<u64, std::sync::Arc<Value>>);
+
+impl Shared for SccIndexArc {
+    fn restore(&self, token: &[u8]) -> usize {
+        let Some(id) = open(&self.0, token) else {
+            return 0;
+        };
+        self.1.peek_with(&id, |_, v| read(v)).unwrap_or(0)
+    }
+    fn write(&self, n: u64) {
+        let _ = self
+            .1
+            .insert_sync(STABLE + n, std::sync::Arc::new(value(n, n + CHURN)));
+        if sweeping(n) {
+            self.1.retain_sync(|_, v| v.deadline > n);
+        }
+    }
+}
+
+struct SlotArray(TokenKey, Vec<arc_swap::ArcSwapOption<Value>>);
+
+/// Slots the writer cycles through in `SlotArray`, after the stable ones.
+const RING: u64 = CHURN + 2 * SWEEP_EVERY;
+
+impl Shared for SlotArray {
+    fn restore(&self, token: &[u8]) -> usize {
+        let Some(id) = open(&self.0, token) else {
+            return 0;
+        };
+        let Some(slot) = self.1.get(id as usize) else {
+            return 0;
+        };
+        slot.load().as_deref().map_or(0, read)
+    }
+    fn write(&self, n: u64) {
+        let slot = (STABLE + n % RING) as usize;
+        self.1[slot].store(Some(std::sync::Arc::new(value(n, n + CHURN))));
+        if sweeping(n) {
+            for slot in &self.1 {
+                if slot.load().as_ref().is_some_and(|v| v.deadline <= n) {
+                    slot.store(None);
+                }
+            }
+        }
+    }
+}
 
 /// Locks that a panicking holder poisoned are still usable here: the data is plain.
 fn unpoison<G>(r: Result<G, std::sync::PoisonError<G>>) -> G {
@@ -222,10 +276,24 @@ fn baselines() -> Vec<(&'static str, Box<dyn Shared>, Vec<ContactToken>)> {
     fill(&mut |k, v| {
         let _ = scc.1.insert_sync(k, v);
     });
+    let scc_arc = SccIndexArc(key(), scc::HashIndex::with_capacity(2 * STABLE as usize));
+    fill(&mut |k, v| {
+        let _ = scc_arc.1.insert_sync(k, std::sync::Arc::new(v));
+    });
+    let slots = SlotArray(
+        key(),
+        (0..STABLE + RING)
+            .map(|id| {
+                arc_swap::ArcSwapOption::from_pointee((id < STABLE).then(|| value(id, u64::MAX)))
+            })
+            .collect(),
+    );
     vec![
         ("contact_table", Box::new(contact_table()), contact_tokens()),
+        ("slot_arcswap", Box::new(slots), tokens.clone()),
         ("papaya_map", Box::new(papaya), tokens.clone()),
         ("scc_hash_index", Box::new(scc), tokens.clone()),
+        ("scc_index_arc", Box::new(scc_arc), tokens.clone()),
         ("rwlock_hashmap", Box::new(rwlock), tokens.clone()),
         ("mutex_hashmap", Box::new(mutex), tokens),
     ]
@@ -233,7 +301,7 @@ fn baselines() -> Vec<(&'static str, Box<dyn Shared>, Vec<ContactToken>)> {
 
 fn table_config() -> ContactTableConfig {
     let mut config = ContactTableConfig::new(TokenKey::new(SECRET), 0);
-    config.capacity = 4 * (STABLE + CHURN) as usize;
+    config.capacity = 2 * (STABLE + CHURN) as usize;
     config.idle_timeout = Duration::from_secs(10);
     config
 }
@@ -246,7 +314,7 @@ fn contact_table() -> Table {
         let life = Lifetime::Registration(Duration::from_secs(3600));
         table
             .insert(URI, flow(n), life, t0)
-            .expect("capacity is 4 x STABLE");
+            .expect("capacity is 2 x (STABLE + CHURN)");
     }
     Table { table, t0 }
 }
@@ -516,6 +584,53 @@ fn interleaved(rounds: usize) {
     }
 }
 
+/// This thread's CPU time: unlike wall time, it does not grow while other work on the
+/// machine has the core.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant Linux defines.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Single-thread restores, every variant in turn each round, timed in thread CPU time;
+/// prints the median ns per restore and the median per-round ratio to `mutex_hashmap`.
+fn single_rounds(rounds: usize) {
+    const RESTORES: u64 = 200_000;
+    let variants = baselines();
+    let base = variants.len() - 1;
+    let mut means = vec![Vec::new(); variants.len()];
+    for _ in 0..rounds {
+        for (i, (_, shared, tokens)) in variants.iter().enumerate() {
+            let start = thread_cpu_time();
+            let sum: usize = (0..RESTORES)
+                .map(|n| shared.restore(pick(tokens, 0, n)))
+                .sum();
+            let cpu = thread_cpu_time() - start;
+            assert!(black_box(sum) > 0, "restores found nothing");
+            means[i].push(cpu.as_nanos() as f64 / RESTORES as f64);
+        }
+    }
+    println!("\nsingle thread, {rounds} rounds x {RESTORES} restores, thread CPU time:");
+    println!("{:<16} {:>9} {:>10}", "variant", "ns/lookup", "vs mutex");
+    for (i, (label, _, _)) in variants.iter().enumerate() {
+        let ratios: Vec<f64> = means[i]
+            .iter()
+            .zip(&means[base])
+            .map(|(m, b)| m / b)
+            .collect();
+        println!(
+            "{label:<16} {:>9.0} {:>10.2}",
+            median(&means[i]),
+            median(&ratios)
+        );
+    }
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -531,6 +646,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok());
     if let Some(rounds) = rounds {
+        single_rounds(rounds);
         interleaved(rounds);
     }
     Criterion::default().configure_from_args().final_summary();
