@@ -85,8 +85,12 @@ fn my_stripe() -> usize {
 
 impl Counters {
     pub(crate) fn bump(&self, kind: Count) {
+        self.add(kind, 1);
+    }
+
+    pub(crate) fn add(&self, kind: Count, n: u64) {
         // `my_stripe() < STRIPES` and `kind as usize < KINDS` by construction.
-        self.stripes[my_stripe()].cells[kind as usize].fetch_add(1, Ordering::Relaxed);
+        self.stripes[my_stripe()].cells[kind as usize].fetch_add(n, Ordering::Relaxed);
     }
 
     pub(crate) fn sum(&self, kind: Count) -> u64 {
