@@ -20,8 +20,11 @@ use super::record::{Counters, Recorder};
 use super::summary::Summary;
 use super::worker::{self, WAKE, WorkerSetup, WorkerSocket};
 use super::{identity, socket};
-use crate::proxy::{ConfigError, Proxy, ProxyConfig};
+use crate::proxy::{ConfigError, ContactRewrite, Proxy, ProxyConfig};
 use crate::settings::{ListenAddr, Settings};
+
+/// How long `start` waits for the workers to be ready.
+const READY_LIMIT: Duration = Duration::from_secs(10);
 
 /// A running proxy: its worker threads and how to stop them.
 pub struct Server<R: Recorder = Counters> {
@@ -41,14 +44,26 @@ impl Server<Counters> {
 }
 
 impl<R: Recorder> Server<R> {
-    /// Starts the workers, giving worker `i` the recorder `recorder(i)`.
+    /// Starts the workers, giving worker `i` the recorder `recorder(i)`; contact rewriting,
+    /// when the settings ask for it, uses a table of its own.
     pub fn start_with(
         settings: &Settings,
+        recorder: impl FnMut(usize) -> R,
+    ) -> Result<Server<R>, StartError> {
+        let contact = identity::contact_rewrite(settings);
+        Server::start_with_contact(settings, contact, recorder)
+    }
+
+    /// Like [`Server::start_with`], with a contact-rewrite table made (and shared) elsewhere.
+    pub fn start_with_contact(
+        settings: &Settings,
+        contact: Option<ContactRewrite>,
         mut recorder: impl FnMut(usize) -> R,
     ) -> Result<Server<R>, StartError> {
         let workers = settings.workers.max(1);
         let (mut groups, bound) = bind_all(settings, workers)?;
-        let config = identity::proxy_config(settings, &bound);
+        let mut config = identity::proxy_config(settings, &bound);
+        config.contact = contact;
         let proxy = Arc::new(Proxy::new(config).map_err(StartError::Config)?);
         let mut server = Server {
             local_addrs: bound,
@@ -59,10 +74,20 @@ impl<R: Recorder> Server<R> {
             started: Instant::now(),
         };
         let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let (ready, readiness) = crossbeam_channel::bounded(workers);
         for index in 0..workers {
             let sockets = groups.iter_mut().filter_map(Iterator::next).collect();
             let core = cores.get(index % cores.len().max(1)).copied();
-            server.spawn(index, core, sockets, recorder(index), settings.socket.batch)?;
+            let setup = (sockets, recorder(index), ready.clone());
+            server.spawn(index, core, setup, settings.socket.batch)?;
+        }
+        drop(ready);
+        // Every worker has built its buffers before the server counts as started; a worker
+        // that dies while starting drops its sender, which ends the wait.
+        for _ in 0..workers {
+            if readiness.recv_timeout(READY_LIMIT).is_err() {
+                break;
+            }
         }
         server.log_listeners(settings);
         Ok(server)
@@ -72,8 +97,7 @@ impl<R: Recorder> Server<R> {
         &mut self,
         index: usize,
         core: Option<core_affinity::CoreId>,
-        sockets: Vec<WorkerSocket>,
-        recorder: R,
+        (sockets, recorder, ready): (Vec<WorkerSocket>, R, crossbeam_channel::Sender<()>),
         batch: usize,
     ) -> Result<(), StartError> {
         let mut sockets = sockets;
@@ -93,6 +117,7 @@ impl<R: Recorder> Server<R> {
             recorder,
             stop: Arc::clone(&self.stop),
             batch,
+            ready: Some(ready),
         };
         let thread = std::thread::Builder::new()
             .name(format!("ferrovia-w{index}"))
