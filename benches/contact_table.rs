@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
 use ferrovia::contact::{
-    ConnId, ContactTable, ContactTableConfig, ContactToken, EntryId, Flow, Lifetime, NodeId,
-    TokenFields, TokenKey,
+    ContactTable, ContactTableConfig, ContactToken, EntryId, Flow, Lifetime, NodeId, TokenFields,
+    TokenKey,
 };
 use ferrovia::proxy::Transport;
 use hdrhistogram::Histogram;
@@ -46,7 +46,7 @@ fn flow(n: u64) -> Flow {
         transport: Transport::Udp,
         source: SocketAddr::from(([203, 0, 113, 7], (n % 60_000) as u16 + 1024)),
         local: SocketAddr::from(([198, 51, 100, 1], 5060)),
-        conn: Some(ConnId(n)),
+        conn: Some(ferrovia::proxy::ConnectionId(n)),
     }
 }
 

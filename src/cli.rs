@@ -76,10 +76,17 @@ pub struct RunArgs {
     pub metrics: Option<Metrics>,
 
     /// TOML file with the same settings (keys named like the flags: listen, advertise,
-    /// workers, record-route, next-hop, metrics, hgrm, log-level; plus aliases, [hosts] and
-    /// [socket]). Flags override it. Example: --config /etc/ferrovia.toml
+    /// workers, record-route, next-hop, metrics, hgrm, log-level; plus aliases, [hosts],
+    /// [socket], [tcp] and [rewrite-contact]). Flags override it. Example: --config /etc/ferrovia.toml
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Rewrite the Contact of forwarded requests and responses to sip:<token>@<this proxy>,
+    /// and send requests for such a URI to the original contact over the flow it came from
+    /// (clients behind NAT). Tune it in the config file's [rewrite-contact] table.
+    /// Example: --rewrite-contact
+    #[arg(long)]
+    pub rewrite_contact: bool,
 
     /// At exit, write the latency percentile distribution (HdrHistogram .hgrm text, values in
     /// microseconds) to this file. Example: --hgrm /tmp/ferrovia.hgrm

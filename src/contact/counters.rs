@@ -40,7 +40,7 @@ pub(crate) struct Counters {
 }
 
 /// A snapshot of a table's counters, for the stats exporter.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContactCounters {
     /// Contacts rewritten: successful inserts, new entries and refreshes together.
     pub rewrites: u64,

@@ -9,11 +9,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::proxy::Transport;
-
-/// The connection a stream flow arrived on, as the runtime numbers its connections.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ConnId(pub u64);
+use crate::proxy::{ConnectionId, Transport};
 
 /// Where a contact's packets really came from, and how to reach it again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,7 +20,7 @@ pub struct Flow {
     /// The proxy's listener it arrived on; a request back must leave from it.
     pub local: SocketAddr,
     /// For TCP, TLS and WebSocket: the connection, if the runtime names connections.
-    pub conn: Option<ConnId>,
+    pub conn: Option<ConnectionId>,
 }
 
 impl Flow {
@@ -191,7 +187,7 @@ mod tests {
         assert!(e.is_for(b"sip:a@10.0.0.1", &flow()));
         assert!(!e.is_for(b"sip:b@10.0.0.1", &flow()));
         let mut other = flow();
-        other.conn = Some(ConnId(3));
+        other.conn = Some(ConnectionId(3));
         assert!(!e.is_for(b"sip:a@10.0.0.1", &other));
     }
 }

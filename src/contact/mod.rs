@@ -18,6 +18,6 @@ mod table;
 pub mod token;
 
 pub use counters::ContactCounters;
-pub use entry::{ConnId, ContactEntry, Flow, Lifetime};
+pub use entry::{ContactEntry, Flow, Lifetime};
 pub use table::{ContactTable, ContactTableConfig, InsertRefused, LookupError};
 pub use token::{ContactToken, EntryId, NodeId, TOKEN_LEN, TokenError, TokenFields, TokenKey};

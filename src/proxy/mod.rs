@@ -7,6 +7,7 @@
 
 mod branch;
 pub mod config;
+mod contact;
 mod identity;
 pub mod outcome;
 mod reply;
@@ -26,6 +27,7 @@ use identity::Identity;
 use reply::Status;
 
 pub use config::{ConfigError, Host, HostPort, Listener, NextHop, ProxyConfig};
+pub use contact::{ContactRewrite, MAX_RESTORED_URI};
 pub use outcome::{ConnectionId, Direction, DropReason, Outcome, Transmit, Transport};
 
 /// Output buffers must hold the largest message the proxy can emit: a 64 KiB datagram
@@ -65,6 +67,7 @@ pub struct Proxy {
     next_hop: Option<(SocketAddr, Transport)>,
     record_route: bool,
     max_stream_message: usize,
+    contact: Option<ContactRewrite>,
 }
 
 impl Proxy {
@@ -84,6 +87,7 @@ impl Proxy {
             next_hop,
             record_route: config.record_route,
             max_stream_message: config.max_stream_message,
+            contact: config.contact.clone(),
             config,
         })
     }
