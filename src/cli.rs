@@ -79,10 +79,17 @@ pub struct RunArgs {
 
     /// TOML file with the same settings (keys named like the flags: listen, advertise,
     /// workers, record-route, next-hop, metrics, hgrm, log-level; plus aliases, [hosts],
-    /// [socket] and [tcp] limits and timeouts). Flags override it.
+    /// [socket], [tcp] limits and timeouts, and [rewrite-contact]). Flags override it.
     /// Example: --config /etc/ferrovia.toml
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Rewrite the Contact of forwarded requests and responses to sip:<token>@<this proxy>,
+    /// and send requests for such a URI to the original contact over the flow it came from
+    /// (clients behind NAT). Tune it in the config file's [rewrite-contact] table.
+    /// Example: --rewrite-contact
+    #[arg(long)]
+    pub rewrite_contact: bool,
 
     /// At exit, write the latency percentile distribution (HdrHistogram .hgrm text, values in
     /// microseconds) to this file. Example: --hgrm /tmp/ferrovia.hgrm

@@ -5,6 +5,7 @@
 //! runs both, and [`cli`] and [`settings`] say how an operator starts it.
 
 pub mod cli;
+pub mod contact;
 pub mod proxy;
 pub mod runtime;
 pub mod service;

@@ -1,5 +1,6 @@
 //! The whole proxy as an operator runs it: the workers ([`runtime::Server`]) recording into
-//! the stats module's per-worker histograms, the stats thread, and the metrics endpoint.
+//! the stats module's per-worker histograms, the stats thread, the metrics endpoint, and the
+//! contact-rewrite table's sweeper when rewriting is on.
 //!
 //! `main` and the integration tests start it the same way, so what the tests check is what
 //! the binary does.
@@ -7,19 +8,27 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use crate::runtime::{Server, StartError};
+use crate::contact::ContactTable;
+use crate::runtime::{self, Server, StartError};
 use crate::settings::{Metrics, Settings};
 use crate::stats::{self, Snapshot, StatsConfig, StatsHandle, WorkerStats};
 
 /// How often workers hand their interval histograms to the stats thread.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How often expired contacts are swept out of the table.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// A running proxy with its statistics.
 pub struct Service {
     server: Server<WorkerStats>,
     stats: StatsHandle,
+    sweeper: Option<Sweeper>,
 }
 
 /// What is left after a stop: the final statistics and whether every worker ended well.
@@ -51,20 +60,31 @@ impl Service {
             Metrics::On(addr) => Some(addr),
             Metrics::Off => None,
         };
+        let contact = runtime::contact_rewrite(settings);
+        let table = contact.as_ref().map(|c| Arc::clone(&c.table));
         let config = StatsConfig {
             workers,
             interval: STATS_INTERVAL,
             metrics,
+            contact: table.clone(),
         };
         let (stats, recorders) = stats::start(config).map_err(ServiceError::Metrics)?;
         let mut recorders = recorders.into_iter();
         // `stats::start` made exactly `workers` recorders and the server asks for exactly
         // `workers` (it uses the same `settings.workers.max(1)`), once each.
-        let server = Server::start_with(settings, |_| {
+        let server = Server::start_with_contact(settings, contact, |_| {
             recorders.next().expect("one recorder per worker")
         })
         .map_err(ServiceError::Start)?;
-        Ok(Service { server, stats })
+        let sweeper = match table {
+            Some(table) => Some(Sweeper::start(table).map_err(ServiceError::Sweeper)?),
+            None => None,
+        };
+        Ok(Service {
+            server,
+            stats,
+            sweeper,
+        })
     }
 
     /// The bound listen addresses (port 0 resolved).
@@ -89,6 +109,9 @@ impl Service {
 
     /// Stops the workers (each flushes its statistics), then the stats thread.
     pub fn shutdown(self) -> Stopped {
+        if let Some(sweeper) = self.sweeper {
+            sweeper.stop();
+        }
         let stopped = self.server.shutdown();
         Stopped {
             snapshot: self.stats.shutdown(),
@@ -99,11 +122,41 @@ impl Service {
     }
 }
 
+/// Sweeps expired contacts out of the shared table, off the workers' path.
+struct Sweeper {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Sweeper {
+    fn start(table: Arc<ContactTable>) -> io::Result<Sweeper> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("ferrovia-sweep".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    std::thread::park_timeout(SWEEP_INTERVAL);
+                    table.sweep(Instant::now());
+                }
+            })?;
+        Ok(Sweeper { stop, thread })
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
+}
+
 /// Why the proxy could not start.
 #[derive(Debug)]
 pub enum ServiceError {
     /// The metrics address could not be bound.
     Metrics(io::Error),
+    /// The contact table's sweeper thread could not be spawned.
+    Sweeper(io::Error),
     /// The workers could not start.
     Start(StartError),
 }
@@ -119,6 +172,7 @@ impl fmt::Display for ServiceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ServiceError::Metrics(e) => write!(f, "cannot serve metrics: {e}"),
+            ServiceError::Sweeper(e) => write!(f, "cannot start the contact sweeper: {e}"),
             ServiceError::Start(e) => write!(f, "{e}"),
         }
     }

@@ -12,6 +12,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use log::LevelFilter;
 use serde::Deserialize;
@@ -122,6 +123,40 @@ impl Default for SocketOptions {
     }
 }
 
+/// Contact rewriting (`--rewrite-contact`, or `[rewrite-contact]` in the config file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactSettings {
+    /// Rewrite the Contact of forwarded requests.
+    pub requests: bool,
+    /// Rewrite the Contact of forwarded 101–299 responses.
+    pub responses: bool,
+    /// Most contacts held; beyond it a request is refused with 503, counted.
+    pub capacity: usize,
+    /// How long a dialog contact lives unused.
+    pub idle_timeout: Duration,
+    /// The longest a REGISTER's expires may keep a contact.
+    pub max_expires: Duration,
+    /// The token key (16 bytes): set it so tokens survive a restart and instances behind one
+    /// address accept each other's; random at start otherwise.
+    pub secret: Option<[u8; 16]>,
+    /// This instance's number among those sharing the key.
+    pub node: u8,
+}
+
+impl Default for ContactSettings {
+    fn default() -> ContactSettings {
+        ContactSettings {
+            requests: true,
+            responses: true,
+            capacity: 100_000,
+            idle_timeout: Duration::from_secs(3600),
+            max_expires: Duration::from_secs(7200),
+            secret: None,
+            node: 0,
+        }
+    }
+}
+
 /// Everything the process is started with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -142,6 +177,8 @@ pub struct Settings {
     pub tcp: TcpOptions,
     /// Where to write the latency percentile distribution (HdrHistogram `.hgrm`) at exit.
     pub hgrm: Option<PathBuf>,
+    /// Contact rewriting, when enabled.
+    pub rewrite_contact: Option<ContactSettings>,
 }
 
 impl Default for Settings {
@@ -160,6 +197,7 @@ impl Default for Settings {
             socket: SocketOptions::default(),
             tcp: TcpOptions::default(),
             hgrm: None,
+            rewrite_contact: None,
         }
     }
 }
@@ -225,6 +263,9 @@ impl Settings {
         if let Some(hgrm) = &file.hgrm {
             self.hgrm = Some(hgrm.clone());
         }
+        if let Some(contact) = &file.rewrite_contact {
+            self.rewrite_contact = Some(contact.settings()?);
+        }
         Ok(())
     }
 
@@ -250,6 +291,9 @@ impl Settings {
         }
         if let Some(hgrm) = &args.hgrm {
             self.hgrm = Some(hgrm.clone());
+        }
+        if args.rewrite_contact && self.rewrite_contact.is_none() {
+            self.rewrite_contact = Some(ContactSettings::default());
         }
     }
 
@@ -285,6 +329,62 @@ struct FileSettings {
     socket: Option<FileSocket>,
     tcp: Option<tcp::FileTcp>,
     hgrm: Option<PathBuf>,
+    rewrite_contact: Option<FileContact>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileContact {
+    requests: Option<bool>,
+    responses: Option<bool>,
+    capacity: Option<usize>,
+    /// Seconds.
+    idle_timeout: Option<u64>,
+    /// Seconds.
+    max_expires: Option<u64>,
+    /// 32 hex digits.
+    secret: Option<String>,
+    node: Option<u8>,
+}
+
+impl FileContact {
+    fn settings(&self) -> Result<ContactSettings, SettingsError> {
+        let d = ContactSettings::default();
+        let secret = match &self.secret {
+            Some(hex) => Some(parse_secret(hex)?),
+            None => None,
+        };
+        let capacity = self.capacity.unwrap_or(d.capacity);
+        if capacity == 0 {
+            return Err(SettingsError(
+                "rewrite-contact.capacity must be at least 1".into(),
+            ));
+        }
+        Ok(ContactSettings {
+            requests: self.requests.unwrap_or(d.requests),
+            responses: self.responses.unwrap_or(d.responses),
+            capacity,
+            idle_timeout: self
+                .idle_timeout
+                .map_or(d.idle_timeout, Duration::from_secs),
+            max_expires: self.max_expires.map_or(d.max_expires, Duration::from_secs),
+            secret,
+            node: self.node.unwrap_or(d.node),
+        })
+    }
+}
+
+/// 32 hex digits → 16 bytes.
+fn parse_secret(hex: &str) -> Result<[u8; 16], SettingsError> {
+    let bad = || SettingsError("rewrite-contact.secret: expected 32 hex digits".into());
+    if hex.len() != 32 || !hex.is_ascii() {
+        return Err(bad());
+    }
+    let mut secret = [0u8; 16];
+    for (i, byte) in secret.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(secret)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -391,6 +491,29 @@ mod tests {
         assert_eq!(l, ListenAddr::tcp("[::1]:5060".parse().unwrap()));
         assert_eq!(l.to_string(), "tcp:[::1]:5060");
         assert!("tls:127.0.0.1:5061".parse::<ListenAddr>().is_err());
+    }
+
+    #[test]
+    fn rewrite_contact_table() {
+        let s = Settings::from_toml(
+            "[rewrite-contact]\nresponses = false\ncapacity = 10\nidle-timeout = 60\n\
+             max-expires = 600\nsecret = \"00112233445566778899aabbccddeeff\"\nnode = 3\n",
+        )
+        .unwrap();
+        let c = s.rewrite_contact.expect("enabled by the table");
+        assert!(c.requests && !c.responses);
+        assert_eq!((c.capacity, c.node), (10, 3));
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_expires, Duration::from_secs(600));
+        assert_eq!(c.secret.unwrap()[1], 0x11);
+        assert_eq!(Settings::from_toml("").unwrap().rewrite_contact, None);
+        for bad in [
+            "[rewrite-contact]\nsecret = \"xyz\"\n",
+            "[rewrite-contact]\ncapacity = 0\n",
+            "[rewrite-contact]\nunknown = 1\n",
+        ] {
+            assert!(Settings::from_toml(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -45,3 +45,12 @@ fn survives(data: &[u8]) {
 fn cr_inside_a_strict_route_uri() {
     survives(b"BYE sip:b SIP/2.0\nVia: SIP/2.0/U 1.0.0.3\nF:\nCall-ID:\nCSeq:2 BYE\nT:\x01\nRoute:<sip:2.0.2.5\r>\n\n");
 }
+
+/// cargo fuzz, 2026-11-21: a request with well over a hundred short Via and To lines was
+/// answered 400 with every one of them copied, a reply longer than the 128-line limit. A reply
+/// now copies only the first To / From / Call-ID / CSeq, and a request whose Vias alone would
+/// overflow the reply is dropped as `too_many_headers`.
+#[test]
+fn a_reply_that_would_pass_the_header_limit() {
+    survives(b"E s SIP/2.0\nVia: SIP/2.0/UP t\r\nV:\nV:0\nT:\nT:\r\nV:\nV:\nTo:\r\nV:\nTo:\nV:\xff0\nT:\r\nV:\nV:\nT:\r\nT:\r\nV:\nT:\nV:\xff\nT:\nT:\r\nV:\nTo:\r\nV:\nTo:\r\nTo:\r\nV:\nT:\nT:\nT:\nTo:\nV:\nT:\r\nT:\r\nV:\nT:\nV:\xff0\nT:\nT:\r\nV:\nTo:\r\nV:\nTo:\r\nT:\nT:\nV:0\nT:\nT:\r\nV:\nTo:\r\nV:\nTo:\r\nTo:\r\nV:\nT:\nT:\nT::\nTo:\r\nV:\nT:\r\nT:\r\nV:\nT:\nV:0\nT:\nT:\r\nV:\nTo:\r\nV:\nTo:\r\nTo:\nV:\nT:\nTo:\r\nV:\nTo:\r\nT:\nV:\nT:\nV:\nT:\nT:\r\nV:\nT:\nV:\xff0\nT:\nT:\r\nV:\nTo:\r\nV:\nTo:\r\nTo:\r\nV:\nT:\nV:\nTo:\r\nTo:\r\nV:\nT:\nV:0\nT:\nT:\r\nV:\nTo:\r\nV:\nTo:\r\nTo:\r\nV:\nT:\nT:\nT:\nTo:\r\nV:\nT:\r\nT:\r\nV:\nT:\nV:0\nT:\nT:\r\nV:\nTo:\r\nV:\nTo:\r\nTo:\nV:\nT:\n");
+}

@@ -108,6 +108,7 @@ fn recording_and_handing_off_allocate_nothing_after_warm_up() {
         workers: 1,
         interval,
         metrics: None,
+        contact: None,
     };
     let counted = allocations();
     std::hint::black_box(Box::new(1u64));

@@ -171,6 +171,8 @@ pub struct ProxyConfig {
     pub max_stream_message: usize,
     /// Static name → address table for hosts in Route, Request-URI, Via and the next hop.
     pub hosts: Vec<(String, IpAddr)>,
+    /// Contact rewriting with the shared table, when enabled.
+    pub contact: Option<super::contact::ContactRewrite>,
 }
 
 impl ProxyConfig {
@@ -185,6 +187,7 @@ impl ProxyConfig {
             branch_secret,
             max_stream_message: 64 * 1024,
             hosts: Vec::new(),
+            contact: None,
         }
     }
 }

@@ -23,6 +23,8 @@ pub(crate) struct Local {
     pub via_prefix: Box<[u8]>,
     /// `Record-Route: <sip:host:port;lr>\r\n` (with `;transport=` when not UDP).
     pub record_route: Box<[u8]>,
+    /// `host:port` as written in Via and Record-Route (and rewritten Contacts).
+    pub shown: Box<[u8]>,
     /// Whether it sends to IPv6 destinations.
     pub ipv6: bool,
 }
@@ -41,6 +43,7 @@ impl Local {
         };
         let record_route = format!("Record-Route: <sip:{shown}{transport};lr>\r\n");
         Ok(Local {
+            shown: shown.to_string().into_bytes().into(),
             transport: listener.transport,
             addr: listener.addr,
             via_prefix: via_prefix.into_bytes().into(),

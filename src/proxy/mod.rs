@@ -7,6 +7,7 @@
 
 mod branch;
 pub mod config;
+mod contact;
 mod identity;
 pub mod outcome;
 mod reply;
@@ -26,11 +27,18 @@ use identity::Identity;
 use reply::Status;
 
 pub use config::{ConfigError, Host, HostPort, Listener, NextHop, ProxyConfig};
+pub use contact::{ContactRewrite, MAX_RESTORED_URI};
 pub use outcome::{ConnectionId, Direction, DropReason, Outcome, Transmit, Transport};
 
 /// Output buffers must hold the largest message the proxy can emit: a 64 KiB datagram
 /// plus what the proxy adds (Via, Record-Route, Max-Forwards, received/rport).
 pub const OUTPUT_BUFFER_SIZE: usize = 65_535 + 1024;
+
+/// The most header lines a message may have for the proxy to forward it: the proxy adds up
+/// to five (two Record-Route, Via, Max-Forwards, Content-Length) and what it sends must stay
+/// within the scanner's limit, [`MAX_HEADERS`](crate::sip::MAX_HEADERS), which the next
+/// ferrovia also applies.
+pub const MAX_FORWARDED_HEADERS: usize = crate::sip::MAX_HEADERS - 5;
 
 /// One received message, as the runtime hands it to the core.
 #[derive(Clone, Copy, Debug)]
@@ -59,6 +67,7 @@ pub struct Proxy {
     next_hop: Option<(SocketAddr, Transport)>,
     record_route: bool,
     max_stream_message: usize,
+    contact: Option<ContactRewrite>,
 }
 
 impl Proxy {
@@ -78,6 +87,7 @@ impl Proxy {
             next_hop,
             record_route: config.record_route,
             max_stream_message: config.max_stream_message,
+            contact: config.contact.clone(),
             config,
         })
     }

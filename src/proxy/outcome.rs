@@ -96,6 +96,9 @@ drop_reasons! {
     OutputTooLarge => "output_too_large",
     /// The destination is this proxy's own listener (a loop) for a response.
     ResponseLoop => "response_loop",
+    /// So many header lines that what the proxy would send (with its own lines added) would
+    /// pass the header limit, and no reply fits either.
+    TooManyHeaders => "too_many_headers",
 }
 
 impl DropReason {

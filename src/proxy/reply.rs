@@ -1,8 +1,8 @@
 //! Locally generated stateless responses (RFC 3261 §8.2.6, §16.3, §16.11).
 //!
-//! The response copies every Via (the top one with its `received` / `rport` filled in), From,
-//! To (with a stateless tag added when it has none), Call-ID and CSeq from the request, adds
-//! `Unsupported` for a 420, and ends with `Content-Length: 0`.
+//! The response copies every Via (the top one with its `received` / `rport` filled in), and
+//! the first From, To (with a stateless tag added when it has none), Call-ID and CSeq from the
+//! request, adds `Unsupported` for a 420, and ends with `Content-Length: 0`.
 
 use crate::sip::{HeaderName, Message, Span};
 
@@ -28,6 +28,15 @@ impl Status {
     }
 }
 
+/// Lines a reply adds besides the request's Via lines: status line, From, To, Call-ID, CSeq,
+/// Unsupported, Server, Content-Length.
+const REPLY_LINES: usize = 8;
+
+/// Whether the reply to `msg` stays within the header limit (every Via must be copied).
+pub(crate) fn fits(msg: &Message<'_>) -> bool {
+    msg.headers_named(HeaderName::Via).count() + REPLY_LINES <= crate::sip::MAX_HEADERS
+}
+
 /// Writes the response to `msg` into `out`. `top_via` is the index of the first Via line
 /// and the fix for its first value; `tag` the stateless To tag.
 pub(crate) fn write(
@@ -44,6 +53,7 @@ pub(crate) fn write(
     out.put(status.reason.as_bytes());
     out.put(b"\r\n");
     for (i, h) in msg.headers().iter().enumerate() {
+        let first = msg.header(h.name).is_some_and(|f| f.line == h.line);
         match h.name {
             HeaderName::Via => {
                 let mut edits = Edits::new();
@@ -52,7 +62,7 @@ pub(crate) fn write(
                 }
                 copy_line(out, buf, h.line, &mut edits);
             }
-            HeaderName::To => {
+            HeaderName::To if first => {
                 let mut edits = Edits::new();
                 // §8.2.6.2: a tag on every response but 100, the same for retransmissions.
                 if status.code > 100 && super::branch::tag_span(msg, HeaderName::To).is_none() {
@@ -60,7 +70,7 @@ pub(crate) fn write(
                 }
                 copy_line(out, buf, h.line, &mut edits);
             }
-            HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+            HeaderName::From | HeaderName::CallId | HeaderName::CSeq if first => {
                 copy_line(out, buf, h.line, &mut [])
             }
             HeaderName::ProxyRequire if status.unsupported => {

@@ -9,17 +9,21 @@ use crate::sip::{
 };
 
 use super::branch::{tag_span, to_tag};
+use super::contact::{self, Restore, RestoredUri, Rewriting};
 use super::reply::{self, Status};
 use super::rewrite::{Edit, Edits, Insert, Out, apply_range};
 use super::route::{RouteError, RouteSet};
 use super::via_fix::{ViaFix, reply_destination};
-use super::{Direction, DropReason, Input, Outcome, Proxy, Transmit};
+use super::{ConnectionId, Direction, DropReason, Input, Outcome, Proxy, Transmit};
+use crate::contact::{Flow, InsertRefused, LookupError};
 
 /// The largest UDP payload (IPv4); a forward that does not fit earns a 513.
 pub(crate) const MAX_UDP_PAYLOAD: usize = 65_507;
 
 const OK: Status = Status::new(200, "OK");
 const NOT_FOUND: Status = Status::new(404, "Not Found");
+const TEMPORARILY_UNAVAILABLE: Status = Status::new(480, "Temporarily Unavailable");
+const CONTACT_TABLE_FULL: Status = Status::new(503, "Contact Table Full");
 const UNSUPPORTED_SCHEME: Status = Status::new(416, "Unsupported URI Scheme");
 const BAD_EXTENSION: Status = Status {
     code: 420,
@@ -67,12 +71,23 @@ struct Plan {
     /// A URI from the input appended as the last Route (§16.6 step 6).
     append_route: Option<Span>,
     routes: RouteSet,
+    /// The original Contact URI restored from a token: the new Request-URI.
+    restored: Option<RestoredUri>,
+    /// The connection of the recorded flow, for a restored contact over a stream.
+    connection: Option<ConnectionId>,
 }
 
 /// Where the request is headed before the address is known.
+// Inline for the same reason as `contact::Restore`: no allocation per restored request.
+#[allow(clippy::large_enum_variant)]
 enum Target {
     Uri(SipUri),
     NextHop,
+    /// A rewritten contact: the original URI, reached over the recorded flow.
+    Flow {
+        uri: RestoredUri,
+        flow: Flow,
+    },
 }
 
 /// One request being decided.
@@ -159,6 +174,9 @@ impl<'m, 'p> Request<'m, 'p> {
 
     /// RFC 3261 §16.3 to §16.6: a plan to forward, or the status to answer with.
     fn decide(&self) -> Result<Plan, Status> {
+        if self.msg.headers().len() > super::MAX_FORWARDED_HEADERS {
+            return Err(bad_request("Too Many Headers"));
+        }
         self.check_transaction_fields()?;
         let ruri = self.check_request_uri()?;
         self.check_max_forwards()?;
@@ -169,12 +187,19 @@ impl<'m, 'p> Request<'m, 'p> {
         })?;
         let (current, new_ruri) = self.preprocess_routes(ruri, &mut routes);
         let (target, new_ruri, append_route) = self.target(current, new_ruri, &mut routes)?;
+        let (restored, flow) = match target {
+            Target::Flow { uri, flow } => (Some(uri), Some(flow)),
+            _ => (None, None),
+        };
         let (destination, transport) = self.resolve(target)?;
-        let departure = self
-            .proxy
-            .identity
-            .departure(self.arrival, transport, destination.ip())
-            .ok_or(NO_TRANSPORT)?;
+        let identity = &self.proxy.identity;
+        let departure = match flow {
+            // A request back to a contact leaves from the listener its packets came to.
+            Some(flow) => identity.arrival(flow.local, flow.transport),
+            None => identity
+                .departure(self.arrival, transport, destination.ip())
+                .ok_or(NO_TRANSPORT)?,
+        };
         if self.proxy.identity.is_own_socket(destination, transport) {
             return Err(LOOP);
         }
@@ -185,6 +210,8 @@ impl<'m, 'p> Request<'m, 'p> {
             new_ruri,
             append_route,
             routes,
+            restored,
+            connection: flow.and_then(|f| f.conn),
         })
     }
 
@@ -308,12 +335,27 @@ impl<'m, 'p> Request<'m, 'p> {
             return Ok((Target::Uri(uri), Some(uri.span), Some(old)));
         }
         match current {
-            Some(uri) if self.is_me(&uri) => {
-                self.addressed_to_me(&uri).map(|t| (t, new_ruri, None))
-            }
+            Some(uri) if self.is_me(&uri) => self
+                .restore_contact(&uri)
+                .unwrap_or_else(|| self.addressed_to_me(&uri))
+                .map(|t| (t, new_ruri, None)),
             Some(uri) => Ok((Target::Uri(uri), new_ruri, None)),
             None if self.proxy.next_hop.is_some() => Ok((Target::NextHop, new_ruri, None)),
             None => Err(UNSUPPORTED_SCHEME),
+        }
+    }
+
+    /// A Request-URI `sip:<token>@<this proxy>` (a contact this proxy rewrote): the original
+    /// contact over its recorded flow; a forged, unknown or foreign token is 404, an expired
+    /// one 480. `None` when contact rewriting is off or the user part is not a token.
+    fn restore_contact(&self, uri: &SipUri) -> Option<Result<Target, Status>> {
+        let rewrite = self.proxy.contact.as_ref()?;
+        let user = uri.user?;
+        match contact::restore(rewrite, self.buf(), user, self.input.now) {
+            Restore::NotAToken => None,
+            Restore::Found { uri, flow } => Some(Ok(Target::Flow { uri, flow })),
+            Restore::Refused(LookupError::Expired) => Some(Err(TEMPORARILY_UNAVAILABLE)),
+            Restore::Refused(_) => Some(Err(NOT_FOUND)),
         }
     }
 
@@ -334,6 +376,7 @@ impl<'m, 'p> Request<'m, 'p> {
     fn resolve(&self, target: Target) -> Result<(SocketAddr, Transport), Status> {
         let uri = match target {
             Target::NextHop => return self.proxy.next_hop.ok_or(NOT_FOUND),
+            Target::Flow { flow, .. } => return Ok((flow.source, flow.transport)),
             Target::Uri(uri) => uri,
         };
         let buf = self.buf();
@@ -358,6 +401,15 @@ impl<'m, 'p> Request<'m, 'p> {
         let mut edits = Edits::new();
         if let Some(uri) = plan.new_ruri {
             edits.push(Edit::replace(self.ruri(), Insert::Copy(uri)));
+        }
+        if let Some(restored) = &plan.restored {
+            edits.push(Edit::replace(
+                self.ruri(),
+                Insert::Bytes(restored.as_bytes()),
+            ));
+        }
+        if self.rewrite_contacts(&local.shown, &mut edits).is_err() {
+            return self.reply(CONTACT_TABLE_FULL, out);
         }
         let top = msg.headers_start();
         if self.record_route() {
@@ -404,8 +456,36 @@ impl<'m, 'p> Request<'m, 'p> {
             local: local.addr,
             len,
             direction: Direction::Request,
-            connection: None,
+            connection: plan.connection,
         })
+    }
+
+    /// Contact rewriting of the forwarded request, when enabled; `Err` when the table is full.
+    fn rewrite_contacts<'a>(
+        &self,
+        host: &'a [u8],
+        edits: &mut Edits<'a>,
+    ) -> Result<(), InsertRefused> {
+        let Some(rewrite) = self.proxy.contact.as_ref().filter(|r| r.requests) else {
+            return Ok(());
+        };
+        let how = Rewriting {
+            host,
+            flow: self.flow(),
+            register: self.method() == Method::Register,
+            now: self.input.now,
+        };
+        contact::push_rewrites(rewrite, &self.proxy.identity.names, self.msg, &how, edits)
+    }
+
+    /// Where this request's packets came from.
+    fn flow(&self) -> Flow {
+        Flow {
+            transport: self.input.transport,
+            source: self.input.source,
+            local: self.input.local,
+            conn: self.input.connection,
+        }
     }
 
     /// §16.6 step 3: decrement Max-Forwards, or add it with 70.
@@ -441,6 +521,9 @@ impl<'m, 'p> Request<'m, 'p> {
     fn reply(&self, status: Status, out: &mut [u8]) -> Outcome {
         if self.method() == Method::Ack {
             return Outcome::Drop(DropReason::AckNotForwarded);
+        }
+        if !reply::fits(self.msg) {
+            return Outcome::Drop(DropReason::TooManyHeaders);
         }
         let mut writer = Out::new(out);
         reply::write(

@@ -4,15 +4,18 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::sip::{
-    HeaderName, Message, Params, Rport, Span, Transport, Values, Via, parse_host, parse_ipv4,
+    HeaderName, Message, Params, Rport, Span, StartLine, Transport, Values, Via, parse_cseq,
+    parse_host, parse_ipv4,
 };
 
+use super::contact::{self, Rewriting};
 use super::identity::{our_branch_hash, parse_hex};
 use super::request::push_content_length;
 use super::rewrite::CONNECTION_PARAM;
 use super::rewrite::{Edits, Out, apply_range};
 use super::route::remove_first_value;
 use super::{ConnectionId, Direction, DropReason, Input, Outcome, Proxy, Transmit};
+use crate::contact::Flow;
 
 /// Handles a well-framed response.
 pub(crate) fn handle(
@@ -34,6 +37,9 @@ fn forward(
     out: &mut [u8],
 ) -> Result<Transmit, DropReason> {
     let buf = msg.buf();
+    if msg.headers().len() > super::MAX_FORWARDED_HEADERS {
+        return Err(DropReason::TooManyHeaders);
+    }
     let mut via_lines = msg.headers_named(HeaderName::Via);
     let top_line = via_lines.next().ok_or(DropReason::MalformedResponse)?;
     let mut values = Values::new(buf, top_line.value);
@@ -57,6 +63,8 @@ fn forward(
     }
     let mut edits = Edits::new();
     remove_first_value(msg, top_line, &mut edits);
+    let local = &proxy.identity.locals[departure];
+    rewrite_contacts(proxy, msg, input, &local.shown, &mut edits);
     push_content_length(msg, &mut edits);
     let mut writer = Out::new(out);
     let whole = Span::new(msg.start_line().start(), msg.body().end());
@@ -68,11 +76,47 @@ fn forward(
     Ok(Transmit {
         destination,
         transport,
-        local: proxy.identity.locals[departure].addr,
+        local: local.addr,
         len,
         direction: Direction::Response,
         connection: connection(proxy, buf, &top, branch_hash),
     })
+}
+
+/// Contact rewriting of a forwarded 101–299 response (the callee's Contact), when enabled. A
+/// full table leaves the Contact as it is: a response cannot be refused.
+fn rewrite_contacts<'a>(
+    proxy: &Proxy,
+    msg: &Message<'_>,
+    input: &Input<'_>,
+    host: &'a [u8],
+    edits: &mut Edits<'a>,
+) {
+    let Some(rewrite) = proxy.contact.as_ref().filter(|r| r.responses) else {
+        return;
+    };
+    let StartLine::Response { code, .. } = msg.start() else {
+        return;
+    };
+    let to_register = msg
+        .header(HeaderName::CSeq)
+        .and_then(|h| parse_cseq(msg.buf(), h.value).ok())
+        .is_some_and(|c| msg.bytes(c.method) == b"REGISTER");
+    if !(101..=299).contains(&code) || to_register {
+        return;
+    }
+    let how = Rewriting {
+        host,
+        flow: Flow {
+            transport: input.transport,
+            source: input.source,
+            local: input.local,
+            conn: input.connection,
+        },
+        register: false,
+        now: input.now,
+    };
+    let _ = contact::push_rewrites(rewrite, &proxy.identity.names, msg, &how, edits);
 }
 
 /// §16.11: the sent-by is one of ours and the branch is one we could have written; returns

@@ -45,6 +45,16 @@ pub(crate) enum Insert<'a> {
     RouteLine(Span),
     /// `;tag=` + a 16-digit hex tag (a stateless To tag, RFC 3261 §8.2.7).
     Tag(u64),
+    /// A rewritten Contact URI: `sip:<token>@<host:port>`, keeping the original's `transport`
+    /// parameter (copied from the input), `sips:` for a `sips:` original, and in angle
+    /// brackets when the original had none (so the parameter stays in the URI).
+    ContactUri {
+        token: crate::contact::ContactToken,
+        host: &'a [u8],
+        transport: Option<Span>,
+        secure: bool,
+        angle: bool,
+    },
 }
 
 /// Replace `input[at..skip_to]` with `insert`.
@@ -212,6 +222,24 @@ fn emit(out: &mut Out<'_>, input: &[u8], insert: &Insert<'_>) {
         Insert::Tag(tag) => {
             out.put(b";tag=");
             out.put_hex64(tag);
+        }
+        Insert::ContactUri {
+            token,
+            host,
+            transport,
+            secure,
+            angle,
+        } => {
+            out.put(if angle { b"" } else { b"<" });
+            out.put(if secure { b"sips:" } else { b"sip:" });
+            out.put(token.as_bytes());
+            out.put(b"@");
+            out.put(host);
+            if let Some(t) = transport {
+                out.put(b";transport=");
+                out.put(t.of(input));
+            }
+            out.put(if angle { b"" } else { b">" });
         }
     }
 }

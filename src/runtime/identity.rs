@@ -9,7 +9,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use log::{info, warn};
 
 use super::sys;
-use crate::proxy::{Host, HostPort, Listener, ProxyConfig};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::contact::{ContactTable, ContactTableConfig, NodeId, TokenKey};
+use crate::proxy::{ContactRewrite, Host, HostPort, Listener, MAX_RESTORED_URI, ProxyConfig};
 use crate::settings::Settings;
 
 /// The core's configuration for listeners `settings.listen` bound at `bound` (same order).
@@ -37,6 +41,28 @@ pub(crate) fn proxy_config(settings: &Settings, bound: &[SocketAddr]) -> ProxyCo
         max_stream_message: settings.tcp.max_message,
         ..ProxyConfig::new(placeholder_listener(), branch_secret())
     }
+}
+
+/// The contact-rewrite table the settings ask for, shared by every worker (and the stats).
+pub fn contact_rewrite(settings: &Settings) -> Option<ContactRewrite> {
+    let wanted = settings.rewrite_contact.as_ref()?;
+    let key = TokenKey::new(wanted.secret.unwrap_or_else(branch_secret));
+    let first = branch_secret();
+    // Random per start: a token from an earlier run cannot name an entry of this one.
+    let first_entry = u64::from_le_bytes([
+        first[0], first[1], first[2], first[3], first[4], first[5], first[6], 0,
+    ]);
+    let mut config = ContactTableConfig::new(key, first_entry);
+    config.node = NodeId(wanted.node);
+    config.capacity = wanted.capacity;
+    config.idle_timeout = wanted.idle_timeout;
+    config.max_expires = wanted.max_expires;
+    config.max_uri_len = config.max_uri_len.min(MAX_RESTORED_URI);
+    Some(ContactRewrite {
+        table: Arc::new(ContactTable::new(config, Instant::now())),
+        requests: wanted.requests,
+        responses: wanted.responses,
+    })
 }
 
 fn placeholder_listener() -> Listener {

@@ -23,8 +23,11 @@ use super::stream::{self, Mesh, StreamListener, StreamSetup, Streams};
 use super::summary::Summary;
 use super::worker::{self, WAKE, WorkerSetup, WorkerSocket};
 use super::{identity, socket, sys};
-use crate::proxy::{ConfigError, Proxy, ProxyConfig};
+use crate::proxy::{ConfigError, ContactRewrite, Proxy, ProxyConfig};
 use crate::settings::{ListenAddr, Settings};
+
+/// How long `start` waits for the workers to be ready.
+const READY_LIMIT: Duration = Duration::from_secs(10);
 
 /// A running proxy: its worker threads and how to stop them.
 pub struct Server<R: Recorder = Counters> {
@@ -44,9 +47,20 @@ impl Server<Counters> {
 }
 
 impl<R: Recorder> Server<R> {
-    /// Starts the workers, giving worker `i` the recorder `recorder(i)`.
+    /// Starts the workers, giving worker `i` the recorder `recorder(i)`; contact rewriting,
+    /// when the settings ask for it, uses a table of its own.
     pub fn start_with(
         settings: &Settings,
+        recorder: impl FnMut(usize) -> R,
+    ) -> Result<Server<R>, StartError> {
+        let contact = identity::contact_rewrite(settings);
+        Server::start_with_contact(settings, contact, recorder)
+    }
+
+    /// Like [`Server::start_with`], with a contact-rewrite table made (and shared) elsewhere.
+    pub fn start_with_contact(
+        settings: &Settings,
+        contact: Option<ContactRewrite>,
         mut recorder: impl FnMut(usize) -> R,
     ) -> Result<Server<R>, StartError> {
         let workers = settings.workers.max(1);
@@ -54,7 +68,8 @@ impl<R: Recorder> Server<R> {
         if settings.listen.iter().any(|l| l.transport.is_stream()) {
             raise_descriptor_limit(settings);
         }
-        let config = identity::proxy_config(settings, &bound);
+        let mut config = identity::proxy_config(settings, &bound);
+        config.contact = contact;
         let proxy = Arc::new(Proxy::new(config).map_err(StartError::Config)?);
         let (polls, wakers) = event_loops(workers)?;
         let tcp = &settings.tcp;
@@ -68,16 +83,9 @@ impl<R: Recorder> Server<R> {
             started: Instant::now(),
         };
         let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let (ready, readiness) = crossbeam_channel::bounded(workers);
         for ((index, poll), inbox) in polls.into_iter().enumerate().zip(inboxes) {
-            let mut sockets = Vec::new();
-            let mut listeners = Vec::new();
-            for group in groups.iter_mut() {
-                match group.next() {
-                    Some(Bound::Udp(s)) => sockets.push(s),
-                    Some(Bound::Tcp(l)) => listeners.push(l),
-                    None => {}
-                }
-            }
+            let (sockets, listeners) = worker_sockets(&mut groups);
             let streams = StreamSetup {
                 listeners,
                 inbox,
@@ -86,7 +94,15 @@ impl<R: Recorder> Server<R> {
             };
             let core = cores.get(index % cores.len().max(1)).copied();
             let setup = (index, core, poll, sockets, streams);
-            server.spawn(setup, recorder(index), settings.socket.batch)?;
+            server.spawn(setup, recorder(index), ready.clone(), settings.socket.batch)?;
+        }
+        drop(ready);
+        // Every worker has built its buffers before the server counts as started; a worker
+        // that dies while starting drops its sender, which ends the wait.
+        for _ in 0..workers {
+            if readiness.recv_timeout(READY_LIMIT).is_err() {
+                break;
+            }
         }
         server.log_listeners(settings);
         Ok(server)
@@ -96,6 +112,7 @@ impl<R: Recorder> Server<R> {
         &mut self,
         (index, core, poll, sockets, streams): WorkerParts,
         recorder: R,
+        ready: crossbeam_channel::Sender<()>,
         batch: usize,
     ) -> Result<(), StartError> {
         let mut sockets = sockets;
@@ -116,6 +133,7 @@ impl<R: Recorder> Server<R> {
             stop: Arc::clone(&self.stop),
             batch,
             streams,
+            ready: Some(ready),
         };
         let thread = std::thread::Builder::new()
             .name(format!("ferrovia-w{index}"))
@@ -201,6 +219,22 @@ type WorkerParts = (
     Vec<WorkerSocket>,
     StreamSetup,
 );
+
+/// The next socket of every group: one worker's UDP sockets and TCP listeners.
+fn worker_sockets(
+    groups: &mut [std::vec::IntoIter<Bound>],
+) -> (Vec<WorkerSocket>, Vec<StreamListener>) {
+    let mut sockets = Vec::new();
+    let mut listeners = Vec::new();
+    for group in groups.iter_mut() {
+        match group.next() {
+            Some(Bound::Udp(s)) => sockets.push(s),
+            Some(Bound::Tcp(l)) => listeners.push(l),
+            None => {}
+        }
+    }
+    (sockets, listeners)
+}
 
 /// One worker's socket of a reuse-port group.
 enum Bound {

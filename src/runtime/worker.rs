@@ -61,12 +61,19 @@ pub(crate) struct WorkerSetup<R> {
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) batch: usize,
     pub(crate) streams: Streams,
+    /// Told once the worker has built its buffers, so that `Server::start` returns a server
+    /// whose workers are all ready (and allocate nothing more).
+    pub(crate) ready: Option<crossbeam_channel::Sender<()>>,
 }
 
 /// Runs a worker until the stop flag is set; returns its recorder.
-pub(crate) fn run<R: Recorder>(setup: WorkerSetup<R>) -> R {
+pub(crate) fn run<R: Recorder>(mut setup: WorkerSetup<R>) -> R {
     pin(setup.index, setup.core);
+    let ready = setup.ready.take();
     let mut worker = Worker::new(setup);
+    if let Some(ready) = ready {
+        let _ = ready.send(());
+    }
     worker.event_loop();
     worker.drain_all();
     worker.streams.shutdown(&mut worker.recorder);

@@ -28,6 +28,7 @@ pub enum HeaderName {
     AllowEvents,
     SessionExpires,
     Identity,
+    Expires,
     /// Any other header; the proxy copies it unchanged.
     Other,
 }
@@ -66,14 +67,14 @@ impl HeaderName {
             3 => &KNOWN[0..1],
             4 => &KNOWN[2..4],
             5 => &KNOWN[4..6],
-            7 => &KNOWN[6..9],
-            8 => &KNOWN[9..11],
-            9 => &KNOWN[11..12],
-            12 => &KNOWN[12..16],
-            13 => &KNOWN[16..17],
-            14 => &KNOWN[17..18],
-            15 => &KNOWN[18..19],
-            16 => &KNOWN[19..20],
+            7 => &KNOWN[6..10],
+            8 => &KNOWN[10..12],
+            9 => &KNOWN[12..13],
+            12 => &KNOWN[13..17],
+            13 => &KNOWN[17..18],
+            14 => &KNOWN[18..19],
+            15 => &KNOWN[19..20],
+            16 => &KNOWN[20..21],
             _ => return HeaderName::Other,
         };
         candidates
@@ -138,7 +139,7 @@ const fn known(text: &str, name: HeaderName) -> Known {
 
 /// Every full name the proxy recognises (each at most 16 bytes), ordered by length: the
 /// ranges in `classify_words` index into this order (a test checks they agree).
-static KNOWN: [Known; 20] = [
+static KNOWN: [Known; 21] = [
     known("via", HeaderName::Via),
     known("to", HeaderName::To),
     known("from", HeaderName::From),
@@ -148,6 +149,7 @@ static KNOWN: [Known; 20] = [
     known("call-id", HeaderName::CallId),
     known("contact", HeaderName::Contact),
     known("subject", HeaderName::Subject),
+    known("expires", HeaderName::Expires),
     known("refer-to", HeaderName::ReferTo),
     known("identity", HeaderName::Identity),
     known("supported", HeaderName::Supported),
@@ -206,6 +208,7 @@ mod tests {
             (b"Proxy-Require", ProxyRequire),
             (b"Content-Type", ContentType),
             (b"Session-Expires", SessionExpires),
+            (b"EXPIRES", Expires),
             (b"X-Custom", Other),
             (b"Vias", Other),
             (b"", Other),

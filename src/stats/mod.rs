@@ -28,7 +28,7 @@
 //! use ferrovia::proxy::Direction;
 //! use ferrovia::stats::{self, StatsConfig};
 //!
-//! let config = StatsConfig { workers: 1, interval: Duration::from_secs(1), metrics: None };
+//! let config = StatsConfig { workers: 1, interval: Duration::from_secs(1), metrics: None, contact: None };
 //! let (handle, mut workers) = stats::start(config)?;
 //! let mut w = workers.pop().unwrap(); // one worker was asked for
 //! // In the worker's loop: count, record, and offer a hand-off once per turn.
@@ -125,6 +125,8 @@ pub struct StatsConfig {
     /// Where to serve `/metrics`, `/stats` and `/stats.hgrm`; `None` serves nothing. Port 0
     /// binds any free port ([`StatsHandle::metrics_addr`] tells which).
     pub metrics: Option<SocketAddr>,
+    /// The contact-rewrite table whose counters every snapshot carries, when rewriting is on.
+    pub contact: Option<std::sync::Arc<crate::contact::ContactTable>>,
 }
 
 impl Default for StatsConfig {
@@ -133,6 +135,7 @@ impl Default for StatsConfig {
             workers: 1,
             interval: Duration::from_secs(1),
             metrics: None,
+            contact: None,
         }
     }
 }
@@ -150,7 +153,7 @@ pub fn latency_histogram() -> Histogram<u64> {
 /// Returns the handle and `config.workers` recorders; give recorder `i` to worker `i`.
 /// Fails only if the metrics address cannot be bound or a thread cannot be spawned.
 pub fn start(config: StatsConfig) -> io::Result<(StatsHandle, Vec<WorkerStats>)> {
-    let (aggregator, recorders) = thread::spawn(config.workers, config.interval)?;
+    let (aggregator, recorders) = thread::spawn(config.workers, config.interval, config.contact)?;
     let metrics = match config.metrics {
         Some(addr) => Some(http::spawn(addr, aggregator.commands.clone())?),
         None => None,

@@ -30,6 +30,9 @@ pub(super) fn render(snapshot: &Snapshot) -> String {
     out.counters(&report);
     out.histograms(&report);
     out.summary(&report);
+    if let Some(contact) = &report.contact {
+        out.contact(contact);
+    }
     out.text
 }
 
@@ -42,6 +45,67 @@ struct Exposition {
 type Samples = Vec<(Option<(&'static str, String)>, u64)>;
 
 impl Exposition {
+    /// The contact-rewrite table: a counter family per event and the table's size.
+    fn contact(&mut self, c: &crate::contact::ContactCounters) {
+        let families: [(&str, &str, u64); 10] = [
+            (
+                "rewrites",
+                "Contacts rewritten to a token (new entries and refreshes).",
+                c.rewrites,
+            ),
+            (
+                "new_entries",
+                "Contact-table entries created.",
+                c.new_entries,
+            ),
+            (
+                "restores",
+                "Requests sent to a rewritten contact's original URI and flow.",
+                c.restores,
+            ),
+            ("misses", "Genuine tokens whose entry was gone.", c.misses),
+            (
+                "expired",
+                "Genuine tokens whose entry had expired.",
+                c.expired,
+            ),
+            (
+                "forged",
+                "Token-shaped user parts whose MAC did not verify.",
+                c.forged,
+            ),
+            (
+                "foreign",
+                "Genuine tokens issued by another instance.",
+                c.foreign,
+            ),
+            (
+                "refused_full",
+                "Contact rewrites refused: the table was full.",
+                c.refused_full,
+            ),
+            (
+                "refused_too_long",
+                "Contact rewrites refused: the URI was too long.",
+                c.refused_too_long,
+            ),
+            ("swept", "Expired contact-table entries removed.", c.swept),
+        ];
+        for (name, help, value) in families {
+            let metric = format!("ferrovia_contact_{name}_total");
+            let _ = writeln!(
+                self.text,
+                "# HELP {metric} {help}\n# TYPE {metric} counter\n{metric} {value}"
+            );
+        }
+        let metric = "ferrovia_contact_table_entries";
+        let _ = writeln!(
+            self.text,
+            "# HELP {metric} Entries in the contact-rewrite table.\n# TYPE {metric} gauge\n{metric} {}",
+            c.size
+        );
+    }
+
     fn counters(&mut self, report: &Report) {
         let help = "Messages received (datagrams, or framed messages on streams).";
         self.counter(report, "received", help, |s| vec![(None, s.received)]);

@@ -29,6 +29,7 @@ impl Display for Report {
         }
         writeln!(f)?;
         self.fmt_counters(f, shown)?;
+        self.fmt_contact(f)?;
         writeln!(f)?;
         self.fmt_latency(f, shown)?;
         writeln!(f)?;
@@ -76,6 +77,27 @@ impl Report {
                 write!(f, "{:>12}", pick(&w.cumulative))?;
             }
             writeln!(f)?;
+        }
+        Ok(())
+    }
+
+    fn fmt_contact(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let Some(c) = &self.contact else {
+            return Ok(());
+        };
+        let rows = [
+            ("contacts rewritten", c.rewrites),
+            ("contacts restored", c.restores),
+            ("contact misses (gone)", c.misses + c.expired),
+            ("contact tokens forged", c.forged),
+            (
+                "contact inserts refused",
+                c.refused_full + c.refused_too_long,
+            ),
+            ("contact table entries", c.size),
+        ];
+        for (label, value) in rows {
+            writeln!(f, "{label:<28}{value:>12}")?;
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! Latencies are integer nanoseconds (exact, no float rounding); periods are seconds.
 //! Percentiles carry HdrHistogram's resolution: 3 significant digits.
 
+use crate::contact::ContactCounters;
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
@@ -45,6 +46,9 @@ pub struct Report {
     pub merged: WorkerReport,
     /// Each worker, indexed by worker number.
     pub workers: Vec<WorkerReport>,
+    /// The contact-rewrite table's counters, when rewriting is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<ContactCounters>,
 }
 
 /// One worker (or all of them): since start and over the last interval.
@@ -134,6 +138,7 @@ impl Report {
                 .iter()
                 .map(WorkerReport::from_views)
                 .collect(),
+            contact: snapshot.contact(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! A [`Snapshot`] is a cheap handle (`Arc`) on the stats thread's views at one moment: per
 //! worker and merged, each as a cumulative [`View`] (since start) and a last-interval one.
 
+use crate::contact::ContactCounters;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,11 +108,26 @@ pub(super) struct Inner {
 pub struct Snapshot {
     inner: Arc<Inner>,
     uptime: Duration,
+    contact: Option<ContactCounters>,
 }
 
 impl Snapshot {
     pub(super) fn new(inner: Arc<Inner>, uptime: Duration) -> Snapshot {
-        Snapshot { inner, uptime }
+        Snapshot {
+            inner,
+            uptime,
+            contact: None,
+        }
+    }
+
+    pub(super) fn with_contact(mut self, contact: Option<ContactCounters>) -> Snapshot {
+        self.contact = contact;
+        self
+    }
+
+    /// The contact-rewrite table's counters, when rewriting is on.
+    pub fn contact(&self) -> Option<ContactCounters> {
+        self.contact
     }
 
     /// A snapshot of no workers (what is left when the stats thread is gone).

@@ -6,6 +6,7 @@
 //! snapshot includes each hand-off sent before it was asked for. The views live behind an
 //! `Arc`; a snapshot shares them, and absorbing copies them only while a snapshot is held.
 
+use crate::contact::ContactTable;
 use std::io;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -36,6 +37,7 @@ pub(super) struct Aggregator {
 pub(super) fn spawn(
     workers: usize,
     interval: Duration,
+    contact: Option<Arc<ContactTable>>,
 ) -> io::Result<(Aggregator, Vec<WorkerStats>)> {
     let now = Instant::now();
     // Every interval that exists fits in this channel at once, so a send never finds it full.
@@ -61,7 +63,8 @@ pub(super) fn spawn(
     }
     drop(to_stats);
     let (commands, requests) = unbounded();
-    let state = State::new(workers, interval, now, recycle);
+    let mut state = State::new(workers, interval, now, recycle);
+    state.contact = contact;
     let thread = std::thread::Builder::new()
         .name("ferrovia-stats".into())
         .spawn(move || state.run(intervals, requests))?;
@@ -100,6 +103,7 @@ struct State {
     started: Instant,
     recycle: Vec<Sender<Box<Interval>>>,
     merged_stale: bool,
+    contact: Option<Arc<ContactTable>>,
 }
 
 impl State {
@@ -119,6 +123,7 @@ impl State {
             started: now,
             recycle,
             merged_stale: false,
+            contact: None,
         }
     }
 
@@ -184,7 +189,8 @@ impl State {
             self.merge();
             self.merged_stale = false;
         }
-        Snapshot::new(self.inner.clone(), self.started.elapsed())
+        let contact = self.contact.as_ref().map(|table| table.counters());
+        Snapshot::new(self.inner.clone(), self.started.elapsed()).with_contact(contact)
     }
 
     /// Rebuilds the merged views as the sum of the workers' views.

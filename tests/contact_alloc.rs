@@ -1,0 +1,179 @@
+//! Proves the contact table's lookup path allocates nothing: a counting global allocator
+//! counts each thread's allocations, and lookups of every outcome (restored, forged,
+//! malformed, foreign, unknown, expired) must add none, also while another thread inserts
+//! and sweeps. A thread's first use of the table may allocate (the epoch-based reclamation
+//! registers the thread once), so each reader warms up first.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ferrovia::contact::{
+    ContactTable, ContactTableConfig, ContactToken, EntryId, Flow, Lifetime, NodeId, TokenFields,
+    TokenKey,
+};
+use ferrovia::proxy::Transport;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call unchanged to the system allocator; only counts allocations in
+// a constant-initialised thread local, which itself never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.with(|n| n.set(n.get() + 1));
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.with(|n| n.set(n.get() + 1));
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_by_this_thread() -> u64 {
+    ALLOCS.with(Cell::get)
+}
+
+const SECRET: [u8; 16] = *b"alloc-test-key!!";
+
+fn flow(port: u16) -> Flow {
+    Flow::new(
+        Transport::Udp,
+        SocketAddr::from(([203, 0, 113, 7], port)),
+        SocketAddr::from(([198, 51, 100, 1], 5060)),
+    )
+}
+
+fn uri(n: u16) -> Vec<u8> {
+    format!("sip:user{n}@192.168.1.10:5060;transport=udp").into_bytes()
+}
+
+fn table_with(n: u16, now: Instant) -> (ContactTable, Vec<ContactToken>) {
+    let mut config = ContactTableConfig::new(TokenKey::new(SECRET), 7);
+    config.idle_timeout = Duration::from_secs(30);
+    let table = ContactTable::new(config, now);
+    let tokens = (0..n)
+        .map(|i| {
+            let life = Lifetime::Registration(Duration::from_secs(3600));
+            table.insert(&uri(i), flow(10_000 + i), life, now).unwrap() // table has room for n
+        })
+        .collect();
+    (table, tokens)
+}
+
+/// Every kind of lookup outcome, `rounds` times; returns the restored URI lengths' sum so
+/// the work cannot be optimised away.
+fn lookups(table: &ContactTable, tokens: &[ContactToken], now: Instant, rounds: usize) -> usize {
+    let mut forged = [0u8; 29];
+    forged.copy_from_slice(tokens[0].as_bytes());
+    forged[28] = if forged[28] == b'a' { b'q' } else { b'a' };
+    let foreign = TokenKey::new(SECRET).seal(TokenFields {
+        node: NodeId(9),
+        entry: EntryId(7),
+    });
+    let unknown = TokenKey::new(SECRET).seal(TokenFields {
+        node: NodeId(0),
+        entry: EntryId(1 << 40),
+    });
+    let mut sum = 0;
+    for round in 0..rounds {
+        let token = &tokens[round % tokens.len()];
+        sum += table
+            .lookup(token.as_bytes(), now, |e| e.original_uri().len())
+            .unwrap_or(0);
+        for junk in [
+            &forged[..],
+            b"alice",
+            foreign.as_bytes(),
+            unknown.as_bytes(),
+        ] {
+            assert!(table.lookup(junk, now, |_| ()).is_err());
+        }
+    }
+    sum
+}
+
+#[test]
+fn lookups_allocate_nothing() {
+    let t0 = Instant::now();
+    let (table, tokens) = table_with(1000, t0);
+    lookups(&table, &tokens, t0, 1); // warm up this thread
+    let before = allocations_by_this_thread();
+    let sum = lookups(&table, &tokens, t0, 10_000);
+    assert_eq!(allocations_by_this_thread() - before, 0);
+    assert!(sum > 0);
+}
+
+#[test]
+fn expired_lookups_allocate_nothing() {
+    let t0 = Instant::now();
+    let (table, tokens) = table_with(10, t0);
+    let late = t0 + Duration::from_secs(7200);
+    assert!(table.lookup(tokens[0].as_bytes(), late, |_| ()).is_err()); // warm up
+    let before = allocations_by_this_thread();
+    for token in &tokens {
+        assert!(table.lookup(token.as_bytes(), late, |_| ()).is_err());
+    }
+    assert_eq!(allocations_by_this_thread() - before, 0);
+}
+
+#[test]
+fn refreshing_an_existing_contact_allocates_nothing() {
+    let t0 = Instant::now();
+    let (table, tokens) = table_with(100, t0);
+    let life = Lifetime::Registration(Duration::from_secs(3600));
+    let before = allocations_by_this_thread();
+    for i in 0..100u16 {
+        let u = uri(i);
+        let again = table.insert(&u, flow(10_000 + i), life, t0 + Duration::from_secs(60));
+        assert_eq!(again, Ok(tokens[usize::from(i)]));
+        drop(u);
+    }
+    // Only the 100 test URIs were allocated (by `uri`), nothing by the table.
+    assert_eq!(allocations_by_this_thread() - before, 100);
+}
+
+#[test]
+fn lookups_allocate_nothing_while_another_thread_inserts_and_sweeps() {
+    let t0 = Instant::now();
+    let (table, tokens) = table_with(1000, t0);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0u16;
+            let mut now = t0;
+            while !done.load(Ordering::Relaxed) {
+                now += Duration::from_millis(10);
+                let u = uri(20_000 + i % 2000);
+                let _ = table.insert(&u, flow(i), Lifetime::Dialog, now);
+                if i.is_multiple_of(256) {
+                    table.sweep(now);
+                }
+                i = i.wrapping_add(1);
+            }
+        });
+        lookups(&table, &tokens, t0, 1);
+        let before = allocations_by_this_thread();
+        let sum = lookups(&table, &tokens, t0, 50_000);
+        let after = allocations_by_this_thread();
+        done.store(true, Ordering::Relaxed);
+        assert_eq!(after - before, 0);
+        assert!(sum > 0);
+    });
+}
