@@ -9,8 +9,9 @@
 //! it handed messages to; last, [`Streams::sweep`] enforces the timeouts.
 //!
 //! Where a stream message goes ([`Streams::enqueue`]):
-//! 1. the connection the core named (a reply, or a response whose request came in on it), if
-//!    it is still open: here, or handed to the worker that owns it;
+//! 1. the connection the core named (a reply, a response whose request came in on it, or a
+//!    request to a contact registered over it), if it is still open: here, or handed to the
+//!    worker that owns it;
 //! 2. else a connection to the destination address: this worker's own (a client that
 //!    connected from there, or the one it opened before), else a client's connection another
 //!    worker accepted (from the shared directory; handed off);
