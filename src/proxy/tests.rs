@@ -1213,3 +1213,34 @@ Via: SIP/2.0/UDP 10.0.0.1:5060;received=203.0.113.5;rport=40000\r\nContact: <sip
         assert_eq!(t.counters().refused_full, 1);
     }
 }
+
+#[test]
+fn our_via_is_recognised_even_when_a_peer_rewrote_it() {
+    // Exact bytes take the fast path; other spacing and case take the full parse (§16.11).
+    let next = "Via: SIP/2.0/UDP 10.0.0.1:5070;received=203.0.113.5\r\n";
+    for ours in [
+        "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKfv0123456789abcdef",
+        "sip/2.0/udp 192.0.2.10:5060 ; branch=z9hG4bKfv0123456789abcdef",
+        "SIP/2.0/UDP 192.0.2.10;branch=z9hG4bKfv0123456789abcdef;received=192.0.2.99",
+    ] {
+        let raw = response("180 Ringing", &format!("Via: {ours}\r\n{next}"));
+        assert_eq!(
+            forwarded_to(&run(&proxy(), &raw, "10.0.0.7:5060")),
+            "203.0.113.5:5070".parse().unwrap(),
+            "{ours}"
+        );
+    }
+    // Our prefix with a hash that is not ours is not ours.
+    for not_ours in [
+        "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKfv0123456789abcdeX",
+        "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKfv0123456789abcdef0",
+        "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKfv0123",
+    ] {
+        let raw = response("180 Ringing", &format!("Via: {not_ours}\r\n{next}"));
+        assert_eq!(
+            dropped(&run(&proxy(), &raw, "10.0.0.7:5060")),
+            DropReason::ResponseNotOurs,
+            "{not_ours}"
+        );
+    }
+}
