@@ -190,3 +190,63 @@ fn promtool_check(text: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Stream connections reach the exported statistics: an OPTIONS ping over TCP (answered by
+/// the proxy itself) while the connection is held open.
+#[test]
+fn tcp_connections_are_counted_and_exported() {
+    let settings = Settings {
+        listen: vec![ListenAddr::tcp(SocketAddr::from(([127, 0, 0, 1], 0)))],
+        workers: 2,
+        metrics: Metrics::On(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..Settings::default()
+    };
+    let service = Service::start(&settings).expect("the service starts");
+    let proxy = service.local_addrs()[0];
+    let metrics = service.metrics_addr().expect("metrics are served");
+    let mut client = TcpStream::connect(proxy).expect("connect over TCP");
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let ping = format!(
+        "OPTIONS sip:{proxy};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP {};branch=z9hG4bK-ping\r\n\
+         From: <sip:probe@example.net>;tag=p\r\nTo: <sip:{proxy}>\r\nCall-ID: ping@probe\r\n\
+         CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        client.local_addr().unwrap()
+    );
+    client.write_all(ping.as_bytes()).unwrap();
+    let mut answer = [0u8; 2048];
+    let n = client.read(&mut answer).expect("the 200 comes back");
+    assert!(
+        answer[..n].starts_with(b"SIP/2.0 200"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+
+    let accepted = |text: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with("ferrovia_stream_events_total{"))
+            .filter(|l| l.contains("event=\"accepted\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    // Workers hand off once a second: wait (bounded) for the connection to show.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = get(metrics, "/metrics");
+        if accepted(&text) >= 1.0 || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(accepted(&text), 1.0, "one accepted connection");
+    assert_eq!(
+        metric_sum(&text, "ferrovia_stream_connections"),
+        1.0,
+        "one open now"
+    );
+    assert_eq!(metric_sum(&text, "ferrovia_replied_total"), 1.0);
+    promtool_check(&text);
+    drop(client);
+    assert_eq!(service.shutdown().failed_workers, 0);
+}

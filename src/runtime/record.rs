@@ -233,6 +233,14 @@ impl Recorder for crate::stats::WorkerStats {
     fn flush(&mut self) {
         crate::stats::WorkerStats::flush(self);
     }
+
+    fn stream_event(&mut self, event: StreamEvent) {
+        crate::stats::WorkerStats::stream_event(self, event);
+    }
+
+    fn open_connections(&mut self, open: usize) {
+        crate::stats::WorkerStats::open_connections(self, open);
+    }
 }
 
 #[cfg(test)]

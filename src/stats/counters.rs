@@ -5,6 +5,7 @@
 //! counted under status 0.
 
 use crate::proxy::{Direction, DropReason};
+use crate::runtime::StreamEvent;
 
 use super::Series;
 
@@ -28,6 +29,11 @@ pub struct Counters {
     send_errors: u64,
     kernel_drops: u64,
     latency_sum_ns: [u64; Series::ALL.len()],
+    /// Stream connection events by kind.
+    stream: [u64; StreamEvent::COUNT],
+    /// Changes in the open stream connections: summed over intervals, the number open now;
+    /// summed over workers, the total.
+    open_delta: i64,
 }
 
 impl Counters {
@@ -41,6 +47,8 @@ impl Counters {
         send_errors: 0,
         kernel_drops: 0,
         latency_sum_ns: [0; Series::ALL.len()],
+        stream: [0; StreamEvent::COUNT],
+        open_delta: 0,
     };
 
     /// Messages received (datagrams, or framed messages on streams).
@@ -110,6 +118,16 @@ impl Counters {
         self.latency_sum_ns[series as usize]
     }
 
+    /// Stream connection events of this kind.
+    pub fn stream(&self, event: StreamEvent) -> u64 {
+        self.stream[event as usize]
+    }
+
+    /// Open stream connections (in a since-start view; a last-interval view holds the change).
+    pub fn open_connections(&self) -> i64 {
+        self.open_delta
+    }
+
     /// Adds every counter of `other` to this one (saturating: a sum stuck at `u64::MAX` is
     /// better than a stats thread that panics).
     pub fn add(&mut self, other: &Counters) {
@@ -121,6 +139,16 @@ impl Counters {
         self.send_errors = self.send_errors.saturating_add(other.send_errors);
         self.kernel_drops = self.kernel_drops.saturating_add(other.kernel_drops);
         add_all(&mut self.latency_sum_ns, &other.latency_sum_ns);
+        add_all(&mut self.stream, &other.stream);
+        self.open_delta = self.open_delta.saturating_add(other.open_delta);
+    }
+
+    pub(super) fn count_stream(&mut self, event: StreamEvent) {
+        self.stream[event as usize] += 1;
+    }
+
+    pub(super) fn count_open_change(&mut self, delta: i64) {
+        self.open_delta = self.open_delta.saturating_add(delta);
     }
 
     pub(super) fn count_received(&mut self, n: u64) {

@@ -133,6 +133,19 @@ impl Exposition {
         self.counter(report, "kernel_drops", help, |s| {
             vec![(None, s.kernel_drops)]
         });
+        let help = "Stream (TCP) connection events: accepted, closed and why, hand-offs, pings.";
+        self.counter(report, "stream_events", help, |s| by("event", &s.stream));
+        self.open_connections(report);
+    }
+
+    /// `ferrovia_stream_connections{worker}`: open stream connections, a gauge.
+    fn open_connections(&mut self, report: &Report) {
+        let name = "ferrovia_stream_connections";
+        self.family(name, "gauge", "Open stream (TCP) connections.");
+        for (worker, w) in report.workers.iter().enumerate() {
+            let open = u64::try_from(w.cumulative.open_connections).unwrap_or(0);
+            self.sample(name, "", &[("worker", worker.to_string())], open);
+        }
     }
 
     /// One counter family, `ferrovia_{name}_total`, with a `worker` label on every sample.

@@ -29,6 +29,7 @@ impl Display for Report {
         }
         writeln!(f)?;
         self.fmt_counters(f, shown)?;
+        self.fmt_stream(f)?;
         self.fmt_contact(f)?;
         writeln!(f)?;
         self.fmt_latency(f, shown)?;
@@ -77,6 +78,27 @@ impl Report {
                 write!(f, "{:>12}", pick(&w.cumulative))?;
             }
             writeln!(f)?;
+        }
+        Ok(())
+    }
+
+    /// Stream connections: open now and every kind of event seen (TCP only).
+    fn fmt_stream(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let all = &self.merged.cumulative;
+        if all.stream.is_empty() && all.open_connections == 0 {
+            return Ok(());
+        }
+        writeln!(
+            f,
+            "{:<28}{:>12}",
+            "stream connections open", all.open_connections
+        )?;
+        for (event, n) in &all.stream {
+            writeln!(
+                f,
+                "{:<28}{n:>12}",
+                format!("stream {}", event.replace('_', " "))
+            )?;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 //! Percentiles carry HdrHistogram's resolution: 3 significant digits.
 
 use crate::contact::ContactCounters;
+use crate::runtime::StreamEvent;
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
@@ -73,6 +74,12 @@ pub struct Section {
     pub malformed: u64,
     pub send_errors: u64,
     pub kernel_drops: u64,
+    /// Stream connection events by kind (only kinds seen).
+    #[serde(default)]
+    pub stream: BTreeMap<String, u64>,
+    /// Open stream connections (since-start views; last-interval views hold the change).
+    #[serde(default)]
+    pub open_connections: i64,
     pub latency: LatencySet,
 }
 
@@ -178,6 +185,12 @@ impl Section {
             malformed: c.malformed(),
             send_errors: c.send_errors(),
             kernel_drops: c.kernel_drops(),
+            stream: StreamEvent::ALL
+                .iter()
+                .filter(|&&e| c.stream(e) > 0)
+                .map(|&e| (e.name().to_string(), c.stream(e)))
+                .collect(),
+            open_connections: c.open_connections(),
             latency: LatencySet {
                 request: latency(Series::Request),
                 response: latency(Series::Response),

@@ -67,6 +67,8 @@ pub struct WorkerStats {
     interval: Duration,
     due: Instant,
     kernel_drops_seen: u64,
+    /// The open stream connections last reported (the gauge is handed off as changes).
+    open_connections: i64,
     dirty: bool,
 }
 
@@ -86,6 +88,7 @@ impl WorkerStats {
             interval,
             due: now + interval,
             kernel_drops_seen: 0,
+            open_connections: 0,
             dirty: false,
         }
     }
@@ -134,6 +137,22 @@ impl WorkerStats {
 
     /// Counts one failed send.
     #[inline]
+    /// A stream connection event (accepted, closed and why, a hand-off, a ping).
+    pub fn stream_event(&mut self, event: crate::runtime::StreamEvent) {
+        self.active.counters.count_stream(event);
+        self.dirty = true;
+    }
+
+    /// The worker's open stream connections now (a gauge, handed off as a change).
+    pub fn open_connections(&mut self, open: usize) {
+        let open = i64::try_from(open).unwrap_or(i64::MAX);
+        self.active
+            .counters
+            .count_open_change(open - self.open_connections);
+        self.open_connections = open;
+        self.dirty = true;
+    }
+
     pub fn send_error(&mut self) {
         self.active.counters.count_send_error();
         self.dirty = true;
