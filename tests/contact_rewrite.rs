@@ -6,8 +6,7 @@
 
 mod runtime_support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ferrovia::contact::TOKEN_LEN;
@@ -15,7 +14,7 @@ use ferrovia::proxy::NextHop;
 use ferrovia::service::Service;
 use ferrovia::settings::{ContactSettings, ListenAddr, Metrics, Settings};
 use runtime_support::sip::{header, response, top_via_sent_by};
-use runtime_support::{peer, recv_text};
+use runtime_support::{http_get, peer, recv_text};
 
 /// The Contact the phone puts in its REGISTER: a private address it is not reachable at.
 const PRIVATE_CONTACT: &str = "sip:alice@192.168.1.20:5062;transport=udp";
@@ -133,7 +132,7 @@ fn a_natted_phone_registers_and_is_reached_over_its_real_flow() {
     let metrics = service.metrics_addr().expect("metrics are served");
     let deadline = Instant::now() + Duration::from_secs(5);
     let text = loop {
-        let text = get(metrics, "/metrics");
+        let text = http_get(metrics, "/metrics");
         if text.contains("ferrovia_contact_restores_total 1") || Instant::now() > deadline {
             break text;
         }
@@ -155,19 +154,4 @@ fn a_natted_phone_registers_and_is_reached_over_its_real_flow() {
         );
     }
     assert_eq!(service.shutdown().failed_workers, 0);
-}
-
-fn get(addr: SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("connect to metrics");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("read the answer");
-    text
 }

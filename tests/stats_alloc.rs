@@ -3,57 +3,15 @@
 //! warm-up. A counting global allocator (one per test binary, hence this file) counts the
 //! allocations of the thread that asks.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
 use ferrovia::proxy::{Direction, DropReason};
 use ferrovia::stats::{self, StatsConfig, WorkerStats};
 
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count_one() {
-    // A const-initialized Cell has no destructor, so this never touches freed storage.
-    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-}
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
-
-// SAFETY: every method forwards to the system allocator with the caller's arguments
-// unchanged; counting touches only a thread-local integer and never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        // SAFETY: same contract as ours, forwarded.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        // SAFETY: same contract as ours, forwarded.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_one();
-        // SAFETY: same contract as ours, forwarded.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours, forwarded.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+mod alloc_support;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: alloc_support::Counting = alloc_support::Counting;
 
 const SAMPLES_PER_INTERVAL: u64 = 1_000;
 const WARM_UP_INTERVALS: u64 = 3;
@@ -110,9 +68,12 @@ fn recording_and_handing_off_allocate_nothing_after_warm_up() {
         metrics: None,
         contact: None,
     };
-    let counted = allocations();
+    let counted = alloc_support::on_this_thread();
     std::hint::black_box(Box::new(1u64));
-    assert!(allocations() > counted, "the counting allocator counts");
+    assert!(
+        alloc_support::on_this_thread() > counted,
+        "the counting allocator counts"
+    );
     let (handle, workers) = stats::start(config).expect("stats start");
     let mut w = workers.into_iter().next().expect("one worker");
     let mut rng = 0x9E37_79B9_7F4A_7C15;
@@ -121,12 +82,12 @@ fn recording_and_handing_off_allocate_nothing_after_warm_up() {
         now += interval;
         one_interval(&mut w, &mut rng, now);
     }
-    let before = allocations();
+    let before = alloc_support::on_this_thread();
     for _ in 0..INTERVALS {
         now += interval;
         one_interval(&mut w, &mut rng, now);
     }
-    let during = allocations() - before;
+    let during = alloc_support::on_this_thread() - before;
     drop(w);
     let last = handle.shutdown();
     assert_eq!(during, 0, "allocations while recording and handing off");

@@ -13,7 +13,7 @@ use ferrovia::service::Service;
 use ferrovia::settings::{ListenAddr, Metrics, Settings};
 use ferrovia::stats::client;
 use runtime_support::sip::{invite, response, top_via_sent_by};
-use runtime_support::{peer, recv_text};
+use runtime_support::{http_get, peer, recv_text};
 
 const CALLS: usize = 40;
 const GARBAGE: usize = 3;
@@ -26,25 +26,6 @@ fn settings() -> Settings {
         metrics: Metrics::On(SocketAddr::from(([127, 0, 0, 1], 0))),
         ..Settings::default()
     }
-}
-
-/// Plain HTTP/1.1 GET; the body.
-fn get(addr: SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("connect to metrics");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).expect("read the answer");
-    assert!(text.starts_with("HTTP/1.1 200"), "{path}: {text}");
-    text.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
 }
 
 /// Sends the traffic: CALLS transactions from CALLS distinct flows (so both workers see
@@ -126,7 +107,7 @@ fn scraped_counters_and_histograms_are_exact() {
     let per_worker: u64 = report.workers.iter().map(|w| w.cumulative.received).sum();
     assert_eq!(per_worker, received, "workers add up to the merged view");
 
-    let text = get(metrics, "/metrics");
+    let text = http_get(metrics, "/metrics");
     assert_eq!(
         metric_sum(&text, "ferrovia_received_total"),
         received as f64
@@ -142,7 +123,7 @@ fn scraped_counters_and_histograms_are_exact() {
     assert_eq!(metric_sum(&text, "ferrovia_replied_total"), HOPLESS as f64);
     promtool_check(&text);
 
-    let hgrm = get(metrics, "/stats.hgrm");
+    let hgrm = http_get(metrics, "/stats.hgrm");
     assert!(hgrm.contains("Percentile"), "{hgrm}");
     let total = hgrm
         .split("Total count")
@@ -233,7 +214,7 @@ fn tcp_connections_are_counted_and_exported() {
     // Workers hand off once a second: wait (bounded) for the connection to show.
     let deadline = Instant::now() + Duration::from_secs(10);
     let text = loop {
-        let text = get(metrics, "/metrics");
+        let text = http_get(metrics, "/metrics");
         if accepted(&text) >= 1.0 || Instant::now() > deadline {
             break text;
         }

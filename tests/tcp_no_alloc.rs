@@ -7,43 +7,18 @@
 
 mod runtime_support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferrovia::runtime::StreamEvent;
 use runtime_support::sip::{invite_over, response};
 use runtime_support::tcp::{Family, NextHop, SipStream, dual_settings, start_dual};
 use runtime_support::{RECV_LIMIT, recv_text};
 
-/// Counts every allocation and reallocation in the process.
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; we only count.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `alloc`'s contract, which we pass on.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` through this allocator with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: as for `dealloc`, and the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod alloc_support;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: alloc_support::Counting = alloc_support::Counting;
 
 const ROUND_TRIPS: usize = 1_000;
 const SERVERS: usize = 16;
@@ -113,7 +88,7 @@ fn round_trips_over_tcp_and_across_workers_allocate_nothing() {
     let mut datagram = vec![0u8; 65_536];
     let udp_proxy = proxy.udp;
 
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = alloc_support::in_process();
     for _ in 0..ROUND_TRIPS {
         client.stream.write_all(&request).unwrap();
         read_exact(&mut hop.stream, &mut forwarded_buf);
@@ -128,7 +103,7 @@ fn round_trips_over_tcp_and_across_workers_allocate_nothing() {
         server.send_to(answer, udp_proxy).unwrap();
         read_exact(&mut client.stream, &mut leg_buf[..*len]);
     }
-    let during = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    let during = alloc_support::in_process() - before;
 
     let total = proxy.server.shutdown().total();
     let expected = 2 * (2 * ROUND_TRIPS as u64 + 1 + 9 * SERVERS as u64);

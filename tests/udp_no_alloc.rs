@@ -4,39 +4,13 @@
 
 mod runtime_support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use runtime_support::sip::{invite, response, top_via_sent_by};
 use runtime_support::{loopback_settings, peer, recv_text, start_proxy};
 
-/// Counts every allocation and reallocation in the process.
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; we only count.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller upholds `alloc`'s contract, which we pass on.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System` through this allocator with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: as for `dealloc`, and the caller upholds `realloc`'s contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod alloc_support;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: alloc_support::Counting = alloc_support::Counting;
 
 const ROUND_TRIPS: usize = 1_000;
 
@@ -57,14 +31,14 @@ fn round_trips_through_the_workers_allocate_nothing() {
     recv_text(&bob);
     let mut buf = vec![0u8; 65_536];
 
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = alloc_support::in_process();
     for _ in 0..ROUND_TRIPS {
         bob.send_to(&request, proxy_addr).unwrap();
         alice.recv_from(&mut buf).unwrap();
         alice.send_to(&answer, via).unwrap();
         bob.recv_from(&mut buf).unwrap();
     }
-    let during = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    let during = alloc_support::in_process() - before;
 
     let total = proxy.shutdown().total();
     assert_eq!(

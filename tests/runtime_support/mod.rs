@@ -54,6 +54,27 @@ pub fn recv_text(socket: &UdpSocket) -> (String, SocketAddr) {
     (String::from_utf8_lossy(&buf[..len]).into_owned(), from)
 }
 
+/// `GET path` over HTTP/1.1 (one request per connection, bounded read): the body of a
+/// 200 answer; fails the test on anything else.
+pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the metrics port");
+    stream
+        .set_read_timeout(Some(RECV_LIMIT))
+        .expect("set a read timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read the answer");
+    assert!(text.starts_with("HTTP/1.1 200"), "{path}: {text}");
+    text.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}
+
 /// A UDP port that was free a moment ago (for programs that need a port number up front).
 pub fn free_udp_port() -> u16 {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind port 0");
