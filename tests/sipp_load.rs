@@ -8,40 +8,13 @@ mod runtime_support;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use runtime_support::free_udp_port;
 use runtime_support::process::{Ferrovia, Sipp};
-use runtime_support::{free_udp_port, free_udp_port_pair};
 
 const CALLS: u64 = 3_000;
 const RATE: u64 = 1_000;
 /// Bound on each sipp run (the load itself takes a few seconds).
 const SIPP_LIMIT: Duration = Duration::from_secs(120);
-
-fn common_args(sip_port: u16) -> Vec<String> {
-    let calls = CALLS.to_string();
-    [
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &sip_port.to_string(),
-        "-cp",
-        &free_udp_port().to_string(),
-        "-mp",
-        &free_udp_port_pair().to_string(),
-        "-m",
-        &calls,
-        "-timeout",
-        "90s",
-        "-timeout_error",
-        "-max_recv_loops",
-        "5000",
-        // sipp's own socket buffers (64 KiB by default) overflow when the machine is busy.
-        "-buff_size",
-        "4194304",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
 
 fn await_bound(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -69,12 +42,12 @@ fn three_thousand_calls_at_1000_per_second_through_two_workers() {
         1,
     );
     let mut uas_args = vec!["-sn".to_string(), "uas".to_string()];
-    uas_args.extend(common_args(uas_port));
+    uas_args.extend(Sipp::load_args(uas_port, CALLS, None));
     let uas = Sipp::start("load-uas", &uas_args);
     await_bound(uas_port);
 
     let mut uac_args = vec![proxy.addr().to_string(), "-sn".into(), "uac".into()];
-    uac_args.extend(common_args(free_udp_port()));
+    uac_args.extend(Sipp::load_args(free_udp_port(), CALLS, None));
     let rate = RATE.to_string();
     let uac_extra = ["-t", "un", "-max_socket", "1000", "-r", &rate, "-l", "1000"];
     uac_args.extend(uac_extra.map(String::from));

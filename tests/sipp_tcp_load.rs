@@ -14,8 +14,8 @@ mod runtime_support;
 use std::net::{TcpListener, UdpSocket};
 use std::time::{Duration, Instant};
 
+use runtime_support::free_udp_port;
 use runtime_support::process::{Ferrovia, Sipp};
-use runtime_support::{free_udp_port, free_udp_port_pair};
 
 const CALLS: u64 = 2_000;
 const RATE: u64 = 500;
@@ -81,34 +81,6 @@ impl Mode {
     }
 }
 
-fn common_args(sip_port: u16, transport: &str) -> Vec<String> {
-    let calls = calls().to_string();
-    [
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &sip_port.to_string(),
-        "-cp",
-        &free_udp_port().to_string(),
-        "-mp",
-        &free_udp_port_pair().to_string(),
-        "-m",
-        &calls,
-        "-t",
-        transport,
-        "-timeout",
-        "90s",
-        "-timeout_error",
-        "-max_recv_loops",
-        "5000",
-        "-buff_size",
-        "4194304",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 /// A port free for both UDP and TCP a moment ago.
 fn free_port() -> u16 {
     loop {
@@ -155,12 +127,20 @@ fn load(mode: Mode) -> Figures {
     let proxy = Ferrovia::start(&args, 1);
     let name = format!("{mode:?}").to_lowercase();
     let mut uas_args = vec!["-sn".to_string(), "uas".to_string()];
-    uas_args.extend(common_args(uas_port, mode.uas_transport()));
+    uas_args.extend(Sipp::load_args(
+        uas_port,
+        calls(),
+        Some(mode.uas_transport()),
+    ));
     let uas = Sipp::start(&format!("tcpload-{name}-uas"), &uas_args);
     await_bound(uas_port, mode);
 
     let mut uac_args = vec![proxy.addr().to_string(), "-sn".into(), "uac".into()];
-    uac_args.extend(common_args(free_port(), mode.uac_transport()));
+    uac_args.extend(Sipp::load_args(
+        free_port(),
+        calls(),
+        Some(mode.uac_transport()),
+    ));
     let rate = rate().to_string();
     // At most 500 calls at once on at most 1,000 sockets: with one socket per call (`tn`),
     // sipp shares sockets between calls once it reaches -max_socket and then writes to

@@ -191,6 +191,39 @@ impl Sipp {
     }
 
     /// The shipped scenario file `tests/sipp/{name}`.
+    /// The arguments a load run's uac and uas share: loopback, `sip_port` (and free control
+    /// and media ports), `calls` calls, the transport mode when given, bounded timeouts, and
+    /// socket buffers large enough not to overflow on a busy machine (sipp's default 64 KiB
+    /// does).
+    pub fn load_args(sip_port: u16, calls: u64, transport: Option<&str>) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &sip_port.to_string(),
+            "-cp",
+            &super::free_udp_port().to_string(),
+            "-mp",
+            &super::free_udp_port_pair().to_string(),
+            "-m",
+            &calls.to_string(),
+            "-timeout",
+            "90s",
+            "-timeout_error",
+            "-max_recv_loops",
+            "5000",
+            "-buff_size",
+            "4194304",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if let Some(t) = transport {
+            args.extend(["-t".to_string(), t.to_string()]);
+        }
+        args
+    }
+
     pub fn scenario(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/sipp")
