@@ -105,7 +105,7 @@ fn registration_expires(msg: &Message<'_>, addr: &NameAddr) -> Duration {
         .param(buf, b"expires")
         .map(|s| s.of(buf))
         .or_else(|| msg.header(HeaderName::Expires).map(|h| msg.bytes(h.value)))
-        .and_then(|text| crate::sip::parse_max_forwards(text).ok())
+        .and_then(|text| crate::sip::parse_delta_seconds(text).ok())
         .map_or(DEFAULT_EXPIRES, u64::from);
     Duration::from_secs(seconds)
 }

@@ -78,7 +78,7 @@ impl Proxy {
         }
         let identity = Identity::new(&config)?;
         let next_hop = match &config.next_hop {
-            Some(hop) => Some(resolve_next_hop(hop, &config)?),
+            Some(hop) => Some(resolve_next_hop(hop, &identity)?),
             None => None,
         };
         Ok(Proxy {
@@ -177,15 +177,13 @@ impl Proxy {
 /// The next hop's address: an IP literal, or a name from the static host table.
 fn resolve_next_hop(
     hop: &NextHop,
-    config: &ProxyConfig,
+    identity: &Identity,
 ) -> Result<(SocketAddr, Transport), ConfigError> {
     let ip = match &hop.host {
         Host::Ip(ip) => *ip,
-        Host::Name(name) => config
+        Host::Name(name) => identity
             .hosts
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|&(_, ip)| ip)
+            .lookup(name.as_bytes())
             .ok_or_else(|| ConfigError(format!("next hop {name}: not in the host table")))?,
     };
     let port = hop.port.unwrap_or(hop.transport.default_port());

@@ -9,7 +9,7 @@ use crate::sip::{
 };
 
 use super::contact::{self, Rewriting};
-use super::identity::{our_branch_hash, parse_hex};
+use super::identity::{BRANCH_PREFIX, our_branch_hash, parse_hex};
 use super::request::push_content_length;
 use super::rewrite::CONNECTION_PARAM;
 use super::rewrite::{Edits, Out, apply_range};
@@ -136,18 +136,14 @@ fn written_by_us(proxy: &Proxy, buf: &[u8], value: Span) -> Option<(u64, Span)> 
         .locals
         .iter()
         .find(|l| text.starts_with(&l.via_prefix[VIA_NAME.len()..]))?;
-    let hash_at = local.via_prefix.len() - VIA_NAME.len();
-    let hash = text.get(hash_at..hash_at + 16)?;
-    let after = hash_at + 16;
-    if !hash
-        .iter()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-        || !matches!(text.get(after), None | Some(b';'))
-    {
+    // The prefix ends with the branch prefix; the branch runs 16 hex digits past it.
+    let branch_at = local.via_prefix.len() - VIA_NAME.len() - BRANCH_PREFIX.len();
+    let after = branch_at + BRANCH_PREFIX.len() + 16;
+    if !matches!(text.get(after), None | Some(b';')) {
         return None;
     }
-    let params = Span::new(value.start() + after, value.end());
-    Some((parse_hex(hash)?, params))
+    let hash = our_branch_hash(text.get(branch_at..after)?)?;
+    Some((hash, Span::new(value.start() + after, value.end())))
 }
 
 /// What precedes the value in a pre-rendered Via line.

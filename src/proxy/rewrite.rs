@@ -87,10 +87,11 @@ impl<'a> Edit<'a> {
     }
 }
 
-/// The edits of one message. Twelve inline covers every request the proxy forwards
+/// The edits of one message. Sixteen inline cover every request the proxy forwards
 /// (Record-Route ×2, Via, Max-Forwards, received, rport, Request-URI, Route removals and
-/// one Route append, Content-Length); more spill to the heap but stay correct.
-pub(crate) type Edits<'a> = SmallVec<[Edit<'a>; 12]>;
+/// one Route append, Content-Length) with room for rewritten Contacts; more spill to the
+/// heap but stay correct.
+pub(crate) type Edits<'a> = SmallVec<[Edit<'a>; 16]>;
 
 /// A bounded writer over the caller's buffer; remembers overflow instead of panicking.
 pub(crate) struct Out<'o> {

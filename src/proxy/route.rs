@@ -36,7 +36,8 @@ pub(crate) enum RouteError {
 /// The Route values of a request, in order.
 #[derive(Debug, Default)]
 pub(crate) struct RouteSet {
-    pub entries: SmallVec<[RouteEntry; 4]>,
+    /// Eight inline: real route sets (IMS ones included) fit without allocating.
+    pub entries: SmallVec<[RouteEntry; 8]>,
 }
 
 impl RouteSet {

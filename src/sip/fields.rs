@@ -22,6 +22,11 @@ pub fn parse_max_forwards(value: &[u8]) -> Result<u32, FieldError> {
     parse_u32(value).ok_or(FieldError::NotANumber)
 }
 
+/// `delta-seconds = 1*DIGIT` (RFC 3261 §25.1): Expires, a Contact's `expires`.
+pub fn parse_delta_seconds(value: &[u8]) -> Result<u32, FieldError> {
+    parse_u32(value).ok_or(FieldError::NotANumber)
+}
+
 /// A parsed CSeq: the sequence number and the method token's span.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CSeq {
@@ -103,5 +108,7 @@ mod tests {
         assert_eq!(parse_max_forwards(b"0"), Ok(0));
         assert_eq!(parse_max_forwards(b""), Err(FieldError::NotANumber));
         assert_eq!(parse_max_forwards(b"7O"), Err(FieldError::NotANumber));
+        assert_eq!(parse_delta_seconds(b"3600"), Ok(3600));
+        assert_eq!(parse_delta_seconds(b"-1"), Err(FieldError::NotANumber));
     }
 }

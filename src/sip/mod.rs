@@ -18,7 +18,9 @@ mod transport;
 mod uri;
 mod via;
 
-pub use fields::{CSeq, FieldError, parse_content_length, parse_cseq, parse_max_forwards};
+pub use fields::{
+    CSeq, FieldError, parse_content_length, parse_cseq, parse_delta_seconds, parse_max_forwards,
+};
 pub use header::HeaderName;
 pub use list::Values;
 pub use name_addr::NameAddr;
