@@ -1,0 +1,451 @@
+//! Lua scripts (Lua 5.4, vendored): one VM per worker, made on the worker's thread.
+//!
+//! The VM loads only the `string`, `table`, `math` and `utf8` libraries (no `io`, `os`,
+//! `package`, `debug`; `dofile`, `loadfile` and `require` removed). A call gets a read-only
+//! `req` object (`req:method()`, `req:uri()`, `req:user()`, `req:host()`, `req:port()`,
+//! `req:header(name)`, `req:from_user()`, `req:from_host()`, `req:to_user()`,
+//! `req:to_host()`, `req:source()`, `req:source_ip()`, `req:transport()`, `req:in_dialog()`,
+//! `req:size()`) and returns a table in the rules' vocabulary:
+//! `{ action = "proxy", to = "sip:...", add_headers = { "X-A: 1" } }`,
+//! `{ action = "reject", code = 404, reason = "Not Found" }`, and so on. Each call runs under
+//! an instruction budget (a count hook) and a memory budget; an error, a limit or a bad
+//! return value is a [`ScriptError`] carrying the script's line, and the engine answers with
+//! the configured fallback.
+//!
+//! The request is copied into the VM's own buffer for the call (no allocation once warm);
+//! what the script returns is copied into reused buffers, so the verdict borrows from here.
+//! Lua itself allocates for the strings a call creates: the script path is not
+//! allocation-free (`docs/POLICY.md`).
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use mlua::{
+    AnyUserData, Function, HookTriggers, Lua, LuaOptions, StdLib, Table, UserData,
+    UserDataMethods, Value, VmState,
+};
+
+use crate::sip::{HeaderName, Span, Transport};
+
+use super::action::destination_of_uri;
+use super::compile::{default_reason, header_lines};
+use super::rules::ScriptSettings;
+use super::verdict::{Destination, Forward, HeaderKey, Modifiers, Reply, Router, Verdict};
+use super::view::{RequestView, header_name, party};
+
+/// Instructions between two runs of the budget hook.
+const HOOK_EVERY: u32 = 1000;
+
+/// Why a script call gave no verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptError {
+    /// The script's line, when Lua reported one.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// Checks a script once, off the hot path: it loads, runs its top level, and defines every
+/// function the rules call. `Err((line, message))`.
+pub(crate) fn check(settings: &ScriptSettings) -> Result<(), (usize, String)> {
+    let vm = LuaVm::new(settings).map_err(|e| (e.line.unwrap_or(0), e.message))?;
+    drop(vm);
+    Ok(())
+}
+
+/// The request as copied for one call.
+#[derive(Debug, Default)]
+struct Current {
+    buf: Vec<u8>,
+    method: Span,
+    uri: Span,
+    user: Option<Span>,
+    host: Span,
+    port: Option<u16>,
+    /// (class, name, value) of every header line.
+    headers: Vec<(HeaderName, Span, Span)>,
+    source: Option<SocketAddr>,
+    transport: Option<Transport>,
+    in_dialog: bool,
+    size: usize,
+}
+
+impl Current {
+    fn load(&mut self, view: &RequestView<'_>) {
+        let msg = view.message();
+        self.buf.clear();
+        self.buf.extend_from_slice(msg.buf());
+        let span = |part: &[u8]| span_in(msg.buf(), part);
+        self.method = span(view.method_name());
+        self.uri = span(view.uri());
+        self.user = Some(span(view.uri_user())).filter(|s| !s.is_empty());
+        self.host = span(view.uri_host());
+        self.port = view.uri_port();
+        self.headers.clear();
+        let buf = msg.buf();
+        for h in msg.headers() {
+            let name = span_in(buf, header_name(buf, h.line.start(), h.line.end()));
+            self.headers.push((h.name, name, h.value));
+        }
+        self.source = Some(view.source);
+        self.transport = Some(view.transport);
+        self.in_dialog = view.in_dialog();
+        self.size = view.size();
+    }
+
+    fn text(&self, span: Span) -> &[u8] {
+        span.of(&self.buf)
+    }
+
+    fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        let class = HeaderName::classify(name);
+        self.headers
+            .iter()
+            .find(|(c, n, _)| {
+                *c == class && (class != HeaderName::Other || self.text(*n).eq_ignore_ascii_case(name))
+            })
+            .map(|(_, _, v)| self.text(*v))
+    }
+
+    fn party(&self, which: HeaderName) -> (&[u8], &[u8]) {
+        match self.headers.iter().find(|(c, _, _)| *c == which) {
+            Some((_, _, v)) => party(&self.buf, *v),
+            None => (b"", b""),
+        }
+    }
+}
+
+/// A sub-slice's span in `buf` (empty when it is not inside).
+fn span_in(buf: &[u8], part: &[u8]) -> Span {
+    let start = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+    if part.is_empty() || start > buf.len() || start + part.len() > buf.len() {
+        return Span::default();
+    }
+    Span::new(start, start + part.len())
+}
+
+/// The `req` object scripts read.
+struct Req(Rc<RefCell<Current>>);
+
+impl UserData for Req {
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        fn bytes<'a>(lua: &Lua, b: &[u8]) -> mlua::Result<Value> {
+            lua.create_string(b).map(Value::String)
+        }
+        m.add_method("method", |lua, r, ()| { let c = r.0.borrow(); bytes(lua, c.text(c.method)) });
+        m.add_method("uri", |lua, r, ()| { let c = r.0.borrow(); bytes(lua, c.text(c.uri)) });
+        m.add_method("user", |lua, r, ()| {
+            let c = r.0.borrow();
+            bytes(lua, c.user.map_or(&b""[..], |u| c.text(u)))
+        });
+        m.add_method("host", |lua, r, ()| { let c = r.0.borrow(); bytes(lua, c.text(c.host)) });
+        m.add_method("port", |_, r, ()| Ok(r.0.borrow().port));
+        m.add_method("header", |lua, r, name: mlua::LuaString| {
+            let c = r.0.borrow();
+            match c.header(&name.as_bytes()) {
+                Some(v) => bytes(lua, v),
+                None => Ok(Value::Nil),
+            }
+        });
+        m.add_method("from_user", |lua, r, ()| bytes(lua, r.0.borrow().party(HeaderName::From).0));
+        m.add_method("from_host", |lua, r, ()| bytes(lua, r.0.borrow().party(HeaderName::From).1));
+        m.add_method("to_user", |lua, r, ()| bytes(lua, r.0.borrow().party(HeaderName::To).0));
+        m.add_method("to_host", |lua, r, ()| bytes(lua, r.0.borrow().party(HeaderName::To).1));
+        m.add_method("source", |_, r, ()| Ok(r.0.borrow().source.map(|s| s.to_string())));
+        m.add_method("source_ip", |_, r, ()| Ok(r.0.borrow().source.map(|s| s.ip().to_string())));
+        m.add_method("transport", |_, r, ()| Ok(r.0.borrow().transport.map(|t| t.uri_param())));
+        m.add_method("in_dialog", |_, r, ()| Ok(r.0.borrow().in_dialog));
+        m.add_method("size", |_, r, ()| Ok(r.0.borrow().size));
+    }
+}
+
+/// What a script returned, copied into buffers reused call after call.
+#[derive(Debug, Default)]
+struct Returned {
+    reason: String,
+    headers: Vec<u8>,
+    to: String,
+    request_uri: Vec<u8>,
+    user: Vec<u8>,
+    host: Vec<u8>,
+    prefix: Vec<u8>,
+    add_headers: Vec<u8>,
+    remove_headers: Vec<HeaderKey>,
+}
+
+/// One worker's Lua VM with the policy's script loaded.
+pub struct LuaVm {
+    lua: Lua,
+    functions: Vec<Function>,
+    req: AnyUserData,
+    current: Rc<RefCell<Current>>,
+    budget: Rc<Cell<u32>>,
+    instructions: u32,
+    memory: usize,
+    returned: Returned,
+}
+
+impl std::fmt::Debug for LuaVm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LuaVm").field("functions", &self.functions.len()).finish()
+    }
+}
+
+fn script_error(e: &mlua::Error) -> ScriptError {
+    let message = match e {
+        mlua::Error::CallbackError { cause, .. } => cause.to_string(),
+        other => other.to_string(),
+    };
+    let message = message.lines().next().unwrap_or_default().to_owned();
+    ScriptError {
+        line: line_in(&message),
+        message,
+    }
+}
+
+/// The line in a Lua message `file.lua:12: ...`.
+fn line_in(message: &str) -> Option<usize> {
+    message
+        .split(':')
+        .skip(1)
+        .find_map(|part| part.trim().parse::<usize>().ok())
+}
+
+impl LuaVm {
+    /// A VM with the script loaded and its top level run, every rule function resolved.
+    pub(crate) fn new(settings: &ScriptSettings) -> Result<LuaVm, ScriptError> {
+        let name = settings.path.file_name().map_or("script.lua".into(), |n| n.to_string_lossy().into_owned());
+        Self::from_source(&settings.source, &name, &settings.functions, settings.instructions, settings.memory)
+    }
+
+    /// A VM running `source` (named `name` in messages) that exposes `functions`.
+    pub fn from_source(
+        source: &str,
+        name: &str,
+        functions: &[Box<str>],
+        instructions: u32,
+        memory: usize,
+    ) -> Result<LuaVm, ScriptError> {
+        let err = |e: mlua::Error| script_error(&e);
+        let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8;
+        let lua = Lua::new_with(libs, LuaOptions::new()).map_err(err)?;
+        let globals = lua.globals();
+        for unsafe_global in ["dofile", "loadfile", "require", "collectgarbage"] {
+            globals.set(unsafe_global, Value::Nil).map_err(err)?;
+        }
+        let budget = Rc::new(Cell::new(u32::MAX));
+        let hook_budget = Rc::clone(&budget);
+        lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
+            let left = hook_budget.get();
+            if left == 0 {
+                return Err(mlua::Error::runtime("instruction limit reached"));
+            }
+            hook_budget.set(left - 1);
+            Ok(VmState::Continue)
+        })
+        .map_err(err)?;
+        // The top level runs under the same limits as a call.
+        budget.set(instructions / HOOK_EVERY);
+        let base = lua.used_memory();
+        lua.set_memory_limit(base + memory.max(1 << 20) * 4).map_err(err)?;
+        lua.load(source).set_name(format!("@{name}")).exec().map_err(err)?;
+        let mut resolved = Vec::with_capacity(functions.len());
+        for f in functions {
+            let func: Option<Function> = globals.get(&**f).map_err(err)?;
+            resolved.push(func.ok_or(ScriptError {
+                line: None,
+                message: format!("{name} defines no function {f:?}"),
+            })?);
+        }
+        let current = Rc::new(RefCell::new(Current::default()));
+        let req = lua.create_userdata(Req(Rc::clone(&current))).map_err(err)?;
+        Ok(LuaVm {
+            lua,
+            functions: resolved,
+            req,
+            current,
+            budget,
+            instructions,
+            memory,
+            returned: Returned::default(),
+        })
+    }
+
+    /// Calls function `index` for `view`.
+    pub fn call(&mut self, index: usize, view: &RequestView<'_>) -> Result<Verdict<'_>, ScriptError> {
+        let func = self.functions.get(index).ok_or(ScriptError {
+            line: None,
+            message: format!("no script function #{index}"),
+        })?;
+        self.current.borrow_mut().load(view);
+        self.budget.set(self.instructions / HOOK_EVERY);
+        let err = |e: mlua::Error| script_error(&e);
+        self.lua.set_memory_limit(self.lua.used_memory() + self.memory).map_err(err)?;
+        let value: Value = func.call(&self.req).map_err(err)?;
+        let Value::Table(table) = value else {
+            return Err(ScriptError {
+                line: None,
+                message: "the script returned no table".into(),
+            });
+        };
+        read_verdict(&table, &mut self.returned).map_err(|message| ScriptError { line: None, message })
+    }
+}
+
+/// Reads `{ action = ..., ... }` into `out` and borrows the verdict from it.
+fn read_verdict<'r>(t: &Table, out: &'r mut Returned) -> Result<Verdict<'r>, String> {
+    let e = |e: mlua::Error| e.to_string();
+    let action: mlua::LuaString = t.get("action").map_err(|_| "the table has no action".to_string())?;
+    let code: Option<u16> = t.get("code").map_err(e)?;
+    copy_text(t, "reason", &mut out.reason)?;
+    out.headers.clear();
+    out.headers.extend(header_lines(&strings(t, "headers")?)?);
+    let action = action.to_str().map_err(e)?;
+    let reply = |code: u16, out: &'r Returned| {
+        let reason = if out.reason.is_empty() { default_reason(code) } else { out.reason.as_str() };
+        Verdict::Reply(Reply { code, reason, headers: &out.headers })
+    };
+    match &*action {
+        "accept" => Ok(reply(200, out)),
+        "reject" => match code.unwrap_or(403) {
+            c @ 300..=699 => Ok(reply(c, out)),
+            c => Err(format!("reject code {c}: expected 300-699")),
+        },
+        "redirect" => {
+            let code = code.unwrap_or(302);
+            if !(300..=399).contains(&code) {
+                return Err(format!("redirect code {code}: expected 3xx"));
+            }
+            let mut lines = Vec::new();
+            for uri in strings(t, "contacts")? {
+                if destination_of_uri(&uri).is_none() || uri.contains(['<', '>', '\r', '\n']) {
+                    return Err(format!("contact {uri:?}: expected a sip: URI"));
+                }
+                lines.extend_from_slice(format!("Contact: <{uri}>\r\n").as_bytes());
+            }
+            lines.extend_from_slice(&out.headers);
+            out.headers = lines;
+            Ok(reply(code, out))
+        }
+        "drop" => Ok(Verdict::Drop),
+        "pass" => Ok(Verdict::Pass),
+        "proxy" => read_forward(t, out),
+        other => Err(format!("unknown action {other:?}")),
+    }
+}
+
+fn read_forward<'r>(t: &Table, out: &'r mut Returned) -> Result<Verdict<'r>, String> {
+    copy_text(t, "to", &mut out.to)?;
+    let mut uri = String::new();
+    copy_text(t, "request_uri", &mut uri)?;
+    out.request_uri.clear();
+    out.request_uri.extend_from_slice(uri.as_bytes());
+    for (key, buf) in [("user", &mut out.user), ("host", &mut out.host), ("prefix", &mut out.prefix)] {
+        let mut s = String::new();
+        copy_text(t, key, &mut s)?;
+        if s.bytes().any(|b| b <= b' ' || b == b'<' || b == b'>') {
+            return Err(format!("{key} {s:?}: no spaces, controls or angle brackets"));
+        }
+        buf.clear();
+        buf.extend_from_slice(s.as_bytes());
+    }
+    out.add_headers.clear();
+    out.add_headers.extend(header_lines(&strings(t, "add_headers")?)?);
+    out.remove_headers.clear();
+    for name in strings(t, "remove_headers")? {
+        out.remove_headers.push(HeaderKey::new(&name));
+    }
+    let strip: Option<u8> = t.get("strip").map_err(|e| e.to_string())?;
+    let record_route: Option<bool> = t.get("record_route").map_err(|e| e.to_string())?;
+    let rewrite_contacts: Option<bool> = t.get("rewrite_contacts").map_err(|e| e.to_string())?;
+    let to_text = if !out.to.is_empty() {
+        Some(out.to.as_str())
+    } else if !uri.is_empty() {
+        Some(std::str::from_utf8(&out.request_uri).unwrap_or_default())
+    } else {
+        None
+    };
+    let to = match to_text {
+        Some(text) => {
+            let (host, port, transport) =
+                destination_of_uri(text).ok_or(format!("{text:?}: expected sip:HOST[:PORT]"))?;
+            Some(Destination::Host { host, port, transport })
+        }
+        None => None,
+    };
+    let some = |b: &'r Vec<u8>| (!b.is_empty()).then_some(b.as_slice());
+    Ok(Verdict::Forward(Forward {
+        to,
+        modifiers: Modifiers {
+            request_uri: some(&out.request_uri),
+            strip: strip.unwrap_or(0),
+            prefix: &out.prefix,
+            user: some(&out.user),
+            host: some(&out.host),
+            add_headers: &out.add_headers,
+            remove_headers: &out.remove_headers,
+            record_route,
+            rewrite_contacts,
+        },
+    }))
+}
+
+fn copy_text(t: &Table, key: &str, out: &mut String) -> Result<(), String> {
+    out.clear();
+    let value: Option<mlua::LuaString> = t.get(key).map_err(|e| format!("{key}: {e}"))?;
+    if let Some(v) = value {
+        out.push_str(&v.to_str().map_err(|e| format!("{key}: {e}"))?);
+    }
+    Ok(())
+}
+
+fn strings(t: &Table, key: &str) -> Result<Vec<String>, String> {
+    let list: Option<Vec<String>> = t.get(key).map_err(|e| format!("{key}: {e}"))?;
+    Ok(list.unwrap_or_default())
+}
+
+/// A Lua function as a whole [`Router`]: for embedders who route by script alone.
+pub struct LuaRouter {
+    vm: LuaVm,
+    fallback: Reply<'static>,
+    /// The last call's error, if it failed.
+    pub last_error: Option<ScriptError>,
+}
+
+impl LuaRouter {
+    /// Loads `source` and routes every request through its function `entry`; a failed call
+    /// answers 500.
+    pub fn new(source: &str, entry: &str) -> Result<LuaRouter, ScriptError> {
+        let vm = LuaVm::from_source(
+            source,
+            "router.lua",
+            &[entry.into()],
+            super::compile::DEFAULT_SCRIPT_INSTRUCTIONS,
+            super::compile::DEFAULT_SCRIPT_MEMORY,
+        )?;
+        Ok(LuaRouter {
+            vm,
+            fallback: Reply {
+                code: 500,
+                reason: "Script Error",
+                headers: b"",
+            },
+            last_error: None,
+        })
+    }
+}
+
+impl Router for LuaRouter {
+    fn route<'r>(&'r mut self, request: &RequestView<'_>) -> Verdict<'r> {
+        match self.vm.call(0, request) {
+            Ok(v) => {
+                self.last_error = None;
+                v
+            }
+            Err(e) => {
+                self.last_error = Some(e);
+                Verdict::Reply(self.fallback)
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Matching a piece of text (a user part, a host): exact, prefix, suffix, a regular
+//! expression, or membership of a named set. Allocation-free: regular expressions run with
+//! a per-worker cache ([`Scratch`]).
+
+use regex_automata::meta::{Cache, Regex};
+use regex_automata::{Anchored, Input};
+
+/// What the rules compiled once: the regular expressions and the named sets.
+#[derive(Debug, Default)]
+pub(crate) struct Tables {
+    pub regexes: Vec<Regex>,
+    /// Named domain sets (lower-case names); index 0 is `ours`.
+    pub domains: Vec<DomainSet>,
+    /// Named address sets; index 0 is `trusted`.
+    pub addresses: Vec<AddressSet>,
+}
+
+/// A named set of CIDR blocks.
+#[derive(Debug, Default)]
+pub(crate) struct AddressSet {
+    pub name: Box<str>,
+    pub blocks: Vec<super::addr::Cidr>,
+}
+
+/// A named set of domain names or host addresses, compared case-insensitively.
+#[derive(Debug, Default)]
+pub(crate) struct DomainSet {
+    pub name: Box<str>,
+    pub hosts: Vec<Box<[u8]>>,
+    /// Also matches the proxy's own addresses and aliases (the built-in `ours`).
+    pub includes_self: bool,
+}
+
+/// Per-worker mutable state for evaluation: one regex cache per compiled regex.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    caches: Vec<Cache>,
+}
+
+impl Scratch {
+    /// Caches for `tables`' regexes (made when the policy changes, off the per-message path).
+    pub(crate) fn for_tables(tables: &Tables) -> Scratch {
+        Scratch {
+            caches: tables.regexes.iter().map(Regex::create_cache).collect(),
+        }
+    }
+}
+
+/// One text test.
+#[derive(Debug)]
+pub(crate) enum TextMatch {
+    Exact(Box<[u8]>),
+    AnyOf(Vec<Box<[u8]>>),
+    Prefix(Box<[u8]>),
+    Suffix(Box<[u8]>),
+    /// Index into [`Tables::regexes`]; the regex searches the whole text, unanchored
+    /// unless it says `^` / `$`.
+    Regex(usize),
+    /// Index into [`Tables::domains`].
+    Set(usize),
+}
+
+/// Context a text test may need besides the text.
+pub(crate) struct TextContext<'a> {
+    pub tables: &'a Tables,
+    pub scratch: &'a mut Scratch,
+    /// The Request-URI names the proxy (for sets that include its own addresses).
+    pub to_me: bool,
+}
+
+impl TextMatch {
+    /// `fold`: compare ASCII case-insensitively (hosts; users are case-sensitive, RFC 3261
+    /// §19.1.4).
+    pub fn matches(&self, text: &[u8], fold: bool, cx: &mut TextContext<'_>) -> bool {
+        let eq = |a: &[u8], b: &[u8]| if fold { a.eq_ignore_ascii_case(b) } else { a == b };
+        match self {
+            TextMatch::Exact(want) => eq(text, want),
+            TextMatch::AnyOf(list) => list.iter().any(|w| eq(text, w)),
+            TextMatch::Prefix(p) => text.len() >= p.len() && eq(&text[..p.len()], p),
+            TextMatch::Suffix(s) => text.len() >= s.len() && eq(&text[text.len() - s.len()..], s),
+            TextMatch::Regex(i) => match (cx.tables.regexes.get(*i), cx.scratch.caches.get_mut(*i)) {
+                (Some(re), Some(cache)) => {
+                    let input = Input::new(text).anchored(Anchored::No).earliest(true);
+                    re.search_half_with(cache, &input).is_some()
+                }
+                _ => false,
+            },
+            TextMatch::Set(i) => cx.tables.domains.get(*i).is_some_and(|set| {
+                (set.includes_self && cx.to_me)
+                    || set.hosts.iter().any(|h| h.eq_ignore_ascii_case(text))
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tables() -> Tables {
+        Tables {
+            regexes: vec![Regex::new(r"^\+1[0-9]{3}$").unwrap()],
+            domains: vec![DomainSet {
+                name: "ours".into(),
+                hosts: vec![b"edge.example".to_vec().into()],
+                includes_self: true,
+            }],
+            addresses: Vec::new(),
+        }
+    }
+
+    fn check(m: &TextMatch, text: &str, fold: bool, to_me: bool) -> bool {
+        let tables = tables();
+        let mut scratch = Scratch::for_tables(&tables);
+        let mut cx = TextContext {
+            tables: &tables,
+            scratch: &mut scratch,
+            to_me,
+        };
+        m.matches(text.as_bytes(), fold, &mut cx)
+    }
+
+    #[test]
+    fn exact_prefix_suffix_and_lists() {
+        let exact = TextMatch::Exact(b"alice".to_vec().into());
+        assert!(check(&exact, "alice", false, false));
+        assert!(!check(&exact, "Alice", false, false), "users are case-sensitive");
+        assert!(check(&exact, "ALICE", true, false));
+        let prefix = TextMatch::Prefix(b"900".to_vec().into());
+        assert!(check(&prefix, "900123", false, false));
+        assert!(!check(&prefix, "90", false, false));
+        let suffix = TextMatch::Suffix(b".example".to_vec().into());
+        assert!(check(&suffix, "a.EXAMPLE", true, false));
+        let any = TextMatch::AnyOf(vec![b"a".to_vec().into(), b"b".to_vec().into()]);
+        assert!(check(&any, "b", false, false));
+        assert!(!check(&any, "c", false, false));
+    }
+
+    #[test]
+    fn regexes_and_sets() {
+        let re = TextMatch::Regex(0);
+        assert!(check(&re, "+1555", false, false));
+        assert!(!check(&re, "+15555", false, false));
+        let set = TextMatch::Set(0);
+        assert!(check(&set, "EDGE.example", true, false));
+        assert!(!check(&set, "other.example", true, false));
+        assert!(check(&set, "127.0.0.1", true, true), "ours includes the proxy itself");
+        assert!(!TextMatch::Set(9).matches(b"x", true, &mut TextContext {
+            tables: &tables(),
+            scratch: &mut Scratch::default(),
+            to_me: false
+        }));
+    }
+}
