@@ -43,5 +43,8 @@ pub use text::Scratch;
 pub use verdict::{Destination, Forward, HeaderKey, Modifiers, Reply, Router, Verdict};
 pub use view::RequestView;
 
-#[cfg(test)]
-mod tests;
+/// The name of the header line `line` in `buf` (up to its colon).
+pub fn header_line_name(buf: &[u8], line: crate::sip::Span) -> &[u8] {
+    view::header_name(buf, line.start(), line.end())
+}
+

@@ -10,6 +10,7 @@ pub mod config;
 mod contact;
 mod identity;
 pub mod outcome;
+mod policy_hook;
 mod reply;
 mod request;
 mod response;
@@ -20,6 +21,7 @@ mod via_fix;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::policy::Router;
 use crate::sip::{Message, ScanError, ScanFailure};
 
 use branch::BranchKey;
@@ -100,13 +102,24 @@ impl Proxy {
     /// Decides what to do with one message, writing any bytes to send into `out`
     /// (which should be at least [`OUTPUT_BUFFER_SIZE`] long).
     pub fn handle(&self, input: Input<'_>, out: &mut [u8]) -> Outcome {
+        self.handle_routed(input, None, out)
+    }
+
+    /// [`handle`](Proxy::handle) with a routing policy: `router` decides for each request
+    /// outside a dialog or addressed to the proxy (see [`crate::policy`]).
+    pub fn handle_routed(
+        &self,
+        input: Input<'_>,
+        router: Option<&mut dyn Router>,
+        out: &mut [u8],
+    ) -> Outcome {
         let stream = input.transport.is_stream();
         // RFC 3261 §18.3 / §21.5.14: over a stream the size is bounded by configuration; a
         // datagram is bounded by the transport itself.
         let too_large = stream && input.data.len() > self.max_stream_message;
         match Message::scan(input.data, stream) {
             Ok(msg) if too_large => self.too_large(&msg, &input, out),
-            Ok(msg) if msg.is_request() => request::handle(self, &msg, &input, out),
+            Ok(msg) if msg.is_request() => request::handle(self, &msg, &input, router, out),
             Ok(msg) => response::handle(self, &msg, &input, out),
             Err(failure) => self.malformed(failure, &input, too_large, out),
         }

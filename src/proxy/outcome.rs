@@ -99,6 +99,8 @@ drop_reasons! {
     /// So many header lines that what the proxy would send (with its own lines added) would
     /// pass the header limit, and no reply fits either.
     TooManyHeaders => "too_many_headers",
+    /// The routing policy said `drop`.
+    PolicyDrop => "policy_drop",
 }
 
 impl DropReason {

@@ -37,13 +37,42 @@ pub(crate) fn fits(msg: &Message<'_>) -> bool {
     msg.headers_named(HeaderName::Via).count() + REPLY_LINES <= crate::sip::MAX_HEADERS
 }
 
+/// A status line and what a reply adds: the routing policy's replies carry their own reason
+/// and extra header lines (Contact for a redirect, a challenge, Retry-After).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Head<'a> {
+    pub code: u16,
+    pub reason: &'a str,
+    pub unsupported: bool,
+    /// Whole header lines, each ending in CRLF.
+    pub extra: &'a [u8],
+}
+
 /// Writes the response to `msg` into `out`. `top_via` is the index of the first Via line
 /// and the fix for its first value; `tag` the stateless To tag.
+#[cfg(test)]
 pub(crate) fn write(
     out: &mut Out<'_>,
     msg: &Message<'_>,
     top_via: Option<(usize, &ViaFix)>,
     status: Status,
+    tag: u64,
+) {
+    let head = Head {
+        code: status.code,
+        reason: status.reason,
+        unsupported: status.unsupported,
+        extra: b"",
+    };
+    write_head(out, msg, top_via, head, tag);
+}
+
+/// [`write`] with a [`Head`].
+pub(crate) fn write_head(
+    out: &mut Out<'_>,
+    msg: &Message<'_>,
+    top_via: Option<(usize, &ViaFix)>,
+    status: Head<'_>,
     tag: u64,
 ) {
     let buf = msg.buf();
@@ -81,6 +110,7 @@ pub(crate) fn write(
             _ => {}
         }
     }
+    out.put(status.extra);
     out.put(b"Server: ferrovia\r\nContent-Length: 0\r\n\r\n");
 }
 

@@ -9,6 +9,8 @@ use crate::sip::{
 };
 
 use super::branch::{tag_span, to_tag};
+use super::policy_hook::{self, Answer, Steering};
+use crate::policy::{RequestView, Router};
 use super::contact::{self, Restore, RestoredUri, Rewriting};
 use super::reply::{self, Status};
 use super::rewrite::{Edit, Edits, Insert, Out, apply_range};
@@ -62,7 +64,7 @@ impl TopVia {
 }
 
 /// Where a forwarded request goes, and what changes on the way.
-struct Plan {
+struct Plan<'r> {
     destination: SocketAddr,
     transport: Transport,
     departure: usize,
@@ -75,6 +77,8 @@ struct Plan {
     restored: Option<RestoredUri>,
     /// The connection of the recorded flow, for a restored contact over a stream.
     connection: Option<ConnectionId>,
+    /// The routing policy's modifiers.
+    steering: Steering<'r>,
 }
 
 /// Where the request is headed before the address is known.
@@ -88,6 +92,8 @@ enum Target {
         uri: RestoredUri,
         flow: Flow,
     },
+    /// The routing policy's destination, resolved.
+    Policy((SocketAddr, Transport)),
 }
 
 /// One request being decided.
@@ -106,14 +112,17 @@ pub(crate) fn handle(
     proxy: &Proxy,
     msg: &Message<'_>,
     input: &Input<'_>,
+    router: Option<&mut dyn Router>,
     out: &mut [u8],
 ) -> Outcome {
     let Some(req) = Request::new(proxy, msg, input) else {
         return Outcome::Drop(DropReason::MalformedRequest);
     };
-    match req.decide() {
+    match req.decide(router) {
         Ok(plan) => req.forward(plan, out),
-        Err(status) => req.reply(status, out),
+        Err(Answer::Status(status)) => req.reply(status, out),
+        Err(Answer::Policy(reply)) => req.reply_with(reply.code, reply.reason, reply.headers, out),
+        Err(Answer::Drop) => Outcome::Drop(DropReason::PolicyDrop),
     }
 }
 
@@ -172,10 +181,11 @@ impl<'m, 'p> Request<'m, 'p> {
             .is_me(self.buf(), &uri.host, uri.port, default)
     }
 
-    /// RFC 3261 §16.3 to §16.6: a plan to forward, or the status to answer with.
-    fn decide(&self) -> Result<Plan, Status> {
+    /// RFC 3261 §16.3 to §16.6: a plan to forward, or the status to answer with. The
+    /// routing policy, when there is one, decides between §16.4 and §16.5.
+    fn decide<'r>(&self, router: Option<&'r mut dyn Router>) -> Result<Plan<'r>, Answer<'r>> {
         if self.msg.headers().len() > super::MAX_FORWARDED_HEADERS {
-            return Err(bad_request("Too Many Headers"));
+            return Err(bad_request("Too Many Headers").into());
         }
         self.check_transaction_fields()?;
         let ruri = self.check_request_uri()?;
@@ -186,7 +196,28 @@ impl<'m, 'p> Request<'m, 'p> {
             RouteError::TooMany => bad_request("Too Many Routes"),
         })?;
         let (current, new_ruri) = self.preprocess_routes(ruri, &mut routes);
-        let (target, new_ruri, append_route) = self.target(current, new_ruri, &mut routes)?;
+        let steering = match router {
+            Some(router) => {
+                let follows = routes.any_removed() || new_ruri.is_some();
+                let to_me = ruri.is_some_and(|u| self.is_me(&u));
+                let view = RequestView::new(
+                    self.msg,
+                    self.input.source,
+                    self.input.local,
+                    self.input.transport,
+                )
+                .with_routing(to_me, follows);
+                policy_hook::steering(router.route(&view))?
+            }
+            None => Steering::default(),
+        };
+        let (target, new_ruri, append_route) = match steering.to {
+            Some(to) => {
+                let hop = policy_hook::resolve(&self.proxy.identity, &to).ok_or(UNRESOLVABLE)?;
+                (Target::Policy(hop), new_ruri, None)
+            }
+            None => self.target(current, new_ruri, &mut routes)?,
+        };
         let (restored, flow) = match target {
             Target::Flow { uri, flow } => (Some(uri), Some(flow)),
             _ => (None, None),
@@ -201,7 +232,7 @@ impl<'m, 'p> Request<'m, 'p> {
                 .ok_or(NO_TRANSPORT)?,
         };
         if self.proxy.identity.is_own_socket(destination, transport) {
-            return Err(LOOP);
+            return Err(LOOP.into());
         }
         Ok(Plan {
             destination,
@@ -212,6 +243,7 @@ impl<'m, 'p> Request<'m, 'p> {
             routes,
             restored,
             connection: flow.and_then(|f| f.conn),
+            steering,
         })
     }
 
@@ -377,6 +409,7 @@ impl<'m, 'p> Request<'m, 'p> {
         let uri = match target {
             Target::NextHop => return self.proxy.next_hop.ok_or(NOT_FOUND),
             Target::Flow { flow, .. } => return Ok((flow.source, flow.transport)),
+            Target::Policy(hop) => return Ok(hop),
             Target::Uri(uri) => uri,
         };
         let buf = self.buf();
@@ -395,12 +428,16 @@ impl<'m, 'p> Request<'m, 'p> {
     }
 
     /// §16.6 steps 3, 4, 8, 9 and the edits decided above, written in one pass.
-    fn forward(&self, plan: Plan, out: &mut [u8]) -> Outcome {
+    fn forward(&self, plan: Plan<'_>, out: &mut [u8]) -> Outcome {
         let msg = self.msg;
         let local = &self.proxy.identity.locals[plan.departure];
         let mut edits = Edits::new();
+        let modifiers = &plan.steering.modifiers;
         if let Some(uri) = plan.new_ruri {
             edits.push(Edit::replace(self.ruri(), Insert::Copy(uri)));
+        } else if plan.restored.is_none() {
+            let parsed = SipUri::parse(self.buf(), self.ruri()).ok();
+            policy_hook::push_edits(modifiers, msg, self.ruri(), parsed, &mut edits);
         }
         if let Some(restored) = &plan.restored {
             edits.push(Edit::replace(
@@ -408,11 +445,13 @@ impl<'m, 'p> Request<'m, 'p> {
                 Insert::Bytes(restored.as_bytes()),
             ));
         }
-        if self.rewrite_contacts(&local.shown, &mut edits).is_err() {
+        if modifiers.rewrite_contacts != Some(false)
+            && self.rewrite_contacts(&local.shown, &mut edits).is_err()
+        {
             return self.reply(CONTACT_TABLE_FULL, out);
         }
         let top = msg.headers_start();
-        if self.record_route() {
+        if self.record_route(modifiers.record_route) {
             // §16.6 step 4; two values when the request changes interface (RFC 5658 style),
             // the one facing the next hop first.
             edits.push(Edit::insert(top, Insert::Bytes(&local.record_route)));
@@ -508,8 +547,8 @@ impl<'m, 'p> Request<'m, 'p> {
 
     /// Record-Route on dialog-creating requests outside a dialog (no To tag), when enabled:
     /// the same decision for every retransmission.
-    fn record_route(&self) -> bool {
-        self.proxy.record_route
+    fn record_route(&self, policy: Option<bool>) -> bool {
+        policy.unwrap_or(self.proxy.record_route)
             && matches!(
                 self.method(),
                 Method::Invite | Method::Subscribe | Method::Refer | Method::Notify
@@ -519,6 +558,27 @@ impl<'m, 'p> Request<'m, 'p> {
 
     /// A stateless response (never for ACK: RFC 3261 §17.2.1 / §16.11; never 1xx).
     fn reply(&self, status: Status, out: &mut [u8]) -> Outcome {
+        let head = reply::Head {
+            code: status.code,
+            reason: status.reason,
+            unsupported: status.unsupported,
+            extra: b"",
+        };
+        self.reply_as(head, out)
+    }
+
+    /// The policy's answer: its code, reason and extra header lines.
+    fn reply_with(&self, code: u16, reason: &str, extra: &[u8], out: &mut [u8]) -> Outcome {
+        let head = reply::Head {
+            code,
+            reason,
+            unsupported: false,
+            extra,
+        };
+        self.reply_as(head, out)
+    }
+
+    fn reply_as(&self, head: reply::Head<'_>, out: &mut [u8]) -> Outcome {
         if self.method() == Method::Ack {
             return Outcome::Drop(DropReason::AckNotForwarded);
         }
@@ -526,11 +586,11 @@ impl<'m, 'p> Request<'m, 'p> {
             return Outcome::Drop(DropReason::TooManyHeaders);
         }
         let mut writer = Out::new(out);
-        reply::write(
+        reply::write_head(
             &mut writer,
             self.msg,
             Some((self.top.line, &self.fix)),
-            status,
+            head,
             to_tag(self.hash),
         );
         let Some(len) = writer.finish() else {
@@ -556,7 +616,7 @@ impl<'m, 'p> Request<'m, 'p> {
                 direction: Direction::Response,
                 connection: self.input.connection,
             },
-            status: status.code,
+            status: head.code,
         }
     }
 }
