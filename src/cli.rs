@@ -33,6 +33,41 @@ pub struct Cli {
 pub enum Command {
     /// Print a running proxy's counters and latency percentiles.
     Stats(StatsArgs),
+    /// Validate a config file: settings, routing policy and scripts. Exits 2 with file:line
+    /// on the first error. Example: ferrovia check --config /etc/ferrovia.toml
+    Check(CheckArgs),
+    /// Show what the routing policy does with one request read from standard input (the
+    /// matched rule, the action, the rewritten Request-URI, the destination) without
+    /// starting the proxy. Example: ferrovia route --config edge.toml --source 127.0.0.3:5060 < invite.txt
+    Route(RouteArgs),
+}
+
+/// Flags of `ferrovia check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The config file to validate.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// Flags of `ferrovia route`.
+#[derive(Debug, Args)]
+pub struct RouteArgs {
+    /// The config file whose policy decides.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Where the request comes from.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:5060")]
+    pub source: SocketAddr,
+    /// The transport it arrives over: udp or tcp.
+    #[arg(long, value_name = "udp|tcp", default_value = "udp", value_parser = parse_transport)]
+    pub transport: crate::sip::Transport,
+}
+
+fn parse_transport(text: &str) -> Result<crate::sip::Transport, String> {
+    crate::sip::Transport::from_token(text.as_bytes())
+        .filter(|t| matches!(t, crate::sip::Transport::Udp | crate::sip::Transport::Tcp))
+        .ok_or_else(|| format!("{text:?}: expected udp or tcp"))
 }
 
 /// Flags of `ferrovia stats`.

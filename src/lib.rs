@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod contact;
 pub mod policy;
+pub mod policy_tools;
 pub mod proxy;
 pub mod runtime;
 pub mod service;

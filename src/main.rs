@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::Parser;
 use log::{error, info};
 
-use ferrovia::cli::{Cli, Command, RunArgs, StatsArgs};
+use ferrovia::cli::{Cli, Command, RouteArgs, RunArgs, StatsArgs};
 use ferrovia::service::Service;
 use ferrovia::settings::Settings;
 use ferrovia::stats;
@@ -24,6 +24,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Stats(args)) => stats(&args),
+        Some(Command::Check(args)) => match ferrovia::policy_tools::check(&args.config) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ferrovia check: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Some(Command::Route(args)) => route(&args),
         None => run(&cli.run),
     }
 }
@@ -37,8 +48,8 @@ fn run(args: &RunArgs) -> ExitCode {
         }
     };
     init_logging(&settings);
-    let stop = match watch_signals() {
-        Ok(flag) => flag,
+    let (stop, reload) = match watch_signals() {
+        Ok(flags) => flags,
         Err(e) => {
             error!("cannot install signal handlers: {e}");
             return ExitCode::FAILURE;
@@ -60,6 +71,10 @@ fn run(args: &RunArgs) -> ExitCode {
     }
     while !stop.load(Ordering::Acquire) && service.is_running() {
         std::thread::park_timeout(WATCH_TICK);
+        // SIGHUP: reload the policy (the service logs the result; a bad file changes nothing).
+        if reload.swap(false, Ordering::AcqRel) {
+            let _ = service.reload();
+        }
     }
     let crashed = !service.is_running();
     info!("stopping");
@@ -86,13 +101,34 @@ fn init_logging(settings: &Settings) {
         .init();
 }
 
-/// A flag set by SIGINT or SIGTERM.
-fn watch_signals() -> std::io::Result<Arc<AtomicBool>> {
+/// A flag set by SIGINT or SIGTERM, and one set by SIGHUP (reload; never a stop).
+fn watch_signals() -> std::io::Result<(Arc<AtomicBool>, Arc<AtomicBool>)> {
     let flag = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&flag))?;
     }
-    Ok(flag)
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))?;
+    Ok((flag, reload))
+}
+
+/// `ferrovia route`: one request from standard input through the policy and the core.
+fn route(args: &RouteArgs) -> ExitCode {
+    let mut message = Vec::new();
+    if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut message) {
+        eprintln!("ferrovia route: cannot read standard input: {e}");
+        return ExitCode::FAILURE;
+    }
+    match ferrovia::policy_tools::route(&args.config, args.source, args.transport, &message) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ferrovia route: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// `ferrovia stats`: a running proxy's counters and latency percentiles, read from its

@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::contact::ContactTable;
+use crate::policy::{CompileOptions, PolicyError, PolicyHandle};
 use crate::runtime::{self, Server, StartError};
 use crate::settings::{Metrics, Settings};
 use crate::stats::{self, Snapshot, StatsConfig, StatsHandle, WorkerStats};
@@ -27,6 +28,8 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// A running proxy with its statistics.
 pub struct Service {
     server: Server<WorkerStats>,
+    policy: Arc<PolicyHandle>,
+    reload: stats::ReloadFn,
     stats: StatsHandle,
     sweeper: Option<Sweeper>,
 }
@@ -68,11 +71,14 @@ impl Service {
             metrics,
             contact: table.clone(),
         };
+        let policy = PolicyHandle::new(load_policy(settings)?, workers);
+        let reload = reloader(settings, Arc::clone(&policy));
         let (stats, recorders) = stats::start(config).map_err(ServiceError::Metrics)?;
+        stats.attach_policy(Arc::clone(&policy), Arc::clone(&reload));
         let mut recorders = recorders.into_iter();
         // `stats::start` made exactly `workers` recorders and the server asks for exactly
         // `workers` (it uses the same `settings.workers.max(1)`), once each.
-        let server = Server::start_with_contact(settings, contact, |_| {
+        let server = Server::start_with_policy(settings, contact, Some(Arc::clone(&policy)), |_| {
             recorders.next().expect("one recorder per worker")
         })
         .map_err(ServiceError::Start)?;
@@ -82,9 +88,23 @@ impl Service {
         };
         Ok(Service {
             server,
+            policy,
+            reload,
             stats,
             sweeper,
         })
+    }
+
+    /// Re-reads the config file's policy, compiles it here (off the workers' path) and puts
+    /// it in force for every worker's next message; a file that does not compile leaves the
+    /// running policy in place (logged with file:line, counted as a failed reload).
+    pub fn reload(&self) -> Result<String, String> {
+        (self.reload)()
+    }
+
+    /// The routing policy in force and its counters.
+    pub fn policy(&self) -> &Arc<PolicyHandle> {
+        &self.policy
     }
 
     /// The bound listen addresses (port 0 resolved).
@@ -120,6 +140,40 @@ impl Service {
             uptime: stopped.uptime,
         }
     }
+}
+
+/// The policy of the config file, or the built-in relay guard (loopback trusted, no domains)
+/// when there is none: ferrovia is never an open relay by default.
+fn load_policy(settings: &Settings) -> Result<crate::policy::Policy, ServiceError> {
+    let options = CompileOptions {
+        workers: settings.workers.max(1),
+    };
+    match &settings.config_file {
+        Some(path) => crate::policy::compile_file(path, &options).map_err(ServiceError::Policy),
+        None => Ok(crate::policy::relay_guard(&options)),
+    }
+}
+
+/// What SIGHUP and `POST /reload` run.
+fn reloader(settings: &Settings, handle: Arc<PolicyHandle>) -> stats::ReloadFn {
+    let settings = settings.clone();
+    Arc::new(move || match load_policy(&settings) {
+        Ok(policy) => {
+            let what = format!(
+                "policy reloaded from {}: {} rules",
+                policy.origin().display(),
+                policy.len()
+            );
+            handle.replace(policy);
+            log::info!("{what}");
+            Ok(what)
+        }
+        Err(e) => {
+            handle.reload_failed();
+            log::error!("reload failed, the running policy stays: {e}");
+            Err(e.to_string())
+        }
+    })
 }
 
 /// Sweeps expired contacts out of the shared table, off the workers' path.
@@ -159,12 +213,15 @@ pub enum ServiceError {
     Sweeper(io::Error),
     /// The workers could not start.
     Start(StartError),
+    /// The routing policy does not compile.
+    Policy(PolicyError),
 }
 
 impl ServiceError {
     /// True when the operator's settings are at fault (exit code 2) rather than the system.
     pub fn is_config(&self) -> bool {
         matches!(self, ServiceError::Start(e) if e.is_config())
+            || matches!(self, ServiceError::Policy(_))
     }
 }
 
@@ -174,6 +231,7 @@ impl fmt::Display for ServiceError {
             ServiceError::Metrics(e) => write!(f, "cannot serve metrics: {e}"),
             ServiceError::Sweeper(e) => write!(f, "cannot start the contact sweeper: {e}"),
             ServiceError::Start(e) => write!(f, "{e}"),
+            ServiceError::Policy(e) => write!(f, "{e}"),
         }
     }
 }

@@ -179,6 +179,9 @@ pub struct Settings {
     pub hgrm: Option<PathBuf>,
     /// Contact rewriting, when enabled.
     pub rewrite_contact: Option<ContactSettings>,
+    /// The config file, read again for the routing policy (`[policy]`, `[sets]`,
+    /// `[[route]]`; see `crate::policy`) at start and on every reload.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -198,6 +201,7 @@ impl Default for Settings {
             tcp: TcpOptions::default(),
             hgrm: None,
             rewrite_contact: None,
+            config_file: None,
         }
     }
 }
@@ -208,6 +212,7 @@ impl Settings {
         let mut settings = Settings::default();
         if let Some(path) = &args.config {
             settings.apply_file(&FileSettings::read(path)?)?;
+            settings.config_file = Some(path.clone());
         }
         settings.apply_args(args);
         settings.validate()?;
@@ -330,6 +335,14 @@ struct FileSettings {
     tcp: Option<tcp::FileTcp>,
     hgrm: Option<PathBuf>,
     rewrite_contact: Option<FileContact>,
+    // The routing policy's tables: compiled by `crate::policy`, which reports their errors
+    // with file and line.
+    #[allow(dead_code)]
+    policy: Option<toml::Value>,
+    #[allow(dead_code)]
+    sets: Option<toml::Value>,
+    #[allow(dead_code)]
+    route: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

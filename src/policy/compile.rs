@@ -261,7 +261,10 @@ impl Compiler<'_> {
     }
 
     fn regex(&mut self, pattern: &str) -> Fallible<usize> {
-        let re = Regex::new(pattern).map_err(|e| format!("regex {pattern:?}: {e}"))?;
+        let re = Regex::new(pattern).map_err(|e| {
+            let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
+            format!("regex {pattern:?}: {}", why.lines().last().unwrap_or_default().trim())
+        })?;
         self.tables.regexes.push(re);
         Ok(self.tables.regexes.len() - 1)
     }

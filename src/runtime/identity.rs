@@ -17,7 +17,7 @@ use crate::proxy::{ContactRewrite, Host, HostPort, Listener, MAX_RESTORED_URI, P
 use crate::settings::Settings;
 
 /// The core's configuration for listeners `settings.listen` bound at `bound` (same order).
-pub(crate) fn proxy_config(settings: &Settings, bound: &[SocketAddr]) -> ProxyConfig {
+pub fn proxy_config(settings: &Settings, bound: &[SocketAddr]) -> ProxyConfig {
     let listeners = settings
         .listen
         .iter()

@@ -23,6 +23,7 @@ use super::stream::{self, Mesh, StreamListener, StreamSetup, Streams};
 use super::summary::Summary;
 use super::worker::{self, WAKE, WorkerSetup, WorkerSocket};
 use super::{identity, socket, sys};
+use crate::policy::PolicyHandle;
 use crate::proxy::{ConfigError, ContactRewrite, Proxy, ProxyConfig};
 use crate::settings::{ListenAddr, Settings};
 
@@ -33,6 +34,7 @@ const READY_LIMIT: Duration = Duration::from_secs(10);
 pub struct Server<R: Recorder = Counters> {
     local_addrs: Vec<SocketAddr>,
     proxy: Arc<Proxy>,
+    policy: Option<Arc<PolicyHandle>>,
     stop: Arc<AtomicBool>,
     wakers: Vec<Arc<Waker>>,
     threads: Vec<JoinHandle<R>>,
@@ -61,6 +63,16 @@ impl<R: Recorder> Server<R> {
     pub fn start_with_contact(
         settings: &Settings,
         contact: Option<ContactRewrite>,
+        recorder: impl FnMut(usize) -> R,
+    ) -> Result<Server<R>, StartError> {
+        Server::start_with_policy(settings, contact, None, recorder)
+    }
+
+    /// Like [`Server::start_with_contact`], every worker routing requests through `policy`.
+    pub fn start_with_policy(
+        settings: &Settings,
+        contact: Option<ContactRewrite>,
+        policy: Option<Arc<PolicyHandle>>,
         mut recorder: impl FnMut(usize) -> R,
     ) -> Result<Server<R>, StartError> {
         let workers = settings.workers.max(1);
@@ -77,6 +89,7 @@ impl<R: Recorder> Server<R> {
         let mut server = Server {
             local_addrs: bound,
             proxy,
+            policy,
             stop: Arc::new(AtomicBool::new(false)),
             wakers,
             threads: Vec::with_capacity(workers),
@@ -129,6 +142,7 @@ impl<R: Recorder> Server<R> {
             poll,
             sockets,
             proxy: Arc::clone(&self.proxy),
+            policy: self.policy.clone(),
             recorder,
             stop: Arc::clone(&self.stop),
             batch,

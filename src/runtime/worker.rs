@@ -34,6 +34,7 @@ use super::note::{Kind, Note};
 use super::record::Recorder;
 use super::stream::{LISTENER_TOKENS, Streams};
 use super::sys::{self, Outgoing, RecvBatch, SendScratch};
+use crate::policy::{Engine, PolicyHandle, Router};
 use crate::proxy::{DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome, Proxy, Transmit, Transport};
 
 /// The token of the waker that interrupts a worker's poll.
@@ -57,6 +58,8 @@ pub(crate) struct WorkerSetup<R> {
     pub(crate) poll: Poll,
     pub(crate) sockets: Vec<WorkerSocket>,
     pub(crate) proxy: Arc<Proxy>,
+    /// The routing policy, when the service runs one (the worker makes its engine).
+    pub(crate) policy: Option<Arc<PolicyHandle>>,
     pub(crate) recorder: R,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) batch: usize,
@@ -101,6 +104,8 @@ struct Worker<R> {
     poll: Poll,
     sockets: Vec<WorkerSocket>,
     proxy: Arc<Proxy>,
+    /// This worker's routing engine (its regex caches and Lua VM live on this thread).
+    policy: Option<Engine>,
     recorder: R,
     stop: Arc<AtomicBool>,
     rx: RecvBatch,
@@ -130,6 +135,7 @@ impl<R: Recorder> Worker<R> {
             poll: setup.poll,
             sockets: setup.sockets,
             proxy: setup.proxy,
+            policy: setup.policy.map(|h| Engine::new(h, setup.index)),
             recorder: setup.recorder,
             stop: setup.stop,
             rx: RecvBatch::new(batch),
@@ -248,7 +254,8 @@ impl<R: Recorder> Worker<R> {
                 connection: None,
                 now,
             };
-            let outcome = self.proxy.handle(input, out);
+            let router = self.policy.as_mut().map(|e| e as &mut dyn Router);
+            let outcome = self.proxy.handle_routed(input, router, out);
             let arrival_ns = datagram.arrival_ns.unwrap_or(received_ns);
             self.enqueue(k, outcome, arrival_ns);
         }

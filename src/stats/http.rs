@@ -118,6 +118,11 @@ fn serve_connection(mut stream: TcpStream, commands: &Sender<Command>) {
         return;
     }
     let response = match read_head(&mut stream, deadline) {
+        Received::Complete { method, target } if target == "/reload" => {
+            routes::answer_reload(&method, || {
+                super::thread::request_reload(commands, remaining(deadline))
+            })
+        }
         Received::Complete { method, target } => routes::answer(&method, &target, || {
             request_snapshot(commands, Some(remaining(deadline)))
         }),

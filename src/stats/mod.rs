@@ -49,6 +49,7 @@ pub mod client;
 mod counters;
 mod hgrm;
 mod http;
+mod policy;
 mod prometheus;
 mod render;
 mod report;
@@ -72,6 +73,7 @@ pub use hgrm::hgrm;
 pub use report::{
     Bucket, Forwarded, LATENCY_BUCKETS_NS, Latency, LatencySet, Report, Section, WorkerReport,
 };
+pub use policy::ReloadFn;
 pub use snapshot::{Snapshot, View, Views};
 pub use worker::WorkerStats;
 
@@ -175,6 +177,13 @@ pub struct StatsHandle {
 }
 
 impl StatsHandle {
+    /// Carries the routing policy's counters in every snapshot and serves `POST /reload`
+    /// on the metrics listener with `reload`.
+    pub fn attach_policy(&self, handle: std::sync::Arc<crate::policy::PolicyHandle>, reload: ReloadFn) {
+        let hooks = policy::PolicyHooks { handle, reload };
+        let _ = self.commands.send(thread::Command::AttachPolicy(hooks));
+    }
+
     /// The current cumulative and last-interval views, per worker and merged. Every hand-off
     /// sent before this call is included.
     pub fn snapshot(&self) -> Snapshot {

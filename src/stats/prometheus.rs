@@ -33,6 +33,9 @@ pub(super) fn render(snapshot: &Snapshot) -> String {
     if let Some(contact) = &report.contact {
         out.contact(contact);
     }
+    if let Some(policy) = &report.policy {
+        super::policy::prometheus(&mut out.text, policy);
+    }
     out.text
 }
 

@@ -50,6 +50,9 @@ pub struct Report {
     /// The contact-rewrite table's counters, when rewriting is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<ContactCounters>,
+    /// The routing policy's counters, when the service runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::policy::PolicyCounters>,
 }
 
 /// One worker (or all of them): since start and over the last interval.
@@ -146,6 +149,7 @@ impl Report {
                 .map(WorkerReport::from_views)
                 .collect(),
             contact: snapshot.contact(),
+            policy: snapshot.policy(),
         }
     }
 

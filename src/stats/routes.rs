@@ -69,6 +69,7 @@ fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "",
     }
@@ -131,6 +132,28 @@ pub(super) fn answer(
             Some(h) => Response::ok("text/plain; charset=utf-8", hgrm(&h)),
             None => Response::error(404, "no such worker"),
         },
+    }
+}
+
+/// `POST /reload`: re-read and recompile the policy (200), or say why the old one stays
+/// (500 with file:line; 503 when the service runs no policy or did not answer in time).
+pub(super) fn answer_reload(
+    method: &str,
+    reload: impl FnOnce() -> Option<Result<String, String>>,
+) -> Response {
+    if method != "POST" {
+        return Response {
+            status: 405,
+            content_type: "text/plain; charset=utf-8",
+            allow: false,
+            body: "only POST is allowed\n".into(),
+        };
+    }
+    match reload() {
+        Some(Ok(message)) => Response::ok("text/plain; charset=utf-8", format!("{message}\n")),
+        Some(Err(message)) if message == "no policy to reload" => Response::error(503, &message),
+        Some(Err(message)) => Response::error(500, &message),
+        None => Response::error(503, "the reload did not finish in time"),
     }
 }
 

@@ -109,6 +109,7 @@ pub struct Snapshot {
     inner: Arc<Inner>,
     uptime: Duration,
     contact: Option<ContactCounters>,
+    policy: Option<crate::policy::PolicyCounters>,
 }
 
 impl Snapshot {
@@ -117,7 +118,18 @@ impl Snapshot {
             inner,
             uptime,
             contact: None,
+            policy: None,
         }
+    }
+
+    pub(super) fn with_policy(mut self, policy: Option<crate::policy::PolicyCounters>) -> Snapshot {
+        self.policy = policy;
+        self
+    }
+
+    /// The routing policy's counters, when the service runs one.
+    pub fn policy(&self) -> Option<crate::policy::PolicyCounters> {
+        self.policy.clone()
     }
 
     pub(super) fn with_contact(mut self, contact: Option<ContactCounters>) -> Snapshot {

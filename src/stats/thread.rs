@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
 use super::Snapshot;
+use super::policy::PolicyHooks;
 use super::snapshot::{Inner, Views, add_histogram};
 use super::worker::{Interval, POOL, WorkerStats};
 
@@ -25,6 +26,10 @@ pub(super) enum Command {
     Snapshot(Sender<Snapshot>),
     /// Reply with a last snapshot and stop.
     Shutdown(Sender<Snapshot>),
+    /// Carry the policy's counters in every snapshot and answer reloads with it.
+    AttachPolicy(PolicyHooks),
+    /// Reload the policy and reply with the result.
+    Reload(Sender<Result<String, String>>),
 }
 
 /// The running stats thread.
@@ -84,6 +89,16 @@ pub(super) fn request_snapshot(
     }
 }
 
+/// Asks the stats thread to reload the policy; `None` when it is gone or too slow.
+pub(super) fn request_reload(
+    commands: &Sender<Command>,
+    timeout: Duration,
+) -> Option<Result<String, String>> {
+    let (reply, answer) = bounded(1);
+    commands.send(Command::Reload(reply)).ok()?;
+    answer.recv_timeout(timeout).ok()
+}
+
 /// Asks the stats thread for its last snapshot and to stop.
 pub(super) fn request_shutdown(commands: &Sender<Command>) -> Option<Snapshot> {
     let (reply, answer) = bounded(1);
@@ -104,6 +119,7 @@ struct State {
     recycle: Vec<Sender<Box<Interval>>>,
     merged_stale: bool,
     contact: Option<Arc<ContactTable>>,
+    policy: Option<PolicyHooks>,
 }
 
 impl State {
@@ -124,6 +140,7 @@ impl State {
             recycle,
             merged_stale: false,
             contact: None,
+            policy: None,
         }
     }
 
@@ -153,6 +170,18 @@ impl State {
         let (reply, stop) = match command {
             Command::Snapshot(reply) => (reply, false),
             Command::Shutdown(reply) => (reply, true),
+            Command::AttachPolicy(hooks) => {
+                self.policy = Some(hooks);
+                return false;
+            }
+            Command::Reload(reply) => {
+                let result = match &self.policy {
+                    Some(p) => (p.reload)(),
+                    None => Err("no policy to reload".into()),
+                };
+                let _ = reply.send(result);
+                return false;
+            }
         };
         // The asker may have given up waiting; that is not an error here.
         let _ = reply.send(self.snapshot());
@@ -190,7 +219,10 @@ impl State {
             self.merged_stale = false;
         }
         let contact = self.contact.as_ref().map(|table| table.counters());
-        Snapshot::new(self.inner.clone(), self.started.elapsed()).with_contact(contact)
+        let policy = self.policy.as_ref().map(|p| p.handle.counters());
+        Snapshot::new(self.inner.clone(), self.started.elapsed())
+            .with_contact(contact)
+            .with_policy(policy)
     }
 
     /// Rebuilds the merged views as the sum of the workers' views.

@@ -199,7 +199,8 @@ impl<R: Recorder> Worker<R> {
         let outcome = if oversized {
             self.proxy.handle_oversized(input, out)
         } else {
-            self.proxy.handle(input, out)
+            let router = self.policy.as_mut().map(|e| e as &mut dyn crate::policy::Router);
+            self.proxy.handle_routed(input, router, out)
         };
         self.recorder.received(1);
         self.enqueue(k, outcome, arrival_ns);
