@@ -429,6 +429,10 @@ impl Compiler<'_> {
     }
 
     fn proxy(&self, r: &RouteFile) -> Fallible<Action> {
+        // The extension point for the destination-group and registrar issues.
+        if let Some(to) = r.to.as_deref().filter(|t| t.starts_with("group:") || *t == "location") {
+            return Err(format!("to = {to:?}: destination groups and the location service are not available yet"));
+        }
         let modifiers = modifiers(r)?;
         let to = match (&r.to, &modifiers.request_uri, &r.host) {
             (Some(to), _, _) => Some(target(to)?),
@@ -437,9 +441,6 @@ impl Compiler<'_> {
             (None, None, Some(host)) => Some(target(&format!("sip:{host}"))?),
             (None, None, None) => None,
         };
-        if let Some(to) = r.to.as_deref().filter(|t| t.starts_with("group:") || *t == "location") {
-            return Err(format!("to = {to:?}: destination groups and the location service are not available yet"));
-        }
         Ok(Action::Proxy { to, modifiers })
     }
 
@@ -610,5 +611,125 @@ pub(crate) fn default_reason(code: u16) -> &'static str {
         603 => "Decline",
         604 => "Does Not Exist Anywhere",
         _ => "Policy",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(text: &str) -> Result<Policy, PolicyError> {
+        compile_str(text, Path::new("t.toml"), &CompileOptions { workers: 1 })
+    }
+
+    fn error(text: &str) -> (usize, String) {
+        let e = compile(text).expect_err("should not compile");
+        assert_eq!(e.file, Path::new("t.toml"));
+        (e.line, e.message)
+    }
+
+    #[test]
+    fn no_policy_is_the_relay_guard_with_loopback_trusted() {
+        let p = compile("listen = [\"udp:127.0.0.1:5060\"]\n").unwrap();
+        assert!(p.is_empty());
+        assert!(matches!(p.default, Action::RelayGuard(_)));
+        assert_eq!(p.tables.addresses[0].blocks, loopback());
+    }
+
+    #[test]
+    fn every_action_compiles() {
+        let p = compile(
+            "[[route]]\naction = \"accept\"\n\
+             [[route]]\naction = \"reject\"\ncode = 503\nheaders = [\"Retry-After: 60\"]\n\
+             [[route]]\naction = \"redirect\"\ncontacts = [\"sip:a@h\", { uri = \"sip:b@h\", q = 0.5 }]\n\
+             [[route]]\naction = \"challenge\"\nrealm = \"r\"\n\
+             [[route]]\naction = \"proxy\"\nto = \"sip:10.0.0.1:5070;transport=tcp\"\nstrip = 1\n\
+             [[route]]\naction = \"drop\"\n",
+        )
+        .unwrap();
+        let names: Vec<_> = p.rule_names().collect();
+        assert_eq!(names, ["route-1", "route-2", "route-3", "route-4", "route-5", "route-6"]);
+        let Action::Reject(r) = &p.rules[1].action else { panic!() };
+        assert_eq!((r.code, &*r.reason, &*r.headers), (503, "Service Unavailable", &b"Retry-After: 60\r\n"[..]));
+        let Action::Redirect(r) = &p.rules[2].action else { panic!() };
+        assert_eq!(r.code, 302);
+        assert_eq!(&*r.headers, b"Contact: <sip:a@h>\r\nContact: <sip:b@h>;q=0.5\r\n");
+        let Action::Proxy { to: Some(to), modifiers } = &p.rules[4].action else { panic!() };
+        assert_eq!((&*to.host, to.port, to.transport), ("10.0.0.1", Some(5070), Transport::Tcp));
+        assert_eq!(modifiers.strip, 1);
+    }
+
+    #[test]
+    fn a_rewritten_uri_or_host_is_also_the_destination() {
+        let p = compile(
+            "[[route]]\naction = \"proxy\"\nrequest-uri = \"sip:x@10.0.0.2:5090\"\n\
+             [[route]]\naction = \"proxy\"\nhost = \"10.0.0.3:5091\"\n\
+             [[route]]\naction = \"proxy\"\n",
+        )
+        .unwrap();
+        let to = |i: usize| match &p.rules[i].action {
+            Action::Proxy { to, .. } => to.as_ref().map(|t| (t.host.to_string(), t.port)),
+            _ => panic!(),
+        };
+        assert_eq!(to(0), Some(("10.0.0.2".into(), Some(5090))));
+        assert_eq!(to(1), Some(("10.0.0.3".into(), Some(5091))));
+        assert_eq!(to(2), None, "as addressed");
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let (line, message) = error("\n\n[[route]]\nname = \"x\"\naction = \"teleport\"\n");
+        assert_eq!(line, 3);
+        assert!(message.contains("unknown action \"teleport\""), "{message}");
+        let (line, message) = error("[[route]]\naction = \"drop\"\n\n[[route]]\nactoin = \"drop\"\n");
+        assert_eq!(line, 5);
+        assert!(message.contains("unknown field `actoin`"), "{message}");
+        let (_, message) = error("[[route]]\nuri-user = { regex = \"(\" }\naction = \"drop\"\n");
+        assert!(message.contains("regex \"(\""), "{message}");
+        let (_, message) = error("[[route]]\nsource = \"nowhere\"\naction = \"drop\"\n");
+        assert!(message.contains("neither an address"), "{message}");
+        let (_, message) = error("[[route]]\nuri-host = { set = \"nope\" }\naction = \"drop\"\n");
+        assert!(message.contains("no domain set named \"nope\""), "{message}");
+        let (_, message) = error("[[route]]\naction = \"reject\"\ncode = 200\n");
+        assert!(message.contains("expected 300-699"), "{message}");
+        let (_, message) = error("[[route]]\naction = \"drop\"\nstrip = 2\n");
+        assert!(message.contains("apply to proxy only"), "{message}");
+        let (_, message) = error("[[route]]\naction = \"proxy\"\nremove-headers = [\"Via\"]\n");
+        assert!(message.contains("needed to route"), "{message}");
+        let (_, message) = error("[[route]]\naction = \"proxy\"\nto = \"group:core\"\n");
+        assert!(message.contains("not available yet"), "{message}");
+        let (_, message) = error("[[route]]\naction = \"script\"\nfunction = \"f\"\n");
+        assert!(message.contains("needs [policy] script"), "{message}");
+        let (_, message) = error("[[route]]\naction = \"reject\"\nheaders = [\"Bad\\r\\nInjected: 1\"]\n");
+        assert!(message.contains("not a token"), "{message}");
+        let (line, message) = error("[policy]\ntrusted = [\"10.0.0.0/99\"]\n");
+        assert_eq!(line, 1);
+        assert!(message.contains("CIDR"), "{message}");
+    }
+
+    #[test]
+    fn sets_are_addresses_or_domains() {
+        let p = compile(
+            "[sets]\npeers = [\"10.0.0.0/8\", \"192.0.2.1\"]\npartners = [\"Partner.example\"]\n\
+             [[route]]\nsource = \"peers\"\nuri-host = { set = \"partners\" }\naction = \"drop\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.tables.addresses.len(), 2);
+        assert_eq!(&*p.tables.domains[1].hosts[0], b"partner.example");
+    }
+
+    #[test]
+    fn a_script_that_does_not_load_names_its_line() {
+        let dir = std::env::temp_dir().join(format!("ferrovia-compile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bad.lua"), "function f(req)\n  return {\nend\n").unwrap();
+        let text = "[policy]\nscript = \"bad.lua\"\n[[route]]\naction = \"script\"\nfunction = \"f\"\n";
+        let e = compile_str(text, &dir.join("p.toml"), &CompileOptions { workers: 1 }).unwrap_err();
+        assert_eq!(e.file, dir.join("bad.lua"));
+        assert_eq!(e.line, 3, "{e}");
+        std::fs::write(dir.join("bad.lua"), "function g(req) end\n").unwrap();
+        let e = compile_str(text, &dir.join("p.toml"), &CompileOptions { workers: 1 }).unwrap_err();
+        assert!(e.message.contains("no function \"f\""), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

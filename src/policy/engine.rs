@@ -153,3 +153,84 @@ impl Router for Engine {
         verdict
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{CompileOptions, compile_str, relay_guard};
+    use crate::sip::{Message, Transport};
+    use std::path::Path;
+
+    fn request(uri: &str, to_tag: &str) -> Vec<u8> {
+        format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n\
+From: <sip:a@a.example>;tag=1\r\nTo: <{uri}>{to_tag}\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn decide(engine: &mut Engine, raw: &[u8], source: &str, follows: bool) -> String {
+        let msg = Message::scan(raw, false).unwrap();
+        let view = RequestView::new(&msg, source.parse().unwrap(), "127.0.0.1:5060".parse().unwrap(), Transport::Udp)
+            .with_routing(false, follows);
+        format!("{:?}", engine.route(&view))
+    }
+
+    #[test]
+    fn the_relay_guard_passes_trusted_ours_and_dialogs_and_refuses_the_rest() {
+        let text = "[policy]\ndomains = [\"edge.example\"]\ntrusted = [\"10.0.0.0/8\"]\n";
+        let policy = compile_str(text, Path::new("p.toml"), &CompileOptions { workers: 1 }).unwrap();
+        let mut engine = Engine::new(PolicyHandle::new(policy, 1), 0);
+        let foreign = request("sip:x@far.example", "");
+        assert_eq!(decide(&mut engine, &foreign, "10.1.2.3:5060", false), "Pass");
+        assert!(decide(&mut engine, &foreign, "192.0.2.1:5060", false).contains("code: 403"));
+        let ours = request("sip:x@EDGE.example", "");
+        assert_eq!(decide(&mut engine, &ours, "192.0.2.1:5060", false), "Pass");
+        let dialog = request("sip:x@far.example", ";tag=2");
+        assert_eq!(decide(&mut engine, &dialog, "192.0.2.1:5060", true), "Pass");
+        let c = engine.handle().counters();
+        let count = |k: &str| c.actions.iter().find(|(n, _)| n == k).unwrap().1;
+        assert_eq!((count("pass"), count("relay_denied")), (3, 1));
+    }
+
+    #[test]
+    fn loopback_is_trusted_without_config() {
+        let mut engine = Engine::new(PolicyHandle::new(relay_guard(&CompileOptions { workers: 1 }), 1), 0);
+        let foreign = request("sip:x@far.example", "");
+        assert_eq!(decide(&mut engine, &foreign, "127.0.0.1:5060", false), "Pass");
+        assert!(decide(&mut engine, &foreign, "192.0.2.1:5060", false).contains("code: 403"));
+    }
+
+    #[test]
+    fn dialogs_following_our_record_route_see_only_in_dialog_rules() {
+        let text = "[[route]]\nname = \"all\"\naction = \"reject\"\ncode = 404\n\
+                    [[route]]\nname = \"dialogs\"\nin-dialog = true\nmethod = \"BYE\"\naction = \"drop\"\n";
+        let policy = compile_str(text, Path::new("p.toml"), &CompileOptions { workers: 1 }).unwrap();
+        let mut engine = Engine::new(PolicyHandle::new(policy, 1), 0);
+        let dialog = request("sip:x@far.example", ";tag=2");
+        assert_eq!(decide(&mut engine, &dialog, "127.0.0.1:5060", true), "Pass", "no in-dialog rule matched an INVITE");
+        let bye = String::from_utf8(dialog).unwrap().replace("INVITE", "BYE");
+        assert_eq!(decide(&mut engine, bye.as_bytes(), "127.0.0.1:5060", true), "Drop");
+        assert!(decide(&mut engine, bye.as_bytes(), "127.0.0.1:5060", false).contains("404"));
+        assert_eq!(engine.last_decision().unwrap().rule.as_deref(), Some("all"));
+    }
+
+    #[test]
+    fn a_swapped_policy_applies_at_the_next_request() {
+        let options = CompileOptions { workers: 1 };
+        let first = compile_str("[[route]]\nname = \"a\"\naction = \"drop\"\n", Path::new("p"), &options).unwrap();
+        let handle = PolicyHandle::new(first, 1);
+        let mut engine = Engine::new(Arc::clone(&handle), 0);
+        let raw = request("sip:x@far.example", "");
+        assert_eq!(decide(&mut engine, &raw, "127.0.0.1:1", false), "Drop");
+        let second = compile_str("[[route]]\nname = \"b\"\naction = \"accept\"\n", Path::new("p"), &options).unwrap();
+        handle.replace(second);
+        assert!(decide(&mut engine, &raw, "127.0.0.1:1", false).contains("code: 200"));
+        let again = compile_str("[[route]]\nname = \"a\"\naction = \"drop\"\n", Path::new("p"), &options).unwrap();
+        handle.replace(again);
+        decide(&mut engine, &raw, "127.0.0.1:1", false);
+        let c = handle.counters();
+        assert_eq!(c.rules, vec![("a".to_string(), 2), ("b".to_string(), 1)], "hits survive reloads by name");
+        assert_eq!(c.reloads_ok, 2);
+    }
+}

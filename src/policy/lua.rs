@@ -449,3 +449,99 @@ impl Router for LuaRouter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::Message;
+
+    const INVITE: &[u8] = b"INVITE sip:+15551234@edge.example:5070 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:alice@a.example>;tag=1\r\n\
+To: <sip:bob@edge.example>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nX-Script: yes\r\n\
+Content-Length: 0\r\n\r\n";
+
+    fn vm(source: &str) -> LuaVm {
+        LuaVm::from_source(source, "t.lua", &["f".into()], 10_000, 256 << 10).unwrap()
+    }
+
+    fn call(vm: &mut LuaVm) -> Result<String, ScriptError> {
+        let msg = Message::scan(INVITE, false).unwrap();
+        let view = RequestView::new(
+            &msg,
+            "10.0.0.1:5060".parse().unwrap(),
+            "127.0.0.1:5060".parse().unwrap(),
+            Transport::Udp,
+        );
+        vm.call(0, &view).map(|v| format!("{v:?}"))
+    }
+
+    #[test]
+    fn the_request_is_readable() {
+        let mut vm = vm(r#"function f(req)
+            local parts = { req:method(), req:user(), req:host(), tostring(req:port()),
+              req:header("x-script"), tostring(req:header("X-None")), req:from_user(),
+              req:from_host(), req:to_user(), req:source_ip(), req:transport(),
+              tostring(req:in_dialog()), req:uri() }
+            return { action = "reject", code = 404, reason = table.concat(parts, "|") }
+          end"#);
+        let got = call(&mut vm).unwrap();
+        assert!(
+            got.contains("INVITE|+15551234|edge.example|5070|yes|nil|alice|a.example|bob|10.0.0.1|udp|false|sip:+15551234@edge.example:5070"),
+            "{got}"
+        );
+    }
+
+    #[test]
+    fn every_action_reads_back() {
+        let cases = [
+            ("{ action = 'accept' }", "code: 200"),
+            ("{ action = 'reject', code = 486 }", "Busy Here"),
+            ("{ action = 'redirect', contacts = { 'sip:x@h' } }", "code: 302"),
+            ("{ action = 'drop' }", "Drop"),
+            ("{ action = 'pass' }", "Pass"),
+            ("{ action = 'proxy', to = 'sip:10.0.0.9:5070', strip = 2, add_headers = { 'X-A: 1' } }", "strip: 2"),
+            ("{ action = 'proxy', request_uri = 'sip:x@10.0.0.2:5090' }", "port: Some(5090)"),
+        ];
+        for (table, want) in cases {
+            let mut vm = vm(&format!("function f(req) return {table} end"));
+            let got = call(&mut vm).unwrap();
+            assert!(got.contains(want), "{table}: {got}");
+        }
+    }
+
+    #[test]
+    fn errors_and_limits_are_script_errors_with_a_line() {
+        let mut broken = vm("function f(req)\n  local x = nil\n  return x.y\nend");
+        let e = call(&mut broken).unwrap_err();
+        assert_eq!(e.line, Some(3), "{e:?}");
+        let mut spinning = vm("function f(req)\n  while true do end\nend");
+        let e = call(&mut spinning).unwrap_err();
+        assert!(e.message.contains("instruction limit"), "{e:?}");
+        let mut greedy = vm("function f(req)\n  local t = {}\n  for i = 1, 1e7 do t[i] = string.rep('x', 100) .. i end\nend");
+        let e = call(&mut greedy).unwrap_err();
+        assert!(e.message.to_lowercase().contains("memory") || e.message.contains("instruction limit"), "{e:?}");
+        let mut odd = vm("function f(req) return 42 end");
+        assert!(call(&mut odd).unwrap_err().message.contains("no table"));
+        let mut unknown = vm("function f(req) return { action = 'teleport' } end");
+        assert!(call(&mut unknown).unwrap_err().message.contains("unknown action"));
+    }
+
+    #[test]
+    fn no_io_os_package_or_file_loading() {
+        let mut vm = vm("function f(req)\n  return { action = 'reject', code = 404, reason = \
+            type(io) .. type(os) .. type(package) .. type(dofile) .. type(loadfile) .. type(require) .. type(debug) }\nend");
+        let got = call(&mut vm).unwrap();
+        assert!(got.contains("nilnilnilnilnilnilnil"), "{got}");
+    }
+
+    #[test]
+    fn a_lua_router_routes_alone() {
+        let mut router = LuaRouter::new("function route(req) return { action = 'drop' } end", "route").unwrap();
+        let msg = Message::scan(INVITE, false).unwrap();
+        let view = RequestView::new(&msg, "10.0.0.1:5060".parse().unwrap(), "127.0.0.1:5060".parse().unwrap(), Transport::Udp);
+        assert_eq!(router.route(&view), Verdict::Drop);
+        let mut broken = LuaRouter::new("function route(req) error('boom') end", "route").unwrap();
+        assert!(matches!(broken.route(&view), Verdict::Reply(Reply { code: 500, .. })));
+        assert!(broken.last_error.as_ref().unwrap().message.contains("boom"));
+    }
+}

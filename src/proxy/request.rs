@@ -198,7 +198,10 @@ impl<'m, 'p> Request<'m, 'p> {
         let (current, new_ruri) = self.preprocess_routes(ruri, &mut routes);
         let steering = match router {
             Some(router) => {
-                let follows = routes.any_removed() || new_ruri.is_some();
+                // In a dialog (a To tag, RFC 3261 §12) and carrying our Route: it follows our
+                // Record-Route. An initial request with a pre-loaded Route to us does not.
+                let follows = (routes.any_removed() || new_ruri.is_some())
+                    && tag_span(self.msg, HeaderName::To).is_some();
                 let to_me = ruri.is_some_and(|u| self.is_me(&u));
                 let view = RequestView::new(
                     self.msg,

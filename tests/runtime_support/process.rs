@@ -113,6 +113,27 @@ impl Ferrovia {
         Some(Duration::from_micros(ticks * 1_000_000 / hz))
     }
 
+    /// Sends `signal` and leaves the process running (SIGHUP: reload).
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("the child is running");
+        let pid = i32::try_from(child.id()).expect("pid fits i32");
+        // SAFETY: kill(2) on our own child's pid; it has not been waited for, so it exists.
+        unsafe { libc::kill(pid, signal) };
+    }
+
+    /// The process id (to signal it from another thread).
+    pub fn pid(&self) -> i32 {
+        let child = self.child.as_ref().expect("the child is running");
+        i32::try_from(child.id()).expect("pid fits i32")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
     /// Sends SIGTERM, waits for the exit, and returns its status and all of stderr.
     pub fn terminate(self) -> (ExitStatus, String) {
         self.stop_with(libc::SIGTERM)
