@@ -225,32 +225,59 @@ fn sighup_and_post_reload_apply_a_changed_file_and_keep_the_old_on_a_broken_one(
     assert!(text.contains("ferrovia_policy_rule_hits_total{rule=\"premium\"} 4"), "{text}");
     assert!(text.contains("ferrovia_policy_actions_total{action=\"reject\"} 4"), "{text}");
     let json = runtime_support::http_get(metrics, "/stats");
-    assert!(json.contains("\"reloads_failed\":2"), "{json}");
+    assert!(json.contains("\"reloads_failed\": 2"), "{json}");
     let (status, stderr) = proxy.terminate();
     assert!(status.success(), "{stderr}");
     let _ = std::fs::remove_dir_all(config.parent().unwrap());
+}
+
+/// Reloads that succeeded so far, from `/metrics`.
+fn reloads_ok(metrics: SocketAddr) -> u64 {
+    let text = runtime_support::http_get(metrics, "/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("ferrovia_policy_reloads_total{result=\"ok\"} "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]
 fn ten_thousand_requests_across_reloads_none_lost_or_reordered() {
     const TOTAL: u32 = 10_000;
     const WINDOW: u32 = 50;
+    const RELOADS: [usize; 3] = [1_000, 4_000, 7_000];
     let config = scratch_copy("order");
-    let (proxy, addr) = start(&config);
+    let metrics = format!("127.0.0.1:{}", runtime_support::free_udp_port());
+    let proxy = Ferrovia::start(
+        &["--config", config.to_str().unwrap(), "--listen", "udp:127.0.0.1:0", "--workers", "2", "--metrics", &metrics],
+        1,
+    );
+    let addr = proxy.addr();
+    let metrics: SocketAddr = metrics.parse().unwrap();
     let alice = bind("127.0.0.3:0");
     let a = alice.local_addr().unwrap();
     let me = format!("sip:{addr}");
     let sent = AtomicUsize::new(0);
     let pid = proxy.pid();
-    std::thread::scope(|s| {
+    let during = std::thread::scope(|s| {
+        // Each reload is confirmed (by the counter) before the next is asked for, so the
+        // signals cannot coalesce; traffic flows all along.
         let reloader = s.spawn(|| {
-            for at in [2_000, 5_000, 8_000] {
+            let mut confirmed_at = Vec::new();
+            for (i, at) in RELOADS.into_iter().enumerate() {
                 while sent.load(Ordering::Acquire) < at {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 // SAFETY: kill(2) on our own running child's pid.
                 unsafe { libc::kill(pid, libc::SIGHUP) };
+                for _ in 0..500 {
+                    if reloads_ok(metrics) > i as u64 {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                confirmed_at.push(sent.load(Ordering::Acquire));
             }
+            confirmed_at
         });
         let mut buf = vec![0u8; 4096];
         let mut next = 1;
@@ -267,14 +294,16 @@ fn ten_thousand_requests_across_reloads_none_lost_or_reordered() {
                 assert_eq!(header(&text, "CSeq"), Some(format!("{n} OPTIONS").as_str()), "reordered");
             }
             next = end;
+            std::thread::sleep(Duration::from_millis(2));
         }
-        reloader.join().unwrap();
+        reloader.join().unwrap()
     });
-    // The main thread looks for SIGHUP every 100 ms: let the last one land.
-    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(reloads_ok(metrics), 3);
+    assert!(
+        during.iter().all(|&n| n < TOTAL as usize),
+        "every reload completed while requests were flowing: {during:?}"
+    );
     let (status, stderr) = proxy.terminate();
     assert!(status.success(), "{stderr}");
-    let reloads = stderr.matches("policy reloaded").count();
-    assert_eq!(reloads, 3, "{stderr}");
     let _ = std::fs::remove_dir_all(config.parent().unwrap());
 }
