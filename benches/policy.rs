@@ -9,7 +9,6 @@ mod common;
 mod policy_support;
 
 use std::hint::black_box;
-use std::path::Path;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -23,7 +22,7 @@ fn engine(n: usize) -> Engine {
     Engine::new(PolicyHandle::new(policy_support::policy(n), 1), 0)
 }
 
-fn view(msg: &Message<'_>) -> RequestView<'_> {
+fn view<'a>(msg: &'a Message<'a>) -> RequestView<'a> {
     RequestView::new(
         msg,
         "10.0.0.1:5060".parse().unwrap(),
@@ -81,7 +80,12 @@ fn lua_engine() -> Engine {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("bench.lua"), SCRIPT).unwrap();
     let text = "[policy]\nscript = \"bench.lua\"\n\n[[route]]\naction = \"script\"\nfunction = \"route\"\n";
-    let policy = compile_str(text, &dir.join("bench.toml"), &CompileOptions { workers: 1 }).unwrap();
+    let policy = compile_str(
+        text,
+        &dir.join("bench.toml"),
+        &CompileOptions { workers: 1 },
+    )
+    .unwrap();
     Engine::new(PolicyHandle::new(policy, 1), 0)
 }
 
@@ -89,9 +93,17 @@ fn lua_call(c: &mut Criterion) {
     let msg = Message::scan(INVITE, false).unwrap();
     let view = view(&msg);
     let mut engine = lua_engine();
-    assert!(matches!(engine.route(&view), ferrovia::policy::Verdict::Forward(_)));
+    assert!(matches!(
+        engine.route(&view),
+        ferrovia::policy::Verdict::Forward(_)
+    ));
     c.bench_function("lua_script_call", |b| {
-        b.iter(|| black_box(matches!(engine.route(black_box(&view)), ferrovia::policy::Verdict::Forward(_))))
+        b.iter(|| {
+            black_box(matches!(
+                engine.route(black_box(&view)),
+                ferrovia::policy::Verdict::Forward(_)
+            ))
+        })
     });
     tail(&mut engine, &view);
 }
@@ -101,7 +113,10 @@ fn tail(engine: &mut Engine, view: &RequestView<'_>) {
     let mut ns: Vec<u64> = (0..200_000)
         .map(|_| {
             let start = Instant::now();
-            black_box(matches!(engine.route(view), ferrovia::policy::Verdict::Forward(_)));
+            black_box(matches!(
+                engine.route(view),
+                ferrovia::policy::Verdict::Forward(_)
+            ));
             start.elapsed().as_nanos() as u64
         })
         .collect();
@@ -114,7 +129,6 @@ fn tail(engine: &mut Engine, view: &RequestView<'_>) {
         at(0.999),
         ns[ns.len() - 1]
     );
-    let _ = Path::new("");
 }
 
 criterion_group!(benches, policy_step, core_with_policy, lua_call);

@@ -19,7 +19,11 @@ pub fn check(config: &Path) -> Result<String, String> {
         workers: settings.workers.max(1),
     };
     let policy = compile_file(config, &options).map_err(|e| e.to_string())?;
-    let script = if policy.has_script() { " and its script" } else { "" };
+    let script = if policy.has_script() {
+        " and its script"
+    } else {
+        ""
+    };
     Ok(format!(
         "{}: ok, {} rules{script}",
         config.display(),
@@ -89,7 +93,10 @@ pub fn route(
                 t.transport.uri_param(),
                 t.destination
             ));
-            if decision.as_ref().is_some_and(|d| d.action == ActionKind::Pass) {
+            if decision
+                .as_ref()
+                .is_some_and(|d| d.action == ActionKind::Pass)
+            {
                 text.push_str("(routed as addressed)\n");
             }
         }
@@ -97,9 +104,14 @@ pub fn route(
             let reply = first_line(&out[..transmit.len]);
             text.push_str(&format!("reply: {status} ({reply})\n"));
             for line in String::from_utf8_lossy(&out[..transmit.len]).lines() {
-                if ["Contact:", "WWW-Authenticate:", "Proxy-Authenticate:", "Retry-After:"]
-                    .iter()
-                    .any(|h| line.starts_with(h))
+                if [
+                    "Contact:",
+                    "WWW-Authenticate:",
+                    "Proxy-Authenticate:",
+                    "Retry-After:",
+                ]
+                .iter()
+                .any(|h| line.starts_with(h))
                 {
                     text.push_str(&format!("  {line}\n"));
                 }

@@ -78,10 +78,11 @@ impl Service {
         let mut recorders = recorders.into_iter();
         // `stats::start` made exactly `workers` recorders and the server asks for exactly
         // `workers` (it uses the same `settings.workers.max(1)`), once each.
-        let server = Server::start_with_policy(settings, contact, Some(Arc::clone(&policy)), |_| {
-            recorders.next().expect("one recorder per worker")
-        })
-        .map_err(ServiceError::Start)?;
+        let server =
+            Server::start_with_policy(settings, contact, Some(Arc::clone(&policy)), |_| {
+                recorders.next().expect("one recorder per worker")
+            })
+            .map_err(ServiceError::Start)?;
         let sweeper = match table {
             Some(table) => Some(Sweeper::start(table).map_err(ServiceError::Sweeper)?),
             None => None,

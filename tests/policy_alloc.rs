@@ -43,7 +43,14 @@ fn a_twenty_rule_policy_allocates_nothing_per_request() {
     for _ in 0..1000 {
         round(&mut out);
     }
-    assert_eq!(alloc_support::on_this_thread() - before, 0, "heap allocations per request");
+    assert_eq!(
+        alloc_support::on_this_thread() - before,
+        0,
+        "heap allocations per request"
+    );
     let hits = engine.handle().counters();
-    assert_eq!(hits.rules.last().map(|(n, h)| (n.as_str(), *h)), Some(("to-registrar", 2002)));
+    assert_eq!(
+        hits.rules.last().map(|(n, h)| (n.as_str(), *h)),
+        Some(("to-registrar", 2002))
+    );
 }

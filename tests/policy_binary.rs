@@ -30,7 +30,14 @@ fn bind(addr: &str) -> UdpSocket {
     socket
 }
 
-fn request(method: &str, uri: &str, from: SocketAddr, from_user: &str, n: u32, extra: &str) -> String {
+fn request(
+    method: &str,
+    uri: &str,
+    from: SocketAddr,
+    from_user: &str,
+    n: u32,
+    extra: &str,
+) -> String {
     format!(
         "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bK-{n};rport\r\n\
 Max-Forwards: 70\r\nFrom: <sip:{from_user}@a.example>;tag=t{n}\r\nTo: <{uri}>\r\n\
@@ -67,7 +74,14 @@ fn ask(client: &UdpSocket, proxy: SocketAddr, text: &str) -> (u16, String) {
 fn via(client: &UdpSocket, proxy: SocketAddr, hop: &UdpSocket, text: &str) -> (String, String) {
     client.send_to(text.as_bytes(), proxy).unwrap();
     let (got, _) = recv_text(hop);
-    let uri = got.lines().next().unwrap().split(' ').nth(1).unwrap().to_owned();
+    let uri = got
+        .lines()
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .to_owned();
     (uri, got)
 }
 
@@ -90,56 +104,126 @@ fn the_worked_example_behaves_line_by_line() {
     let base = request("INVITE", "sip:bob@edge.example", a, "alice", 1, "");
     let padded = |total: usize| {
         let pad = "a".repeat(total - base.len() - "X-Pad: \r\n".len());
-        request("INVITE", "sip:bob@edge.example", a, "alice", 1, &format!("X-Pad: {pad}\r\n"))
+        request(
+            "INVITE",
+            "sip:bob@edge.example",
+            a,
+            "alice",
+            1,
+            &format!("X-Pad: {pad}\r\n"),
+        )
     };
     assert_eq!(ask(&alice, addr, &padded(8193)).0, 513);
-    assert_eq!(via(&alice, addr, &core, &padded(8192)).0, "sip:bob@edge.example");
+    assert_eq!(
+        via(&alice, addr, &core, &padded(8192)).0,
+        "sip:bob@edge.example"
+    );
 
     let b = banned.local_addr().unwrap();
     let (code, text) = ask(&banned, addr, &request("OPTIONS", &me, b, "x", 2, ""));
     assert_eq!(code, 403, "{text}");
 
     for uri in [me.as_str(), "sip:edge.example"] {
-        assert_eq!(ask(&alice, addr, &request("OPTIONS", uri, a, "x", 3, "")).0, 200, "{uri}");
+        assert_eq!(
+            ask(&alice, addr, &request("OPTIONS", uri, a, "x", 3, "")).0,
+            200,
+            "{uri}"
+        );
     }
 
-    let (code, text) = ask(&alice, addr, &request("INVITE", "sip:900555@edge.example", a, "alice", 4, ""));
+    let (code, text) = ask(
+        &alice,
+        addr,
+        &request("INVITE", "sip:900555@edge.example", a, "alice", 4, ""),
+    );
     assert_eq!(code, 403);
-    assert!(text.starts_with("SIP/2.0 403 Premium Numbers Barred\r\n"), "{text}");
+    assert!(
+        text.starts_with("SIP/2.0 403 Premium Numbers Barred\r\n"),
+        "{text}"
+    );
 
-    let (uri, _) = via(&alice, addr, &someone, &request("INVITE", "sip:anyone@edge.example", a, "alice", 5, ""));
+    let (uri, _) = via(
+        &alice,
+        addr,
+        &someone,
+        &request("INVITE", "sip:anyone@edge.example", a, "alice", 5, ""),
+    );
     assert_eq!(uri, "sip:someone@127.0.0.1:5090");
 
-    let (code, text) = ask(&alice, addr, &request("INVITE", "sip:moved@edge.example", a, "alice", 6, ""));
+    let (code, text) = ask(
+        &alice,
+        addr,
+        &request("INVITE", "sip:moved@edge.example", a, "alice", 6, ""),
+    );
     assert_eq!(code, 302);
     assert_eq!(header(&text, "Contact"), Some("<sip:moved@127.0.0.1:5091>"));
 
     for method in ["INVITE", "MESSAGE"] {
-        let (uri, _) = via(&alice, addr, &core, &request(method, "sip:+15551234@edge.example", a, "alice", 7, ""));
+        let (uri, _) = via(
+            &alice,
+            addr,
+            &core,
+            &request(method, "sip:+15551234@edge.example", a, "alice", 7, ""),
+        );
         assert_eq!(uri, "sip:5551234@edge.example", "{method}");
     }
 
     let x = "X-Script: yes\r\n";
-    let (uri, text) = via(&alice, addr, &scripted, &request("INVITE", "sip:bob@edge.example", a, "alice", 8, x));
+    let (uri, text) = via(
+        &alice,
+        addr,
+        &scripted,
+        &request("INVITE", "sip:bob@edge.example", a, "alice", 8, x),
+    );
     assert_eq!(uri, "sip:bob@edge.example");
     assert_eq!(header(&text, "X-Scripted"), Some("1"));
-    assert_eq!(ask(&alice, addr, &request("INVITE", "sip:bob@edge.example", a, "mallory", 9, x)).0, 404);
+    assert_eq!(
+        ask(
+            &alice,
+            addr,
+            &request("INVITE", "sip:bob@edge.example", a, "mallory", 9, x)
+        )
+        .0,
+        404
+    );
 
-    let (uri, _) = via(&alice, addr, &registrar, &request("REGISTER", "sip:edge.example", a, "alice", 10, ""));
+    let (uri, _) = via(
+        &alice,
+        addr,
+        &registrar,
+        &request("REGISTER", "sip:edge.example", a, "alice", 10, ""),
+    );
     assert_eq!(uri, "sip:edge.example");
 
     for method in ["INVITE", "MESSAGE", "OPTIONS"] {
-        let (uri, _) = via(&alice, addr, &core, &request(method, "sip:bob@edge.example", a, "alice", 11, ""));
+        let (uri, _) = via(
+            &alice,
+            addr,
+            &core,
+            &request(method, "sip:bob@edge.example", a, "alice", 11, ""),
+        );
         assert_eq!(uri, "sip:bob@edge.example", "{method}");
     }
 
     let other = format!("sip:carol@{}", elsewhere.local_addr().unwrap());
     let t = trusted.local_addr().unwrap();
-    let (uri, _) = via(&trusted, addr, &elsewhere, &request("INVITE", &other, t, "alice", 12, ""));
+    let (uri, _) = via(
+        &trusted,
+        addr,
+        &elsewhere,
+        &request("INVITE", &other, t, "alice", 12, ""),
+    );
     assert_eq!(uri, other);
-    assert_eq!(ask(&alice, addr, &request("INVITE", &other, a, "alice", 13, "")).0, 403);
+    assert_eq!(
+        ask(&alice, addr, &request("INVITE", &other, a, "alice", 13, "")).0,
+        403
+    );
 
-    let (code, text) = ask(&alice, addr, &request("SUBSCRIBE", "sip:bob@edge.example", a, "alice", 14, ""));
+    let (code, text) = ask(
+        &alice,
+        addr,
+        &request("SUBSCRIBE", "sip:bob@edge.example", a, "alice", 14, ""),
+    );
     assert_eq!(code, 501);
     assert!(text.starts_with("SIP/2.0 501 Not Implemented\r\n"));
 
@@ -147,7 +231,10 @@ fn the_worked_example_behaves_line_by_line() {
     proxy.signal(libc::SIGHUP);
     proxy.await_line("policy reloaded");
     assert!(proxy.is_running());
-    assert_eq!(ask(&alice, addr, &request("OPTIONS", &me, a, "x", 15, "")).0, 200);
+    assert_eq!(
+        ask(&alice, addr, &request("OPTIONS", &me, a, "x", 15, "")).0,
+        200
+    );
     let (status, stderr) = proxy.terminate();
     assert!(status.success(), "{stderr}");
 }
@@ -166,15 +253,27 @@ fn scratch_copy(name: &str) -> PathBuf {
 
 fn premium_reason(client: &UdpSocket, proxy: SocketAddr, n: u32) -> String {
     let a = client.local_addr().unwrap();
-    let (code, text) = ask(client, proxy, &request("INVITE", "sip:900555@edge.example", a, "alice", n, ""));
+    let (code, text) = ask(
+        client,
+        proxy,
+        &request("INVITE", "sip:900555@edge.example", a, "alice", n, ""),
+    );
     assert_eq!(code, 403);
-    text.lines().next().unwrap().trim_start_matches("SIP/2.0 403 ").to_owned()
+    text.lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("SIP/2.0 403 ")
+        .to_owned()
 }
 
 fn post_reload(metrics: SocketAddr) -> String {
     let mut stream = std::net::TcpStream::connect(metrics).unwrap();
     stream.set_read_timeout(Some(RECV_LIMIT)).unwrap();
-    write!(stream, "POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut text = String::new();
     stream.read_to_string(&mut text).unwrap();
     text
@@ -187,7 +286,16 @@ fn sighup_and_post_reload_apply_a_changed_file_and_keep_the_old_on_a_broken_one(
     let metrics_port = runtime_support::free_udp_port();
     let metrics = format!("127.0.0.1:{metrics_port}");
     let mut proxy = Ferrovia::start(
-        &["--config", config.to_str().unwrap(), "--listen", "udp:127.0.0.1:0", "--workers", "2", "--metrics", &metrics],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "udp:127.0.0.1:0",
+            "--workers",
+            "2",
+            "--metrics",
+            &metrics,
+        ],
         1,
     );
     let addr = proxy.addr();
@@ -195,7 +303,11 @@ fn sighup_and_post_reload_apply_a_changed_file_and_keep_the_old_on_a_broken_one(
     assert_eq!(premium_reason(&alice, addr, 1), "Premium Numbers Barred");
 
     // A changed rule, SIGHUP: the new rule applies.
-    std::fs::write(&config, original.replace("Premium Numbers Barred", "Premium Barred Today")).unwrap();
+    std::fs::write(
+        &config,
+        original.replace("Premium Numbers Barred", "Premium Barred Today"),
+    )
+    .unwrap();
     proxy.signal(libc::SIGHUP);
     proxy.await_line("policy reloaded");
     assert_eq!(premium_reason(&alice, addr, 2), "Premium Barred Today");
@@ -220,10 +332,22 @@ fn sighup_and_post_reload_apply_a_changed_file_and_keep_the_old_on_a_broken_one(
 
     // The counters: reloads, rule hits and actions in /metrics.
     let text = runtime_support::http_get(metrics, "/metrics");
-    assert!(text.contains("ferrovia_policy_reloads_total{result=\"ok\"} 2"), "{text}");
-    assert!(text.contains("ferrovia_policy_reloads_total{result=\"failed\"} 2"), "{text}");
-    assert!(text.contains("ferrovia_policy_rule_hits_total{rule=\"premium\"} 4"), "{text}");
-    assert!(text.contains("ferrovia_policy_actions_total{action=\"reject\"} 4"), "{text}");
+    assert!(
+        text.contains("ferrovia_policy_reloads_total{result=\"ok\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ferrovia_policy_reloads_total{result=\"failed\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ferrovia_policy_rule_hits_total{rule=\"premium\"} 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ferrovia_policy_actions_total{action=\"reject\"} 4"),
+        "{text}"
+    );
     let json = runtime_support::http_get(metrics, "/stats");
     assert!(json.contains("\"reloads_failed\": 2"), "{json}");
     let (status, stderr) = proxy.terminate();
@@ -248,7 +372,16 @@ fn ten_thousand_requests_across_reloads_none_lost_or_reordered() {
     let config = scratch_copy("order");
     let metrics = format!("127.0.0.1:{}", runtime_support::free_udp_port());
     let proxy = Ferrovia::start(
-        &["--config", config.to_str().unwrap(), "--listen", "udp:127.0.0.1:0", "--workers", "2", "--metrics", &metrics],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "udp:127.0.0.1:0",
+            "--workers",
+            "2",
+            "--metrics",
+            &metrics,
+        ],
         1,
     );
     let addr = proxy.addr();
@@ -284,14 +417,22 @@ fn ten_thousand_requests_across_reloads_none_lost_or_reordered() {
         while next <= TOTAL {
             let end = (next + WINDOW).min(TOTAL + 1);
             for n in next..end {
-                alice.send_to(request("OPTIONS", &me, a, "x", n, "").as_bytes(), addr).unwrap();
+                alice
+                    .send_to(request("OPTIONS", &me, a, "x", n, "").as_bytes(), addr)
+                    .unwrap();
             }
             sent.store(end as usize, Ordering::Release);
             for n in next..end {
-                let (len, _) = alice.recv_from(&mut buf).unwrap_or_else(|e| panic!("reply {n} lost: {e}"));
+                let (len, _) = alice
+                    .recv_from(&mut buf)
+                    .unwrap_or_else(|e| panic!("reply {n} lost: {e}"));
                 let text = String::from_utf8_lossy(&buf[..len]);
                 assert_eq!(status(&text), Some(200), "{text}");
-                assert_eq!(header(&text, "CSeq"), Some(format!("{n} OPTIONS").as_str()), "reordered");
+                assert_eq!(
+                    header(&text, "CSeq"),
+                    Some(format!("{n} OPTIONS").as_str()),
+                    "reordered"
+                );
             }
             next = end;
             std::thread::sleep(Duration::from_millis(2));

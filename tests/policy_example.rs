@@ -44,7 +44,9 @@ impl Edge {
             connection: None,
             now: Instant::now(),
         };
-        let outcome = self.proxy.handle_routed(input, Some(&mut self.engine), &mut out);
+        let outcome = self
+            .proxy
+            .handle_routed(input, Some(&mut self.engine), &mut out);
         let len = match outcome {
             Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
             Outcome::Drop(_) => 0,
@@ -53,7 +55,11 @@ impl Edge {
             Message::scan(&out[..len], false).expect("output re-scans");
         }
         let rule = self.engine.last_decision().and_then(|d| d.rule);
-        (outcome, String::from_utf8_lossy(&out[..len]).into_owned(), rule)
+        (
+            outcome,
+            String::from_utf8_lossy(&out[..len]).into_owned(),
+            rule,
+        )
     }
 
     fn reply(&mut self, raw: &str, source: &str) -> (u16, String) {
@@ -67,7 +73,14 @@ impl Edge {
     fn forward(&mut self, raw: &str, source: &str) -> (SocketAddr, String, String) {
         match self.run(raw, source) {
             (Outcome::Forward(t), text, _) => {
-                let ruri = text.lines().next().unwrap().split(' ').nth(1).unwrap().to_owned();
+                let ruri = text
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .split(' ')
+                    .nth(1)
+                    .unwrap()
+                    .to_owned();
                 (t.destination, ruri, text)
             }
             other => panic!("expected a forward, got {:?}", other),
@@ -91,7 +104,12 @@ fn larger_than_8192_bytes_is_513_and_exactly_8192_is_not() {
     let base = request("INVITE", "sip:bob@edge.example", "alice", "");
     let pad = |total: usize| {
         let filler = total - base.len() - "X-Pad: \r\n".len();
-        request("INVITE", "sip:bob@edge.example", "alice", &format!("X-Pad: {}\r\n", "a".repeat(filler)))
+        request(
+            "INVITE",
+            "sip:bob@edge.example",
+            "alice",
+            &format!("X-Pad: {}\r\n", "a".repeat(filler)),
+        )
     };
     let big = pad(8193);
     assert_eq!(big.len(), 8193);
@@ -107,7 +125,10 @@ fn larger_than_8192_bytes_is_513_and_exactly_8192_is_not() {
 #[test]
 fn anything_from_127_0_0_2_is_403() {
     let mut edge = Edge::new();
-    let (code, text) = edge.reply(&request("OPTIONS", "sip:127.0.0.1:5060", "x", ""), "127.0.0.2:5060");
+    let (code, text) = edge.reply(
+        &request("OPTIONS", "sip:127.0.0.1:5060", "x", ""),
+        "127.0.0.2:5060",
+    );
     assert_eq!(code, 403);
     assert!(text.starts_with("SIP/2.0 403 Forbidden\r\n"));
 }
@@ -119,13 +140,21 @@ fn options_to_the_proxy_itself_is_200() {
         let (code, _) = edge.reply(&request("OPTIONS", uri, "x", ""), ALICE);
         assert_eq!(code, 200, "{uri}");
     }
-    assert_eq!(edge.run(&request("OPTIONS", "sip:edge.example", "x", ""), ALICE).2.as_deref(), Some("ping"));
+    assert_eq!(
+        edge.run(&request("OPTIONS", "sip:edge.example", "x", ""), ALICE)
+            .2
+            .as_deref(),
+        Some("ping")
+    );
 }
 
 #[test]
 fn premium_numbers_are_barred() {
     let mut edge = Edge::new();
-    let (code, text) = edge.reply(&request("INVITE", "sip:900123@edge.example", "alice", ""), ALICE);
+    let (code, text) = edge.reply(
+        &request("INVITE", "sip:900123@edge.example", "alice", ""),
+        ALICE,
+    );
     assert_eq!(code, 403);
     assert!(text.starts_with("SIP/2.0 403 Premium Numbers Barred\r\n"));
 }
@@ -133,7 +162,10 @@ fn premium_numbers_are_barred() {
 #[test]
 fn anyone_becomes_someone_at_5090() {
     let mut edge = Edge::new();
-    let (to, ruri, _) = edge.forward(&request("INVITE", "sip:anyone@edge.example", "alice", ""), ALICE);
+    let (to, ruri, _) = edge.forward(
+        &request("INVITE", "sip:anyone@edge.example", "alice", ""),
+        ALICE,
+    );
     assert_eq!(to, "127.0.0.1:5090".parse().unwrap());
     assert_eq!(ruri, "sip:someone@127.0.0.1:5090");
 }
@@ -141,21 +173,33 @@ fn anyone_becomes_someone_at_5090() {
 #[test]
 fn moved_is_redirected() {
     let mut edge = Edge::new();
-    let (code, text) = edge.reply(&request("INVITE", "sip:moved@edge.example", "alice", ""), ALICE);
+    let (code, text) = edge.reply(
+        &request("INVITE", "sip:moved@edge.example", "alice", ""),
+        ALICE,
+    );
     assert_eq!(code, 302);
-    assert!(text.contains("\r\nContact: <sip:moved@127.0.0.1:5091>\r\n"), "{text}");
+    assert!(
+        text.contains("\r\nContact: <sip:moved@127.0.0.1:5091>\r\n"),
+        "{text}"
+    );
 }
 
 #[test]
 fn plus_one_is_stripped_for_invite_and_message_only() {
     let mut edge = Edge::new();
     for method in ["INVITE", "MESSAGE"] {
-        let (to, ruri, _) = edge.forward(&request(method, "sip:+15551234@edge.example", "alice", ""), ALICE);
+        let (to, ruri, _) = edge.forward(
+            &request(method, "sip:+15551234@edge.example", "alice", ""),
+            ALICE,
+        );
         assert_eq!(to, "127.0.0.1:5070".parse().unwrap());
         assert_eq!(ruri, "sip:5551234@edge.example", "{method}");
     }
     // OPTIONS keeps its +1 and still reaches the core (the "other requests" line).
-    let (to, ruri, _) = edge.forward(&request("OPTIONS", "sip:+15551234@edge.example", "alice", ""), ALICE);
+    let (to, ruri, _) = edge.forward(
+        &request("OPTIONS", "sip:+15551234@edge.example", "alice", ""),
+        ALICE,
+    );
     assert_eq!(to, "127.0.0.1:5070".parse().unwrap());
     assert_eq!(ruri, "sip:+15551234@edge.example");
 }
@@ -164,11 +208,17 @@ fn plus_one_is_stripped_for_invite_and_message_only() {
 fn the_script_decides_for_x_script() {
     let mut edge = Edge::new();
     let scripted = "X-Script: yes\r\n";
-    let (to, ruri, text) = edge.forward(&request("INVITE", "sip:bob@edge.example", "alice", scripted), ALICE);
+    let (to, ruri, text) = edge.forward(
+        &request("INVITE", "sip:bob@edge.example", "alice", scripted),
+        ALICE,
+    );
     assert_eq!(to, "127.0.0.1:5073".parse().unwrap());
     assert_eq!(ruri, "sip:bob@edge.example");
     assert!(text.contains("\r\nX-Scripted: 1\r\n"), "{text}");
-    let (code, text) = edge.reply(&request("INVITE", "sip:bob@edge.example", "mallory", scripted), ALICE);
+    let (code, text) = edge.reply(
+        &request("INVITE", "sip:bob@edge.example", "mallory", scripted),
+        ALICE,
+    );
     assert_eq!(code, 404);
     assert!(text.starts_with("SIP/2.0 404 Not Found\r\n"));
 }
@@ -185,7 +235,8 @@ fn register_goes_to_the_registrar() {
 fn other_requests_for_our_users_go_to_the_core() {
     let mut edge = Edge::new();
     for method in ["INVITE", "MESSAGE", "OPTIONS"] {
-        let (to, ruri, _) = edge.forward(&request(method, "sip:bob@edge.example", "alice", ""), ALICE);
+        let (to, ruri, _) =
+            edge.forward(&request(method, "sip:bob@edge.example", "alice", ""), ALICE);
         assert_eq!(to, "127.0.0.1:5070".parse().unwrap(), "{method}");
         assert_eq!(ruri, "sip:bob@edge.example");
     }
@@ -206,12 +257,19 @@ fn only_the_trusted_source_relays_to_other_domains() {
 #[test]
 fn anything_else_is_501() {
     let mut edge = Edge::new();
-    for (method, uri) in [("SUBSCRIBE", "sip:bob@edge.example"), ("BYE", "sip:bob@edge.example"), ("INFO", "sip:127.0.0.1:5060")] {
+    for (method, uri) in [
+        ("SUBSCRIBE", "sip:bob@edge.example"),
+        ("BYE", "sip:bob@edge.example"),
+        ("INFO", "sip:127.0.0.1:5060"),
+    ] {
         let (code, text) = edge.reply(&request(method, uri, "alice", ""), ALICE);
         assert_eq!(code, 501, "{method}");
         assert!(text.starts_with("SIP/2.0 501 Not Implemented\r\n"));
     }
     // Trusted or not, a request for our own domain is never relayed as addressed.
-    let (code, _) = edge.reply(&request("SUBSCRIBE", "sip:bob@edge.example", "alice", ""), "127.0.0.4:5060");
+    let (code, _) = edge.reply(
+        &request("SUBSCRIBE", "sip:bob@edge.example", "alice", ""),
+        "127.0.0.4:5060",
+    );
     assert_eq!(code, 501);
 }

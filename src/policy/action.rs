@@ -174,11 +174,13 @@ impl Action {
             Action::Accept(r) | Action::Reject(r) | Action::Redirect(r) | Action::RelayGuard(r) => {
                 Verdict::Reply(r.borrow())
             }
-            Action::Challenge { register, other } => Verdict::Reply(if method == Method::Register {
-                register.borrow()
-            } else {
-                other.borrow()
-            }),
+            Action::Challenge { register, other } => {
+                Verdict::Reply(if method == Method::Register {
+                    register.borrow()
+                } else {
+                    other.borrow()
+                })
+            }
             Action::Proxy { to, modifiers } => Verdict::Forward(Forward {
                 to: to.as_ref().map(Target::as_destination),
                 modifiers: modifiers.borrow(),
@@ -196,7 +198,12 @@ pub(crate) fn contact_lines(contacts: &[(String, Option<f32>)]) -> Vec<u8> {
         out.extend_from_slice(uri.as_bytes());
         out.push(b'>');
         if let Some(q) = q {
-            out.extend_from_slice(format!(";q={q:.3}").trim_end_matches('0').trim_end_matches('.').as_bytes());
+            out.extend_from_slice(
+                format!(";q={q:.3}")
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .as_bytes(),
+            );
         }
         out.extend_from_slice(b"\r\n");
     }
@@ -208,7 +215,11 @@ pub(crate) fn contact_lines(contacts: &[(String, Option<f32>)]) -> Vec<u8> {
 pub(crate) fn challenges(realm: &str) -> (OwnedReply, OwnedReply) {
     let params = format!("Digest realm=\"{realm}\", nonce=\"ferrovia-no-auth-yet\", algorithm=MD5");
     (
-        OwnedReply::new(401, "Unauthorized", format!("WWW-Authenticate: {params}\r\n").into_bytes()),
+        OwnedReply::new(
+            401,
+            "Unauthorized",
+            format!("WWW-Authenticate: {params}\r\n").into_bytes(),
+        ),
         OwnedReply::new(
             407,
             "Proxy Authentication Required",
@@ -272,8 +283,17 @@ mod tests {
             destination_of_uri("sips:[::1]:5061"),
             Some(("[::1]", Some(5061), Transport::Tls))
         );
-        assert_eq!(destination_of_uri("sip:core.example"), Some(("core.example", None, Transport::Udp)));
-        for bad in ["tel:+1", "sip:", "sip:h:0", "sip:h:x", "sip:h;transport=pigeon"] {
+        assert_eq!(
+            destination_of_uri("sip:core.example"),
+            Some(("core.example", None, Transport::Udp))
+        );
+        for bad in [
+            "tel:+1",
+            "sip:",
+            "sip:h:0",
+            "sip:h:x",
+            "sip:h;transport=pigeon",
+        ] {
             assert_eq!(destination_of_uri(bad), None, "{bad}");
         }
     }
@@ -294,10 +314,17 @@ mod tests {
     fn challenge_depends_on_the_method() {
         let (register, other) = challenges("edge.example");
         let action = Action::Challenge { register, other };
-        let Verdict::Reply(r) = action.verdict(Method::Register) else { panic!() };
+        let Verdict::Reply(r) = action.verdict(Method::Register) else {
+            panic!()
+        };
         assert_eq!(r.code, 401);
-        assert!(r.headers.starts_with(b"WWW-Authenticate: Digest realm=\"edge.example\""));
-        let Verdict::Reply(r) = action.verdict(Method::Invite) else { panic!() };
+        assert!(
+            r.headers
+                .starts_with(b"WWW-Authenticate: Digest realm=\"edge.example\"")
+        );
+        let Verdict::Reply(r) = action.verdict(Method::Invite) else {
+            panic!()
+        };
         assert_eq!(r.code, 407);
         assert!(r.headers.starts_with(b"Proxy-Authenticate:"));
     }
@@ -316,7 +343,9 @@ mod tests {
                 ..OwnedModifiers::default()
             },
         };
-        let Verdict::Forward(f) = action.verdict(Method::Invite) else { panic!() };
+        let Verdict::Forward(f) = action.verdict(Method::Invite) else {
+            panic!()
+        };
         assert_eq!(f.modifiers.strip, 2);
         assert!(f.modifiers.touches_request_uri());
         assert_eq!(

@@ -30,10 +30,14 @@ impl Cidr {
             v4 => v4,
         };
         match (self.net, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix_eq(u128::from(u32::from(net)) << 96, u128::from(u32::from(ip)) << 96, self.bits)
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(
+                u128::from(u32::from(net)) << 96,
+                u128::from(u32::from(ip)) << 96,
+                self.bits,
+            ),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix_eq(u128::from(net), u128::from(ip), self.bits)
             }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_eq(u128::from(net), u128::from(ip), self.bits),
             _ => false,
         }
     }
@@ -71,9 +75,20 @@ mod tests {
         assert!(Cidr::parse("127.0.0.4").unwrap().contains(ip("127.0.0.4")));
         assert!(!Cidr::parse("127.0.0.4").unwrap().contains(ip("127.0.0.5")));
         assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("192.0.2.1")));
-        assert!(Cidr::parse("2001:db8::/32").unwrap().contains(ip("2001:db8::1")));
-        assert!(!Cidr::parse("2001:db8::/32").unwrap().contains(ip("10.0.0.1")));
-        assert!(net.contains(ip("::ffff:10.1.0.9")), "IPv4-mapped sources match");
+        assert!(
+            Cidr::parse("2001:db8::/32")
+                .unwrap()
+                .contains(ip("2001:db8::1"))
+        );
+        assert!(
+            !Cidr::parse("2001:db8::/32")
+                .unwrap()
+                .contains(ip("10.0.0.1"))
+        );
+        assert!(
+            net.contains(ip("::ffff:10.1.0.9")),
+            "IPv4-mapped sources match"
+        );
     }
 
     #[test]

@@ -12,7 +12,9 @@ use super::action::{
     Action, OwnedModifiers, OwnedReply, Target, challenges, contact_lines, destination_of_uri,
 };
 use super::addr::{Cidr, loopback};
-use super::file::{ContactFile, HeaderFile, HeadersFile, OneOrMany, PolicyFile, RouteFile, TextFile};
+use super::file::{
+    ContactFile, HeaderFile, HeadersFile, OneOrMany, PolicyFile, RouteFile, TextFile,
+};
 use super::predicate::{HeaderTest, Methods, Predicate, Sources, transport_bit};
 use super::rules::{Policy, Rule, RuleHits, ScriptSettings};
 use super::text::{AddressSet, DomainSet, Tables, TextMatch};
@@ -62,7 +64,11 @@ pub fn relay_guard(options: &CompileOptions) -> Policy {
 }
 
 /// Compiles policy text; `path` names it in errors and anchors the script's relative path.
-pub fn compile_str(text: &str, path: &Path, options: &CompileOptions) -> Result<Policy, PolicyError> {
+pub fn compile_str(
+    text: &str,
+    path: &Path,
+    options: &CompileOptions,
+) -> Result<Policy, PolicyError> {
     let file: PolicyFile = toml::from_str(text).map_err(|e| PolicyError {
         file: path.to_owned(),
         line: e.span().map_or(0, |s| line_of(text, s.start)),
@@ -78,7 +84,9 @@ pub fn compile_str(text: &str, path: &Path, options: &CompileOptions) -> Result<
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset).map_or(0, |t| t.bytes().filter(|&b| b == b'\n').count()) + 1
+    text.get(..offset)
+        .map_or(0, |t| t.bytes().filter(|&b| b == b'\n').count())
+        + 1
 }
 
 struct Compiler<'a> {
@@ -90,6 +98,9 @@ struct Compiler<'a> {
 
 type Fallible<T> = Result<T, String>;
 
+/// A text match key of a rule and the predicate it makes.
+type TextKey<'a> = (&'a Option<TextFile>, fn(TextMatch) -> Predicate);
+
 impl Compiler<'_> {
     fn run(mut self, file: PolicyFile, options: &CompileOptions) -> Result<Policy, PolicyError> {
         let (section, section_line) = match file.policy {
@@ -99,21 +110,32 @@ impl Compiler<'_> {
             }
             None => (Default::default(), 1),
         };
-        self.sets(&section, &file.sets).map_err(|m| self.error(section_line, m))?;
+        self.sets(&section, &file.sets)
+            .map_err(|m| self.error(section_line, m))?;
         let mut rules = Vec::with_capacity(file.route.len());
         for (i, route) in file.route.iter().enumerate() {
             let line = line_of(self.text, route.span().start);
-            let rule = self.rule(route.get_ref(), i).map_err(|m| self.error(line, m))?;
+            let rule = self
+                .rule(route.get_ref(), i)
+                .map_err(|m| self.error(line, m))?;
             rules.push(Rule { line, ..rule });
         }
         let default = match &section.default {
-            Some(d) => self.action(d).map_err(|m| self.error(section_line, format!("default: {m}")))?,
+            Some(d) => self
+                .action(d)
+                .map_err(|m| self.error(section_line, format!("default: {m}")))?,
             None => Action::RelayGuard(OwnedReply::new(403, "Forbidden", Vec::new())),
         };
         let script = self.script(&section, section_line)?;
         if script.is_none() && !self.functions.is_empty() {
-            let line = rules.iter().find(|r| matches!(r.action, Action::Script(_))).map_or(0, |r| r.line);
-            return Err(self.error(line, "a script action needs [policy] script = \"FILE.lua\"".into()));
+            let line = rules
+                .iter()
+                .find(|r| matches!(r.action, Action::Script(_)))
+                .map_or(0, |r| r.line);
+            return Err(self.error(
+                line,
+                "a script action needs [policy] script = \"FILE.lua\"".into(),
+            ));
         }
         Ok(Policy {
             hits: RuleHits::new(rules.len(), options.workers),
@@ -134,11 +156,17 @@ impl Compiler<'_> {
     }
 
     /// `ours` (domains + the proxy itself), `trusted` (loopback unless given), then `[sets]`.
-    fn sets(&mut self, section: &super::file::PolicySection, sets: &std::collections::BTreeMap<String, Vec<String>>) -> Fallible<()> {
+    fn sets(
+        &mut self,
+        section: &super::file::PolicySection,
+        sets: &std::collections::BTreeMap<String, Vec<String>>,
+    ) -> Fallible<()> {
         let domains = section.domains.iter().flatten();
         self.tables.domains.push(DomainSet {
             name: "ours".into(),
-            hosts: domains.map(|d| d.to_ascii_lowercase().into_bytes().into()).collect(),
+            hosts: domains
+                .map(|d| d.to_ascii_lowercase().into_bytes().into())
+                .collect(),
             includes_self: true,
         });
         let trusted = match &section.trusted {
@@ -161,7 +189,10 @@ impl Compiler<'_> {
                 }),
                 None => self.tables.domains.push(DomainSet {
                     name: name.as_str().into(),
-                    hosts: items.iter().map(|d| d.to_ascii_lowercase().into_bytes().into()).collect(),
+                    hosts: items
+                        .iter()
+                        .map(|d| d.to_ascii_lowercase().into_bytes().into())
+                        .collect(),
                     includes_self: false,
                 }),
             }
@@ -170,9 +201,16 @@ impl Compiler<'_> {
     }
 
     fn rule(&mut self, route: &RouteFile, index: usize) -> Fallible<Rule> {
-        let name = route.name.clone().unwrap_or_else(|| format!("route-{}", index + 1));
-        let predicates = self.predicates(route).map_err(|m| format!("route {name:?}: {m}"))?;
-        let action = self.action(route).map_err(|m| format!("route {name:?}: {m}"))?;
+        let name = route
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("route-{}", index + 1));
+        let predicates = self
+            .predicates(route)
+            .map_err(|m| format!("route {name:?}: {m}"))?;
+        let action = self
+            .action(route)
+            .map_err(|m| format!("route {name:?}: {m}"))?;
         Ok(Rule {
             name: name.into(),
             line: 0,
@@ -187,14 +225,18 @@ impl Compiler<'_> {
         if let Some(m) = &r.method {
             let mut methods = Methods::default();
             for name in m.items() {
-                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)) {
+                if name.is_empty()
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+                {
                     return Err(format!("method {name:?} is not a SIP method token"));
                 }
                 methods.add(name);
             }
             out.push(Predicate::Method(methods));
         }
-        let texts: [(&Option<TextFile>, fn(TextMatch) -> Predicate); 6] = [
+        let texts: [TextKey<'_>; 6] = [
             (&r.uri_user, Predicate::UriUser),
             (&r.uri_host, Predicate::UriHost),
             (&r.from_user, Predicate::FromUser),
@@ -213,7 +255,8 @@ impl Compiler<'_> {
         if let Some(t) = &r.transport {
             let mut bits = 0;
             for name in t.items() {
-                let t = Transport::from_token(name.as_bytes()).ok_or(format!("unknown transport {name:?}"))?;
+                let t = Transport::from_token(name.as_bytes())
+                    .ok_or(format!("unknown transport {name:?}"))?;
                 bits |= transport_bit(t);
             }
             out.push(Predicate::Transport(bits));
@@ -223,8 +266,12 @@ impl Compiler<'_> {
                 .items()
                 .iter()
                 .map(|a| {
-                    let bare = a.split_once(':').filter(|(t, _)| matches!(*t, "udp" | "tcp")).map_or(*a, |(_, rest)| rest);
-                    bare.parse().map_err(|_| format!("listener {a:?}: expected IP:PORT"))
+                    let bare = a
+                        .split_once(':')
+                        .filter(|(t, _)| matches!(*t, "udp" | "tcp"))
+                        .map_or(*a, |(_, rest)| rest);
+                    bare.parse()
+                        .map_err(|_| format!("listener {a:?}: expected IP:PORT"))
                 })
                 .collect::<Fallible<_>>()?;
             out.push(Predicate::Listener(addrs));
@@ -263,7 +310,10 @@ impl Compiler<'_> {
     fn regex(&mut self, pattern: &str) -> Fallible<usize> {
         let re = Regex::new(pattern).map_err(|e| {
             let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
-            format!("regex {pattern:?}: {}", why.lines().last().unwrap_or_default().trim())
+            format!(
+                "regex {pattern:?}: {}",
+                why.lines().last().unwrap_or_default().trim()
+            )
         })?;
         self.tables.regexes.push(re);
         Ok(self.tables.regexes.len() - 1)
@@ -277,7 +327,10 @@ impl Compiler<'_> {
             TextFile::Table(t) => {
                 let given = [&t.exact, &t.prefix, &t.suffix, &t.regex, &t.set];
                 if given.iter().filter(|g| g.is_some()).count() != 1 {
-                    return Err("a text match takes exactly one of exact, prefix, suffix, regex, set".into());
+                    return Err(
+                        "a text match takes exactly one of exact, prefix, suffix, regex, set"
+                            .into(),
+                    );
                 }
                 if let Some(s) = &t.exact {
                     TextMatch::Exact(bytes(s))
@@ -290,7 +343,9 @@ impl Compiler<'_> {
                 } else {
                     let name = t.set.as_deref().unwrap_or_default();
                     let i = self.tables.domains.iter().position(|d| &*d.name == name);
-                    TextMatch::Set(i.ok_or(format!("no domain set named {name:?} (ours, or one of [sets])"))?)
+                    TextMatch::Set(i.ok_or(format!(
+                        "no domain set named {name:?} (ours, or one of [sets])"
+                    ))?)
                 }
             }
         })
@@ -313,12 +368,21 @@ impl Compiler<'_> {
 
     fn header(&mut self, h: &HeaderFile) -> Fallible<Predicate> {
         let key = header_key(&h.name)?;
-        let tests = [h.present.is_some(), h.equals.is_some(), h.contains.is_some(), h.regex.is_some()];
+        let tests = [
+            h.present.is_some(),
+            h.equals.is_some(),
+            h.contains.is_some(),
+            h.regex.is_some(),
+        ];
         let test = match tests.iter().filter(|t| **t).count() {
             0 => HeaderTest::Present,
             1 => {
                 if let Some(p) = h.present {
-                    if p { HeaderTest::Present } else { HeaderTest::Absent }
+                    if p {
+                        HeaderTest::Present
+                    } else {
+                        HeaderTest::Absent
+                    }
                 } else if let Some(v) = &h.equals {
                     HeaderTest::Equals(v.as_bytes().into())
                 } else if let Some(v) = &h.contains {
@@ -327,13 +391,21 @@ impl Compiler<'_> {
                     HeaderTest::Regex(self.regex(h.regex.as_deref().unwrap_or_default())?)
                 }
             }
-            _ => return Err(format!("header {:?}: one of present, equals, contains, regex", h.name)),
+            _ => {
+                return Err(format!(
+                    "header {:?}: one of present, equals, contains, regex",
+                    h.name
+                ));
+            }
         };
         Ok(Predicate::Header(key, test))
     }
 
     fn action(&mut self, r: &RouteFile) -> Fallible<Action> {
-        let name = r.action.as_deref().ok_or("no action (accept, reject, proxy, redirect, challenge, drop, script)")?;
+        let name = r
+            .action
+            .as_deref()
+            .ok_or("no action (accept, reject, proxy, redirect, challenge, drop, script)")?;
         let extra = header_lines(r.headers.as_deref().unwrap_or_default())?;
         let allowed: &[&str] = match name {
             "accept" => &["headers"],
@@ -353,7 +425,10 @@ impl Compiler<'_> {
                 if !(300..=699).contains(&code) {
                     return Err(format!("reject code {code}: expected 300-699"));
                 }
-                let reason = r.reason.clone().unwrap_or_else(|| default_reason(code).into());
+                let reason = r
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| default_reason(code).into());
                 Action::Reject(OwnedReply::new(code, &reason, extra))
             }
             "redirect" => {
@@ -382,7 +457,10 @@ impl Compiler<'_> {
                 }
                 let mut lines = contact_lines(&contacts);
                 lines.extend_from_slice(&extra);
-                let reason = r.reason.clone().unwrap_or_else(|| default_reason(code).into());
+                let reason = r
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| default_reason(code).into());
                 Action::Redirect(OwnedReply::new(code, &reason, lines))
             }
             "challenge" => {
@@ -396,7 +474,10 @@ impl Compiler<'_> {
             "proxy" => self.proxy(r)?,
             "drop" => Action::Drop,
             _ => {
-                let f = r.function.as_deref().ok_or("script needs function = \"NAME\"")?;
+                let f = r
+                    .function
+                    .as_deref()
+                    .ok_or("script needs function = \"NAME\"")?;
                 let i = match self.functions.iter().position(|g| &**g == f) {
                     Some(i) => i,
                     None => {
@@ -430,8 +511,13 @@ impl Compiler<'_> {
 
     fn proxy(&self, r: &RouteFile) -> Fallible<Action> {
         // The extension point for the destination-group and registrar issues.
-        if let Some(to) = r.to.as_deref().filter(|t| t.starts_with("group:") || *t == "location") {
-            return Err(format!("to = {to:?}: destination groups and the location service are not available yet"));
+        if let Some(to) =
+            r.to.as_deref()
+                .filter(|t| t.starts_with("group:") || *t == "location")
+        {
+            return Err(format!(
+                "to = {to:?}: destination groups and the location service are not available yet"
+            ));
         }
         let modifiers = modifiers(r)?;
         let to = match (&r.to, &modifiers.request_uri, &r.host) {
@@ -444,16 +530,24 @@ impl Compiler<'_> {
         Ok(Action::Proxy { to, modifiers })
     }
 
-    fn script(&self, s: &super::file::PolicySection, line: usize) -> Result<Option<ScriptSettings>, PolicyError> {
-        let Some(script) = &s.script else { return Ok(None) };
+    fn script(
+        &self,
+        s: &super::file::PolicySection,
+        line: usize,
+    ) -> Result<Option<ScriptSettings>, PolicyError> {
+        let Some(script) = &s.script else {
+            return Ok(None);
+        };
         let path = self.path.parent().unwrap_or(Path::new(".")).join(script);
-        let source = std::fs::read_to_string(&path).map_err(|e| self.error(line, format!("script {}: {e}", path.display())))?;
+        let source = std::fs::read_to_string(&path)
+            .map_err(|e| self.error(line, format!("script {}: {e}", path.display())))?;
         let fallback = match &s.script_fallback {
             Some(f) => match f.code {
                 Some(code) if (300..=699).contains(&code) => OwnedReply::new(
                     code,
                     f.reason.as_deref().unwrap_or(default_reason(code)),
-                    header_lines(f.headers.as_deref().unwrap_or_default()).map_err(|m| self.error(line, m))?,
+                    header_lines(f.headers.as_deref().unwrap_or_default())
+                        .map_err(|m| self.error(line, m))?,
                 ),
                 _ => return Err(self.error(line, "script-fallback needs code = 300..699".into())),
             },
@@ -464,8 +558,14 @@ impl Compiler<'_> {
             source,
             functions: self.functions.clone(),
             fallback,
-            instructions: s.script_instructions.unwrap_or(DEFAULT_SCRIPT_INSTRUCTIONS).max(1000),
-            memory: s.script_memory.unwrap_or(DEFAULT_SCRIPT_MEMORY).max(64 << 10),
+            instructions: s
+                .script_instructions
+                .unwrap_or(DEFAULT_SCRIPT_INSTRUCTIONS)
+                .max(1000),
+            memory: s
+                .script_memory
+                .unwrap_or(DEFAULT_SCRIPT_MEMORY)
+                .max(64 << 10),
         };
         super::lua::check(&settings).map_err(|(line, m)| PolicyError {
             file: settings.path.clone(),
@@ -490,18 +590,26 @@ fn modifiers_given(r: &RouteFile) -> bool {
 
 fn modifiers(r: &RouteFile) -> Fallible<OwnedModifiers> {
     let uri_text = |what: &str, s: &str| {
-        if s.bytes().any(|b| b <= b' ' || b == 0x7f || b == b'<' || b == b'>') {
-            Err(format!("{what} {s:?}: no spaces, controls or angle brackets"))
+        if s.bytes()
+            .any(|b| b <= b' ' || b == 0x7f || b == b'<' || b == b'>')
+        {
+            Err(format!(
+                "{what} {s:?}: no spaces, controls or angle brackets"
+            ))
         } else {
             Ok(s.as_bytes().to_vec().into_boxed_slice())
         }
     };
     let request_uri = match &r.request_uri {
-        Some(u) if destination_of_uri(u).is_none() => return Err(format!("request-uri {u:?}: expected a sip: URI")),
+        Some(u) if destination_of_uri(u).is_none() => {
+            return Err(format!("request-uri {u:?}: expected a sip: URI"));
+        }
         Some(u) => Some(uri_text("request-uri", u)?),
         None => None,
     };
-    if request_uri.is_some() && (r.user.is_some() || r.host.is_some() || r.strip.is_some() || r.prefix.is_some()) {
+    if request_uri.is_some()
+        && (r.user.is_some() || r.host.is_some() || r.strip.is_some() || r.prefix.is_some())
+    {
         return Err("request-uri replaces the whole URI: drop user, host, strip and prefix".into());
     }
     let remove = r
@@ -522,7 +630,9 @@ fn modifiers(r: &RouteFile) -> Fallible<OwnedModifiers> {
                 HeaderName::RecordRoute,
             ];
             if essential.contains(&key.known) {
-                return Err(format!("remove-headers: {n} is needed to route the request (RFC 3261 §16.6)"));
+                return Err(format!(
+                    "remove-headers: {n} is needed to route the request (RFC 3261 §16.6)"
+                ));
             }
             Ok(key)
         })
@@ -544,8 +654,8 @@ fn modifiers(r: &RouteFile) -> Fallible<OwnedModifiers> {
 }
 
 fn target(uri: &str) -> Fallible<Target> {
-    let (host, port, transport) =
-        destination_of_uri(uri).ok_or(format!("{uri:?}: expected sip:HOST[:PORT][;transport=T]"))?;
+    let (host, port, transport) = destination_of_uri(uri)
+        .ok_or(format!("{uri:?}: expected sip:HOST[:PORT][;transport=T]"))?;
     Ok(Target {
         host: host.into(),
         port,
@@ -558,7 +668,11 @@ fn cidr(text: &str) -> Fallible<Cidr> {
 }
 
 fn header_key(name: &str) -> Fallible<HeaderKey> {
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)) {
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+    {
         return Err(format!("header name {name:?} is not a token"));
     }
     Ok(HeaderKey::new(name))
@@ -568,7 +682,9 @@ fn header_key(name: &str) -> Fallible<HeaderKey> {
 pub(crate) fn header_lines(lines: &[String]) -> Fallible<Vec<u8>> {
     let mut out = Vec::new();
     for line in lines {
-        let (name, value) = line.split_once(':').ok_or(format!("header {line:?}: expected \"Name: value\""))?;
+        let (name, value) = line
+            .split_once(':')
+            .ok_or(format!("header {line:?}: expected \"Name: value\""))?;
         header_key(name.trim_end())?;
         if value.contains(['\r', '\n']) {
             return Err(format!("header {line:?}: one line only"));
@@ -648,14 +764,38 @@ mod tests {
         )
         .unwrap();
         let names: Vec<_> = p.rule_names().collect();
-        assert_eq!(names, ["route-1", "route-2", "route-3", "route-4", "route-5", "route-6"]);
-        let Action::Reject(r) = &p.rules[1].action else { panic!() };
-        assert_eq!((r.code, &*r.reason, &*r.headers), (503, "Service Unavailable", &b"Retry-After: 60\r\n"[..]));
-        let Action::Redirect(r) = &p.rules[2].action else { panic!() };
+        assert_eq!(
+            names,
+            [
+                "route-1", "route-2", "route-3", "route-4", "route-5", "route-6"
+            ]
+        );
+        let Action::Reject(r) = &p.rules[1].action else {
+            panic!()
+        };
+        assert_eq!(
+            (r.code, &*r.reason, &*r.headers),
+            (503, "Service Unavailable", &b"Retry-After: 60\r\n"[..])
+        );
+        let Action::Redirect(r) = &p.rules[2].action else {
+            panic!()
+        };
         assert_eq!(r.code, 302);
-        assert_eq!(&*r.headers, b"Contact: <sip:a@h>\r\nContact: <sip:b@h>;q=0.5\r\n");
-        let Action::Proxy { to: Some(to), modifiers } = &p.rules[4].action else { panic!() };
-        assert_eq!((&*to.host, to.port, to.transport), ("10.0.0.1", Some(5070), Transport::Tcp));
+        assert_eq!(
+            &*r.headers,
+            b"Contact: <sip:a@h>\r\nContact: <sip:b@h>;q=0.5\r\n"
+        );
+        let Action::Proxy {
+            to: Some(to),
+            modifiers,
+        } = &p.rules[4].action
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (&*to.host, to.port, to.transport),
+            ("10.0.0.1", Some(5070), Transport::Tcp)
+        );
         assert_eq!(modifiers.strip, 1);
     }
 
@@ -681,7 +821,8 @@ mod tests {
         let (line, message) = error("\n\n[[route]]\nname = \"x\"\naction = \"teleport\"\n");
         assert_eq!(line, 3);
         assert!(message.contains("unknown action \"teleport\""), "{message}");
-        let (line, message) = error("[[route]]\naction = \"drop\"\n\n[[route]]\nactoin = \"drop\"\n");
+        let (line, message) =
+            error("[[route]]\naction = \"drop\"\n\n[[route]]\nactoin = \"drop\"\n");
         assert_eq!(line, 5);
         assert!(message.contains("unknown field `actoin`"), "{message}");
         let (_, message) = error("[[route]]\nuri-user = { regex = \"(\" }\naction = \"drop\"\n");
@@ -689,7 +830,10 @@ mod tests {
         let (_, message) = error("[[route]]\nsource = \"nowhere\"\naction = \"drop\"\n");
         assert!(message.contains("neither an address"), "{message}");
         let (_, message) = error("[[route]]\nuri-host = { set = \"nope\" }\naction = \"drop\"\n");
-        assert!(message.contains("no domain set named \"nope\""), "{message}");
+        assert!(
+            message.contains("no domain set named \"nope\""),
+            "{message}"
+        );
         let (_, message) = error("[[route]]\naction = \"reject\"\ncode = 200\n");
         assert!(message.contains("expected 300-699"), "{message}");
         let (_, message) = error("[[route]]\naction = \"drop\"\nstrip = 2\n");
@@ -700,7 +844,8 @@ mod tests {
         assert!(message.contains("not available yet"), "{message}");
         let (_, message) = error("[[route]]\naction = \"script\"\nfunction = \"f\"\n");
         assert!(message.contains("needs [policy] script"), "{message}");
-        let (_, message) = error("[[route]]\naction = \"reject\"\nheaders = [\"Bad\\r\\nInjected: 1\"]\n");
+        let (_, message) =
+            error("[[route]]\naction = \"reject\"\nheaders = [\"Bad\\r\\nInjected: 1\"]\n");
         assert!(message.contains("not a token"), "{message}");
         let (line, message) = error("[policy]\ntrusted = [\"10.0.0.0/99\"]\n");
         assert_eq!(line, 1);
@@ -723,7 +868,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ferrovia-compile-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("bad.lua"), "function f(req)\n  return {\nend\n").unwrap();
-        let text = "[policy]\nscript = \"bad.lua\"\n[[route]]\naction = \"script\"\nfunction = \"f\"\n";
+        let text =
+            "[policy]\nscript = \"bad.lua\"\n[[route]]\naction = \"script\"\nfunction = \"f\"\n";
         let e = compile_str(text, &dir.join("p.toml"), &CompileOptions { workers: 1 }).unwrap_err();
         assert_eq!(e.file, dir.join("bad.lua"));
         assert_eq!(e.line, 3, "{e}");

@@ -43,7 +43,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("worker", &self.worker).finish()
+        f.debug_struct("Engine")
+            .field("worker", &self.worker)
+            .finish()
     }
 }
 
@@ -76,7 +78,12 @@ impl Engine {
         self.lua = policy.script.as_ref().and_then(|s| match LuaVm::new(s) {
             Ok(vm) => Some(vm),
             Err(e) => {
-                warn!("{}:{}: {}", s.path.display(), e.line.unwrap_or(0), e.message);
+                warn!(
+                    "{}:{}: {}",
+                    s.path.display(),
+                    e.line.unwrap_or(0),
+                    e.message
+                );
                 None
             }
         });
@@ -88,7 +95,9 @@ impl Engine {
         let (rule, action) = self.last?;
         let policy = self.cache.load();
         Some(Decision {
-            rule: rule.and_then(|i| policy.rules.get(i)).map(|r| r.name.to_string()),
+            rule: rule
+                .and_then(|i| policy.rules.get(i))
+                .map(|r| r.name.to_string()),
             action,
             script_error: self.last_error.clone(),
         })
@@ -133,14 +142,24 @@ impl Router for Engine {
                         self.handle.count_script_error(self.worker);
                         self.errors += 1;
                         let script = policy.script.as_ref();
-                        if self.errors <= LOGGED_ERRORS || self.errors % 1000 == 0 {
-                            let path = script.map_or("script".into(), |s| s.path.display().to_string());
-                            warn!("{path}:{}: {} ({} script errors on this worker)", e.line.unwrap_or(0), e.message, self.errors);
+                        if self.errors <= LOGGED_ERRORS || self.errors.is_multiple_of(1000) {
+                            let path =
+                                script.map_or("script".into(), |s| s.path.display().to_string());
+                            warn!(
+                                "{path}:{}: {} ({} script errors on this worker)",
+                                e.line.unwrap_or(0),
+                                e.message,
+                                self.errors
+                            );
                         }
                         self.last_error = Some(e.message);
                         let reply = match script {
                             Some(s) => Verdict::Reply(s.fallback.borrow()),
-                            None => Verdict::Reply(super::verdict::Reply { code: 500, reason: "Script Error", headers: b"" }),
+                            None => Verdict::Reply(super::verdict::Reply {
+                                code: 500,
+                                reason: "Script Error",
+                                headers: b"",
+                            }),
                         };
                         (ActionKind::ScriptFallback, reply)
                     }
@@ -171,18 +190,27 @@ From: <sip:a@a.example>;tag=1\r\nTo: <{uri}>{to_tag}\r\nCall-ID: c\r\nCSeq: 1 IN
 
     fn decide(engine: &mut Engine, raw: &[u8], source: &str, follows: bool) -> String {
         let msg = Message::scan(raw, false).unwrap();
-        let view = RequestView::new(&msg, source.parse().unwrap(), "127.0.0.1:5060".parse().unwrap(), Transport::Udp)
-            .with_routing(false, follows);
+        let view = RequestView::new(
+            &msg,
+            source.parse().unwrap(),
+            "127.0.0.1:5060".parse().unwrap(),
+            Transport::Udp,
+        )
+        .with_routing(false, follows);
         format!("{:?}", engine.route(&view))
     }
 
     #[test]
     fn the_relay_guard_passes_trusted_ours_and_dialogs_and_refuses_the_rest() {
         let text = "[policy]\ndomains = [\"edge.example\"]\ntrusted = [\"10.0.0.0/8\"]\n";
-        let policy = compile_str(text, Path::new("p.toml"), &CompileOptions { workers: 1 }).unwrap();
+        let policy =
+            compile_str(text, Path::new("p.toml"), &CompileOptions { workers: 1 }).unwrap();
         let mut engine = Engine::new(PolicyHandle::new(policy, 1), 0);
         let foreign = request("sip:x@far.example", "");
-        assert_eq!(decide(&mut engine, &foreign, "10.1.2.3:5060", false), "Pass");
+        assert_eq!(
+            decide(&mut engine, &foreign, "10.1.2.3:5060", false),
+            "Pass"
+        );
         assert!(decide(&mut engine, &foreign, "192.0.2.1:5060", false).contains("code: 403"));
         let ours = request("sip:x@EDGE.example", "");
         assert_eq!(decide(&mut engine, &ours, "192.0.2.1:5060", false), "Pass");
@@ -195,9 +223,15 @@ From: <sip:a@a.example>;tag=1\r\nTo: <{uri}>{to_tag}\r\nCall-ID: c\r\nCSeq: 1 IN
 
     #[test]
     fn loopback_is_trusted_without_config() {
-        let mut engine = Engine::new(PolicyHandle::new(relay_guard(&CompileOptions { workers: 1 }), 1), 0);
+        let mut engine = Engine::new(
+            PolicyHandle::new(relay_guard(&CompileOptions { workers: 1 }), 1),
+            0,
+        );
         let foreign = request("sip:x@far.example", "");
-        assert_eq!(decide(&mut engine, &foreign, "127.0.0.1:5060", false), "Pass");
+        assert_eq!(
+            decide(&mut engine, &foreign, "127.0.0.1:5060", false),
+            "Pass"
+        );
         assert!(decide(&mut engine, &foreign, "192.0.2.1:5060", false).contains("code: 403"));
     }
 
@@ -205,12 +239,20 @@ From: <sip:a@a.example>;tag=1\r\nTo: <{uri}>{to_tag}\r\nCall-ID: c\r\nCSeq: 1 IN
     fn dialogs_following_our_record_route_see_only_in_dialog_rules() {
         let text = "[[route]]\nname = \"all\"\naction = \"reject\"\ncode = 404\n\
                     [[route]]\nname = \"dialogs\"\nin-dialog = true\nmethod = \"BYE\"\naction = \"drop\"\n";
-        let policy = compile_str(text, Path::new("p.toml"), &CompileOptions { workers: 1 }).unwrap();
+        let policy =
+            compile_str(text, Path::new("p.toml"), &CompileOptions { workers: 1 }).unwrap();
         let mut engine = Engine::new(PolicyHandle::new(policy, 1), 0);
         let dialog = request("sip:x@far.example", ";tag=2");
-        assert_eq!(decide(&mut engine, &dialog, "127.0.0.1:5060", true), "Pass", "no in-dialog rule matched an INVITE");
+        assert_eq!(
+            decide(&mut engine, &dialog, "127.0.0.1:5060", true),
+            "Pass",
+            "no in-dialog rule matched an INVITE"
+        );
         let bye = String::from_utf8(dialog).unwrap().replace("INVITE", "BYE");
-        assert_eq!(decide(&mut engine, bye.as_bytes(), "127.0.0.1:5060", true), "Drop");
+        assert_eq!(
+            decide(&mut engine, bye.as_bytes(), "127.0.0.1:5060", true),
+            "Drop"
+        );
         assert!(decide(&mut engine, bye.as_bytes(), "127.0.0.1:5060", false).contains("404"));
         assert_eq!(engine.last_decision().unwrap().rule.as_deref(), Some("all"));
     }
@@ -218,19 +260,38 @@ From: <sip:a@a.example>;tag=1\r\nTo: <{uri}>{to_tag}\r\nCall-ID: c\r\nCSeq: 1 IN
     #[test]
     fn a_swapped_policy_applies_at_the_next_request() {
         let options = CompileOptions { workers: 1 };
-        let first = compile_str("[[route]]\nname = \"a\"\naction = \"drop\"\n", Path::new("p"), &options).unwrap();
+        let first = compile_str(
+            "[[route]]\nname = \"a\"\naction = \"drop\"\n",
+            Path::new("p"),
+            &options,
+        )
+        .unwrap();
         let handle = PolicyHandle::new(first, 1);
         let mut engine = Engine::new(Arc::clone(&handle), 0);
         let raw = request("sip:x@far.example", "");
         assert_eq!(decide(&mut engine, &raw, "127.0.0.1:1", false), "Drop");
-        let second = compile_str("[[route]]\nname = \"b\"\naction = \"accept\"\n", Path::new("p"), &options).unwrap();
+        let second = compile_str(
+            "[[route]]\nname = \"b\"\naction = \"accept\"\n",
+            Path::new("p"),
+            &options,
+        )
+        .unwrap();
         handle.replace(second);
         assert!(decide(&mut engine, &raw, "127.0.0.1:1", false).contains("code: 200"));
-        let again = compile_str("[[route]]\nname = \"a\"\naction = \"drop\"\n", Path::new("p"), &options).unwrap();
+        let again = compile_str(
+            "[[route]]\nname = \"a\"\naction = \"drop\"\n",
+            Path::new("p"),
+            &options,
+        )
+        .unwrap();
         handle.replace(again);
         decide(&mut engine, &raw, "127.0.0.1:1", false);
         let c = handle.counters();
-        assert_eq!(c.rules, vec![("a".to_string(), 2), ("b".to_string(), 1)], "hits survive reloads by name");
+        assert_eq!(
+            c.rules,
+            vec![("a".to_string(), 2), ("b".to_string(), 1)],
+            "hits survive reloads by name"
+        );
         assert_eq!(c.reloads_ok, 2);
     }
 }

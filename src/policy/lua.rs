@@ -22,8 +22,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use mlua::{
-    AnyUserData, Function, HookTriggers, Lua, LuaOptions, StdLib, Table, UserData,
-    UserDataMethods, Value, VmState,
+    AnyUserData, Function, HookTriggers, Lua, LuaOptions, StdLib, Table, UserData, UserDataMethods,
+    Value, VmState,
 };
 
 use crate::sip::{HeaderName, Span, Transport};
@@ -102,7 +102,8 @@ impl Current {
         self.headers
             .iter()
             .find(|(c, n, _)| {
-                *c == class && (class != HeaderName::Other || self.text(*n).eq_ignore_ascii_case(name))
+                *c == class
+                    && (class != HeaderName::Other || self.text(*n).eq_ignore_ascii_case(name))
             })
             .map(|(_, _, v)| self.text(*v))
     }
@@ -129,16 +130,25 @@ struct Req(Rc<RefCell<Current>>);
 
 impl UserData for Req {
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        fn bytes<'a>(lua: &Lua, b: &[u8]) -> mlua::Result<Value> {
+        fn bytes(lua: &Lua, b: &[u8]) -> mlua::Result<Value> {
             lua.create_string(b).map(Value::String)
         }
-        m.add_method("method", |lua, r, ()| { let c = r.0.borrow(); bytes(lua, c.text(c.method)) });
-        m.add_method("uri", |lua, r, ()| { let c = r.0.borrow(); bytes(lua, c.text(c.uri)) });
+        m.add_method("method", |lua, r, ()| {
+            let c = r.0.borrow();
+            bytes(lua, c.text(c.method))
+        });
+        m.add_method("uri", |lua, r, ()| {
+            let c = r.0.borrow();
+            bytes(lua, c.text(c.uri))
+        });
         m.add_method("user", |lua, r, ()| {
             let c = r.0.borrow();
             bytes(lua, c.user.map_or(&b""[..], |u| c.text(u)))
         });
-        m.add_method("host", |lua, r, ()| { let c = r.0.borrow(); bytes(lua, c.text(c.host)) });
+        m.add_method("host", |lua, r, ()| {
+            let c = r.0.borrow();
+            bytes(lua, c.text(c.host))
+        });
         m.add_method("port", |_, r, ()| Ok(r.0.borrow().port));
         m.add_method("header", |lua, r, name: mlua::LuaString| {
             let c = r.0.borrow();
@@ -147,13 +157,27 @@ impl UserData for Req {
                 None => Ok(Value::Nil),
             }
         });
-        m.add_method("from_user", |lua, r, ()| bytes(lua, r.0.borrow().party(HeaderName::From).0));
-        m.add_method("from_host", |lua, r, ()| bytes(lua, r.0.borrow().party(HeaderName::From).1));
-        m.add_method("to_user", |lua, r, ()| bytes(lua, r.0.borrow().party(HeaderName::To).0));
-        m.add_method("to_host", |lua, r, ()| bytes(lua, r.0.borrow().party(HeaderName::To).1));
-        m.add_method("source", |_, r, ()| Ok(r.0.borrow().source.map(|s| s.to_string())));
-        m.add_method("source_ip", |_, r, ()| Ok(r.0.borrow().source.map(|s| s.ip().to_string())));
-        m.add_method("transport", |_, r, ()| Ok(r.0.borrow().transport.map(|t| t.uri_param())));
+        m.add_method("from_user", |lua, r, ()| {
+            bytes(lua, r.0.borrow().party(HeaderName::From).0)
+        });
+        m.add_method("from_host", |lua, r, ()| {
+            bytes(lua, r.0.borrow().party(HeaderName::From).1)
+        });
+        m.add_method("to_user", |lua, r, ()| {
+            bytes(lua, r.0.borrow().party(HeaderName::To).0)
+        });
+        m.add_method("to_host", |lua, r, ()| {
+            bytes(lua, r.0.borrow().party(HeaderName::To).1)
+        });
+        m.add_method("source", |_, r, ()| {
+            Ok(r.0.borrow().source.map(|s| s.to_string()))
+        });
+        m.add_method("source_ip", |_, r, ()| {
+            Ok(r.0.borrow().source.map(|s| s.ip().to_string()))
+        });
+        m.add_method("transport", |_, r, ()| {
+            Ok(r.0.borrow().transport.map(|t| t.uri_param()))
+        });
         m.add_method("in_dialog", |_, r, ()| Ok(r.0.borrow().in_dialog));
         m.add_method("size", |_, r, ()| Ok(r.0.borrow().size));
     }
@@ -187,7 +211,9 @@ pub struct LuaVm {
 
 impl std::fmt::Debug for LuaVm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LuaVm").field("functions", &self.functions.len()).finish()
+        f.debug_struct("LuaVm")
+            .field("functions", &self.functions.len())
+            .finish()
     }
 }
 
@@ -214,8 +240,17 @@ fn line_in(message: &str) -> Option<usize> {
 impl LuaVm {
     /// A VM with the script loaded and its top level run, every rule function resolved.
     pub(crate) fn new(settings: &ScriptSettings) -> Result<LuaVm, ScriptError> {
-        let name = settings.path.file_name().map_or("script.lua".into(), |n| n.to_string_lossy().into_owned());
-        Self::from_source(&settings.source, &name, &settings.functions, settings.instructions, settings.memory)
+        let name = settings
+            .path
+            .file_name()
+            .map_or("script.lua".into(), |n| n.to_string_lossy().into_owned());
+        Self::from_source(
+            &settings.source,
+            &name,
+            &settings.functions,
+            settings.instructions,
+            settings.memory,
+        )
     }
 
     /// A VM running `source` (named `name` in messages) that exposes `functions`.
@@ -235,20 +270,27 @@ impl LuaVm {
         }
         let budget = Rc::new(Cell::new(u32::MAX));
         let hook_budget = Rc::clone(&budget);
-        lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_EVERY), move |_, _| {
-            let left = hook_budget.get();
-            if left == 0 {
-                return Err(mlua::Error::runtime("instruction limit reached"));
-            }
-            hook_budget.set(left - 1);
-            Ok(VmState::Continue)
-        })
+        lua.set_hook(
+            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+            move |_, _| {
+                let left = hook_budget.get();
+                if left == 0 {
+                    return Err(mlua::Error::runtime("instruction limit reached"));
+                }
+                hook_budget.set(left - 1);
+                Ok(VmState::Continue)
+            },
+        )
         .map_err(err)?;
         // The top level runs under the same limits as a call.
         budget.set(instructions / HOOK_EVERY);
         let base = lua.used_memory();
-        lua.set_memory_limit(base + memory.max(1 << 20) * 4).map_err(err)?;
-        lua.load(source).set_name(format!("@{name}")).exec().map_err(err)?;
+        lua.set_memory_limit(base + memory.max(1 << 20) * 4)
+            .map_err(err)?;
+        lua.load(source)
+            .set_name(format!("@{name}"))
+            .exec()
+            .map_err(err)?;
         let mut resolved = Vec::with_capacity(functions.len());
         for f in functions {
             let func: Option<Function> = globals.get(&**f).map_err(err)?;
@@ -272,7 +314,11 @@ impl LuaVm {
     }
 
     /// Calls function `index` for `view`.
-    pub fn call(&mut self, index: usize, view: &RequestView<'_>) -> Result<Verdict<'_>, ScriptError> {
+    pub fn call(
+        &mut self,
+        index: usize,
+        view: &RequestView<'_>,
+    ) -> Result<Verdict<'_>, ScriptError> {
         let func = self.functions.get(index).ok_or(ScriptError {
             line: None,
             message: format!("no script function #{index}"),
@@ -280,7 +326,9 @@ impl LuaVm {
         self.current.borrow_mut().load(view);
         self.budget.set(self.instructions / HOOK_EVERY);
         let err = |e: mlua::Error| script_error(&e);
-        self.lua.set_memory_limit(self.lua.used_memory() + self.memory).map_err(err)?;
+        self.lua
+            .set_memory_limit(self.lua.used_memory() + self.memory)
+            .map_err(err)?;
         let value: Value = func.call(&self.req).map_err(err)?;
         let Value::Table(table) = value else {
             return Err(ScriptError {
@@ -288,22 +336,35 @@ impl LuaVm {
                 message: "the script returned no table".into(),
             });
         };
-        read_verdict(&table, &mut self.returned).map_err(|message| ScriptError { line: None, message })
+        read_verdict(&table, &mut self.returned).map_err(|message| ScriptError {
+            line: None,
+            message,
+        })
     }
 }
 
 /// Reads `{ action = ..., ... }` into `out` and borrows the verdict from it.
 fn read_verdict<'r>(t: &Table, out: &'r mut Returned) -> Result<Verdict<'r>, String> {
     let e = |e: mlua::Error| e.to_string();
-    let action: mlua::LuaString = t.get("action").map_err(|_| "the table has no action".to_string())?;
+    let action: mlua::LuaString = t
+        .get("action")
+        .map_err(|_| "the table has no action".to_string())?;
     let code: Option<u16> = t.get("code").map_err(e)?;
     copy_text(t, "reason", &mut out.reason)?;
     out.headers.clear();
     out.headers.extend(header_lines(&strings(t, "headers")?)?);
     let action = action.to_str().map_err(e)?;
     let reply = |code: u16, out: &'r Returned| {
-        let reason = if out.reason.is_empty() { default_reason(code) } else { out.reason.as_str() };
-        Verdict::Reply(Reply { code, reason, headers: &out.headers })
+        let reason = if out.reason.is_empty() {
+            default_reason(code)
+        } else {
+            out.reason.as_str()
+        };
+        Verdict::Reply(Reply {
+            code,
+            reason,
+            headers: &out.headers,
+        })
     };
     match &*action {
         "accept" => Ok(reply(200, out)),
@@ -340,17 +401,24 @@ fn read_forward<'r>(t: &Table, out: &'r mut Returned) -> Result<Verdict<'r>, Str
     copy_text(t, "request_uri", &mut uri)?;
     out.request_uri.clear();
     out.request_uri.extend_from_slice(uri.as_bytes());
-    for (key, buf) in [("user", &mut out.user), ("host", &mut out.host), ("prefix", &mut out.prefix)] {
+    for (key, buf) in [
+        ("user", &mut out.user),
+        ("host", &mut out.host),
+        ("prefix", &mut out.prefix),
+    ] {
         let mut s = String::new();
         copy_text(t, key, &mut s)?;
         if s.bytes().any(|b| b <= b' ' || b == b'<' || b == b'>') {
-            return Err(format!("{key} {s:?}: no spaces, controls or angle brackets"));
+            return Err(format!(
+                "{key} {s:?}: no spaces, controls or angle brackets"
+            ));
         }
         buf.clear();
         buf.extend_from_slice(s.as_bytes());
     }
     out.add_headers.clear();
-    out.add_headers.extend(header_lines(&strings(t, "add_headers")?)?);
+    out.add_headers
+        .extend(header_lines(&strings(t, "add_headers")?)?);
     out.remove_headers.clear();
     for name in strings(t, "remove_headers")? {
         out.remove_headers.push(HeaderKey::new(&name));
@@ -369,7 +437,11 @@ fn read_forward<'r>(t: &Table, out: &'r mut Returned) -> Result<Verdict<'r>, Str
         Some(text) => {
             let (host, port, transport) =
                 destination_of_uri(text).ok_or(format!("{text:?}: expected sip:HOST[:PORT]"))?;
-            Some(Destination::Host { host, port, transport })
+            Some(Destination::Host {
+                host,
+                port,
+                transport,
+            })
         }
         None => None,
     };
@@ -496,11 +568,20 @@ Content-Length: 0\r\n\r\n";
         let cases = [
             ("{ action = 'accept' }", "code: 200"),
             ("{ action = 'reject', code = 486 }", "Busy Here"),
-            ("{ action = 'redirect', contacts = { 'sip:x@h' } }", "code: 302"),
+            (
+                "{ action = 'redirect', contacts = { 'sip:x@h' } }",
+                "code: 302",
+            ),
             ("{ action = 'drop' }", "Drop"),
             ("{ action = 'pass' }", "Pass"),
-            ("{ action = 'proxy', to = 'sip:10.0.0.9:5070', strip = 2, add_headers = { 'X-A: 1' } }", "strip: 2"),
-            ("{ action = 'proxy', request_uri = 'sip:x@10.0.0.2:5090' }", "port: Some(5090)"),
+            (
+                "{ action = 'proxy', to = 'sip:10.0.0.9:5070', strip = 2, add_headers = { 'X-A: 1' } }",
+                "strip: 2",
+            ),
+            (
+                "{ action = 'proxy', request_uri = 'sip:x@10.0.0.2:5090' }",
+                "port: Some(5090)",
+            ),
         ];
         for (table, want) in cases {
             let mut vm = vm(&format!("function f(req) return {table} end"));
@@ -517,31 +598,55 @@ Content-Length: 0\r\n\r\n";
         let mut spinning = vm("function f(req)\n  while true do end\nend");
         let e = call(&mut spinning).unwrap_err();
         assert!(e.message.contains("instruction limit"), "{e:?}");
-        let mut greedy = vm("function f(req)\n  local t = {}\n  for i = 1, 1e7 do t[i] = string.rep('x', 100) .. i end\nend");
+        let mut greedy = vm(
+            "function f(req)\n  local t = {}\n  for i = 1, 1e7 do t[i] = string.rep('x', 100) .. i end\nend",
+        );
         let e = call(&mut greedy).unwrap_err();
-        assert!(e.message.to_lowercase().contains("memory") || e.message.contains("instruction limit"), "{e:?}");
+        assert!(
+            e.message.to_lowercase().contains("memory") || e.message.contains("instruction limit"),
+            "{e:?}"
+        );
         let mut odd = vm("function f(req) return 42 end");
         assert!(call(&mut odd).unwrap_err().message.contains("no table"));
         let mut unknown = vm("function f(req) return { action = 'teleport' } end");
-        assert!(call(&mut unknown).unwrap_err().message.contains("unknown action"));
+        assert!(
+            call(&mut unknown)
+                .unwrap_err()
+                .message
+                .contains("unknown action")
+        );
     }
 
     #[test]
     fn no_io_os_package_or_file_loading() {
-        let mut vm = vm("function f(req)\n  return { action = 'reject', code = 404, reason = \
-            type(io) .. type(os) .. type(package) .. type(dofile) .. type(loadfile) .. type(require) .. type(debug) }\nend");
+        let mut vm = vm(
+            "function f(req)\n  return { action = 'reject', code = 404, reason = \
+            type(io) .. type(os) .. type(package) .. type(dofile) .. type(loadfile) .. type(require) .. type(debug) }\nend",
+        );
         let got = call(&mut vm).unwrap();
         assert!(got.contains("nilnilnilnilnilnilnil"), "{got}");
     }
 
     #[test]
     fn a_lua_router_routes_alone() {
-        let mut router = LuaRouter::new("function route(req) return { action = 'drop' } end", "route").unwrap();
+        let mut router = LuaRouter::new(
+            "function route(req) return { action = 'drop' } end",
+            "route",
+        )
+        .unwrap();
         let msg = Message::scan(INVITE, false).unwrap();
-        let view = RequestView::new(&msg, "10.0.0.1:5060".parse().unwrap(), "127.0.0.1:5060".parse().unwrap(), Transport::Udp);
+        let view = RequestView::new(
+            &msg,
+            "10.0.0.1:5060".parse().unwrap(),
+            "127.0.0.1:5060".parse().unwrap(),
+            Transport::Udp,
+        );
         assert_eq!(router.route(&view), Verdict::Drop);
         let mut broken = LuaRouter::new("function route(req) error('boom') end", "route").unwrap();
-        assert!(matches!(broken.route(&view), Verdict::Reply(Reply { code: 500, .. })));
+        assert!(matches!(
+            broken.route(&view),
+            Verdict::Reply(Reply { code: 500, .. })
+        ));
         assert!(broken.last_error.as_ref().unwrap().message.contains("boom"));
     }
 }

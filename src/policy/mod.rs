@@ -47,4 +47,3 @@ pub use view::RequestView;
 pub fn header_line_name(buf: &[u8], line: crate::sip::Span) -> &[u8] {
     view::header_name(buf, line.start(), line.end())
 }
-

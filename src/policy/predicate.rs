@@ -209,7 +209,9 @@ Subject: hello there\r\nContent-Length: 0\r\n\r\n";
 
     #[test]
     fn uri_from_and_to_parts() {
-        assert!(holds(&Predicate::UriUser(TextMatch::Prefix(b"+1".to_vec().into()))));
+        assert!(holds(&Predicate::UriUser(TextMatch::Prefix(
+            b"+1".to_vec().into()
+        ))));
         assert!(holds(&Predicate::UriHost(text("EDGE.example"))));
         assert!(holds(&Predicate::FromUser(text("alice"))));
         assert!(holds(&Predicate::FromHost(text("a.example"))));
@@ -236,8 +238,12 @@ Subject: hello there\r\nContent-Length: 0\r\n\r\n";
         assert!(!holds(&Predicate::Source(other)));
         assert!(holds(&Predicate::Transport(transport_bit(Transport::Udp))));
         assert!(!holds(&Predicate::Transport(transport_bit(Transport::Tcp))));
-        assert!(holds(&Predicate::Listener(vec!["127.0.0.1:5060".parse().unwrap()])));
-        assert!(!holds(&Predicate::Listener(vec!["127.0.0.1:5061".parse().unwrap()])));
+        assert!(holds(&Predicate::Listener(vec![
+            "127.0.0.1:5060".parse().unwrap()
+        ])));
+        assert!(!holds(&Predicate::Listener(vec![
+            "127.0.0.1:5061".parse().unwrap()
+        ])));
     }
 
     #[test]
@@ -245,12 +251,24 @@ Subject: hello there\r\nContent-Length: 0\r\n\r\n";
         let key = || HeaderKey::new("x-script");
         assert!(holds(&Predicate::Header(key(), HeaderTest::Present)));
         assert!(!holds(&Predicate::Header(key(), HeaderTest::Absent)));
-        assert!(holds(&Predicate::Header(key(), HeaderTest::Equals(b"yes".to_vec().into()))));
-        assert!(!holds(&Predicate::Header(key(), HeaderTest::Equals(b"YES".to_vec().into()))));
+        assert!(holds(&Predicate::Header(
+            key(),
+            HeaderTest::Equals(b"yes".to_vec().into())
+        )));
+        assert!(!holds(&Predicate::Header(
+            key(),
+            HeaderTest::Equals(b"YES".to_vec().into())
+        )));
         let subject = || HeaderKey::new("Subject");
-        assert!(holds(&Predicate::Header(subject(), HeaderTest::Contains(b"lo th".to_vec().into()))));
+        assert!(holds(&Predicate::Header(
+            subject(),
+            HeaderTest::Contains(b"lo th".to_vec().into())
+        )));
         assert!(holds(&Predicate::Header(subject(), HeaderTest::Regex(0))));
-        assert!(holds(&Predicate::Header(HeaderKey::new("X-None"), HeaderTest::Absent)));
+        assert!(holds(&Predicate::Header(
+            HeaderKey::new("X-None"),
+            HeaderTest::Absent
+        )));
     }
 
     #[test]

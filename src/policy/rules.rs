@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::action::{Action, OwnedReply};
 use super::predicate::Predicate;
-use super::text::{Scratch, TextContext, Tables};
+use super::text::{Scratch, Tables, TextContext};
 use super::view::RequestView;
 
 /// One rule: a name for counters and logs, where it was written, what it tests, what it does.
@@ -86,7 +86,11 @@ pub struct Policy {
 impl Policy {
     /// The index of the first rule matching `view`, if any. A request following this
     /// proxy's Record-Route is tested only against rules that say `in-dialog = true`.
-    pub(crate) fn first_match(&self, view: &RequestView<'_>, scratch: &mut Scratch) -> Option<usize> {
+    pub(crate) fn first_match(
+        &self,
+        view: &RequestView<'_>,
+        scratch: &mut Scratch,
+    ) -> Option<usize> {
         let mut cx = TextContext {
             tables: &self.tables,
             scratch,
@@ -110,7 +114,9 @@ impl Policy {
             .is_some_and(|s| s.blocks.iter().any(|b| b.contains(ip)));
         let ours = view.to_me
             || self.tables.domains.first().is_some_and(|d| {
-                d.hosts.iter().any(|h| h.eq_ignore_ascii_case(view.uri_host()))
+                d.hosts
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(view.uri_host()))
             });
         trusted || ours || view.follows_record_route
     }

@@ -90,7 +90,10 @@ impl PolicyHandle {
     }
 
     pub(crate) fn count_script_error(&self, worker: usize) {
-        if let Some(c) = self.cells.get((worker % self.workers) * ROW + SCRIPT_ERRORS) {
+        if let Some(c) = self
+            .cells
+            .get((worker % self.workers) * ROW + SCRIPT_ERRORS)
+        {
             c.fetch_add(1, Ordering::Relaxed);
         }
     }

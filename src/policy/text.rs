@@ -72,13 +72,20 @@ impl TextMatch {
     /// `fold`: compare ASCII case-insensitively (hosts; users are case-sensitive, RFC 3261
     /// §19.1.4).
     pub fn matches(&self, text: &[u8], fold: bool, cx: &mut TextContext<'_>) -> bool {
-        let eq = |a: &[u8], b: &[u8]| if fold { a.eq_ignore_ascii_case(b) } else { a == b };
+        let eq = |a: &[u8], b: &[u8]| {
+            if fold {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        };
         match self {
             TextMatch::Exact(want) => eq(text, want),
             TextMatch::AnyOf(list) => list.iter().any(|w| eq(text, w)),
             TextMatch::Prefix(p) => text.len() >= p.len() && eq(&text[..p.len()], p),
             TextMatch::Suffix(s) => text.len() >= s.len() && eq(&text[text.len() - s.len()..], s),
-            TextMatch::Regex(i) => match (cx.tables.regexes.get(*i), cx.scratch.caches.get_mut(*i)) {
+            TextMatch::Regex(i) => match (cx.tables.regexes.get(*i), cx.scratch.caches.get_mut(*i))
+            {
                 (Some(re), Some(cache)) => {
                     let input = Input::new(text).anchored(Anchored::No).earliest(true);
                     re.search_half_with(cache, &input).is_some()
@@ -124,7 +131,10 @@ mod tests {
     fn exact_prefix_suffix_and_lists() {
         let exact = TextMatch::Exact(b"alice".to_vec().into());
         assert!(check(&exact, "alice", false, false));
-        assert!(!check(&exact, "Alice", false, false), "users are case-sensitive");
+        assert!(
+            !check(&exact, "Alice", false, false),
+            "users are case-sensitive"
+        );
         assert!(check(&exact, "ALICE", true, false));
         let prefix = TextMatch::Prefix(b"900".to_vec().into());
         assert!(check(&prefix, "900123", false, false));
@@ -144,11 +154,18 @@ mod tests {
         let set = TextMatch::Set(0);
         assert!(check(&set, "EDGE.example", true, false));
         assert!(!check(&set, "other.example", true, false));
-        assert!(check(&set, "127.0.0.1", true, true), "ours includes the proxy itself");
-        assert!(!TextMatch::Set(9).matches(b"x", true, &mut TextContext {
-            tables: &tables(),
-            scratch: &mut Scratch::default(),
-            to_me: false
-        }));
+        assert!(
+            check(&set, "127.0.0.1", true, true),
+            "ours includes the proxy itself"
+        );
+        assert!(!TextMatch::Set(9).matches(
+            b"x",
+            true,
+            &mut TextContext {
+                tables: &tables(),
+                scratch: &mut Scratch::default(),
+                to_me: false
+            }
+        ));
     }
 }

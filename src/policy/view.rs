@@ -4,7 +4,9 @@
 
 use std::net::SocketAddr;
 
-use crate::sip::{HeaderName, Message, Method, NameAddr, SipUri, Span, StartLine, Transport, Values};
+use crate::sip::{
+    HeaderName, Message, Method, NameAddr, SipUri, Span, StartLine, Transport, Values,
+};
 
 use super::verdict::HeaderKey;
 
@@ -123,7 +125,8 @@ impl<'m> RequestView<'m> {
             .find(|h| {
                 h.name == class
                     && (class != HeaderName::Other
-                        || header_name(buf, h.line.start(), h.line.end()).eq_ignore_ascii_case(name))
+                        || header_name(buf, h.line.start(), h.line.end())
+                            .eq_ignore_ascii_case(name))
             })
             .map(|h| h.value.of(buf))
     }

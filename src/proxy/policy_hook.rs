@@ -47,7 +47,10 @@ pub(crate) fn steering(verdict: Verdict<'_>) -> Result<Steering<'_>, Answer<'_>>
 
 /// The address of a policy destination: an IP literal or a name from the host table
 /// (RFC 3263 without DNS, as for every other target).
-pub(crate) fn resolve(identity: &Identity, to: &Destination<'_>) -> Option<(SocketAddr, Transport)> {
+pub(crate) fn resolve(
+    identity: &Identity,
+    to: &Destination<'_>,
+) -> Option<(SocketAddr, Transport)> {
     let Destination::Host {
         host,
         port,
@@ -90,7 +93,10 @@ pub(crate) fn push_edits<'a>(
         }
     }
     if !m.add_headers.is_empty() {
-        edits.push(Edit::insert(msg.headers_end(), Insert::Bytes(m.add_headers)));
+        edits.push(Edit::insert(
+            msg.headers_end(),
+            Insert::Bytes(m.add_headers),
+        ));
     }
 }
 

@@ -9,15 +9,15 @@ use crate::sip::{
 };
 
 use super::branch::{tag_span, to_tag};
-use super::policy_hook::{self, Answer, Steering};
-use crate::policy::{RequestView, Router};
 use super::contact::{self, Restore, RestoredUri, Rewriting};
+use super::policy_hook::{self, Answer, Steering};
 use super::reply::{self, Status};
 use super::rewrite::{Edit, Edits, Insert, Out, apply_range};
 use super::route::{RouteError, RouteSet};
 use super::via_fix::{ViaFix, reply_destination};
 use super::{ConnectionId, Direction, DropReason, Input, Outcome, Proxy, Transmit};
 use crate::contact::{Flow, InsertRefused, LookupError};
+use crate::policy::{RequestView, Router};
 
 /// The largest UDP payload (IPv4); a forward that does not fit earns a 513.
 pub(crate) const MAX_UDP_PAYLOAD: usize = 65_507;

@@ -70,10 +70,10 @@ use crate::proxy::Direction;
 
 pub use counters::Counters;
 pub use hgrm::hgrm;
+pub use policy::ReloadFn;
 pub use report::{
     Bucket, Forwarded, LATENCY_BUCKETS_NS, Latency, LatencySet, Report, Section, WorkerReport,
 };
-pub use policy::ReloadFn;
 pub use snapshot::{Snapshot, View, Views};
 pub use worker::WorkerStats;
 
@@ -179,7 +179,11 @@ pub struct StatsHandle {
 impl StatsHandle {
     /// Carries the routing policy's counters in every snapshot and serves `POST /reload`
     /// on the metrics listener with `reload`.
-    pub fn attach_policy(&self, handle: std::sync::Arc<crate::policy::PolicyHandle>, reload: ReloadFn) {
+    pub fn attach_policy(
+        &self,
+        handle: std::sync::Arc<crate::policy::PolicyHandle>,
+        reload: ReloadFn,
+    ) {
         let hooks = policy::PolicyHooks { handle, reload };
         let _ = self.commands.send(thread::Command::AttachPolicy(hooks));
     }

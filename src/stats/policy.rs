@@ -28,24 +28,62 @@ pub(super) fn prometheus(out: &mut String, p: &PolicyCounters) {
     let family = |out: &mut String, name: &str, help: &str| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
     };
-    family(out, "ferrovia_policy_rule_hits_total", "Requests each policy rule matched.");
+    family(
+        out,
+        "ferrovia_policy_rule_hits_total",
+        "Requests each policy rule matched.",
+    );
     for (rule, n) in &p.rules {
-        let _ = writeln!(out, "ferrovia_policy_rule_hits_total{{rule=\"{}\"}} {n}", escape(rule));
+        let _ = writeln!(
+            out,
+            "ferrovia_policy_rule_hits_total{{rule=\"{}\"}} {n}",
+            escape(rule)
+        );
     }
-    family(out, "ferrovia_policy_actions_total", "Policy decisions by action.");
+    family(
+        out,
+        "ferrovia_policy_actions_total",
+        "Policy decisions by action.",
+    );
     for (action, n) in &p.actions {
-        let _ = writeln!(out, "ferrovia_policy_actions_total{{action=\"{action}\"}} {n}");
+        let _ = writeln!(
+            out,
+            "ferrovia_policy_actions_total{{action=\"{action}\"}} {n}"
+        );
     }
-    family(out, "ferrovia_policy_script_errors_total", "Script calls that failed or hit a limit.");
-    let _ = writeln!(out, "ferrovia_policy_script_errors_total {}", p.script_errors);
-    family(out, "ferrovia_policy_reloads_total", "Policy reloads by result.");
-    let _ = writeln!(out, "ferrovia_policy_reloads_total{{result=\"ok\"}} {}", p.reloads_ok);
-    let _ = writeln!(out, "ferrovia_policy_reloads_total{{result=\"failed\"}} {}", p.reloads_failed);
+    family(
+        out,
+        "ferrovia_policy_script_errors_total",
+        "Script calls that failed or hit a limit.",
+    );
+    let _ = writeln!(
+        out,
+        "ferrovia_policy_script_errors_total {}",
+        p.script_errors
+    );
+    family(
+        out,
+        "ferrovia_policy_reloads_total",
+        "Policy reloads by result.",
+    );
+    let _ = writeln!(
+        out,
+        "ferrovia_policy_reloads_total{{result=\"ok\"}} {}",
+        p.reloads_ok
+    );
+    let _ = writeln!(
+        out,
+        "ferrovia_policy_reloads_total{{result=\"failed\"}} {}",
+        p.reloads_failed
+    );
 }
 
 /// Label values escape backslash, quote and newline (Prometheus text format).
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The summary lines (`ferrovia stats` and the exit report).
@@ -54,7 +92,11 @@ pub(super) fn summary(f: &mut fmt::Formatter<'_>, p: &PolicyCounters) -> fmt::Re
         writeln!(f, "{:<28}{n:>12}", format!("rule {rule}"))?;
     }
     for (action, n) in p.actions.iter().filter(|(_, n)| *n > 0) {
-        writeln!(f, "{:<28}{n:>12}", format!("policy {}", action.replace('_', " ")))?;
+        writeln!(
+            f,
+            "{:<28}{n:>12}",
+            format!("policy {}", action.replace('_', " "))
+        )?;
     }
     writeln!(f, "{:<28}{:>12}", "script errors", p.script_errors)?;
     writeln!(f, "{:<28}{:>12}", "policy reloads ok", p.reloads_ok)?;

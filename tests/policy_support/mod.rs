@@ -16,14 +16,27 @@ pub fn policy_text(n: usize) -> String {
     );
     for i in 0..n.saturating_sub(1) {
         let rule = match i % 8 {
-            0 => format!("method = [\"INVITE\", \"MESSAGE\"]\nuri-user = {{ prefix = \"900{i}\" }}\naction = \"reject\"\ncode = 403"),
-            1 => format!("uri-user = {{ regex = \"^\\\\+44{i}[0-9]+$\" }}\naction = \"proxy\"\nto = \"sip:10.0.0.8:5060\""),
-            2 => format!("header = {{ name = \"X-Route-{i}\", equals = \"yes\" }}\naction = \"drop\""),
-            3 => format!("method = \"INVITE\"\nfrom-host = {{ suffix = \".blocked{i}.example\" }}\naction = \"reject\"\ncode = 403"),
+            0 => format!(
+                "method = [\"INVITE\", \"MESSAGE\"]\nuri-user = {{ prefix = \"900{i}\" }}\naction = \"reject\"\ncode = 403"
+            ),
+            1 => format!(
+                "uri-user = {{ regex = \"^\\\\+44{i}[0-9]+$\" }}\naction = \"proxy\"\nto = \"sip:10.0.0.8:5060\""
+            ),
+            2 => format!(
+                "header = {{ name = \"X-Route-{i}\", equals = \"yes\" }}\naction = \"drop\""
+            ),
+            3 => format!(
+                "method = \"INVITE\"\nfrom-host = {{ suffix = \".blocked{i}.example\" }}\naction = \"reject\"\ncode = 403"
+            ),
             4 => format!("source = [\"peers\", \"172.16.{i}.0/24\"]\naction = \"proxy\""),
-            5 => format!("method = \"INVITE\"\nto-user = [\"carol{i}\", \"dave{i}\"]\naction = \"redirect\"\ncontacts = [\"sip:carol@10.0.0.{}\"]", i % 250),
+            5 => format!(
+                "method = \"INVITE\"\nto-user = [\"carol{i}\", \"dave{i}\"]\naction = \"redirect\"\ncontacts = [\"sip:carol@10.0.0.{}\"]",
+                i % 250
+            ),
             6 => "size-above = 60000\naction = \"reject\"\ncode = 513".to_string(),
-            _ => format!("method = \"INVITE\"\nuri-host = {{ set = \"ours\" }}\nuri-user = \"user{i}\"\naction = \"accept\""),
+            _ => format!(
+                "method = \"INVITE\"\nuri-host = {{ set = \"ours\" }}\nuri-user = \"user{i}\"\naction = \"accept\""
+            ),
         };
         text.push_str(&format!("[[route]]\nname = \"rule-{i}\"\n{rule}\n\n"));
     }
@@ -36,6 +49,10 @@ pub fn policy_text(n: usize) -> String {
 
 /// The compiled `n`-rule policy.
 pub fn policy(n: usize) -> Policy {
-    compile_str(&policy_text(n), Path::new("generated.toml"), &CompileOptions { workers: 1 })
-        .expect("the generated policy compiles")
+    compile_str(
+        &policy_text(n),
+        Path::new("generated.toml"),
+        &CompileOptions { workers: 1 },
+    )
+    .expect("the generated policy compiles")
 }

@@ -199,7 +199,10 @@ impl<R: Recorder> Worker<R> {
         let outcome = if oversized {
             self.proxy.handle_oversized(input, out)
         } else {
-            let router = self.policy.as_mut().map(|e| e as &mut dyn crate::policy::Router);
+            let router = self
+                .policy
+                .as_mut()
+                .map(|e| e as &mut dyn crate::policy::Router);
             self.proxy.handle_routed(input, router, out)
         };
         self.recorder.received(1);
