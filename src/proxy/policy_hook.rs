@@ -86,7 +86,8 @@ pub(crate) fn push_edits<'a>(
         push_uri_edits(m, &uri, edits);
     }
     let buf = msg.buf();
-    for h in msg.headers() {
+    let removing = !m.remove_headers.is_empty();
+    for h in msg.headers().iter().filter(|_| removing) {
         let name = crate::policy::header_line_name(buf, h.line);
         if m.remove_headers.iter().any(|k| k.matches(h.name, name)) {
             edits.push(Edit::delete(h.line));

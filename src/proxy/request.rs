@@ -439,7 +439,10 @@ impl<'m, 'p> Request<'m, 'p> {
         if let Some(uri) = plan.new_ruri {
             edits.push(Edit::replace(self.ruri(), Insert::Copy(uri)));
         } else if plan.restored.is_none() {
-            let parsed = SipUri::parse(self.buf(), self.ruri()).ok();
+            let parsed = modifiers
+                .touches_request_uri()
+                .then(|| SipUri::parse(self.buf(), self.ruri()).ok())
+                .flatten();
             policy_hook::push_edits(modifiers, msg, self.ruri(), parsed, &mut edits);
         }
         if let Some(restored) = &plan.restored {
