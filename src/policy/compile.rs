@@ -682,19 +682,32 @@ fn header_key(name: &str) -> Fallible<HeaderKey> {
 pub(crate) fn header_lines(lines: &[String]) -> Fallible<Vec<u8>> {
     let mut out = Vec::new();
     for line in lines {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or(format!("header {line:?}: expected \"Name: value\""))?;
-        header_key(name.trim_end())?;
-        if value.contains(['\r', '\n']) {
-            return Err(format!("header {line:?}: one line only"));
-        }
-        out.extend_from_slice(name.trim_end().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.trim().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        push_header_line(line, &mut out)?;
     }
     Ok(out)
+}
+
+/// Checks one `Name: value` line and appends it with CRLF.
+pub(crate) fn push_header_line(line: &str, out: &mut Vec<u8>) -> Fallible<()> {
+    let (name, value) = line
+        .split_once(':')
+        .ok_or_else(|| format!("header {line:?}: expected \"Name: value\""))?;
+    let name = name.trim_end();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+    {
+        return Err(format!("header name {name:?} is not a token"));
+    }
+    if value.contains(['\r', '\n']) {
+        return Err(format!("header {line:?}: one line only"));
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.trim().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    Ok(())
 }
 
 /// RFC 3261 §21 reason phrases for the codes policies use most.

@@ -22,14 +22,14 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use mlua::{
-    AnyUserData, Function, HookTriggers, Lua, LuaOptions, StdLib, Table, UserData, UserDataMethods,
-    Value, VmState,
+    AnyUserData, Function, HookTriggers, Lua, LuaOptions, LuaString, StdLib, Table, UserData,
+    UserDataMethods, Value, VmState,
 };
 
 use crate::sip::{HeaderName, Span, Transport};
 
 use super::action::destination_of_uri;
-use super::compile::{default_reason, header_lines};
+use super::compile::default_reason;
 use super::rules::ScriptSettings;
 use super::verdict::{Destination, Forward, HeaderKey, Modifiers, Reply, Router, Verdict};
 use super::view::{RequestView, header_name, party};
@@ -62,7 +62,7 @@ struct Current {
     user: Option<Span>,
     host: Span,
     port: Option<u16>,
-    /// (class, name, value) of every header line.
+    /// (class, line, value) of every header line.
     headers: Vec<(HeaderName, Span, Span)>,
     source: Option<SocketAddr>,
     transport: Option<Transport>,
@@ -82,11 +82,9 @@ impl Current {
         self.host = span(view.uri_host());
         self.port = view.uri_port();
         self.headers.clear();
-        let buf = msg.buf();
-        for h in msg.headers() {
-            let name = span_in(buf, header_name(buf, h.line.start(), h.line.end()));
-            self.headers.push((h.name, name, h.value));
-        }
+        // Names are found at lookup (rare), not copied per call.
+        self.headers
+            .extend(msg.headers().iter().map(|h| (h.name, h.line, h.value)));
         self.source = Some(view.source);
         self.transport = Some(view.transport);
         self.in_dialog = view.in_dialog();
@@ -101,9 +99,11 @@ impl Current {
         let class = HeaderName::classify(name);
         self.headers
             .iter()
-            .find(|(c, n, _)| {
+            .find(|(c, line, _)| {
                 *c == class
-                    && (class != HeaderName::Other || self.text(*n).eq_ignore_ascii_case(name))
+                    && (class != HeaderName::Other
+                        || header_name(&self.buf, line.start(), line.end())
+                            .eq_ignore_ascii_case(name))
             })
             .map(|(_, _, v)| self.text(*v))
     }
@@ -150,7 +150,7 @@ impl UserData for Req {
             bytes(lua, c.text(c.host))
         });
         m.add_method("port", |_, r, ()| Ok(r.0.borrow().port));
-        m.add_method("header", |lua, r, name: mlua::LuaString| {
+        m.add_method("header", |lua, r, name: LuaString| {
             let c = r.0.borrow();
             match c.header(&name.as_bytes()) {
                 Some(v) => bytes(lua, v),
@@ -189,12 +189,54 @@ struct Returned {
     reason: String,
     headers: Vec<u8>,
     to: String,
-    request_uri: Vec<u8>,
+    request_uri: String,
     user: Vec<u8>,
     host: Vec<u8>,
     prefix: Vec<u8>,
     add_headers: Vec<u8>,
     remove_headers: Vec<HeaderKey>,
+}
+
+/// The keys of a returned table, made once per VM (a key made per call costs a Lua string).
+struct Keys {
+    action: LuaString,
+    code: LuaString,
+    reason: LuaString,
+    headers: LuaString,
+    contacts: LuaString,
+    to: LuaString,
+    request_uri: LuaString,
+    user: LuaString,
+    host: LuaString,
+    prefix: LuaString,
+    strip: LuaString,
+    add_headers: LuaString,
+    remove_headers: LuaString,
+    record_route: LuaString,
+    rewrite_contacts: LuaString,
+}
+
+impl Keys {
+    fn new(lua: &Lua) -> mlua::Result<Keys> {
+        let k = |s: &str| lua.create_string(s);
+        Ok(Keys {
+            action: k("action")?,
+            code: k("code")?,
+            reason: k("reason")?,
+            headers: k("headers")?,
+            contacts: k("contacts")?,
+            to: k("to")?,
+            request_uri: k("request_uri")?,
+            user: k("user")?,
+            host: k("host")?,
+            prefix: k("prefix")?,
+            strip: k("strip")?,
+            add_headers: k("add_headers")?,
+            remove_headers: k("remove_headers")?,
+            record_route: k("record_route")?,
+            rewrite_contacts: k("rewrite_contacts")?,
+        })
+    }
 }
 
 /// One worker's Lua VM with the policy's script loaded.
@@ -206,6 +248,7 @@ pub struct LuaVm {
     budget: Rc<Cell<u32>>,
     instructions: u32,
     memory: usize,
+    keys: Keys,
     returned: Returned,
 }
 
@@ -301,7 +344,9 @@ impl LuaVm {
         }
         let current = Rc::new(RefCell::new(Current::default()));
         let req = lua.create_userdata(Req(Rc::clone(&current))).map_err(err)?;
+        let keys = Keys::new(&lua).map_err(err)?;
         Ok(LuaVm {
+            keys,
             lua,
             functions: resolved,
             req,
@@ -336,7 +381,7 @@ impl LuaVm {
                 message: "the script returned no table".into(),
             });
         };
-        read_verdict(&table, &mut self.returned).map_err(|message| ScriptError {
+        read_verdict(&table, &self.keys, &mut self.returned).map_err(|message| ScriptError {
             line: None,
             message,
         })
@@ -344,92 +389,117 @@ impl LuaVm {
 }
 
 /// Reads `{ action = ..., ... }` into `out` and borrows the verdict from it.
-fn read_verdict<'r>(t: &Table, out: &'r mut Returned) -> Result<Verdict<'r>, String> {
+fn read_verdict<'r>(t: &Table, k: &Keys, out: &'r mut Returned) -> Result<Verdict<'r>, String> {
     let e = |e: mlua::Error| e.to_string();
-    let action: mlua::LuaString = t
-        .get("action")
-        .map_err(|_| "the table has no action".to_string())?;
-    let code: Option<u16> = t.get("code").map_err(e)?;
-    copy_text(t, "reason", &mut out.reason)?;
-    out.headers.clear();
-    out.headers.extend(header_lines(&strings(t, "headers")?)?);
-    let action = action.to_str().map_err(e)?;
-    let reply = |code: u16, out: &'r Returned| {
+    let action: Option<LuaString> = t.raw_get(&k.action).map_err(e)?;
+    let action = action.ok_or("the table has no action")?;
+    let action = action.as_bytes();
+    let code: Option<u16> = t.raw_get(&k.code).map_err(e)?;
+    let reply = |code: u16, out: &'r mut Returned| -> Result<Verdict<'r>, String> {
+        copy_text(t, &k.reason, &mut out.reason)?;
+        lines(t, &k.headers, &mut out.headers, |line, buf| {
+            super::compile::push_header_line(line, buf)
+        })?;
         let reason = if out.reason.is_empty() {
             default_reason(code)
         } else {
             out.reason.as_str()
         };
-        Verdict::Reply(Reply {
+        Ok(Verdict::Reply(Reply {
             code,
             reason,
             headers: &out.headers,
-        })
+        }))
     };
     match &*action {
-        "accept" => Ok(reply(200, out)),
-        "reject" => match code.unwrap_or(403) {
-            c @ 300..=699 => Ok(reply(c, out)),
+        b"accept" => reply(200, out),
+        b"reject" => match code.unwrap_or(403) {
+            c @ 300..=699 => reply(c, out),
             c => Err(format!("reject code {c}: expected 300-699")),
         },
-        "redirect" => {
+        b"redirect" => {
             let code = code.unwrap_or(302);
             if !(300..=399).contains(&code) {
                 return Err(format!("redirect code {code}: expected 3xx"));
             }
-            let mut lines = Vec::new();
-            for uri in strings(t, "contacts")? {
-                if destination_of_uri(&uri).is_none() || uri.contains(['<', '>', '\r', '\n']) {
+            copy_text(t, &k.reason, &mut out.reason)?;
+            out.headers.clear();
+            lines(t, &k.contacts, &mut out.add_headers, |uri, buf| {
+                if destination_of_uri(uri).is_none() || uri.contains(['<', '>', '\r', '\n']) {
                     return Err(format!("contact {uri:?}: expected a sip: URI"));
                 }
-                lines.extend_from_slice(format!("Contact: <{uri}>\r\n").as_bytes());
-            }
-            lines.extend_from_slice(&out.headers);
-            out.headers = lines;
-            Ok(reply(code, out))
+                buf.extend_from_slice(b"Contact: <");
+                buf.extend_from_slice(uri.as_bytes());
+                buf.extend_from_slice(b">\r\n");
+                Ok(())
+            })?;
+            std::mem::swap(&mut out.headers, &mut out.add_headers);
+            lines(t, &k.headers, &mut out.add_headers, |line, buf| {
+                super::compile::push_header_line(line, buf)
+            })?;
+            out.headers.extend_from_slice(&out.add_headers);
+            let reason = if out.reason.is_empty() {
+                default_reason(code)
+            } else {
+                out.reason.as_str()
+            };
+            Ok(Verdict::Reply(Reply {
+                code,
+                reason,
+                headers: &out.headers,
+            }))
         }
-        "drop" => Ok(Verdict::Drop),
-        "pass" => Ok(Verdict::Pass),
-        "proxy" => read_forward(t, out),
-        other => Err(format!("unknown action {other:?}")),
+        b"drop" => Ok(Verdict::Drop),
+        b"pass" => Ok(Verdict::Pass),
+        b"proxy" => read_forward(t, k, out),
+        other => Err(format!(
+            "unknown action {:?}",
+            String::from_utf8_lossy(other)
+        )),
     }
 }
 
-fn read_forward<'r>(t: &Table, out: &'r mut Returned) -> Result<Verdict<'r>, String> {
-    copy_text(t, "to", &mut out.to)?;
-    let mut uri = String::new();
-    copy_text(t, "request_uri", &mut uri)?;
-    out.request_uri.clear();
-    out.request_uri.extend_from_slice(uri.as_bytes());
+fn read_forward<'r>(t: &Table, k: &Keys, out: &'r mut Returned) -> Result<Verdict<'r>, String> {
+    let e = |e: mlua::Error| e.to_string();
+    copy_text(t, &k.to, &mut out.to)?;
+    copy_text(t, &k.request_uri, &mut out.request_uri)?;
     for (key, buf) in [
-        ("user", &mut out.user),
-        ("host", &mut out.host),
-        ("prefix", &mut out.prefix),
+        (&k.user, &mut out.user),
+        (&k.host, &mut out.host),
+        (&k.prefix, &mut out.prefix),
     ] {
-        let mut s = String::new();
-        copy_text(t, key, &mut s)?;
-        if s.bytes().any(|b| b <= b' ' || b == b'<' || b == b'>') {
-            return Err(format!(
-                "{key} {s:?}: no spaces, controls or angle brackets"
-            ));
-        }
+        let value: Option<LuaString> = t.raw_get(key).map_err(e)?;
         buf.clear();
-        buf.extend_from_slice(s.as_bytes());
+        if let Some(v) = value {
+            let v = v.as_bytes();
+            if v.iter()
+                .any(|&b| b <= b' ' || b == b'<' || b == b'>' || b == 0x7f)
+            {
+                return Err(
+                    "user, host and prefix take no spaces, controls or angle brackets".into(),
+                );
+            }
+            buf.extend_from_slice(&v);
+        }
     }
-    out.add_headers.clear();
-    out.add_headers
-        .extend(header_lines(&strings(t, "add_headers")?)?);
+    lines(t, &k.add_headers, &mut out.add_headers, |line, buf| {
+        super::compile::push_header_line(line, buf)
+    })?;
     out.remove_headers.clear();
-    for name in strings(t, "remove_headers")? {
-        out.remove_headers.push(HeaderKey::new(&name));
+    let remove: Option<Table> = t.raw_get(&k.remove_headers).map_err(e)?;
+    if let Some(list) = remove {
+        for name in list.sequence_values::<LuaString>() {
+            out.remove_headers
+                .push(HeaderKey::new(&name.map_err(e)?.to_str().map_err(e)?));
+        }
     }
-    let strip: Option<u8> = t.get("strip").map_err(|e| e.to_string())?;
-    let record_route: Option<bool> = t.get("record_route").map_err(|e| e.to_string())?;
-    let rewrite_contacts: Option<bool> = t.get("rewrite_contacts").map_err(|e| e.to_string())?;
+    let strip: Option<u8> = t.raw_get(&k.strip).map_err(e)?;
+    let record_route: Option<bool> = t.raw_get(&k.record_route).map_err(e)?;
+    let rewrite_contacts: Option<bool> = t.raw_get(&k.rewrite_contacts).map_err(e)?;
     let to_text = if !out.to.is_empty() {
         Some(out.to.as_str())
-    } else if !uri.is_empty() {
-        Some(std::str::from_utf8(&out.request_uri).unwrap_or_default())
+    } else if !out.request_uri.is_empty() {
+        Some(out.request_uri.as_str())
     } else {
         None
     };
@@ -445,11 +515,11 @@ fn read_forward<'r>(t: &Table, out: &'r mut Returned) -> Result<Verdict<'r>, Str
         }
         None => None,
     };
-    let some = |b: &'r Vec<u8>| (!b.is_empty()).then_some(b.as_slice());
+    let some = |b: &'r [u8]| (!b.is_empty()).then_some(b);
     Ok(Verdict::Forward(Forward {
         to,
         modifiers: Modifiers {
-            request_uri: some(&out.request_uri),
+            request_uri: some(out.request_uri.as_bytes()),
             strip: strip.unwrap_or(0),
             prefix: &out.prefix,
             user: some(&out.user),
@@ -462,18 +532,31 @@ fn read_forward<'r>(t: &Table, out: &'r mut Returned) -> Result<Verdict<'r>, Str
     }))
 }
 
-fn copy_text(t: &Table, key: &str, out: &mut String) -> Result<(), String> {
+fn copy_text(t: &Table, key: &LuaString, out: &mut String) -> Result<(), String> {
     out.clear();
-    let value: Option<mlua::LuaString> = t.get(key).map_err(|e| format!("{key}: {e}"))?;
+    let value: Option<LuaString> = t.raw_get(key).map_err(|e| e.to_string())?;
     if let Some(v) = value {
-        out.push_str(&v.to_str().map_err(|e| format!("{key}: {e}"))?);
+        out.push_str(&v.to_str().map_err(|e| e.to_string())?);
     }
     Ok(())
 }
 
-fn strings(t: &Table, key: &str) -> Result<Vec<String>, String> {
-    let list: Option<Vec<String>> = t.get(key).map_err(|e| format!("{key}: {e}"))?;
-    Ok(list.unwrap_or_default())
+/// Appends each string of the list at `key` through `push` (cleared first).
+fn lines(
+    t: &Table,
+    key: &LuaString,
+    out: &mut Vec<u8>,
+    push: impl Fn(&str, &mut Vec<u8>) -> Result<(), String>,
+) -> Result<(), String> {
+    out.clear();
+    let list: Option<Table> = t.raw_get(key).map_err(|e| e.to_string())?;
+    if let Some(list) = list {
+        for item in list.sequence_values::<LuaString>() {
+            let item = item.map_err(|e| e.to_string())?;
+            push(&item.to_str().map_err(|e| e.to_string())?, out)?;
+        }
+    }
+    Ok(())
 }
 
 /// A Lua function as a whole [`Router`]: for embedders who route by script alone.

@@ -2,6 +2,7 @@
 //! came from, and what the proxy already knows about it (whether it names the proxy, whether
 //! it follows this proxy's Record-Route). Every accessor reads offsets; nothing allocates.
 
+use std::cell::OnceCell;
 use std::net::SocketAddr;
 
 use crate::sip::{
@@ -10,11 +11,13 @@ use crate::sip::{
 
 use super::verdict::HeaderKey;
 
-/// One request as a router sees it.
-#[derive(Clone, Copy, Debug)]
+/// One request as a router sees it. From and To are parsed on first use, once.
+#[derive(Clone, Debug)]
 pub struct RequestView<'m> {
     msg: &'m Message<'m>,
     uri: Option<SipUri>,
+    from: OnceCell<(Span, Span)>,
+    to: OnceCell<(Span, Span)>,
     /// Who sent it.
     pub source: SocketAddr,
     /// The listener it arrived on.
@@ -41,6 +44,8 @@ impl<'m> RequestView<'m> {
         RequestView {
             msg,
             uri,
+            from: OnceCell::new(),
+            to: OnceCell::new(),
             source,
             local,
             transport,
@@ -99,19 +104,33 @@ impl<'m> RequestView<'m> {
 
     /// The user and host of the From (`HeaderName::From`) or To URI.
     pub fn party(&self, which: HeaderName) -> (&'m [u8], &'m [u8]) {
-        match self.msg.header(which) {
-            Some(h) => party(self.msg.buf(), h.value),
-            None => (b"", b""),
-        }
+        let cell = if which == HeaderName::To {
+            &self.to
+        } else {
+            &self.from
+        };
+        let buf = self.msg.buf();
+        let (user, host) = *cell.get_or_init(|| match self.msg.header(which) {
+            Some(h) => {
+                let (user, host) = party(buf, h.value);
+                (span_of(buf, user), span_of(buf, host))
+            }
+            None => (Span::default(), Span::default()),
+        });
+        (user.of(buf), host.of(buf))
     }
 
     /// The value of the first header with this name.
     pub fn header(&self, key: &HeaderKey) -> Option<&'m [u8]> {
         let buf = self.msg.buf();
+        if key.known != HeaderName::Other {
+            return self.msg.header(key.known).map(|h| h.value.of(buf));
+        }
+        let name = key.name.as_bytes();
         self.msg
             .headers()
             .iter()
-            .find(|h| key.matches(h.name, header_name(buf, h.line.start(), h.line.end())))
+            .find(|h| h.name == HeaderName::Other && line_names(buf, h.line, name))
             .map(|h| h.value.of(buf))
     }
 
@@ -145,6 +164,24 @@ impl<'m> RequestView<'m> {
     pub fn size(&self) -> usize {
         self.msg.buf().len()
     }
+}
+
+/// Whether the header line `line` is named `name` (ASCII case-insensitively): the name,
+/// then white space or the colon. No search through the line.
+fn line_names(buf: &[u8], line: Span, name: &[u8]) -> bool {
+    let text = line.of(buf);
+    text.len() > name.len()
+        && matches!(text[name.len()], b':' | b' ' | b'\t')
+        && text[..name.len()].eq_ignore_ascii_case(name)
+}
+
+/// The span of `part` inside `buf` (empty when it is not inside).
+fn span_of(buf: &[u8], part: &[u8]) -> Span {
+    let start = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+    if part.is_empty() || start > buf.len() || start + part.len() > buf.len() {
+        return Span::default();
+    }
+    Span::new(start, start + part.len())
 }
 
 /// The name of the header line at `buf[start..end]`: up to the colon, without white space.

@@ -132,3 +132,130 @@ fn push_uri_edits<'a>(m: &Modifiers<'a>, uri: &SipUri, edits: &mut Edits<'a>) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::HeaderKey;
+    use crate::proxy::rewrite::{Out, apply_range};
+    use crate::sip::StartLine;
+
+    const RAW: &[u8] = b"INVITE sip:+15551234@edge.example:5060;user=phone SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nX-Internal: a\r\nFrom: <sip:a@a>;tag=1\r\n\
+To: <sip:b@b>\r\nx-internal: b\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n";
+
+    fn rewrite(raw: &[u8], m: &Modifiers<'_>) -> String {
+        let msg = Message::scan(raw, false).unwrap();
+        let StartLine::Request { uri: ruri, .. } = msg.start() else {
+            panic!()
+        };
+        let uri = SipUri::parse(raw, ruri).ok();
+        let mut edits = Edits::new();
+        push_edits(m, &msg, ruri, uri, &mut edits);
+        let mut buf = vec![0u8; 2048];
+        let mut out = Out::new(&mut buf);
+        apply_range(&mut out, raw, Span::new(0, raw.len()), &mut edits);
+        let n = out.finish().unwrap();
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    }
+
+    fn first_line(text: &str) -> &str {
+        text.lines().next().unwrap()
+    }
+
+    #[test]
+    fn strip_and_prefix_the_user() {
+        let m = Modifiers {
+            strip: 2,
+            prefix: b"00",
+            ..Modifiers::default()
+        };
+        assert_eq!(
+            first_line(&rewrite(RAW, &m)),
+            "INVITE sip:005551234@edge.example:5060;user=phone SIP/2.0"
+        );
+        let m = Modifiers {
+            strip: 200,
+            ..Modifiers::default()
+        };
+        assert_eq!(
+            first_line(&rewrite(RAW, &m)),
+            "INVITE sip:@edge.example:5060;user=phone SIP/2.0"
+        );
+    }
+
+    #[test]
+    fn replace_the_user_the_host_or_the_whole_uri() {
+        let m = Modifiers {
+            user: Some(b"bob"),
+            host: Some(b"10.0.0.9:5070"),
+            ..Modifiers::default()
+        };
+        assert_eq!(
+            first_line(&rewrite(RAW, &m)),
+            "INVITE sip:bob@10.0.0.9:5070;user=phone SIP/2.0"
+        );
+        let m = Modifiers {
+            request_uri: Some(b"sip:someone@127.0.0.1:5090"),
+            ..Modifiers::default()
+        };
+        assert_eq!(
+            first_line(&rewrite(RAW, &m)),
+            "INVITE sip:someone@127.0.0.1:5090 SIP/2.0"
+        );
+        let no_user =
+            b"OPTIONS sip:edge.example SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n";
+        let m = Modifiers {
+            user: Some(b"ping"),
+            ..Modifiers::default()
+        };
+        assert_eq!(
+            first_line(&rewrite(no_user, &m)),
+            "OPTIONS sip:ping@edge.example SIP/2.0"
+        );
+    }
+
+    #[test]
+    fn add_and_remove_headers() {
+        let keys = [HeaderKey::new("X-Internal")];
+        let m = Modifiers {
+            add_headers: b"X-Edge: 1\r\n",
+            remove_headers: &keys,
+            ..Modifiers::default()
+        };
+        let text = rewrite(RAW, &m);
+        assert!(!text.to_ascii_lowercase().contains("x-internal"), "{text}");
+        assert!(
+            text.ends_with("CSeq: 1 INVITE\r\nX-Edge: 1\r\n\r\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn destinations_resolve_ip_literals() {
+        let config = crate::proxy::ProxyConfig::new(
+            crate::proxy::Listener {
+                transport: Transport::Udp,
+                addr: "192.0.2.10:5060".parse().unwrap(),
+                advertise: None,
+            },
+            [1; 16],
+        );
+        let identity = Identity::new(&config).unwrap();
+        let to = Destination::Host {
+            host: "[::1]",
+            port: None,
+            transport: Transport::Tcp,
+        };
+        assert_eq!(
+            resolve(&identity, &to),
+            Some(("[::1]:5060".parse().unwrap(), Transport::Tcp))
+        );
+        let to = Destination::Host {
+            host: "nowhere.example",
+            port: Some(1),
+            transport: Transport::Udp,
+        };
+        assert_eq!(resolve(&identity, &to), None);
+    }
+}
