@@ -4,8 +4,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use regex_automata::meta::Regex;
-
 use crate::sip::{HeaderName, Transport};
 
 use super::action::{
@@ -17,7 +15,7 @@ use super::file::{
 };
 use super::predicate::{HeaderTest, Methods, Predicate, Sources, transport_bit};
 use super::rules::{Policy, Rule, RuleHits, ScriptSettings};
-use super::text::{AddressSet, DomainSet, Tables, TextMatch};
+use super::text::{AddressSet, DomainSet, Pattern, Tables, TextMatch};
 use super::verdict::HeaderKey;
 
 /// Default instruction budget of one script call.
@@ -308,7 +306,7 @@ impl Compiler<'_> {
     }
 
     fn regex(&mut self, pattern: &str) -> Fallible<usize> {
-        let re = Regex::new(pattern).map_err(|e| {
+        let re = Pattern::new(pattern).map_err(|e| {
             let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
             format!(
                 "regex {pattern:?}: {}",

@@ -150,7 +150,6 @@ mod tests {
     use super::*;
     use crate::policy::text::{AddressSet, Scratch, Tables};
     use crate::sip::Message;
-    use regex_automata::meta::Regex;
 
     const INVITE: &[u8] = b"INVITE sip:+15551234@edge.example SIP/2.0\r\n\
 Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:alice@a.example>;tag=1\r\n\
@@ -166,7 +165,7 @@ Subject: hello there\r\nContent-Length: 0\r\n\r\n";
             Transport::Udp,
         );
         let tables = Tables {
-            regexes: vec![Regex::new("^hel+o").unwrap()],
+            regexes: vec![crate::policy::text::Pattern::new("^hel+o").unwrap()],
             domains: Vec::new(),
             addresses: vec![AddressSet {
                 name: "trusted".into(),

@@ -2,13 +2,47 @@
 //! expression, or membership of a named set. Allocation-free: regular expressions run with
 //! a per-worker cache ([`Scratch`]).
 
-use regex_automata::meta::{Cache, Regex};
+use regex_automata::dfa::{Automaton, dense};
+use regex_automata::meta::{BuildError, Cache, Regex};
 use regex_automata::{Anchored, Input};
+
+/// The most memory one compiled pattern's full DFA may take before the meta engine is used.
+const DFA_LIMIT: usize = 256 << 10;
+
+/// A compiled regular expression: a full DFA when one is small enough (a few nanoseconds on a
+/// user part, no cache), else the meta engine with a per-worker cache.
+#[derive(Debug)]
+pub(crate) enum Pattern {
+    Dfa(dense::DFA<Vec<u32>>),
+    Meta(Regex),
+}
+
+impl Pattern {
+    pub fn new(pattern: &str) -> Result<Pattern, BuildError> {
+        let meta = Regex::new(pattern)?;
+        let config = dense::Config::new()
+            .dfa_size_limit(Some(DFA_LIMIT))
+            .determinize_size_limit(Some(DFA_LIMIT));
+        match dense::Builder::new().configure(config).build(pattern) {
+            Ok(dfa) => Ok(Pattern::Dfa(dfa)),
+            Err(_) => Ok(Pattern::Meta(meta)),
+        }
+    }
+
+    fn is_match(&self, cache: Option<&mut Cache>, text: &[u8]) -> bool {
+        let input = Input::new(text).anchored(Anchored::No).earliest(true);
+        match (self, cache) {
+            (Pattern::Dfa(dfa), _) => matches!(dfa.try_search_fwd(&input), Ok(Some(_))),
+            (Pattern::Meta(re), Some(cache)) => re.search_half_with(cache, &input).is_some(),
+            (Pattern::Meta(re), None) => re.is_match(input),
+        }
+    }
+}
 
 /// What the rules compiled once: the regular expressions and the named sets.
 #[derive(Debug, Default)]
 pub(crate) struct Tables {
-    pub regexes: Vec<Regex>,
+    pub regexes: Vec<Pattern>,
     /// Named domain sets (lower-case names); index 0 is `ours`.
     pub domains: Vec<DomainSet>,
     /// Named address sets; index 0 is `trusted`.
@@ -34,14 +68,21 @@ pub(crate) struct DomainSet {
 /// Per-worker mutable state for evaluation: one regex cache per compiled regex.
 #[derive(Debug, Default)]
 pub struct Scratch {
-    caches: Vec<Cache>,
+    caches: Vec<Option<Cache>>,
 }
 
 impl Scratch {
     /// Caches for `tables`' regexes (made when the policy changes, off the per-message path).
     pub(crate) fn for_tables(tables: &Tables) -> Scratch {
         Scratch {
-            caches: tables.regexes.iter().map(Regex::create_cache).collect(),
+            caches: tables
+                .regexes
+                .iter()
+                .map(|p| match p {
+                    Pattern::Meta(re) => Some(re.create_cache()),
+                    Pattern::Dfa(_) => None,
+                })
+                .collect(),
         }
     }
 }
@@ -84,14 +125,10 @@ impl TextMatch {
             TextMatch::AnyOf(list) => list.iter().any(|w| eq(text, w)),
             TextMatch::Prefix(p) => text.len() >= p.len() && eq(&text[..p.len()], p),
             TextMatch::Suffix(s) => text.len() >= s.len() && eq(&text[text.len() - s.len()..], s),
-            TextMatch::Regex(i) => match (cx.tables.regexes.get(*i), cx.scratch.caches.get_mut(*i))
-            {
-                (Some(re), Some(cache)) => {
-                    let input = Input::new(text).anchored(Anchored::No).earliest(true);
-                    re.search_half_with(cache, &input).is_some()
-                }
-                _ => false,
-            },
+            TextMatch::Regex(i) => cx.tables.regexes.get(*i).is_some_and(|p| {
+                let cache = cx.scratch.caches.get_mut(*i).and_then(Option::as_mut);
+                p.is_match(cache, text)
+            }),
             TextMatch::Set(i) => cx.tables.domains.get(*i).is_some_and(|set| {
                 (set.includes_self && cx.to_me)
                     || set.hosts.iter().any(|h| h.eq_ignore_ascii_case(text))
@@ -106,7 +143,10 @@ mod tests {
 
     fn tables() -> Tables {
         Tables {
-            regexes: vec![Regex::new(r"^\+1[0-9]{3}$").unwrap()],
+            regexes: vec![
+                Pattern::new(r"^\+1[0-9]{3}$").unwrap(),
+                Pattern::Meta(Regex::new(r"^\+1[0-9]{3}$").unwrap()),
+            ],
             domains: vec![DomainSet {
                 name: "ours".into(),
                 hosts: vec![b"edge.example".to_vec().into()],
@@ -148,9 +188,15 @@ mod tests {
 
     #[test]
     fn regexes_and_sets() {
-        let re = TextMatch::Regex(0);
-        assert!(check(&re, "+1555", false, false));
-        assert!(!check(&re, "+15555", false, false));
+        for i in [0, 1] {
+            let re = TextMatch::Regex(i);
+            assert!(check(&re, "+1555", false, false), "{i}");
+            assert!(!check(&re, "+15555", false, false), "{i}");
+            assert!(!check(&re, "x+1555", false, false), "{i}");
+        }
+        assert!(matches!(tables().regexes[0], Pattern::Dfa(_)));
+        let unanchored = Pattern::new("55").unwrap();
+        assert!(unanchored.is_match(None, b"+1555"));
         let set = TextMatch::Set(0);
         assert!(check(&set, "EDGE.example", true, false));
         assert!(!check(&set, "other.example", true, false));
