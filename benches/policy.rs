@@ -31,15 +31,23 @@ fn view<'a>(msg: &'a Message<'a>) -> RequestView<'a> {
     )
 }
 
+/// The step as the core takes it: a fresh view per request (From and To parsed on demand,
+/// the Request-URI already parsed by the core), then the rules.
 fn policy_step(c: &mut Criterion) {
     let msg = Message::scan(INVITE, false).unwrap();
-    let view = view(&msg);
+    let uri = view(&msg).uri_parsed();
+    let (source, local) = (
+        "10.0.0.1:5060".parse().unwrap(),
+        common::PROXY_ADDR.parse().unwrap(),
+    );
     let mut group = c.benchmark_group("policy_step");
     for n in [1, 20, 200] {
         let mut engine = engine(n);
         group.bench_function(format!("{n}_rules"), |b| {
             b.iter(|| {
-                let verdict = engine.route(black_box(&view));
+                let view =
+                    RequestView::with_uri(black_box(&msg), uri, source, local, Transport::Udp);
+                let verdict = engine.route(&view);
                 black_box(matches!(verdict, ferrovia::policy::Verdict::Forward(_)))
             })
         });

@@ -54,11 +54,38 @@ impl<'m> RequestView<'m> {
         }
     }
 
+    /// A view of a scanned request whose Request-URI the caller already parsed (`None`: not
+    /// a SIP URI), so it is not parsed twice.
+    pub fn with_uri(
+        msg: &'m Message<'m>,
+        uri: Option<SipUri>,
+        source: SocketAddr,
+        local: SocketAddr,
+        transport: Transport,
+    ) -> RequestView<'m> {
+        RequestView {
+            msg,
+            uri,
+            from: OnceCell::new(),
+            to: OnceCell::new(),
+            source,
+            local,
+            transport,
+            to_me: false,
+            follows_record_route: false,
+        }
+    }
+
     /// The same view with what the proxy found out about its routing.
     pub fn with_routing(mut self, to_me: bool, follows_record_route: bool) -> RequestView<'m> {
         self.to_me = to_me;
         self.follows_record_route = follows_record_route;
         self
+    }
+
+    /// The parsed Request-URI (`None` when it is not a SIP URI).
+    pub fn uri_parsed(&self) -> Option<SipUri> {
+        self.uri
     }
 
     /// The scanned message.

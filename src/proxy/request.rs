@@ -203,8 +203,9 @@ impl<'m, 'p> Request<'m, 'p> {
                 let follows = (routes.any_removed() || new_ruri.is_some())
                     && tag_span(self.msg, HeaderName::To).is_some();
                 let to_me = ruri.is_some_and(|u| self.is_me(&u));
-                let view = RequestView::new(
+                let view = RequestView::with_uri(
                     self.msg,
+                    ruri,
                     self.input.source,
                     self.input.local,
                     self.input.transport,
