@@ -306,13 +306,7 @@ impl Compiler<'_> {
     }
 
     fn regex(&mut self, pattern: &str) -> Fallible<usize> {
-        let re = Pattern::new(pattern).map_err(|e| {
-            let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
-            format!(
-                "regex {pattern:?}: {}",
-                why.lines().last().unwrap_or_default().trim()
-            )
-        })?;
+        let re = Pattern::new(pattern).map_err(|why| format!("regex {pattern:?}: {why}"))?;
         self.tables.regexes.push(re);
         Ok(self.tables.regexes.len() - 1)
     }

@@ -13,23 +13,24 @@ const DFA_LIMIT: usize = 256 << 10;
 /// user part, no cache), else the meta engine with a per-worker cache.
 #[derive(Debug)]
 pub(crate) enum Pattern {
-    Dfa(dense::DFA<Vec<u32>>),
+    Dfa(Box<dense::DFA<Vec<u32>>>),
     Meta(Regex),
 }
 
 impl Pattern {
-    pub fn new(pattern: &str) -> Result<Pattern, BuildError> {
-        let meta = Regex::new(pattern)?;
+    /// Compiles `pattern`; `Err` says why it is not a regular expression.
+    pub fn new(pattern: &str) -> Result<Pattern, String> {
+        let meta = Regex::new(pattern).map_err(|e| why(&e))?;
         let config = dense::Config::new()
             .dfa_size_limit(Some(DFA_LIMIT))
             .determinize_size_limit(Some(DFA_LIMIT));
         match dense::Builder::new().configure(config).build(pattern) {
-            Ok(dfa) => Ok(Pattern::Dfa(dfa)),
+            Ok(dfa) => Ok(Pattern::Dfa(Box::new(dfa))),
             Err(_) => Ok(Pattern::Meta(meta)),
         }
     }
 
-    fn is_match(&self, cache: Option<&mut Cache>, text: &[u8]) -> bool {
+    pub(crate) fn is_match(&self, cache: Option<&mut Cache>, text: &[u8]) -> bool {
         let input = Input::new(text).anchored(Anchored::No).earliest(true);
         match (self, cache) {
             (Pattern::Dfa(dfa), _) => matches!(dfa.try_search_fwd(&input), Ok(Some(_))),
@@ -37,6 +38,12 @@ impl Pattern {
             (Pattern::Meta(re), None) => re.is_match(input),
         }
     }
+}
+
+/// The syntax error's last line (the one that says what is wrong).
+fn why(e: &BuildError) -> String {
+    let text = std::error::Error::source(e).map_or(e.to_string(), |s| s.to_string());
+    text.lines().last().unwrap_or_default().trim().to_owned()
 }
 
 /// What the rules compiled once: the regular expressions and the named sets.
