@@ -5,6 +5,7 @@
 //! override the file. Every value is parsed by the same function whether it came from a flag
 //! or from the file, so both report the same message for the same mistake.
 
+mod overrides;
 mod tcp;
 
 use std::collections::BTreeMap;
@@ -17,9 +18,9 @@ use std::time::Duration;
 use log::LevelFilter;
 use serde::Deserialize;
 
-use crate::cli::RunArgs;
 use crate::proxy::{HostPort, NextHop, Transport};
 
+pub use overrides::Overrides;
 pub use tcp::{MAX_CONNECTIONS_PER_WORKER, TcpOptions, parse_duration};
 
 /// One address to receive SIP on, written `udp:IP:PORT` or `tcp:IP:PORT` (IPv6 in brackets:
@@ -203,8 +204,9 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Defaults, then the `--config` file if any, then the flags that were given.
-    pub fn load(args: &RunArgs) -> Result<Settings, SettingsError> {
+    /// Defaults, then the `--config` file if any, then the flags that were given (as
+    /// [`Overrides`], which the CLI builds).
+    pub fn load(args: &Overrides) -> Result<Settings, SettingsError> {
         let mut settings = Settings::default();
         if let Some(path) = &args.config {
             settings.apply_file(&FileSettings::read(path)?)?;
@@ -269,7 +271,7 @@ impl Settings {
         Ok(())
     }
 
-    fn apply_args(&mut self, args: &RunArgs) {
+    fn apply_args(&mut self, args: &Overrides) {
         if !args.listen.is_empty() {
             self.listen = args.listen.clone();
         }
@@ -604,11 +606,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("override.toml");
         std::fs::write(&path, "workers = 3\nlisten = [\"udp:127.0.0.1:5070\"]\n").unwrap();
-        let args = RunArgs {
+        let args = Overrides {
             config: Some(path),
             workers: Some(1),
             record_route: true,
-            ..RunArgs::default()
+            ..Overrides::default()
         };
         let s = Settings::load(&args).unwrap();
         assert_eq!(s.workers, 1);
@@ -622,9 +624,9 @@ mod tests {
 
     #[test]
     fn a_missing_file_is_a_clear_error() {
-        let args = RunArgs {
+        let args = Overrides {
             config: Some("/nonexistent/ferrovia.toml".into()),
-            ..RunArgs::default()
+            ..Overrides::default()
         };
         let err = Settings::load(&args).unwrap_err();
         assert!(err.0.contains("/nonexistent/ferrovia.toml"), "{err}");

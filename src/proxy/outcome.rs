@@ -6,7 +6,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-pub use crate::sip::Transport;
+pub use crate::sip::{ConnectionId, Transport};
 
 /// Whether a transmitted message is a request or a response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,12 +14,6 @@ pub enum Direction {
     Request,
     Response,
 }
-
-/// A stream connection, as the runtime names it (opaque to the core). A request that arrives
-/// on a connection carries its id in this proxy's Via, so that the response can go back on
-/// the same connection (RFC 3261 §18.2.2) although the proxy keeps no state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ConnectionId(pub u64);
 
 /// Bytes to send: `out[..len]` of the buffer the caller passed in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

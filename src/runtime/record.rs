@@ -1,44 +1,12 @@
 //! What a worker records about the messages it moves.
 //!
-//! [`Recorder`] is the hook: the worker calls it once per message outcome, and once per TCP
-//! connection change ([`StreamEvent`]), on its own thread, with no lock. [`Counters`] is the
-//! built-in recorder (plain integers, merged after the workers stop). The stats module's per-worker histograms plug in by implementing
-//! `Recorder` and starting the server with [`Server::start_with`](super::Server::start_with).
+//! [`Counters`] is the built-in [`Recorder`] (plain integers, merged after the workers stop).
 
 use std::fmt;
 use std::time::Instant;
 
-use super::stream::StreamEvent;
 use crate::proxy::{Direction, DropReason};
-
-/// Per-worker sink for the hot path's events. Must not lock or allocate per call.
-pub trait Recorder: Send + 'static {
-    /// `n` datagrams were received in one batch.
-    fn received(&mut self, n: usize);
-    /// A message was forwarded; `latency_ns` runs from its arrival to its send returning.
-    fn forwarded(&mut self, direction: Direction, latency_ns: u64);
-    /// A locally generated reply with `status` was sent.
-    fn replied(&mut self, status: u16, latency_ns: u64);
-    /// A message was dropped for `reason`.
-    fn dropped(&mut self, reason: DropReason);
-    /// The kernel refused a send (or reported an earlier one's ICMP error).
-    fn send_error(&mut self);
-    /// The worker's sockets' kernel receive-queue drops so far (cumulative, `SO_RXQ_OVFL`).
-    fn kernel_drops(&mut self, cumulative: u64);
-    /// Called at least a few times a second, even when idle; may hand data to an exporter.
-    fn maybe_flush(&mut self, now: Instant);
-    /// Called once when the worker stops.
-    fn flush(&mut self);
-    /// A stream connection event: accepted, closed and why, a hand-off, a ping. Called per
-    /// connection change, not per ordinary message. The default ignores it.
-    fn stream_event(&mut self, event: StreamEvent) {
-        let _ = event;
-    }
-    /// The worker's open stream connections, after each change. The default ignores it.
-    fn open_connections(&mut self, open: usize) {
-        let _ = open;
-    }
-}
+pub use crate::record::{Recorder, StreamEvent};
 
 /// The first status a reply can carry; replies are counted by `status - FIRST_STATUS`.
 const FIRST_STATUS: u16 = 100;
@@ -197,49 +165,6 @@ impl Recorder for Counters {
 
     fn open_connections(&mut self, open: usize) {
         self.open_connections = open as u64;
-    }
-}
-
-/// The stats module's per-worker histograms and counters, as the workers' recorder.
-impl Recorder for crate::stats::WorkerStats {
-    fn received(&mut self, n: usize) {
-        crate::stats::WorkerStats::received(self, n as u64);
-    }
-
-    fn forwarded(&mut self, direction: Direction, latency_ns: u64) {
-        crate::stats::WorkerStats::forwarded(self, direction, latency_ns);
-    }
-
-    fn replied(&mut self, status: u16, latency_ns: u64) {
-        crate::stats::WorkerStats::replied(self, status, latency_ns);
-    }
-
-    fn dropped(&mut self, reason: DropReason) {
-        crate::stats::WorkerStats::dropped(self, reason);
-    }
-
-    fn send_error(&mut self) {
-        crate::stats::WorkerStats::send_error(self);
-    }
-
-    fn kernel_drops(&mut self, cumulative: u64) {
-        crate::stats::WorkerStats::kernel_drops(self, cumulative);
-    }
-
-    fn maybe_flush(&mut self, now: Instant) {
-        crate::stats::WorkerStats::maybe_flush(self, now);
-    }
-
-    fn flush(&mut self) {
-        crate::stats::WorkerStats::flush(self);
-    }
-
-    fn stream_event(&mut self, event: StreamEvent) {
-        crate::stats::WorkerStats::stream_event(self, event);
-    }
-
-    fn open_connections(&mut self, open: usize) {
-        crate::stats::WorkerStats::open_connections(self, open);
     }
 }
 

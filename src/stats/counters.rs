@@ -5,7 +5,7 @@
 //! counted under status 0.
 
 use crate::proxy::{Direction, DropReason};
-use crate::runtime::StreamEvent;
+use crate::record::StreamEvent;
 
 use super::Series;
 

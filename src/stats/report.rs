@@ -5,7 +5,7 @@
 //! Percentiles carry HdrHistogram's resolution: 3 significant digits.
 
 use crate::contact::ContactCounters;
-use crate::runtime::StreamEvent;
+use crate::record::StreamEvent;
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;

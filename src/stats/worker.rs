@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use hdrhistogram::Histogram;
 
 use crate::proxy::{Direction, DropReason};
+use crate::record::{Recorder, StreamEvent};
 
 use super::{Counters, LATENCY_HIGH_NS, Series, latency_histogram};
 
@@ -138,7 +139,7 @@ impl WorkerStats {
     /// Counts one failed send.
     #[inline]
     /// A stream connection event (accepted, closed and why, a hand-off, a ping).
-    pub fn stream_event(&mut self, event: crate::runtime::StreamEvent) {
+    pub fn stream_event(&mut self, event: StreamEvent) {
         self.active.counters.count_stream(event);
         self.dirty = true;
     }
@@ -226,6 +227,49 @@ impl Drop for WorkerStats {
         if self.dirty {
             self.flush();
         }
+    }
+}
+
+/// The workers' recorder: each call is the inherent method of the same name.
+impl Recorder for WorkerStats {
+    fn received(&mut self, n: usize) {
+        WorkerStats::received(self, n as u64);
+    }
+
+    fn forwarded(&mut self, direction: Direction, latency_ns: u64) {
+        WorkerStats::forwarded(self, direction, latency_ns);
+    }
+
+    fn replied(&mut self, status: u16, latency_ns: u64) {
+        WorkerStats::replied(self, status, latency_ns);
+    }
+
+    fn dropped(&mut self, reason: DropReason) {
+        WorkerStats::dropped(self, reason);
+    }
+
+    fn send_error(&mut self) {
+        WorkerStats::send_error(self);
+    }
+
+    fn kernel_drops(&mut self, cumulative: u64) {
+        WorkerStats::kernel_drops(self, cumulative);
+    }
+
+    fn maybe_flush(&mut self, now: Instant) {
+        WorkerStats::maybe_flush(self, now);
+    }
+
+    fn flush(&mut self) {
+        WorkerStats::flush(self);
+    }
+
+    fn stream_event(&mut self, event: StreamEvent) {
+        WorkerStats::stream_event(self, event);
+    }
+
+    fn open_connections(&mut self, open: usize) {
+        WorkerStats::open_connections(self, open);
     }
 }
 

@@ -6,8 +6,8 @@ use std::io::{self, IoSlice, Write};
 use std::time::Instant;
 
 use super::super::connection::Phase;
-use super::super::event::StreamEvent;
 use super::{Fate, Streams};
+use crate::record::StreamEvent;
 use crate::runtime::note::Note;
 use crate::runtime::record::Recorder;
 use crate::runtime::sys;

@@ -11,9 +11,9 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use super::super::connection::{Connection, Origin, Phase};
-use super::super::event::StreamEvent;
 use super::super::listener;
 use super::{ACCEPTS_PER_TURN, CONNECTION_TOKENS, LINGER, Streams};
+use crate::record::StreamEvent;
 use crate::runtime::record::Recorder;
 
 impl Streams {

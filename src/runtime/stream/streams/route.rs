@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 use log::debug;
 
 use super::super::connection::Connection;
-use super::super::event::StreamEvent;
 use super::super::id::ConnRef;
 use super::super::mesh::Handoff;
 use super::{Fate, HANDOFFS_PER_TURN, Outgoing, Route, Streams};
 use crate::proxy::{ConnectionId, Transmit, Transport};
+use crate::record::StreamEvent;
 use crate::runtime::note::Note;
 use crate::runtime::record::Recorder;
 
