@@ -112,7 +112,7 @@ impl ContactEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::Transport;
+    use crate::sip::{ConnectionId, Transport};
 
     fn flow() -> Flow {
         Flow::new(
