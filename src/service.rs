@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::contact::ContactTable;
+use crate::proxy::Tables;
 use crate::runtime::{self, Server, StartError};
 use crate::settings::{Metrics, Settings};
 use crate::stats::{self, Snapshot, StatsConfig, StatsHandle, WorkerStats};
@@ -60,8 +61,7 @@ impl Service {
             Metrics::On(addr) => Some(addr),
             Metrics::Off => None,
         };
-        let contact = runtime::contact_rewrite(settings);
-        let table = contact.as_ref().map(|c| Arc::clone(&c.table));
+        let table = runtime::contact_table(settings);
         let config = StatsConfig {
             workers,
             interval: STATS_INTERVAL,
@@ -72,7 +72,10 @@ impl Service {
         let mut recorders = recorders.into_iter();
         // `stats::start` made exactly `workers` recorders and the server asks for exactly
         // `workers` (it uses the same `settings.workers.max(1)`), once each.
-        let server = Server::start_with_contact(settings, contact, |_| {
+        let tables = Tables {
+            contact: table.clone(),
+        };
+        let server = Server::start_with_tables(settings, tables, |_| {
             recorders.next().expect("one recorder per worker")
         })
         .map_err(ServiceError::Start)?;

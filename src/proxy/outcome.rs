@@ -1,4 +1,5 @@
-//! What the core decides about one message: forward it, answer it, or drop it.
+//! What the core decides about one message: forward it, answer it, drop it, or park it until
+//! an answer from outside the worker arrives.
 //!
 //! The bytes of a forward or a reply are in the caller's output buffer, `out[..len]`; the
 //! outcome says where they go. Every drop has a named reason that the runtime counts.
@@ -43,6 +44,9 @@ pub enum Outcome {
     Reply { transmit: Transmit, status: u16 },
     /// Send nothing; count the reason.
     Drop(DropReason),
+    /// The message waits in the worker's parking area for the answer to its query
+    /// (`Parking::query(ticket)`); hand that to a side thread, then call `Proxy::resume`.
+    Park(super::Ticket),
 }
 
 macro_rules! drop_reasons {
@@ -93,6 +97,13 @@ drop_reasons! {
     /// So many header lines that what the proxy would send (with its own lines added) would
     /// pass the header limit, and no reply fits either.
     TooManyHeaders => "too_many_headers",
+    /// A retransmission of a request that is parked already: the parked copy will go on.
+    ParkedRetransmission => "parked_retransmission",
+    /// A request that had to park found the parking area full and cannot be answered (an
+    /// ACK); other requests get the feature's reply (503).
+    ParkingFull => "parking_full",
+    /// A parked request still waiting when the worker stopped.
+    ParkedAtShutdown => "parked_at_shutdown",
 }
 
 impl DropReason {

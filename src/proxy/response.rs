@@ -14,17 +14,17 @@ use super::request::push_content_length;
 use super::rewrite::CONNECTION_PARAM;
 use super::rewrite::{Edits, Out, apply_range};
 use super::route::remove_first_value;
-use super::{ConnectionId, Direction, DropReason, Input, Outcome, Proxy, Transmit};
-use crate::contact::Flow;
+use super::{ConnectionId, Direction, DropReason, Input, Outcome, Proxy, Tables, Transmit};
 
 /// Handles a well-framed response.
 pub(crate) fn handle(
     proxy: &Proxy,
     msg: &Message<'_>,
     input: &Input<'_>,
+    tables: &Tables,
     out: &mut [u8],
 ) -> Outcome {
-    match forward(proxy, msg, input, out) {
+    match forward(proxy, msg, input, tables, out) {
         Ok(transmit) => Outcome::Forward(transmit),
         Err(reason) => Outcome::Drop(reason),
     }
@@ -34,6 +34,7 @@ fn forward(
     proxy: &Proxy,
     msg: &Message<'_>,
     input: &Input<'_>,
+    tables: &Tables,
     out: &mut [u8],
 ) -> Result<Transmit, DropReason> {
     let buf = msg.buf();
@@ -59,7 +60,9 @@ fn forward(
     let next = Via::parse(buf, next_value).map_err(|_| DropReason::MalformedResponse)?;
     let (destination, transport) =
         destination(proxy, buf, &next).ok_or(DropReason::ResponseUnroutable)?;
-    let arrival = proxy.identity.arrival(input.local, input.transport);
+    let arrival = proxy
+        .identity
+        .arrival(input.flow.local, input.flow.transport);
     let departure = proxy
         .identity
         .departure(arrival, transport, destination.ip())
@@ -70,7 +73,7 @@ fn forward(
     let mut edits = Edits::new();
     remove_first_value(msg, top_line, &mut edits);
     let local = &proxy.identity.locals[departure];
-    rewrite_contacts(proxy, msg, input, &local.shown, &mut edits);
+    rewrite_contacts(proxy, msg, input, tables, &local.shown, &mut edits);
     push_content_length(msg, &mut edits);
     let mut writer = Out::new(out);
     let whole = Span::new(msg.start_line().start(), msg.body().end());
@@ -95,12 +98,16 @@ fn rewrite_contacts<'a>(
     proxy: &Proxy,
     msg: &Message<'_>,
     input: &Input<'_>,
+    tables: &Tables,
     host: &'a [u8],
     edits: &mut Edits<'a>,
 ) {
-    let Some(rewrite) = proxy.contact.as_ref().filter(|r| r.responses) else {
+    let Some(table) = tables.contact.as_deref() else {
         return;
     };
+    if !proxy.contact.is_some_and(|r| r.responses) {
+        return;
+    }
     let StartLine::Response { code, .. } = msg.start() else {
         return;
     };
@@ -113,16 +120,11 @@ fn rewrite_contacts<'a>(
     }
     let how = Rewriting {
         host,
-        flow: Flow {
-            transport: input.transport,
-            source: input.source,
-            local: input.local,
-            conn: input.connection,
-        },
+        flow: input.flow,
         register: false,
         now: input.now,
     };
-    let _ = contact::push_rewrites(rewrite, &proxy.identity.names, msg, &how, edits);
+    let _ = contact::push_rewrites(table, &proxy.identity.names, msg, &how, edits);
 }
 
 /// Our Via exactly as we wrote it (`SIP/2.0/UDP host:port;branch=z9hG4bKfv<16 hex>`, then

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::*;
-use crate::sip::{Message, Transport};
+use crate::sip::{Flow, Message, Transport};
 
 const PROXY: &str = "192.0.2.10:5060";
 
@@ -19,13 +19,46 @@ fn listener(addr: &str, transport: Transport) -> Listener {
     }
 }
 
-fn proxy_with(edit: impl FnOnce(&mut ProxyConfig)) -> Proxy {
-    let mut config = ProxyConfig::new(listener(PROXY, Transport::Udp), [42; 16]);
-    edit(&mut config);
-    Proxy::new(config).unwrap()
+/// A proxy with its context: the shared tables and one worker's state.
+struct Core {
+    proxy: Proxy,
+    tables: Tables,
+    state: std::cell::RefCell<WorkerState>,
 }
 
-fn proxy() -> Proxy {
+impl Core {
+    fn handle(&self, input: Input<'_>, out: &mut [u8]) -> Outcome {
+        let mut state = self.state.borrow_mut();
+        self.proxy
+            .handle(input, &mut Context::new(&self.tables, &mut state), out)
+    }
+
+    fn handle_oversized(&self, input: Input<'_>, out: &mut [u8]) -> Outcome {
+        self.proxy.handle_oversized(input, out)
+    }
+
+    fn config(&self) -> &ProxyConfig {
+        self.proxy.config()
+    }
+}
+
+fn core_with(edit: impl FnOnce(&mut ProxyConfig), tables: Tables) -> Core {
+    let mut config = ProxyConfig::new(listener(PROXY, Transport::Udp), [42; 16]);
+    edit(&mut config);
+    let proxy = Proxy::new(config).unwrap();
+    let state = std::cell::RefCell::new(WorkerState::new(proxy.config()));
+    Core {
+        proxy,
+        tables,
+        state,
+    }
+}
+
+fn proxy_with(edit: impl FnOnce(&mut ProxyConfig)) -> Core {
+    core_with(edit, Tables::default())
+}
+
+fn proxy() -> Core {
     proxy_with(|_| {})
 }
 
@@ -35,21 +68,23 @@ struct Handled {
     text: String,
 }
 
-fn run_on(p: &Proxy, raw: &str, source: &str, transport: Transport) -> Handled {
+fn run_on(p: &Core, raw: &str, source: &str, transport: Transport) -> Handled {
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
     let local = p.config().listeners[0].addr;
     let input = Input {
         data: raw.as_bytes(),
-        source: source.parse().unwrap(),
-        local,
-        transport,
-        connection: None,
+        flow: Flow {
+            transport,
+            source: source.parse().unwrap(),
+            local,
+            conn: None,
+        },
         now: Instant::now(),
     };
     let outcome = p.handle(input, &mut out);
     let len = match outcome {
         Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
-        Outcome::Drop(_) => 0,
+        Outcome::Drop(_) | Outcome::Park(_) => 0,
     };
     let bytes = &out[..len];
     if len > 0 {
@@ -61,7 +96,7 @@ fn run_on(p: &Proxy, raw: &str, source: &str, transport: Transport) -> Handled {
     }
 }
 
-fn run(p: &Proxy, raw: &str, source: &str) -> Handled {
+fn run(p: &Core, raw: &str, source: &str) -> Handled {
     run_on(p, raw, source, Transport::Udp)
 }
 
@@ -405,10 +440,12 @@ fn branch_is_stable_and_shared_by_cancel() {
     let mut branch = |raw: &str| {
         let input = Input {
             data: raw.as_bytes(),
-            source: "10.0.0.1:5060".parse().unwrap(),
-            local: PROXY.parse().unwrap(),
-            transport: Transport::Udp,
-            connection: None,
+            flow: Flow {
+                transport: Transport::Udp,
+                source: "10.0.0.1:5060".parse().unwrap(),
+                local: PROXY.parse().unwrap(),
+                conn: None,
+            },
             now: Instant::now(),
         };
         let Outcome::Forward(t) = p.handle(input, &mut out) else {
@@ -808,10 +845,12 @@ fn output_buffer_too_small_is_a_drop_not_a_panic() {
     let raw = request("INVITE sip:bob@10.0.0.7", "");
     let input = Input {
         data: raw.as_bytes(),
-        source: "10.0.0.1:5060".parse().unwrap(),
-        local: PROXY.parse().unwrap(),
-        transport: Transport::Udp,
-        connection: None,
+        flow: Flow {
+            transport: Transport::Udp,
+            source: "10.0.0.1:5060".parse().unwrap(),
+            local: PROXY.parse().unwrap(),
+            conn: None,
+        },
         now: Instant::now(),
     };
     let mut tiny = [0u8; 64];
@@ -824,7 +863,7 @@ fn output_buffer_too_small_is_a_drop_not_a_panic() {
 // ---- §18.2.2 on streams: the response goes back on the request's connection -----------------
 
 fn handle_on(
-    p: &Proxy,
+    p: &Core,
     raw: &str,
     source: &str,
     transport: Transport,
@@ -833,16 +872,18 @@ fn handle_on(
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
     let input = Input {
         data: raw.as_bytes(),
-        source: source.parse().unwrap(),
-        local: p.config().listeners[0].addr,
-        transport,
-        connection: conn.map(ConnectionId),
+        flow: Flow {
+            transport,
+            source: source.parse().unwrap(),
+            local: p.config().listeners[0].addr,
+            conn: conn.map(ConnectionId),
+        },
         now: Instant::now(),
     };
     let outcome = p.handle(input, &mut out);
     let len = match outcome {
         Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
-        Outcome::Drop(_) => 0,
+        Outcome::Drop(_) | Outcome::Park(_) => 0,
     };
     (outcome, String::from_utf8_lossy(&out[..len]).into_owned())
 }
@@ -917,10 +958,12 @@ fn oversized_stream_messages_get_513_from_their_headers_alone() {
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
     let input = |data: &'static [u8]| Input {
         data,
-        source: "10.0.0.1:40001".parse().unwrap(),
-        local: PROXY.parse().unwrap(),
-        transport: Transport::Tcp,
-        connection: Some(ConnectionId(3)),
+        flow: Flow {
+            transport: Transport::Tcp,
+            source: "10.0.0.1:40001".parse().unwrap(),
+            local: PROXY.parse().unwrap(),
+            conn: Some(ConnectionId(3)),
+        },
         now: Instant::now(),
     };
     let head: &'static str = Box::leak(head.into_boxed_str());
@@ -1046,15 +1089,20 @@ mod contact_rewriting {
         Arc::new(ContactTable::new(config, Instant::now()))
     }
 
-    fn edge(table: &Arc<ContactTable>) -> Proxy {
-        proxy_with(|c| {
-            c.next_hop = Some(NextHop::parse("sip:10.0.0.9:5060").unwrap());
-            c.contact = Some(ContactRewrite {
-                table: Arc::clone(table),
-                requests: true,
-                responses: true,
-            });
-        })
+    fn edge(table: &Arc<ContactTable>) -> Core {
+        let tables = Tables {
+            contact: Some(Arc::clone(table)),
+        };
+        core_with(
+            |c| {
+                c.next_hop = Some(NextHop::parse("sip:10.0.0.9:5060").unwrap());
+                c.contact = Some(ContactRewrite {
+                    requests: true,
+                    responses: true,
+                });
+            },
+            tables,
+        )
     }
 
     fn register(contact: &str) -> String {

@@ -23,7 +23,7 @@ use super::stream::{self, Mesh, StreamListener, StreamSetup, Streams};
 use super::summary::Summary;
 use super::worker::{self, WAKE, WorkerSetup, WorkerSocket};
 use super::{identity, socket, sys};
-use crate::proxy::{ConfigError, ContactRewrite, Proxy, ProxyConfig};
+use crate::proxy::{ConfigError, Proxy, ProxyConfig, Tables};
 use crate::settings::{ListenAddr, Settings};
 
 /// How long `start` waits for the workers to be ready.
@@ -33,6 +33,7 @@ const READY_LIMIT: Duration = Duration::from_secs(10);
 pub struct Server<R: Recorder = Counters> {
     local_addrs: Vec<SocketAddr>,
     proxy: Arc<Proxy>,
+    tables: Arc<Tables>,
     stop: Arc<AtomicBool>,
     wakers: Vec<Arc<Waker>>,
     threads: Vec<JoinHandle<R>>,
@@ -53,14 +54,16 @@ impl<R: Recorder> Server<R> {
         settings: &Settings,
         recorder: impl FnMut(usize) -> R,
     ) -> Result<Server<R>, StartError> {
-        let contact = identity::contact_rewrite(settings);
-        Server::start_with_contact(settings, contact, recorder)
+        let tables = Tables {
+            contact: identity::contact_table(settings),
+        };
+        Server::start_with_tables(settings, tables, recorder)
     }
 
-    /// Like [`Server::start_with`], with a contact-rewrite table made (and shared) elsewhere.
-    pub fn start_with_contact(
+    /// Like [`Server::start_with`], with the shared tables made (and shared) elsewhere.
+    pub fn start_with_tables(
         settings: &Settings,
-        contact: Option<ContactRewrite>,
+        tables: Tables,
         mut recorder: impl FnMut(usize) -> R,
     ) -> Result<Server<R>, StartError> {
         let workers = settings.workers.max(1);
@@ -68,8 +71,7 @@ impl<R: Recorder> Server<R> {
         if settings.listen.iter().any(|l| l.transport.is_stream()) {
             raise_descriptor_limit(settings);
         }
-        let mut config = identity::proxy_config(settings, &bound);
-        config.contact = contact;
+        let config = identity::proxy_config(settings, &bound);
         let proxy = Arc::new(Proxy::new(config).map_err(StartError::Config)?);
         let (polls, wakers) = event_loops(workers)?;
         let tcp = &settings.tcp;
@@ -77,6 +79,7 @@ impl<R: Recorder> Server<R> {
         let mut server = Server {
             local_addrs: bound,
             proxy,
+            tables: Arc::new(tables),
             stop: Arc::new(AtomicBool::new(false)),
             wakers,
             threads: Vec::with_capacity(workers),
@@ -129,6 +132,7 @@ impl<R: Recorder> Server<R> {
             poll,
             sockets,
             proxy: Arc::clone(&self.proxy),
+            tables: Arc::clone(&self.tables),
             recorder,
             stop: Arc::clone(&self.stop),
             batch,

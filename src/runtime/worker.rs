@@ -34,7 +34,11 @@ use super::note::{Kind, Note};
 use super::record::Recorder;
 use super::stream::{LISTENER_TOKENS, Streams};
 use super::sys::{self, Outgoing, RecvBatch, SendScratch};
-use crate::proxy::{DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome, Proxy, Transmit, Transport};
+use crate::proxy::{
+    Context, DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome, Proxy, Tables, Transmit, Transport,
+    WorkerState,
+};
+use crate::sip::Flow;
 
 /// The token of the waker that interrupts a worker's poll.
 pub(crate) const WAKE: Token = Token(usize::MAX);
@@ -57,6 +61,7 @@ pub(crate) struct WorkerSetup<R> {
     pub(crate) poll: Poll,
     pub(crate) sockets: Vec<WorkerSocket>,
     pub(crate) proxy: Arc<Proxy>,
+    pub(crate) tables: Arc<Tables>,
     pub(crate) recorder: R,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) batch: usize,
@@ -101,6 +106,10 @@ struct Worker<R> {
     poll: Poll,
     sockets: Vec<WorkerSocket>,
     proxy: Arc<Proxy>,
+    /// The shared tables the core reads and writes through its context.
+    tables: Arc<Tables>,
+    /// This worker's own state in the core (its parked messages).
+    state: WorkerState,
     recorder: R,
     stop: Arc<AtomicBool>,
     rx: RecvBatch,
@@ -129,7 +138,9 @@ impl<R: Recorder> Worker<R> {
             batch,
             poll: setup.poll,
             sockets: setup.sockets,
+            state: WorkerState::new(setup.proxy.config()),
             proxy: setup.proxy,
+            tables: setup.tables,
             recorder: setup.recorder,
             stop: setup.stop,
             rx: RecvBatch::new(batch),
@@ -242,13 +253,11 @@ impl<R: Recorder> Worker<R> {
             let out = &mut self.out[start..start + OUTPUT_BUFFER_SIZE];
             let input = Input {
                 data: datagram.data,
-                source: datagram.source,
-                local,
-                transport,
-                connection: None,
+                flow: Flow::new(transport, datagram.source, local),
                 now,
             };
-            let outcome = self.proxy.handle(input, out);
+            let mut ctx = Context::new(&self.tables, &mut self.state);
+            let outcome = self.proxy.handle(input, &mut ctx, out);
             let arrival_ns = datagram.arrival_ns.unwrap_or(received_ns);
             self.enqueue(k, outcome, arrival_ns);
         }
@@ -261,6 +270,8 @@ impl<R: Recorder> Worker<R> {
             Outcome::Forward(t) => (t, Kind::Forward(t.direction)),
             Outcome::Reply { transmit, status } => (transmit, Kind::Reply(status)),
             Outcome::Drop(reason) => return self.recorder.dropped(reason),
+            // Only a proxy with a resolver parks, and this runtime wires none yet.
+            Outcome::Park(_) => return,
         };
         if transmit.len > OUTPUT_BUFFER_SIZE {
             return self.recorder.dropped(DropReason::OutputTooLarge);
