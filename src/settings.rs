@@ -18,7 +18,7 @@ use std::time::Duration;
 use log::LevelFilter;
 use serde::Deserialize;
 
-use crate::proxy::{HostPort, NextHop, Transport};
+use crate::proxy::{HostPort, NextHop, ParkingLimits, Transport};
 
 pub use overrides::Overrides;
 pub use tcp::{MAX_CONNECTIONS_PER_WORKER, TcpOptions, parse_duration};
@@ -180,6 +180,8 @@ pub struct Settings {
     pub hgrm: Option<PathBuf>,
     /// Contact rewriting, when enabled.
     pub rewrite_contact: Option<ContactSettings>,
+    /// What each worker may hold of messages waiting for a side service's answer.
+    pub parking: ParkingLimits,
 }
 
 impl Default for Settings {
@@ -199,6 +201,7 @@ impl Default for Settings {
             tcp: TcpOptions::default(),
             hgrm: None,
             rewrite_contact: None,
+            parking: ParkingLimits::default(),
         }
     }
 }

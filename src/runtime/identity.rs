@@ -39,6 +39,7 @@ pub(crate) fn proxy_config(settings: &Settings, bound: &[SocketAddr]) -> ProxyCo
         next_hop: settings.next_hop.clone(),
         hosts: settings.hosts.clone(),
         max_stream_message: settings.tcp.max_message,
+        parking: settings.parking,
         contact: settings
             .rewrite_contact
             .as_ref()

@@ -18,6 +18,7 @@
 //! the worker's output slots, and every batch ends with one send per UDP socket and one
 //! `writev` per connection.
 
+mod parked;
 mod stream_input;
 
 use std::net::SocketAddr;
@@ -31,13 +32,14 @@ use mio::net::UdpSocket;
 use mio::{Events, Poll, Token};
 
 use super::note::{Kind, Note};
-use super::record::Recorder;
+use super::side::SideLink;
 use super::stream::{LISTENER_TOKENS, Streams};
 use super::sys::{self, Outgoing, RecvBatch, SendScratch};
 use crate::proxy::{
     Context, DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome, Proxy, Tables, Transmit, Transport,
     WorkerState,
 };
+use crate::record::Recorder;
 use crate::sip::Flow;
 
 /// The token of the waker that interrupts a worker's poll.
@@ -66,6 +68,8 @@ pub(crate) struct WorkerSetup<R> {
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) batch: usize,
     pub(crate) streams: Streams,
+    /// The resolver's link, when one is wired (the core then parks unresolved names).
+    pub(crate) side: Option<SideLink>,
     /// Told once the worker has built its buffers, so that `Server::start` returns a server
     /// whose workers are all ready (and allocate nothing more).
     pub(crate) ready: Option<crossbeam_channel::Sender<()>>,
@@ -81,6 +85,7 @@ pub(crate) fn run<R: Recorder>(mut setup: WorkerSetup<R>) -> R {
     }
     worker.event_loop();
     worker.drain_all();
+    worker.drop_parked();
     worker.streams.shutdown(&mut worker.recorder);
     worker.recorder.flush();
     worker.recorder
@@ -127,12 +132,17 @@ struct Worker<R> {
     streams: Streams,
     /// Output slots taken by stream messages since the last send.
     used: usize,
+    /// The resolver's link, when one is wired.
+    side: Option<SideLink>,
+    /// Per parking slot: the arrival time (ns) of the message parked there.
+    parked_arrival: Box<[u64]>,
 }
 
 impl<R: Recorder> Worker<R> {
     fn new(setup: WorkerSetup<R>) -> Worker<R> {
         let batch = setup.batch.max(1);
         let n = setup.sockets.len();
+        let parking = setup.proxy.config().parking.messages;
         Worker {
             index: setup.index,
             batch,
@@ -152,6 +162,8 @@ impl<R: Recorder> Worker<R> {
             kernel_drops: vec![0; n],
             streams: setup.streams,
             used: 0,
+            parked_arrival: vec![0; parking].into_boxed_slice(),
+            side: setup.side,
         }
     }
 
@@ -160,6 +172,7 @@ impl<R: Recorder> Worker<R> {
         while !self.stop.load(Ordering::Acquire) {
             let busy = self.backlog.contains(&true) || self.streams.busy();
             let tick = self.streams.tick().map_or(IDLE_TICK, |t| t.min(IDLE_TICK));
+            let tick = self.parking_tick().map_or(tick, |t| t.min(tick));
             let timeout = if busy { Duration::ZERO } else { tick };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout))
                 && e.kind() != std::io::ErrorKind::Interrupted
@@ -175,6 +188,7 @@ impl<R: Recorder> Worker<R> {
             }
             let now = Instant::now();
             self.turn_streams(now);
+            self.turn_parked(now);
             self.recorder.maybe_flush(now);
         }
     }
@@ -270,8 +284,7 @@ impl<R: Recorder> Worker<R> {
             Outcome::Forward(t) => (t, Kind::Forward(t.direction)),
             Outcome::Reply { transmit, status } => (transmit, Kind::Reply(status)),
             Outcome::Drop(reason) => return self.recorder.dropped(reason),
-            // Only a proxy with a resolver parks, and this runtime wires none yet.
-            Outcome::Park(_) => return,
+            Outcome::Park(ticket) => return self.ask(slot, ticket, arrival_ns),
         };
         if transmit.len > OUTPUT_BUFFER_SIZE {
             return self.recorder.dropped(DropReason::OutputTooLarge);

@@ -17,6 +17,9 @@ use crate::record::{Recorder, StreamEvent};
 
 use super::{Counters, LATENCY_HIGH_NS, Series, latency_histogram};
 
+/// How long the last hand-off (at shutdown) waits for the stats thread to recycle an interval.
+const FLUSH_WAIT: Duration = Duration::from_secs(1);
+
 /// How many intervals each worker owns: the active one and one spare in flight.
 pub(super) const POOL: usize = 2;
 
@@ -128,16 +131,6 @@ impl WorkerStats {
         self.dirty = true;
     }
 
-    /// Counts one message the I/O shell rejected before the core saw it (a truncated datagram,
-    /// broken stream framing). The core's own malformed drops go to [`WorkerStats::dropped`].
-    #[inline]
-    pub fn malformed(&mut self) {
-        self.active.counters.count_malformed();
-        self.dirty = true;
-    }
-
-    /// Counts one failed send.
-    #[inline]
     /// A stream connection event (accepted, closed and why, a hand-off, a ping).
     pub fn stream_event(&mut self, event: StreamEvent) {
         self.active.counters.count_stream(event);
@@ -154,6 +147,8 @@ impl WorkerStats {
         self.dirty = true;
     }
 
+    /// Counts one failed send.
+    #[inline]
     pub fn send_error(&mut self) {
         self.active.counters.count_send_error();
         self.dirty = true;
@@ -185,8 +180,13 @@ impl WorkerStats {
         }
     }
 
-    /// Hands off whatever was recorded since the last hand-off, now (at shutdown).
+    /// Hands off whatever was recorded since the last hand-off, now (at shutdown). Unlike
+    /// the hand-offs while running, this one waits (up to a second) for the stats thread
+    /// to send a cleared interval back, so the last interval is not left behind.
     pub fn flush(&mut self) {
+        if self.spare.is_none() {
+            self.spare = self.recycled.recv_timeout(FLUSH_WAIT).ok();
+        }
         self.hand_off(Instant::now());
     }
 

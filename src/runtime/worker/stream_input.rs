@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use super::Worker;
 use crate::proxy::{Context, Input, OUTPUT_BUFFER_SIZE, Transport};
-use crate::runtime::record::Recorder;
+use crate::record::Recorder;
 use crate::runtime::stream::{Frame, Phase, StreamEvent, next_frame};
 use crate::runtime::sys;
 use crate::sip::Flow;

@@ -13,8 +13,8 @@ use mio::{Interest, Token};
 use super::super::connection::{Connection, Origin, Phase};
 use super::super::listener;
 use super::{ACCEPTS_PER_TURN, CONNECTION_TOKENS, LINGER, Streams};
+use crate::record::Recorder;
 use crate::record::StreamEvent;
-use crate::runtime::record::Recorder;
 
 impl Streams {
     /// Accepts new clients on the listeners that reported readiness.
