@@ -63,6 +63,21 @@ pub fn count(service: &Service, event: StreamEvent) -> u64 {
         .stream(event)
 }
 
+/// Waits until the proxy has received at least `n` messages; fails the test after
+/// [`RECV_LIMIT`].
+pub fn wait_for_received(service: &Service, n: u64) {
+    let received = || service.snapshot().merged().cumulative.counters().received();
+    let deadline = std::time::Instant::now() + RECV_LIMIT;
+    while received() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy received {}, not {n}",
+            received()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Waits until `event` was counted at least `n` times; fails the test after [`RECV_LIMIT`].
 pub fn wait_for(service: &Service, event: StreamEvent, n: u64) {
     let deadline = std::time::Instant::now() + RECV_LIMIT;
