@@ -161,3 +161,6 @@ pub(crate) fn restore(table: &ContactTable, buf: &[u8], user: Span, now: Instant
         Err(refused) => Restore::Refused(refused),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -227,4 +227,6 @@ fn resolve_next_hop(
 }
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;

@@ -285,3 +285,6 @@ impl Parking {
         self.free.push(index as u32);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -723,3 +723,6 @@ pub(crate) fn push_content_length(msg: &Message<'_>, edits: &mut Edits<'_>) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -212,3 +212,6 @@ fn parse_ip(text: &[u8]) -> Option<IpAddr> {
         .unwrap_or(text);
     std::str::from_utf8(text).ok()?.parse().ok()
 }
+
+#[cfg(test)]
+mod tests;
