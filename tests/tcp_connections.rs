@@ -41,6 +41,7 @@ fn ping(client: &mut SipStream, proxy: SocketAddr, call: &str) {
 }
 
 /// Room for both ends of every connection in this process.
+#[allow(unsafe_code)]
 fn raise_open_files() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,

@@ -124,7 +124,7 @@ impl RestoredUri {
         Some(restored)
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(super) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
 }

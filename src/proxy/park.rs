@@ -263,7 +263,7 @@ impl Parking {
     }
 
     fn holds(&self, hash: u64, method: Method) -> bool {
-        self.len() > 0
+        !self.is_empty()
             && self
                 .slots
                 .iter()

@@ -59,7 +59,7 @@ pub(crate) struct TopVia {
 impl TopVia {
     /// `None` when the request has no Via or its first value is malformed: then nothing can
     /// be answered (RFC 3261 §18.2.2 needs it).
-    pub fn find(msg: &Message<'_>) -> Option<TopVia> {
+    pub(super) fn find(msg: &Message<'_>) -> Option<TopVia> {
         let line = msg
             .headers()
             .iter()
@@ -78,15 +78,15 @@ enum Decision {
     Forward(Plan),
     /// Answer it here with this status (an error, or 200 to an OPTIONS for the proxy).
     Answer(Status),
-    /// Wait for the answer to this query first.
-    Park(Query),
+    /// Wait for the address of the host name at this span first (`Query::Resolve`).
+    Park(Span),
 }
 
 /// Why deciding stopped before a plan was complete: the decision is made. `?` carries it out
-/// of the step that made it.
+/// of the step that made it (small: the name to resolve stays a span until it parks).
 enum Stop {
     Answer(Status),
-    Park(Query),
+    Park(Span),
 }
 
 impl From<Status> for Stop {
@@ -179,7 +179,7 @@ pub(crate) fn handle(
     match req.decide() {
         Decision::Forward(plan) => req.forward(plan, out),
         Decision::Answer(status) => req.reply(status, out),
-        Decision::Park(query) => req.park(query, ctx, out),
+        Decision::Park(name) => req.park(name, ctx, out),
     }
 }
 
@@ -273,7 +273,7 @@ impl<'m, 'p> Request<'m, 'p> {
         match self.plan() {
             Ok(plan) => Decision::Forward(plan),
             Err(Stop::Answer(status)) => Decision::Answer(status),
-            Err(Stop::Park(query)) => Decision::Park(query),
+            Err(Stop::Park(name)) => Decision::Park(name),
         }
     }
 
@@ -520,18 +520,20 @@ impl<'m, 'p> Request<'m, 'p> {
             Some((Query::Resolve(asked), Answer::Address(ip))) if asked.is(name) => Ok(ip),
             Some(_) => Err(UNRESOLVABLE.into()),
             None if self.proxy.resolver && matches!(host.kind, HostKind::Name) => {
-                let name = HostName::new(name).ok_or(UNRESOLVABLE)?;
-                Err(Stop::Park(Query::Resolve(name)))
+                Err(Stop::Park(host.span))
             }
             None => Err(UNRESOLVABLE.into()),
         }
     }
 
-    /// Keeps the request in the worker's parking area until `query` is answered; a copy of a
-    /// request parked already is absorbed, and a full area gets 503.
-    fn park(&self, query: Query, ctx: &mut Context<'_>, out: &mut [u8]) -> Outcome {
+    /// Keeps the request in the worker's parking area until the host name at `name` is
+    /// resolved; a copy of a request parked already is absorbed, and a full area gets 503.
+    fn park(&self, name: Span, ctx: &mut Context<'_>, out: &mut [u8]) -> Outcome {
+        let Some(name) = HostName::new(name.of(self.buf())) else {
+            return self.reply(UNRESOLVABLE, out);
+        };
         let parked = Parked {
-            query,
+            query: Query::Resolve(name),
             flow: self.input.flow,
             since: self.input.now,
             hash: self.hash,

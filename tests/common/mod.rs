@@ -2,7 +2,7 @@
 //! `tests/vectors/` and a core configured for them (192.0.2.10:5060, Record-Route on, the
 //! registrar at 10.0.0.9 as next hop), with its context: shared tables and one worker's state.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

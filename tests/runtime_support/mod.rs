@@ -3,7 +3,7 @@
 //! SIP, the ferrovia binary and sipp as child processes that are killed when dropped.
 //! Every port is chosen by the kernel; every wait is bounded.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 pub mod process;
 pub mod sip;
