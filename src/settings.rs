@@ -18,6 +18,7 @@ use std::time::Duration;
 use log::LevelFilter;
 use serde::Deserialize;
 
+use crate::contact::ContactTableConfig;
 use crate::proxy::{HostPort, NextHop, ParkingLimits, Transport};
 
 pub use overrides::Overrides;
@@ -145,13 +146,14 @@ pub struct ContactSettings {
 }
 
 impl Default for ContactSettings {
+    /// Both directions, and the table's own defaults (one set, in `contact`).
     fn default() -> ContactSettings {
         ContactSettings {
             requests: true,
             responses: true,
-            capacity: 100_000,
-            idle_timeout: Duration::from_secs(3600),
-            max_expires: Duration::from_secs(7200),
+            capacity: ContactTableConfig::DEFAULT_CAPACITY,
+            idle_timeout: ContactTableConfig::DEFAULT_IDLE_TIMEOUT,
+            max_expires: ContactTableConfig::DEFAULT_MAX_EXPIRES,
             secret: None,
             node: 0,
         }

@@ -55,7 +55,8 @@ fn tables() -> &'static Tables {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let proxy = proxy();
+    static PROXY: OnceLock<Proxy> = OnceLock::new();
+    let proxy = PROXY.get_or_init(proxy);
     let mut state = WorkerState::new(proxy.config());
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
     for (transport, conn) in [(Transport::Udp, None), (Transport::Tcp, Some(ConnectionId(9)))] {
