@@ -6,6 +6,7 @@
 //! or from the file, so both report the same message for the same mistake.
 
 mod overrides;
+mod parking;
 mod tcp;
 
 use std::collections::BTreeMap;
@@ -267,6 +268,9 @@ impl Settings {
         if let Some(tcp) = &file.tcp {
             tcp.apply(&mut self.tcp)?;
         }
+        if let Some(parking) = &file.parking {
+            parking.apply(&mut self.parking)?;
+        }
         if let Some(hgrm) = &file.hgrm {
             self.hgrm = Some(hgrm.clone());
         }
@@ -335,6 +339,7 @@ struct FileSettings {
     hosts: Option<BTreeMap<String, IpAddr>>,
     socket: Option<FileSocket>,
     tcp: Option<tcp::FileTcp>,
+    parking: Option<parking::FileParking>,
     hgrm: Option<PathBuf>,
     rewrite_contact: Option<FileContact>,
 }
