@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bindings;
 mod branch;
 pub mod config;
 mod contact;
