@@ -221,7 +221,7 @@ pub-gruu=\"sip:dave@example.net;gr=urn:uuid:1\", <sip:dave@198.51.100.77>;expire
 Contact: sip:{b}@192.0.2.10:5060\r\nContent-Length: 0\r\n\r\n"
     );
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
-    let mut round = |out: &mut [u8]| {
+    let round = |out: &mut [u8]| {
         handle(&proxy, register.as_bytes(), PHONE, t0, out);
         let len = handle(&proxy, ok.as_bytes(), "10.0.0.9:5060", t0, out);
         let text = &out[..len];

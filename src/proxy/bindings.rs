@@ -123,41 +123,48 @@ pub(crate) fn push_write_backs<'o>(
     let buf = msg.buf();
     for header in msg.headers_named(HeaderName::Contact) {
         for value in Values::new(buf, header.value) {
+            // `*` (RFC 3261 §10.2.2) has no URI: NameAddr::parse refuses it.
             let Some(addr) = NameAddr::parse(buf, value) else {
-                continue; // includes `*` (RFC 3261 §10.2.2), which has no URI
-            };
-            let Ok(uri) = SipUri::parse(buf, addr.uri) else {
                 continue;
             };
-            let Some(user) = uri.user.filter(|_| is_our_token(how.names, buf, &uri)) else {
-                continue;
-            };
-            let granted = match how.listing {
-                Listing::Registered => granted_expires(msg, &addr),
-                Listing::Redirect => None,
-            };
-            let staged = how
-                .rewrite
-                .table
-                .confirm(user.of(buf), granted, how.now, |e| {
-                    let owner =
-                        e.flow().source == how.to.addr && e.flow().transport == how.to.transport;
-                    if how.listing == Listing::Redirect && !owner {
-                        return None;
-                    }
-                    // RFC 3261 §20.10: a URI with `;`, `,` or `?` needs angle brackets, and without
-                    // them the header parameters after it would become the URI's.
-                    let (open, close): (&[u8], &[u8]) = match addr.angle {
-                        true => (b"", b""),
-                        false => (b"<", b">"),
-                    };
-                    staging.stage([open, e.original_uri(), close])
-                });
-            if let Ok(Some(restored)) = staged {
+            if let Some(restored) = write_back(how, msg, &addr, staging) {
                 edits.push(Edit::replace(addr.uri, Insert::Bytes(restored)));
             }
         }
     }
+}
+
+/// The staged original URI for one Contact, when it is one of our live tokens to write back;
+/// sets its entry's lifetime to the grant on the way.
+fn write_back<'o>(
+    how: &WriteBack<'_>,
+    msg: &Message<'_>,
+    addr: &NameAddr,
+    staging: &mut Staging<'o>,
+) -> Option<&'o [u8]> {
+    let buf = msg.buf();
+    let uri = SipUri::parse(buf, addr.uri).ok()?;
+    let user = uri.user.filter(|_| is_our_token(how.names, buf, &uri))?;
+    let granted = match how.listing {
+        Listing::Registered => granted_expires(msg, addr),
+        Listing::Redirect => None,
+    };
+    // RFC 3261 §20.10: a URI with `;`, `,` or `?` needs angle brackets, and without them the
+    // header parameters after it would become the URI's.
+    let (open, close): (&[u8], &[u8]) = match addr.angle {
+        true => (b"", b""),
+        false => (b"<", b">"),
+    };
+    let table = &how.rewrite.table;
+    let staged = table.confirm(user.of(buf), granted, how.now, |entry| {
+        let flow = entry.flow();
+        let owner = flow.source == how.to.addr && flow.transport == how.to.transport;
+        if how.listing == Listing::Redirect && !owner {
+            return None;
+        }
+        staging.stage([open, entry.original_uri(), close])
+    });
+    staged.ok().flatten()
 }
 
 /// The expiry a registrar granted one binding: the Contact's `expires`, else the Expires
