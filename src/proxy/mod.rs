@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bindings;
 mod branch;
 pub mod config;
 mod contact;
