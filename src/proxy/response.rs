@@ -79,16 +79,11 @@ fn forward(
         addr: destination,
         transport,
     };
-    rewrite_contacts(
-        proxy,
-        msg,
-        input,
-        tables,
-        &local.shown,
+    let leaving = Leaving {
+        host: &local.shown,
         to,
-        &mut staging,
-        &mut edits,
-    );
+    };
+    rewrite_contacts(proxy, msg, input, tables, leaving, &mut staging, &mut edits);
     push_content_length(msg, &mut edits);
     let mut writer = Out::new(staging.into_front());
     let whole = Span::new(msg.start_line().start(), msg.body().end());
@@ -107,6 +102,13 @@ fn forward(
     })
 }
 
+/// Where a forwarded response leaves to: our `host:port` on the departure listener (for
+/// rewritten Contacts) and the recipient (for written-back ones).
+struct Leaving<'a> {
+    host: &'a [u8],
+    to: Recipient,
+}
+
 /// Contact rewriting of a forwarded response, when enabled: a binding list (2xx to REGISTER,
 /// 3xx) gets our tokens written back (`bindings`); another 101–299 response gets the callee's
 /// Contact rewritten, unless disabled. A full table leaves the Contact as it is: a response
@@ -116,8 +118,7 @@ fn rewrite_contacts<'a>(
     msg: &Message<'_>,
     input: &Input<'_>,
     tables: &Tables,
-    host: &'a [u8],
-    to: Recipient,
+    leaving: Leaving<'a>,
     staging: &mut Staging<'a>,
     edits: &mut Edits<'a>,
 ) {
@@ -132,7 +133,7 @@ fn rewrite_contacts<'a>(
             table,
             names: &proxy.identity.names,
             listing,
-            to,
+            to: leaving.to,
             now: input.now,
         };
         return bindings::push_write_backs(&how, msg, staging, edits);
@@ -144,7 +145,7 @@ fn rewrite_contacts<'a>(
         return;
     }
     let how = Rewriting {
-        host,
+        host: leaving.host,
         flow: input.flow,
         register: false,
         now: input.now,
