@@ -2,7 +2,8 @@
 //! outside the static table parks until a test resolver (a side service) answers. A delayed
 //! answer lets later messages of the same flow pass first and keeps their order; no answer
 //! times out with 503; a full parking area answers 503 at once; a retransmission while parked
-//! is absorbed; shutdown drops and counts what is still parked.
+//! is absorbed; an answer after the timeout is ignored; shutdown drops and counts what is
+//! still parked.
 
 mod runtime_support;
 
@@ -197,4 +198,28 @@ fn shutdown_drops_and_counts_parked_messages() {
     let total = proxy.shutdown().counters();
     assert_eq!(total.dropped(DropReason::ParkedAtShutdown), 3, "{total:?}");
     assert_eq!(total.replied_total(), 0, "{total:?}");
+}
+
+#[test]
+fn an_answer_after_the_timeout_is_ignored() {
+    let (proxy, addr) = start(
+        Duration::from_millis(300),
+        limits(16, Duration::from_millis(100)),
+    );
+    let (bob, alice) = (peer(), peer());
+    let (from, port) = (
+        bob.local_addr().unwrap(),
+        alice.local_addr().unwrap().port(),
+    );
+    bob.send_to(message(from, "slow.test", port, "late").as_bytes(), addr)
+        .unwrap();
+    let (reply, _) = recv_text(&bob);
+    assert!(
+        reply.starts_with("SIP/2.0 503 Unresolvable Destination\r\n"),
+        "{reply}"
+    );
+    nothing_arrives(&alice, Duration::from_millis(500));
+    let total = proxy.shutdown().counters();
+    assert_eq!(total.forwarded_total(), 0, "{total:?}");
+    assert_eq!(total.replied(503), 1, "{total:?}");
 }

@@ -199,6 +199,9 @@ impl Parking {
 
     /// The first parked message whose query is older than the timeout at `now`, if any.
     pub fn next_expired(&self, now: Instant) -> Option<Ticket> {
+        if self.is_empty() {
+            return None;
+        }
         let timeout = self.limits.timeout;
         self.slots.iter().enumerate().find_map(|(i, slot)| {
             let parked = slot.parked?;

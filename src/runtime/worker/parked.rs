@@ -33,19 +33,23 @@ impl<R: Recorder> Worker<R> {
     }
 
     /// Resumes every answered query, then every timed-out one, and sends what they produced.
+    /// Answers are taken even with nothing parked, so late ones (for messages that timed out)
+    /// never fill the worker's answer queue.
     pub(super) fn turn_parked(&mut self, now: Instant) {
-        if self.state.parking.is_empty() {
-            return;
-        }
+        let mut resumed = false;
         while let Some(answered) = self.side.as_ref().and_then(|s| s.next_answer()) {
             let slot = self.next_slot();
             self.resume(slot, answered.ticket, answered.answer);
+            resumed = true;
         }
         while let Some(ticket) = self.state.parking.next_expired(now) {
             let slot = self.next_slot();
             self.resume(slot, ticket, Answer::TimedOut);
+            resumed = true;
         }
-        self.send_queued();
+        if resumed {
+            self.send_queued();
+        }
     }
 
     /// How long the worker may sleep with messages parked: a fraction of the timeout.
