@@ -82,8 +82,9 @@ enum Decision {
     Park(Span),
 }
 
-/// Why deciding stopped before a plan was complete: the decision is made. `?` carries it out
-/// of the step that made it (small: the name to resolve stays a span until it parks).
+/// Why a decision step stopped before a plan was complete: the decision is made.
+/// `decided!` carries it out of `decide` (small: the name to resolve stays a span until it
+/// parks).
 enum Stop {
     Answer(Status),
     Park(Span),
@@ -93,6 +94,26 @@ impl From<Status> for Stop {
     fn from(status: Status) -> Stop {
         Stop::Answer(status)
     }
+}
+
+impl From<Stop> for Decision {
+    fn from(stop: Stop) -> Decision {
+        match stop {
+            Stop::Answer(status) => Decision::Answer(status),
+            Stop::Park(name) => Decision::Park(name),
+        }
+    }
+}
+
+/// The value of a decision step, or returns the decision the step made (`Err` holds a
+/// `Status` or a `Stop`).
+macro_rules! decided {
+    ($step:expr) => {
+        match $step {
+            Ok(value) => value,
+            Err(stop) => return Decision::from(Stop::from(stop)),
+        }
+    };
 }
 
 /// Where a forwarded request goes, and what changes on the way.
@@ -162,7 +183,7 @@ struct Request<'m, 'p> {
     fix: ViaFix,
     hash: u64,
     /// When resuming a parked request: its query and the answer (then it never parks again).
-    resolution: Option<Resolution>,
+    resolution: Option<&'p Resolution>,
 }
 
 /// Handles a well-framed request.
@@ -192,7 +213,7 @@ pub(crate) fn resume(
     ctx: &mut Context<'_>,
     out: &mut [u8],
 ) -> Outcome {
-    let Some(req) = Request::new(proxy, ctx.tables, msg, input, Some(resolution)) else {
+    let Some(req) = Request::new(proxy, ctx.tables, msg, input, Some(&resolution)) else {
         return Outcome::Drop(DropReason::MalformedRequest);
     };
     match req.decide() {
@@ -226,7 +247,7 @@ impl<'m, 'p> Request<'m, 'p> {
         tables: &'p Tables,
         msg: &'m Message<'m>,
         input: &'m Input<'m>,
-        resolution: Option<Resolution>,
+        resolution: Option<&'p Resolution>,
     ) -> Option<Self> {
         let top = TopVia::find(msg)?;
         let flow = &input.flow;
@@ -268,46 +289,42 @@ impl<'m, 'p> Request<'m, 'p> {
             .is_me(self.buf(), &uri.host, uri.port, default)
     }
 
-    /// RFC 3261 §16.3 to §16.6: forward by a plan, answer with a status, or park.
+    /// RFC 3261 §16.3 to §16.6: forward by a plan, answer with a status, or park. Each step
+    /// either goes on or has made the decision (`decided!`); the plan is built where the
+    /// decision is returned, never copied (it holds a restored URI inline, over 500 bytes).
     fn decide(&self) -> Decision {
-        match self.plan() {
-            Ok(plan) => Decision::Forward(plan),
-            Err(Stop::Answer(status)) => Decision::Answer(status),
-            Err(Stop::Park(name)) => Decision::Park(name),
-        }
-    }
-
-    fn plan(&self) -> Result<Plan, Stop> {
         if self.msg.headers().len() > super::MAX_FORWARDED_HEADERS {
-            return Err(bad_request("Too Many Headers").into());
+            return Decision::Answer(bad_request("Too Many Headers"));
         }
-        self.check_transaction_fields()?;
-        let ruri = self.check_request_uri()?;
-        self.check_max_forwards()?;
-        self.check_proxy_require()?;
-        let mut routes = RouteSet::collect(self.msg).map_err(|e| match e {
+        decided!(self.check_transaction_fields());
+        let ruri = decided!(self.check_request_uri());
+        decided!(self.check_max_forwards());
+        decided!(self.check_proxy_require());
+        let mut routes = decided!(RouteSet::collect(self.msg).map_err(|e| match e {
             RouteError::Malformed => bad_request("Bad Route"),
             RouteError::TooMany => bad_request("Too Many Routes"),
-        })?;
+        }));
         let preprocessed = self.preprocess_routes(ruri, &mut routes);
-        let targeted = self.target(preprocessed, &mut routes)?;
+        let targeted = decided!(self.target(preprocessed, &mut routes));
         let (restored, flow) = match targeted.target {
             Target::Flow { uri, flow } => (Some(uri), Some(flow)),
             _ => (None, None),
         };
-        let (destination, transport) = self.resolve(targeted.target)?;
+        let (destination, transport) = decided!(self.resolve(targeted.target));
         let identity = &self.proxy.identity;
         let departure = match flow {
             // A request back to a contact leaves from the listener its packets came to.
             Some(flow) => identity.arrival(flow.local, flow.transport),
-            None => identity
-                .departure(self.arrival, transport, destination.ip())
-                .ok_or(NO_TRANSPORT)?,
+            None => decided!(
+                identity
+                    .departure(self.arrival, transport, destination.ip())
+                    .ok_or(NO_TRANSPORT)
+            ),
         };
         if self.proxy.identity.is_own_socket(destination, transport) {
-            return Err(LOOP.into());
+            return Decision::Answer(LOOP);
         }
-        Ok(Plan {
+        Decision::Forward(Plan {
             destination,
             transport,
             departure,
@@ -516,7 +533,7 @@ impl<'m, 'p> Request<'m, 'p> {
             return Ok(ip);
         }
         let name = host.span.of(buf);
-        match self.resolution {
+        match self.resolution.copied() {
             Some((Query::Resolve(asked), Answer::Address(ip))) if asked.is(name) => Ok(ip),
             Some(_) => Err(UNRESOLVABLE.into()),
             None if self.proxy.resolver && matches!(host.kind, HostKind::Name) => {
