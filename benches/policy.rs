@@ -56,20 +56,17 @@ fn policy_step(c: &mut Criterion) {
 }
 
 fn core_with_policy(c: &mut Criterion) {
-    let proxy = common::proxy();
+    let mut core = common::core();
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
     let input = common::input(INVITE, "10.0.0.1:5060", Instant::now());
-    let mut engine = engine(20);
     let mut group = c.benchmark_group("scan_policy_decide_rewrite");
     group.bench_function("invite_sdp_no_policy", |b| {
-        b.iter(|| black_box(proxy.handle(black_box(input), &mut out)))
+        b.iter(|| black_box(core.handle(black_box(input), &mut out)))
     });
-    assert!(matches!(
-        proxy.handle_routed(input, Some(&mut engine), &mut out),
-        Outcome::Forward(_)
-    ));
+    core.state.router = Some(Box::new(engine(20)) as Box<dyn Router>);
+    assert!(matches!(core.handle(input, &mut out), Outcome::Forward(_)));
     group.bench_function("invite_sdp_20_rules", |b| {
-        b.iter(|| black_box(proxy.handle_routed(black_box(input), Some(&mut engine), &mut out)))
+        b.iter(|| black_box(core.handle(black_box(input), &mut out)))
     });
     group.finish();
 }

@@ -6,7 +6,8 @@
 //! valgrind --tool=callgrind target/release/examples/policy_loop step 20 20000
 //! ```
 //! Modes: `step RULES COUNT` (the policy step alone on the INVITE vector), `handle RULES
-//! COUNT` (the whole core with the policy). Instructions per request = (total at N) - (total
+//! COUNT` (the whole core with the policy), `lua 1 COUNT` (one `script` rule calling the
+//! bench's Lua function). Instructions per request = (total at N) - (total
 //! at 0), divided by N.
 
 #[path = "../tests/common/mod.rs"]
@@ -34,28 +35,67 @@ fn main() {
         ),
         _ => panic!("{usage}"),
     };
-    let mut engine = Engine::new(PolicyHandle::new(policy_support::policy(rules), 1), 0);
-    let proxy = common::proxy();
+    let mut engine = if mode == "lua" {
+        lua_engine()
+    } else {
+        Engine::new(PolicyHandle::new(policy_support::policy(rules), 1), 0)
+    };
+    let mut core = common::core();
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
     let input = common::input(INVITE, "10.0.0.1:5060", Instant::now());
     let msg = Message::scan(INVITE, false).expect("scans");
-    let uri = RequestView::new(&msg, input.source, input.local, Transport::Udp).uri_parsed();
+    let uri =
+        RequestView::new(&msg, input.flow.source, input.flow.local, Transport::Udp).uri_parsed();
     for _ in 0..count {
         match mode {
-            "step" => {
+            "step" | "lua" => {
                 // As the core builds it: the Request-URI parsed already.
-                let view =
-                    RequestView::with_uri(&msg, uri, input.source, input.local, Transport::Udp);
+                let view = RequestView::with_uri(
+                    &msg,
+                    uri,
+                    input.flow.source,
+                    input.flow.local,
+                    Transport::Udp,
+                );
                 black_box(matches!(
                     engine.route(black_box(&view)),
                     ferrovia::policy::Verdict::Forward(_)
                 ));
             }
             "handle" => {
-                let outcome = proxy.handle_routed(black_box(input), Some(&mut engine), &mut out);
+                if core.state.router.is_none() {
+                    let engine = std::mem::replace(&mut engine, lua_engine_or_rules(rules));
+                    core.state.router = Some(Box::new(engine));
+                }
+                let outcome = core.handle(black_box(input), &mut out);
                 let _ = black_box(outcome);
             }
             _ => panic!("{usage}"),
         }
     }
+}
+
+const SCRIPT: &str = r#"
+function route(req)
+  if req:from_user() == "alice" then
+    return { action = "proxy", to = "sip:10.0.0.9:5060", add_headers = { "X-Scripted: 1" } }
+  end
+  return { action = "reject", code = 404 }
+end
+"#;
+
+fn lua_engine_or_rules(rules: usize) -> Engine {
+    Engine::new(PolicyHandle::new(policy_support::policy(rules), 1), 0)
+}
+
+fn lua_engine() -> Engine {
+    let dir = std::env::temp_dir().join(format!("ferrovia-loop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    std::fs::write(dir.join("loop.lua"), SCRIPT).expect("write the script");
+    let text =
+        "[policy]\nscript = \"loop.lua\"\n\n[[route]]\naction = \"script\"\nfunction = \"route\"\n";
+    let options = ferrovia::policy::CompileOptions { workers: 1 };
+    let policy = ferrovia::policy::compile_str(text, &dir.join("loop.toml"), &options)
+        .expect("the script policy compiles");
+    Engine::new(PolicyHandle::new(policy, 1), 0)
 }

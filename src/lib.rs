@@ -9,6 +9,7 @@ pub mod contact;
 pub mod policy;
 pub mod policy_tools;
 pub mod proxy;
+pub mod record;
 pub mod runtime;
 pub mod service;
 pub mod settings;

@@ -4,13 +4,13 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cli::RunArgs;
-use crate::policy::{ActionKind, CompileOptions, Engine, PolicyHandle, compile_file};
-use crate::proxy::{Input, OUTPUT_BUFFER_SIZE, Outcome, Proxy};
-use crate::settings::Settings;
-use crate::sip::{Message, Transport};
+use crate::policy::{CompileOptions, Engine, PolicyCounters, PolicyHandle, Router, compile_file};
+use crate::proxy::{Context, Input, OUTPUT_BUFFER_SIZE, Outcome, Proxy, Tables, WorkerState};
+use crate::settings::{Overrides, Settings};
+use crate::sip::{Flow, Message, Transport};
 
 /// `ferrovia check`: `Ok` with a one-line description, `Err` with file:line and why.
 pub fn check(config: &Path) -> Result<String, String> {
@@ -32,9 +32,9 @@ pub fn check(config: &Path) -> Result<String, String> {
 }
 
 fn load(config: &Path) -> Result<Settings, String> {
-    let args = RunArgs {
+    let args = Overrides {
         config: Some(config.to_owned()),
-        ..RunArgs::default()
+        ..Overrides::default()
     };
     Settings::load(&args).map_err(|e| e.to_string())
 }
@@ -60,30 +60,20 @@ pub fn route(
     }
     let config_core = crate::runtime::proxy_config(&settings, &[addr]);
     let proxy = Proxy::new(config_core).map_err(|e| e.to_string())?;
-    let mut engine = Engine::new(PolicyHandle::new(policy, 1), 0);
+    let handle = PolicyHandle::new(policy, 1);
+    let mut state = WorkerState::new(proxy.config());
+    state.router = Some(Box::new(Engine::new(Arc::clone(&handle), 0)) as Box<dyn Router>);
+    let tables = Tables { contact: None };
     let crlf = to_crlf(message);
     let input = Input {
         data: &crlf,
-        source,
-        local: addr,
-        transport,
-        connection: None,
+        flow: Flow::new(transport, source, addr),
         now: Instant::now(),
     };
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
-    let outcome = proxy.handle_routed(input, Some(&mut engine), &mut out);
-    let decision = engine.last_decision();
-    let mut text = String::new();
-    match &decision {
-        Some(d) => {
-            let rule = d.rule.as_deref().unwrap_or("(none: the default)");
-            text.push_str(&format!("rule: {rule}\naction: {}\n", d.action.name()));
-            if let Some(e) = &d.script_error {
-                text.push_str(&format!("script error: {e}\n"));
-            }
-        }
-        None => text.push_str("rule: (the policy was not consulted)\n"),
-    }
+    let before = handle.counters();
+    let outcome = proxy.handle(input, &mut Context::new(&tables, &mut state), &mut out);
+    let mut text = decision(&before, &handle.counters());
     match outcome {
         Outcome::Forward(t) => {
             let first = first_line(&out[..t.len]);
@@ -93,12 +83,6 @@ pub fn route(
                 t.transport.uri_param(),
                 t.destination
             ));
-            if decision
-                .as_ref()
-                .is_some_and(|d| d.action == ActionKind::Pass)
-            {
-                text.push_str("(routed as addressed)\n");
-            }
         }
         Outcome::Reply { transmit, status } => {
             let reply = first_line(&out[..transmit.len]);
@@ -118,8 +102,23 @@ pub fn route(
             }
         }
         Outcome::Drop(reason) => text.push_str(&format!("drop: {reason}\n")),
+        Outcome::Park(_) => text.push_str("park: waits for a host name to resolve\n"),
     }
     Ok(text)
+}
+
+/// Which rule and action the one evaluation counted (the difference of the counters).
+fn decision(before: &PolicyCounters, after: &PolicyCounters) -> String {
+    let (rule, action) = after.decided_since(before);
+    let Some(action) = action else {
+        return "rule: (the policy was not consulted: the proxy answered first)\n".into();
+    };
+    let rule = rule.unwrap_or_else(|| "(none: the default)".into());
+    let mut text = format!("rule: {rule}\naction: {action}\n");
+    if after.script_errors > before.script_errors {
+        text.push_str("script error: the fallback answered\n");
+    }
+    text
 }
 
 /// Operators write messages with plain line ends; SIP wants CRLF (RFC 3261 §7).

@@ -8,7 +8,9 @@ mod policy_support;
 
 use std::time::Instant;
 
-use ferrovia::policy::{Engine, PolicyHandle};
+use std::sync::Arc;
+
+use ferrovia::policy::{Engine, PolicyHandle, Router};
 use ferrovia::proxy::{OUTPUT_BUFFER_SIZE, Outcome};
 
 #[global_allocator]
@@ -16,10 +18,11 @@ static GLOBAL: alloc_support::Counting = alloc_support::Counting;
 
 #[test]
 fn a_twenty_rule_policy_allocates_nothing_per_request() {
-    let proxy = common::proxy();
+    let mut core = common::core();
     let policy = policy_support::policy(20);
     assert_eq!(policy.len(), 20);
-    let mut engine = Engine::new(PolicyHandle::new(policy, 1), 0);
+    let handle = PolicyHandle::new(policy, 1);
+    core.state.router = Some(Box::new(Engine::new(Arc::clone(&handle), 0)) as Box<dyn Router>);
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
     let now = Instant::now();
     let vectors: Vec<_> = common::VECTORS
@@ -29,7 +32,7 @@ fn a_twenty_rule_policy_allocates_nothing_per_request() {
     let mut round = |out: &mut [u8]| {
         for (name, bytes, source) in &vectors {
             let input = common::input(bytes, source, now);
-            let outcome = proxy.handle_routed(input, Some(&mut engine), out);
+            let outcome = core.handle(input, out);
             let Outcome::Forward(t) = outcome else {
                 panic!("{name}: {outcome:?}")
             };
@@ -48,7 +51,7 @@ fn a_twenty_rule_policy_allocates_nothing_per_request() {
         0,
         "heap allocations per request"
     );
-    let hits = engine.handle().counters();
+    let hits = handle.counters();
     assert_eq!(
         hits.rules.last().map(|(n, h)| (n.as_str(), *h)),
         Some(("to-registrar", 2002))

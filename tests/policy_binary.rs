@@ -400,8 +400,11 @@ fn ten_thousand_requests_across_reloads_none_lost_or_reordered() {
                 while sent.load(Ordering::Acquire) < at {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                // SAFETY: kill(2) on our own running child's pid.
-                unsafe { libc::kill(pid, libc::SIGHUP) };
+                let hup = std::process::Command::new("kill")
+                    .args(["-HUP", &pid.to_string()])
+                    .status()
+                    .expect("run kill");
+                assert!(hup.success());
                 for _ in 0..500 {
                     if reloads_ok(metrics) > i as u64 {
                         break;

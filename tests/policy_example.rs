@@ -6,15 +6,21 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Instant;
 
-use ferrovia::policy::{CompileOptions, Engine, PolicyHandle, compile_file};
-use ferrovia::proxy::{Input, Listener, OUTPUT_BUFFER_SIZE, Outcome, Proxy, ProxyConfig};
-use ferrovia::sip::{Message, Transport};
+use std::sync::Arc;
+
+use ferrovia::policy::{CompileOptions, Engine, PolicyHandle, Router, compile_file};
+use ferrovia::proxy::{
+    Context, Input, Listener, OUTPUT_BUFFER_SIZE, Outcome, Proxy, ProxyConfig, Tables, WorkerState,
+};
+use ferrovia::sip::{Flow, Message, Transport};
 
 const PROXY: &str = "127.0.0.1:5060";
 
 struct Edge {
     proxy: Proxy,
-    engine: Engine,
+    tables: Tables,
+    state: WorkerState,
+    handle: Arc<PolicyHandle>,
 }
 
 impl Edge {
@@ -27,9 +33,14 @@ impl Edge {
         let proxy = Proxy::new(ProxyConfig::new(listener, [7; 16])).unwrap();
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/policy/edge.toml");
         let policy = compile_file(&path, &CompileOptions { workers: 1 }).unwrap();
+        let handle = PolicyHandle::new(policy, 1);
+        let mut state = WorkerState::new(proxy.config());
+        state.router = Some(Box::new(Engine::new(Arc::clone(&handle), 0)) as Box<dyn Router>);
         Edge {
             proxy,
-            engine: Engine::new(PolicyHandle::new(policy, 1), 0),
+            tables: Tables { contact: None },
+            state,
+            handle,
         }
     }
 
@@ -38,23 +49,24 @@ impl Edge {
         let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
         let input = Input {
             data: raw.as_bytes(),
-            source: source.parse().unwrap(),
-            local: PROXY.parse().unwrap(),
-            transport: Transport::Udp,
-            connection: None,
+            flow: Flow::new(
+                Transport::Udp,
+                source.parse().unwrap(),
+                PROXY.parse().unwrap(),
+            ),
             now: Instant::now(),
         };
-        let outcome = self
-            .proxy
-            .handle_routed(input, Some(&mut self.engine), &mut out);
+        let before = self.handle.counters();
+        let mut ctx = Context::new(&self.tables, &mut self.state);
+        let outcome = self.proxy.handle(input, &mut ctx, &mut out);
         let len = match outcome {
             Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
-            Outcome::Drop(_) => 0,
+            Outcome::Drop(_) | Outcome::Park(_) => 0,
         };
         if len > 0 {
             Message::scan(&out[..len], false).expect("output re-scans");
         }
-        let rule = self.engine.last_decision().and_then(|d| d.rule);
+        let (rule, _) = self.handle.counters().decided_since(&before);
         (
             outcome,
             String::from_utf8_lossy(&out[..len]).into_owned(),

@@ -64,7 +64,7 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    pub fn as_destination(&self) -> Destination<'_> {
+    pub(crate) fn as_destination(&self) -> Destination<'_> {
         Destination::Host {
             host: &self.host,
             port: self.port,
@@ -88,7 +88,7 @@ pub(crate) struct OwnedModifiers {
 }
 
 impl OwnedModifiers {
-    pub fn borrow(&self) -> Modifiers<'_> {
+    pub(crate) fn borrow(&self) -> Modifiers<'_> {
         Modifiers {
             request_uri: self.request_uri.as_deref(),
             strip: self.strip,
@@ -112,7 +112,7 @@ pub(crate) struct OwnedReply {
 }
 
 impl OwnedReply {
-    pub fn new(code: u16, reason: &str, headers: Vec<u8>) -> OwnedReply {
+    pub(crate) fn new(code: u16, reason: &str, headers: Vec<u8>) -> OwnedReply {
         OwnedReply {
             code,
             reason: reason.into(),
@@ -120,7 +120,7 @@ impl OwnedReply {
         }
     }
 
-    pub fn borrow(&self) -> Reply<'_> {
+    pub(crate) fn borrow(&self) -> Reply<'_> {
         Reply {
             code: self.code,
             reason: &self.reason,
@@ -154,7 +154,7 @@ pub(crate) enum Action {
 }
 
 impl Action {
-    pub fn kind(&self) -> ActionKind {
+    pub(crate) fn kind(&self) -> ActionKind {
         match self {
             Action::Accept(_) => ActionKind::Accept,
             Action::Reject(_) => ActionKind::Reject,
@@ -169,7 +169,7 @@ impl Action {
 
     /// The verdict of an action that needs no script (`Script` and `RelayGuard` are decided
     /// by the engine).
-    pub fn verdict(&self, method: Method) -> Verdict<'_> {
+    pub(crate) fn verdict(&self, method: Method) -> Verdict<'_> {
         match self {
             Action::Accept(r) | Action::Reject(r) | Action::Redirect(r) | Action::RelayGuard(r) => {
                 Verdict::Reply(r.borrow())

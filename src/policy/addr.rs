@@ -52,7 +52,7 @@ fn prefix_eq(a: u128, b: u128, bits: u8) -> bool {
 }
 
 /// Loopback, trusted when the operator names no trusted sources.
-pub fn loopback() -> Vec<Cidr> {
+pub(super) fn loopback() -> Vec<Cidr> {
     ["127.0.0.0/8", "::1/128"]
         .iter()
         .filter_map(|c| Cidr::parse(c))

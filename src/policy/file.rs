@@ -39,7 +39,7 @@ pub(crate) enum OneOrMany {
 }
 
 impl OneOrMany {
-    pub fn items(&self) -> Vec<&str> {
+    pub(super) fn items(&self) -> Vec<&str> {
         match self {
             OneOrMany::One(s) => vec![s.as_str()],
             OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),

@@ -18,7 +18,7 @@ pub(crate) struct Methods {
 }
 
 impl Methods {
-    pub fn add(&mut self, name: &str) {
+    pub(crate) fn add(&mut self, name: &str) {
         match method_of(name.as_bytes()) {
             Method::Other => self.other.push(name.as_bytes().into()),
             m => self.known |= 1 << m as u32,
@@ -104,7 +104,7 @@ pub(crate) fn transport_bit(t: Transport) -> u8 {
 
 impl Predicate {
     /// Whether the request passes this test.
-    pub fn holds(&self, view: &RequestView<'_>, cx: &mut TextContext<'_>) -> bool {
+    pub(crate) fn holds(&self, view: &RequestView<'_>, cx: &mut TextContext<'_>) -> bool {
         match self {
             Predicate::Method(m) => m.contains(view),
             Predicate::UriUser(t) => t.matches(view.uri_user(), false, cx),

@@ -45,7 +45,7 @@ pub(crate) struct RuleHits {
 }
 
 impl RuleHits {
-    pub fn new(rules: usize, workers: usize) -> RuleHits {
+    pub(crate) fn new(rules: usize, workers: usize) -> RuleHits {
         let stride = rules.div_ceil(8).max(1) * 8;
         let workers = workers.max(1);
         RuleHits {
@@ -55,14 +55,14 @@ impl RuleHits {
         }
     }
 
-    pub fn hit(&self, worker: usize, rule: usize) {
+    pub(crate) fn hit(&self, worker: usize, rule: usize) {
         let i = (worker % self.workers) * self.stride + rule;
         if let Some(c) = self.cells.get(i) {
             c.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    pub fn total(&self, rule: usize) -> u64 {
+    pub(crate) fn total(&self, rule: usize) -> u64 {
         (0..self.workers)
             .filter_map(|w| self.cells.get(w * self.stride + rule))
             .map(|c| c.load(Ordering::Relaxed))

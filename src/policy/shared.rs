@@ -42,6 +42,25 @@ pub struct PolicyCounters {
     pub reloads_failed: u64,
 }
 
+impl PolicyCounters {
+    /// The rule and the action counted since `before` (one evaluation apart): what decided.
+    pub fn decided_since(&self, before: &PolicyCounters) -> (Option<String>, Option<String>) {
+        let changed = |b: &[(String, u64)], a: &[(String, u64)]| {
+            a.iter()
+                .find(|(name, n)| {
+                    b.iter()
+                        .find(|(m, _)| m == name)
+                        .map_or(*n > 0, |(_, k)| k != n)
+                })
+                .map(|(name, _)| name.clone())
+        };
+        (
+            changed(&before.rules, &self.rules),
+            changed(&before.actions, &self.actions),
+        )
+    }
+}
+
 impl PolicyHandle {
     /// Starts with `policy`, counting for `workers` workers.
     pub fn new(policy: Policy, workers: usize) -> Arc<PolicyHandle> {

@@ -19,7 +19,7 @@ pub(crate) enum Pattern {
 
 impl Pattern {
     /// Compiles `pattern`; `Err` says why it is not a regular expression.
-    pub fn new(pattern: &str) -> Result<Pattern, String> {
+    pub(crate) fn new(pattern: &str) -> Result<Pattern, String> {
         let meta = Regex::new(pattern).map_err(|e| why(&e))?;
         let config = dense::Config::new()
             .dfa_size_limit(Some(DFA_LIMIT))
@@ -119,7 +119,7 @@ pub(crate) struct TextContext<'a> {
 impl TextMatch {
     /// `fold`: compare ASCII case-insensitively (hosts; users are case-sensitive, RFC 3261
     /// §19.1.4).
-    pub fn matches(&self, text: &[u8], fold: bool, cx: &mut TextContext<'_>) -> bool {
+    pub(crate) fn matches(&self, text: &[u8], fold: bool, cx: &mut TextContext<'_>) -> bool {
         let eq = |a: &[u8], b: &[u8]| {
             if fold {
                 a.eq_ignore_ascii_case(b)

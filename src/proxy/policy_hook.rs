@@ -9,21 +9,7 @@ use crate::policy::{Destination, Modifiers, Reply, Verdict};
 use crate::sip::{Message, SipUri, Span, Transport};
 
 use super::identity::Identity;
-use super::reply::Status;
 use super::rewrite::{Edit, Edits, Insert};
-
-/// Why a request is not forwarded: a protocol status, the policy's answer, or its drop.
-pub(crate) enum Answer<'r> {
-    Status(Status),
-    Policy(Reply<'r>),
-    Drop,
-}
-
-impl From<Status> for Answer<'_> {
-    fn from(status: Status) -> Self {
-        Answer::Status(status)
-    }
-}
 
 /// The policy's forward: where to (`None`: as addressed) and what to change.
 #[derive(Clone, Copy, Debug, Default)]
@@ -32,16 +18,17 @@ pub(crate) struct Steering<'r> {
     pub modifiers: Modifiers<'r>,
 }
 
-/// What the proxy does with a verdict.
-pub(crate) fn steering(verdict: Verdict<'_>) -> Result<Steering<'_>, Answer<'_>> {
+/// What the proxy does with a verdict: forward (with its steering), or `Err` with the
+/// policy's reply (`None`: drop).
+pub(crate) fn steering(verdict: Verdict<'_>) -> Result<Steering<'_>, Option<Reply<'_>>> {
     match verdict {
         Verdict::Pass => Ok(Steering::default()),
         Verdict::Forward(f) => Ok(Steering {
             to: f.to,
             modifiers: f.modifiers,
         }),
-        Verdict::Reply(r) => Err(Answer::Policy(r)),
-        Verdict::Drop => Err(Answer::Drop),
+        Verdict::Reply(r) => Err(Some(r)),
+        Verdict::Drop => Err(None),
     }
 }
 

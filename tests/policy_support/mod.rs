@@ -2,7 +2,7 @@
 //! INVITE vector (from 10.0.0.1 to bob@10.0.0.7) fails, each after a few tests, then one it
 //! matches (proxy to the registrar with a prefix and an added header).
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::path::Path;
 
