@@ -114,8 +114,9 @@ pub struct RunArgs {
 
     /// TOML file with the same settings (keys named like the flags: listen, advertise,
     /// workers, record-route, next-hop, metrics, hgrm, log-level; plus aliases, [hosts],
-    /// [socket], [tcp] limits and timeouts, [rewrite-contact] and [parking]). Flags override it.
-    /// Example: --config /etc/ferrovia.toml
+    /// [socket], [tcp] limits and timeouts, [rewrite-contact] and [parking]; and the routing
+    /// policy: [policy], [sets], [[route]], see docs/POLICY.md). Flags override it; SIGHUP
+    /// reloads its policy. Example: --config /etc/ferrovia.toml
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
