@@ -1,6 +1,7 @@
 //! The whole proxy as an operator runs it: the workers ([`runtime::Server`]) recording into
-//! the stats module's per-worker histograms, the stats thread, the metrics endpoint, and the
-//! contact-rewrite table's sweeper when rewriting is on.
+//! the stats module's per-worker histograms, the stats thread, the metrics endpoint, the
+//! contact-rewrite table's sweeper when rewriting is on, and edge protection's shared tables
+//! (read by the workers, reported by the stats, lifted through `/bans`) when configured.
 //!
 //! `main` and the integration tests start it the same way, so what the tests check is what
 //! the binary does.
@@ -62,17 +63,19 @@ impl Service {
         };
         let contact = runtime::contact_rewrite(settings);
         let table = contact.as_ref().map(|c| Arc::clone(&c.table));
+        let protect = runtime::protection(settings);
         let config = StatsConfig {
             workers,
             interval: STATS_INTERVAL,
             metrics,
             contact: table.clone(),
+            protect: protect.clone(),
         };
         let (stats, recorders) = stats::start(config).map_err(ServiceError::Metrics)?;
         let mut recorders = recorders.into_iter();
         // `stats::start` made exactly `workers` recorders and the server asks for exactly
         // `workers` (it uses the same `settings.workers.max(1)`), once each.
-        let server = Server::start_with_contact(settings, contact, |_| {
+        let server = Server::start_with_contact(settings, contact, protect, |_| {
             recorders.next().expect("one recorder per worker")
         })
         .map_err(ServiceError::Start)?;

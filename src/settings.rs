@@ -5,6 +5,7 @@
 //! override the file. Every value is parsed by the same function whether it came from a flag
 //! or from the file, so both report the same message for the same mistake.
 
+mod protect;
 mod tcp;
 
 use std::collections::BTreeMap;
@@ -18,6 +19,7 @@ use log::LevelFilter;
 use serde::Deserialize;
 
 use crate::cli::RunArgs;
+use crate::protect::ProtectConfig;
 use crate::proxy::{HostPort, NextHop, Transport};
 
 pub use tcp::{MAX_CONNECTIONS_PER_WORKER, TcpOptions, parse_duration};
@@ -179,6 +181,10 @@ pub struct Settings {
     pub hgrm: Option<PathBuf>,
     /// Contact rewriting, when enabled.
     pub rewrite_contact: Option<ContactSettings>,
+    /// Where every request goes, whatever it is addressed to (`route-all-to`).
+    pub route_all_to: Option<NextHop>,
+    /// Edge protection (`[protect]`), when configured.
+    pub protect: Option<ProtectConfig>,
 }
 
 impl Default for Settings {
@@ -198,6 +204,8 @@ impl Default for Settings {
             tcp: TcpOptions::default(),
             hgrm: None,
             rewrite_contact: None,
+            route_all_to: None,
+            protect: None,
         }
     }
 }
@@ -266,6 +274,12 @@ impl Settings {
         if let Some(contact) = &file.rewrite_contact {
             self.rewrite_contact = Some(contact.settings()?);
         }
+        if let Some(route_all_to) = &file.route_all_to {
+            self.route_all_to = Some(parse_next_hop(route_all_to)?);
+        }
+        if let Some(protect) = &file.protect {
+            self.protect = Some(protect.settings()?);
+        }
         Ok(())
     }
 
@@ -328,6 +342,8 @@ struct FileSettings {
     hosts: Option<BTreeMap<String, IpAddr>>,
     socket: Option<FileSocket>,
     tcp: Option<tcp::FileTcp>,
+    route_all_to: Option<String>,
+    protect: Option<protect::FileProtect>,
     hgrm: Option<PathBuf>,
     rewrite_contact: Option<FileContact>,
 }

@@ -99,6 +99,14 @@ drop_reasons! {
     /// So many header lines that what the proxy would send (with its own lines added) would
     /// pass the header limit, and no reply fits either.
     TooManyHeaders => "too_many_headers",
+    /// Edge protection: a request over its source's rate limit (`protect`).
+    RateLimited => "rate",
+    /// Edge protection: a request from a banned source.
+    Banned => "ban",
+    /// Edge protection: a request a scanner pattern matched (User-Agent, From).
+    Scanner => "scanner",
+    /// Edge protection: a source the listener's access list refuses.
+    AccessDenied => "acl",
 }
 
 impl DropReason {

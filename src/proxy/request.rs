@@ -29,6 +29,7 @@ const BAD_EXTENSION: Status = Status {
     code: 420,
     reason: "Bad Extension",
     unsupported: true,
+    retry_after: 0,
 };
 const LOOP: Status = Status::new(482, "Loop Detected");
 const TOO_MANY_HOPS: Status = Status::new(483, "Too Many Hops");
@@ -83,6 +84,8 @@ struct Plan {
 enum Target {
     Uri(SipUri),
     NextHop,
+    /// The configured destination of every request (`route_all_to`).
+    RouteAll,
     /// A rewritten contact: the original URI, reached over the recorded flow.
     Flow {
         uri: RestoredUri,
@@ -323,6 +326,9 @@ impl<'m, 'p> Request<'m, 'p> {
         new_ruri: Option<Span>,
         routes: &mut RouteSet,
     ) -> Result<(Target, Option<Span>, Option<Span>), Status> {
+        if self.proxy.route_all_to.is_some() {
+            return Ok((Target::RouteAll, new_ruri, None));
+        }
         if let Some(top) = routes.top_mut() {
             if top.uri.lr {
                 return Ok((Target::Uri(top.uri), new_ruri, None));
@@ -376,6 +382,7 @@ impl<'m, 'p> Request<'m, 'p> {
     fn resolve(&self, target: Target) -> Result<(SocketAddr, Transport), Status> {
         let uri = match target {
             Target::NextHop => return self.proxy.next_hop.ok_or(NOT_FOUND),
+            Target::RouteAll => return self.proxy.route_all_to.ok_or(NOT_FOUND),
             Target::Flow { flow, .. } => return Ok((flow.source, flow.transport)),
             Target::Uri(uri) => uri,
         };

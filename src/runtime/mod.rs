@@ -27,7 +27,7 @@ mod summary;
 mod sys;
 mod worker;
 
-pub use identity::contact_rewrite;
+pub use identity::{contact_rewrite, protection};
 pub use record::{Counters, Recorder};
 pub use server::{Server, StartError, Stopped};
 pub use stream::StreamEvent;

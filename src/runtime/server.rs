@@ -23,6 +23,7 @@ use super::stream::{self, Mesh, StreamListener, StreamSetup, Streams};
 use super::summary::Summary;
 use super::worker::{self, WAKE, WorkerSetup, WorkerSocket};
 use super::{identity, socket, sys};
+use crate::protect::Protection;
 use crate::proxy::{ConfigError, ContactRewrite, Proxy, ProxyConfig};
 use crate::settings::{ListenAddr, Settings};
 
@@ -33,6 +34,7 @@ const READY_LIMIT: Duration = Duration::from_secs(10);
 pub struct Server<R: Recorder = Counters> {
     local_addrs: Vec<SocketAddr>,
     proxy: Arc<Proxy>,
+    protect: Option<Arc<Protection>>,
     stop: Arc<AtomicBool>,
     wakers: Vec<Arc<Waker>>,
     threads: Vec<JoinHandle<R>>,
@@ -54,13 +56,16 @@ impl<R: Recorder> Server<R> {
         recorder: impl FnMut(usize) -> R,
     ) -> Result<Server<R>, StartError> {
         let contact = identity::contact_rewrite(settings);
-        Server::start_with_contact(settings, contact, recorder)
+        let protect = identity::protection(settings);
+        Server::start_with_contact(settings, contact, protect, recorder)
     }
 
-    /// Like [`Server::start_with`], with a contact-rewrite table made (and shared) elsewhere.
+    /// Like [`Server::start_with`], with a contact-rewrite table and edge protection made (and
+    /// shared) elsewhere.
     pub fn start_with_contact(
         settings: &Settings,
         contact: Option<ContactRewrite>,
+        protect: Option<Arc<Protection>>,
         mut recorder: impl FnMut(usize) -> R,
     ) -> Result<Server<R>, StartError> {
         let workers = settings.workers.max(1);
@@ -77,6 +82,7 @@ impl<R: Recorder> Server<R> {
         let mut server = Server {
             local_addrs: bound,
             proxy,
+            protect,
             stop: Arc::new(AtomicBool::new(false)),
             wakers,
             threads: Vec::with_capacity(workers),
@@ -129,6 +135,7 @@ impl<R: Recorder> Server<R> {
             poll,
             sockets,
             proxy: Arc::clone(&self.proxy),
+            protect: self.protect.clone(),
             recorder,
             stop: Arc::clone(&self.stop),
             batch,

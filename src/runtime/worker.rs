@@ -34,6 +34,7 @@ use super::note::{Kind, Note};
 use super::record::Recorder;
 use super::stream::{LISTENER_TOKENS, Streams};
 use super::sys::{self, Outgoing, RecvBatch, SendScratch};
+use crate::protect::Protection;
 use crate::proxy::{DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome, Proxy, Transmit, Transport};
 
 /// The token of the waker that interrupts a worker's poll.
@@ -57,6 +58,8 @@ pub(crate) struct WorkerSetup<R> {
     pub(crate) poll: Poll,
     pub(crate) sockets: Vec<WorkerSocket>,
     pub(crate) proxy: Arc<Proxy>,
+    /// Edge protection, screening each message before the core.
+    pub(crate) protect: Option<Arc<Protection>>,
     pub(crate) recorder: R,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) batch: usize,
@@ -94,6 +97,19 @@ fn pin(index: usize, core: Option<CoreId>) {
     }
 }
 
+/// The core's outcome for `input`, unless edge protection decides first (a drop, a 503).
+fn screen_then_handle(
+    protect: Option<&Protection>,
+    proxy: &Proxy,
+    input: Input<'_>,
+    out: &mut [u8],
+) -> Outcome {
+    match protect.and_then(|p| p.screen(proxy, input, out)) {
+        Some(outcome) => outcome,
+        None => proxy.handle(input, out),
+    }
+}
+
 struct Worker<R> {
     index: usize,
     /// Datagrams one receive call can return.
@@ -101,6 +117,7 @@ struct Worker<R> {
     poll: Poll,
     sockets: Vec<WorkerSocket>,
     proxy: Arc<Proxy>,
+    protect: Option<Arc<Protection>>,
     recorder: R,
     stop: Arc<AtomicBool>,
     rx: RecvBatch,
@@ -130,6 +147,7 @@ impl<R: Recorder> Worker<R> {
             poll: setup.poll,
             sockets: setup.sockets,
             proxy: setup.proxy,
+            protect: setup.protect,
             recorder: setup.recorder,
             stop: setup.stop,
             rx: RecvBatch::new(batch),
@@ -248,7 +266,7 @@ impl<R: Recorder> Worker<R> {
                 connection: None,
                 now,
             };
-            let outcome = self.proxy.handle(input, out);
+            let outcome = screen_then_handle(self.protect.as_deref(), &self.proxy, input, out);
             let arrival_ns = datagram.arrival_ns.unwrap_or(received_ns);
             self.enqueue(k, outcome, arrival_ns);
         }

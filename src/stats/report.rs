@@ -5,6 +5,7 @@
 //! Percentiles carry HdrHistogram's resolution: 3 significant digits.
 
 use crate::contact::ContactCounters;
+use crate::protect::ProtectReport;
 use crate::runtime::StreamEvent;
 use std::collections::BTreeMap;
 
@@ -50,6 +51,9 @@ pub struct Report {
     /// The contact-rewrite table's counters, when rewriting is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<ContactCounters>,
+    /// Edge protection: bans, top talkers, scanner hits, the rate table's fill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protect: Option<ProtectReport>,
 }
 
 /// One worker (or all of them): since start and over the last interval.
@@ -146,6 +150,7 @@ impl Report {
                 .map(WorkerReport::from_views)
                 .collect(),
             contact: snapshot.contact(),
+            protect: snapshot.protect().cloned(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! worker and merged, each as a cumulative [`View`] (since start) and a last-interval one.
 
 use crate::contact::ContactCounters;
+use crate::protect::ProtectReport;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,6 +110,7 @@ pub struct Snapshot {
     inner: Arc<Inner>,
     uptime: Duration,
     contact: Option<ContactCounters>,
+    protect: Option<Arc<ProtectReport>>,
 }
 
 impl Snapshot {
@@ -117,7 +119,18 @@ impl Snapshot {
             inner,
             uptime,
             contact: None,
+            protect: None,
         }
+    }
+
+    pub(super) fn with_protect(mut self, protect: Option<ProtectReport>) -> Snapshot {
+        self.protect = protect.map(Arc::new);
+        self
+    }
+
+    /// Edge protection's figures (bans, top talkers, scanner hits), when it is configured.
+    pub fn protect(&self) -> Option<&ProtectReport> {
+        self.protect.as_deref()
     }
 
     pub(super) fn with_contact(mut self, contact: Option<ContactCounters>) -> Snapshot {

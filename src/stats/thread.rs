@@ -7,6 +7,7 @@
 //! `Arc`; a snapshot shares them, and absorbing copies them only while a snapshot is held.
 
 use crate::contact::ContactTable;
+use crate::protect::Protection;
 use std::io;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -33,11 +34,17 @@ pub(super) struct Aggregator {
     pub(super) thread: JoinHandle<()>,
 }
 
+/// The shared tables whose figures every snapshot carries.
+pub(super) struct Tables {
+    pub(super) contact: Option<Arc<ContactTable>>,
+    pub(super) protect: Option<Arc<Protection>>,
+}
+
 /// Makes the recorders and the channels between them and a new stats thread.
 pub(super) fn spawn(
     workers: usize,
     interval: Duration,
-    contact: Option<Arc<ContactTable>>,
+    tables: Tables,
 ) -> io::Result<(Aggregator, Vec<WorkerStats>)> {
     let now = Instant::now();
     // Every interval that exists fits in this channel at once, so a send never finds it full.
@@ -64,7 +71,8 @@ pub(super) fn spawn(
     drop(to_stats);
     let (commands, requests) = unbounded();
     let mut state = State::new(workers, interval, now, recycle);
-    state.contact = contact;
+    state.contact = tables.contact;
+    state.protect = tables.protect;
     let thread = std::thread::Builder::new()
         .name("ferrovia-stats".into())
         .spawn(move || state.run(intervals, requests))?;
@@ -104,6 +112,7 @@ struct State {
     recycle: Vec<Sender<Box<Interval>>>,
     merged_stale: bool,
     contact: Option<Arc<ContactTable>>,
+    protect: Option<Arc<Protection>>,
 }
 
 impl State {
@@ -124,6 +133,7 @@ impl State {
             recycle,
             merged_stale: false,
             contact: None,
+            protect: None,
         }
     }
 
@@ -190,7 +200,10 @@ impl State {
             self.merged_stale = false;
         }
         let contact = self.contact.as_ref().map(|table| table.counters());
-        Snapshot::new(self.inner.clone(), self.started.elapsed()).with_contact(contact)
+        let protect = self.protect.as_ref().map(|p| p.report(Instant::now()));
+        Snapshot::new(self.inner.clone(), self.started.elapsed())
+            .with_contact(contact)
+            .with_protect(protect)
     }
 
     /// Rebuilds the merged views as the sum of the workers' views.

@@ -199,7 +199,7 @@ impl<R: Recorder> Worker<R> {
         let outcome = if oversized {
             self.proxy.handle_oversized(input, out)
         } else {
-            self.proxy.handle(input, out)
+            super::screen_then_handle(self.protect.as_deref(), &self.proxy, input, out)
         };
         self.recorder.received(1);
         self.enqueue(k, outcome, arrival_ns);
