@@ -50,6 +50,7 @@ mod counters;
 mod hgrm;
 mod http;
 mod prometheus;
+mod protect_render;
 mod render;
 mod report;
 mod routes;

@@ -33,6 +33,9 @@ pub(super) fn render(snapshot: &Snapshot) -> String {
     if let Some(contact) = &report.contact {
         out.contact(contact);
     }
+    if let Some(protect) = &report.protect {
+        super::protect_render::prometheus(&mut out.text, protect);
+    }
     out.text
 }
 

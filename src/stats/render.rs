@@ -31,6 +31,9 @@ impl Display for Report {
         self.fmt_counters(f, shown)?;
         self.fmt_stream(f)?;
         self.fmt_contact(f)?;
+        if let Some(protect) = &self.protect {
+            super::protect_render::text(f, protect)?;
+        }
         writeln!(f)?;
         self.fmt_latency(f, shown)?;
         writeln!(f)?;
