@@ -287,7 +287,7 @@ fn the_worked_example_behaves_as_documented() {
     let (status, log) = proxy.terminate();
     assert!(status.success(), "{log}");
     assert_eq!(
-        log.matches("banned 127.0.0.2").count(),
+        log.matches("protect] banned 127.0.0.2").count(),
         1,
         "logged once per ban:\n{log}"
     );

@@ -97,6 +97,11 @@ impl Ferrovia {
         self.addrs[0]
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// CPU time (user + system) the process has used so far, from /proc (Linux only).
     pub fn cpu_time(&self) -> Option<Duration> {
         let pid = self.child.as_ref()?.id();
