@@ -237,8 +237,13 @@ impl RateTable {
             })
             .filter(|t| t.requests > 0)
             .collect();
-        all.sort_unstable_by(|a, b| b.requests.cmp(&a.requests).then(a.source.cmp(&b.source)));
+        let most_first =
+            |a: &Talker, b: &Talker| b.requests.cmp(&a.requests).then(a.source.cmp(&b.source));
+        if n > 0 && all.len() > n {
+            all.select_nth_unstable_by(n - 1, most_first);
+        }
         all.truncate(n);
+        all.sort_unstable_by(most_first);
         all
     }
 }
