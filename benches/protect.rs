@@ -4,6 +4,7 @@
 //! - `protect/pass`: the worked example's `[protect]` with a limit the source never reaches:
 //!   allowlist miss, ban probe, scanner walk of the header lines, bucket update — the work
 //!   added to every forwarded request.
+//! - `protect/pass_no_scanners`: the same without scanner patterns (the walk's share).
 //! - `protect/rate_drop`: the source is over its limit (bans off): refused.
 //! - `protect/ban_drop`: the source is banned.
 //! - `protect/response`: a response (access lists only; never limited).
@@ -50,9 +51,22 @@ fn protect(c: &mut Criterion) {
     let now = Instant::now();
     let mut group = c.benchmark_group("protect");
     let open = Protection::new(&config(u32::MAX, None), 1);
-    assert_eq!(open.check(bytes, source, local, Transport::Udp, now), Verdict::Pass);
+    assert_eq!(
+        open.check(bytes, source, local, Transport::Udp, now),
+        Verdict::Pass
+    );
     group.bench_function("pass", |b| {
         b.iter(|| black_box(open.check(black_box(bytes), source, local, Transport::Udp, now)))
+    });
+    let bare = Protection::new(
+        &ProtectConfig {
+            scanners: Vec::new(),
+            ..config(u32::MAX, None)
+        },
+        1,
+    );
+    group.bench_function("pass_no_scanners", |b| {
+        b.iter(|| black_box(bare.check(black_box(bytes), source, local, Transport::Udp, now)))
     });
     let tight = Protection::new(&config(1, None), 1);
     let _ = tight.check(bytes, source, local, Transport::Udp, now);

@@ -29,19 +29,40 @@ pub(crate) fn request_class(data: &[u8]) -> Option<MethodClass> {
 }
 
 /// The header lines of a message as (name, value) pairs, names and values trimmed of
-/// blanks, up to the empty line that ends the headers. Folded continuation lines are
-/// skipped (a scanner pattern on one is missed, never misread).
+/// blanks, up to the empty line that ends the headers, for the lines whose name starts with
+/// one of `initials` (so most lines cost one byte comparison after one `memchr_iter` pass
+/// over the line ends). Folded continuation lines are skipped (a scanner pattern on one is
+/// missed, never misread).
 pub(crate) struct HeaderLines<'a> {
-    rest: &'a [u8],
+    data: &'a [u8],
+    /// The start of the next line.
+    at: usize,
+    ends: memchr::Memchr<'a>,
+    initials: &'static [u8],
+    done: bool,
 }
 
 impl<'a> HeaderLines<'a> {
+    /// Every header line.
+    #[cfg(test)]
     pub(crate) fn new(data: &'a [u8]) -> HeaderLines<'a> {
-        let rest = match memchr(b'\n', data) {
-            Some(i) => &data[i + 1..],
-            None => &[],
+        HeaderLines::starting_with(data, b"")
+    }
+
+    /// The header lines whose name starts with a byte of `initials` (every line when empty).
+    pub(crate) fn starting_with(data: &'a [u8], initials: &'static [u8]) -> HeaderLines<'a> {
+        let mut ends = memchr::memchr_iter(b'\n', data);
+        let (at, done) = match ends.next() {
+            Some(first) => (first + 1, false),
+            None => (data.len(), true),
         };
-        HeaderLines { rest }
+        HeaderLines {
+            data,
+            at,
+            ends,
+            initials,
+            done,
+        }
     }
 }
 
@@ -49,23 +70,34 @@ impl<'a> Iterator for HeaderLines<'a> {
     type Item = (&'a [u8], &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            let end = memchr(b'\n', self.rest).unwrap_or(self.rest.len());
-            let line = &self.rest[..end];
-            self.rest = self.rest.get(end + 1..).unwrap_or(&[]);
+        while !self.done {
+            let start = self.at;
+            let end = match self.ends.next() {
+                Some(end) => end,
+                None => {
+                    self.done = true;
+                    self.data.len()
+                }
+            };
+            self.at = end + 1;
+            let line = &self.data[start..end];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.is_empty() {
-                self.rest = &[];
+            let Some(&first) = line.first() else {
+                self.done = true; // the empty line: the body follows
                 return None;
-            }
-            if line[0] == b' ' || line[0] == b'\t' {
+            };
+            if !self.initials.is_empty() && !self.initials.contains(&first) {
                 continue;
             }
             let Some(colon) = memchr(b':', line) else {
                 continue;
             };
+            if first == b' ' || first == b'\t' {
+                continue;
+            }
             return Some((line[..colon].trim_ascii(), line[colon + 1..].trim_ascii()));
         }
+        None
     }
 }
 

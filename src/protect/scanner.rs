@@ -79,7 +79,8 @@ impl Scanners {
             return None;
         }
         let mut lower = [0u8; MAX_VALUE];
-        for (name, value) in HeaderLines::new(data) {
+        // Only User-Agent, From and its compact form f start with these.
+        for (name, value) in HeaderLines::starting_with(data, b"uUfF") {
             let Some(field) = ScannerField::of(name) else {
                 continue;
             };
