@@ -1,19 +1,24 @@
 //! Known scanners by what they write: case-insensitive substrings of the User-Agent or From
 //! header (`friendly-scanner`, `sipvicious`, `sipcli`, …), each counted when it matches.
 //!
-//! The check walks the header lines of a request ([`HeaderLines`]), and only for a User-Agent
-//! or From line lower-cases the first [`MAX_VALUE`] bytes of the value into a stack buffer and
-//! runs each pattern's `memchr::memmem` finder (built once, at start). No allocation, no
-//! lock; a hit bumps the pattern's shared counter.
+//! Patterns are rare in real traffic, so the check looks for them first and for headers only
+//! around a hit: it lower-cases the header section into a stack buffer ([`CHUNK`] bytes at a
+//! time, consecutive chunks overlapping by [`MAX_PATTERN`] bytes) and runs each pattern's
+//! `memchr::memmem` finder (built once, at start) over it; a hit counts only when it lies in
+//! the value of a `User-Agent` (or `From` / `f`) line, which is then the only line examined.
+//! No per-line work on a clean request, no allocation, no lock; a hit bumps the pattern's
+//! shared counter.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use memchr::memmem::Finder;
 
-use super::peek::HeaderLines;
+use memchr::{memchr, memrchr};
 
-/// How much of a header value is searched.
-pub const MAX_VALUE: usize = 256;
+/// Bytes of the header section lower-cased and searched at a time.
+pub const CHUNK: usize = 2048;
+/// The longest pattern (longer ones are cut to this; the chunks overlap by as much).
+pub const MAX_PATTERN: usize = 64;
 
 /// Which header a pattern is looked for in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,9 +54,17 @@ struct Pattern {
 }
 
 /// The configured patterns and their counters.
-#[derive(Default)]
 pub(crate) struct Scanners {
     patterns: Vec<Pattern>,
+    /// The end of the header section: CRLF CRLF, or a bare LF LF.
+    crlf_end: Finder<'static>,
+    lf_end: Finder<'static>,
+}
+
+impl Default for Scanners {
+    fn default() -> Scanners {
+        Scanners::new(&[])
+    }
 }
 
 impl Scanners {
@@ -61,7 +74,8 @@ impl Scanners {
             .iter()
             .filter(|(_, text)| !text.is_empty())
             .map(|(field, text)| {
-                let text = text.to_ascii_lowercase();
+                let mut text = text.to_ascii_lowercase();
+                text.truncate(text.floor_char_boundary(MAX_PATTERN));
                 Pattern {
                     field: *field,
                     finder: Finder::new(text.as_bytes()).into_owned(),
@@ -70,34 +84,53 @@ impl Scanners {
                 }
             })
             .collect();
-        Scanners { patterns }
+        Scanners {
+            patterns,
+            crlf_end: Finder::new(b"\n\r\n").into_owned(),
+            lf_end: Finder::new(b"\n\n").into_owned(),
+        }
     }
 
-    /// The first pattern that matches the request's User-Agent or From, counted.
+    /// The first pattern found in the value of the request's User-Agent or From, counted.
     pub(crate) fn matches(&self, data: &[u8]) -> Option<usize> {
         if self.patterns.is_empty() {
             return None;
         }
-        let mut lower = [0u8; MAX_VALUE];
-        // Only User-Agent, From and its compact form f start with these.
-        for (name, value) in HeaderLines::starting_with(data, b"uUfF") {
-            let Some(field) = ScannerField::of(name) else {
-                continue;
-            };
-            let n = value.len().min(MAX_VALUE);
-            for (to, from) in lower.iter_mut().zip(&value[..n]) {
+        let headers = &data[..self.headers_end(data)];
+        let mut lower = [0u8; CHUNK];
+        let mut offset = 0;
+        loop {
+            let end = (offset + CHUNK).min(headers.len());
+            let chunk = &headers[offset..end];
+            for (to, from) in lower.iter_mut().zip(chunk) {
                 *to = from.to_ascii_lowercase();
             }
-            let hit = self
-                .patterns
-                .iter()
-                .position(|p| p.field == field && p.finder.find(&lower[..n]).is_some());
-            if let Some(i) = hit {
+            if let Some(i) = self.find_in(headers, &lower[..chunk.len()], offset) {
                 self.patterns[i].hits.fetch_add(1, Relaxed);
                 return Some(i);
             }
+            if end == headers.len() {
+                return None;
+            }
+            offset = end - MAX_PATTERN;
         }
-        None
+    }
+
+    /// The first pattern with a hit in `lower` (the lower-cased `headers[offset..]`) that lies
+    /// in the value of a line of the pattern's header.
+    fn find_in(&self, headers: &[u8], lower: &[u8], offset: usize) -> Option<usize> {
+        self.patterns.iter().position(|p| {
+            p.finder
+                .find_iter(lower)
+                .any(|hit| field_at(headers, offset + hit) == Some(p.field))
+        })
+    }
+
+    /// Where the header section ends (all of `data` when no empty line is found).
+    fn headers_end(&self, data: &[u8]) -> usize {
+        let crlf = self.crlf_end.find(data).map(|i| i + 1);
+        let lf = self.lf_end.find(data).map(|i| i + 1);
+        crlf.into_iter().chain(lf).min().unwrap_or(data.len())
     }
 
     /// Each pattern with its field and how many requests it dropped.
@@ -106,6 +139,16 @@ impl Scanners {
             .iter()
             .map(|p| (p.field, p.text.as_str(), p.hits.load(Relaxed)))
     }
+}
+
+/// The header whose value holds position `at` of `headers`, if a scanner pattern may apply
+/// to it: the line's name before its colon, the colon before `at`; never the start line or a
+/// folded continuation line.
+fn field_at(headers: &[u8], at: usize) -> Option<ScannerField> {
+    let start = memrchr(b'\n', &headers[..at])? + 1;
+    let line = &headers[start..at];
+    let colon = memchr(b':', line)?;
+    ScannerField::of(line[..colon].trim_ascii())
 }
 
 #[cfg(test)]
@@ -153,15 +196,28 @@ mod tests {
     }
 
     #[test]
-    fn only_the_first_bytes_of_a_value_are_searched() {
+    fn long_headers_are_searched_across_chunks() {
         let s = scanners();
-        let late = format!("User-Agent: {}sipvicious", "x".repeat(MAX_VALUE));
-        assert_eq!(s.matches(&request(&late)), None);
-        let early = format!("User-Agent: sipvicious{}", "x".repeat(2 * MAX_VALUE));
-        assert_eq!(s.matches(&request(&early)), Some(1));
+        for pad in [0, 100, CHUNK - 40, CHUNK - 5, CHUNK, 3 * CHUNK + 17] {
+            let text = format!("X-Pad: {}\r\nUser-Agent: x sipvicious", "x".repeat(pad));
+            assert_eq!(s.matches(&request(&text)), Some(1), "pad {pad}");
+            let long = format!("User-Agent: {}sipvicious", "y".repeat(pad));
+            assert_eq!(s.matches(&request(&long)), Some(1), "pad {pad}");
+        }
         assert_eq!(
             Scanners::default().matches(&request("User-Agent: sipvicious")),
             None
+        );
+        // A hit in the start line, in a header's name or in a folded line is no hit.
+        let msg = b"OPTIONS sip:sipvicious@x SIP/2.0\r\nX-sipvicious: 1\r\n\
+User-Agent: a\r\n sipvicious\r\n\r\n";
+        assert_eq!(s.matches(msg), None);
+        let long = Scanners::new(&[(ScannerField::UserAgent, "z".repeat(200))]);
+        let text = format!("User-Agent: {}", "Z".repeat(MAX_PATTERN));
+        assert_eq!(
+            long.matches(&request(&text)),
+            Some(0),
+            "patterns are cut to 64 bytes"
         );
     }
 }
