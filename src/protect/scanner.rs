@@ -128,9 +128,9 @@ impl Scanners {
 
     /// Where the header section ends (all of `data` when no empty line is found).
     fn headers_end(&self, data: &[u8]) -> usize {
-        let crlf = self.crlf_end.find(data).map(|i| i + 1);
-        let lf = self.lf_end.find(data).map(|i| i + 1);
-        crlf.into_iter().chain(lf).min().unwrap_or(data.len())
+        // A bare LF LF can only end the headers earlier: look for it before CRLF CRLF only.
+        let crlf = self.crlf_end.find(data).map_or(data.len(), |i| i + 1);
+        self.lf_end.find(&data[..crlf]).map_or(crlf, |i| i + 1)
     }
 
     /// Each pattern with its field and how many requests it dropped.
