@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::runtime_support::process::Ferrovia;
@@ -28,7 +28,7 @@ pub fn example_config(name: &str, extra: &str) -> PathBuf {
 
 /// Starts the binary with `config` on 127.0.0.1 (port 0), metrics on a free port, 2 workers;
 /// returns it and its metrics address.
-pub fn start(config: &PathBuf) -> (Ferrovia, SocketAddr) {
+pub fn start(config: &Path) -> (Ferrovia, SocketAddr) {
     let mut proxy = Ferrovia::start(
         &[
             "--config",
