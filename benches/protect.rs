@@ -87,11 +87,11 @@ fn protect(c: &mut Criterion) {
     });
     group.finish();
 
-    let proxy = common::proxy();
+    let mut core = common::core();
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
     let input = common::input(bytes, &source.to_string(), now);
     c.bench_function("core/handle", |b| {
-        b.iter(|| black_box(proxy.handle(black_box(input), &mut out)))
+        b.iter(|| black_box(core.handle(black_box(input), &mut out)))
     });
 }
 

@@ -110,9 +110,9 @@ fn workers_with_protection_allocate_nothing_per_message() {
     }
     let during = alloc_support::in_process() - before;
 
-    let total = proxy.shutdown().total();
-    assert_eq!(total.total_forwarded(), 2 * 1_001, "{total:?}");
-    let scanners = total.dropped_for(ferrovia::proxy::DropReason::Scanner);
+    let total = proxy.shutdown().counters();
+    assert_eq!(total.forwarded_total(), 2 * 1_001, "{total:?}");
+    let scanners = total.dropped(ferrovia::proxy::DropReason::Scanner);
     assert_eq!(scanners, 1_000, "{total:?}");
     assert_eq!(during, 0, "{during} allocations in 1,000 round trips");
 }

@@ -5,35 +5,10 @@
 //! [`Clock`]); `0` marks an entry that a sweep has claimed for removal, and such an entry is
 //! never brought back to life.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::proxy::{ConnectionId, Transport};
-
-/// Where a contact's packets really came from, and how to reach it again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Flow {
-    pub transport: Transport,
-    /// The packet's source address: the NAT's public side, not what the Contact says.
-    pub source: SocketAddr,
-    /// The proxy's listener it arrived on; a request back must leave from it.
-    pub local: SocketAddr,
-    /// For TCP, TLS and WebSocket: the connection, if the runtime names connections.
-    pub conn: Option<ConnectionId>,
-}
-
-impl Flow {
-    /// A flow without a connection id (UDP, or a stream the runtime does not number).
-    pub fn new(transport: Transport, source: SocketAddr, local: SocketAddr) -> Flow {
-        Flow {
-            transport,
-            source,
-            local,
-            conn: None,
-        }
-    }
-}
+use crate::sip::Flow;
 
 /// How long a new or refreshed entry lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,6 +83,21 @@ impl ContactEntry {
             .map_or_else(|d| d != 0, |_| true)
     }
 
+    /// Whether the entry is live at `now`; if so and `until` is given, its deadline becomes
+    /// `until`, earlier or later than before. Unlike [`extend`](Self::extend) this may shorten
+    /// the entry (a registrar granted less than was asked); an expired or dead entry is left
+    /// as it is and never revived.
+    pub(crate) fn settle(&self, now: u64, until: Option<u64>) -> bool {
+        let Some(until) = until else {
+            return self.deadline.load(Ordering::Acquire) > now;
+        };
+        self.deadline
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
+                (d > now).then_some(until.max(1))
+            })
+            .is_ok()
+    }
+
     /// Whether the entry is live at `now`; a live entry is kept at least `idle` past `now`.
     /// Writes the deadline only when it falls within the last eighth of `idle`, so a busy
     /// entry is written about eight times per idle period, not on every read.
@@ -137,6 +127,7 @@ impl ContactEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::{ConnectionId, Transport};
 
     fn flow() -> Flow {
         Flow::new(
@@ -158,6 +149,22 @@ mod tests {
         assert!(!e.claim_if_expired(300), "claimed once only");
         assert!(!e.extend(1_000));
         assert!(!e.touch(1, 10));
+    }
+
+    #[test]
+    fn settle_moves_either_way_but_never_revives() {
+        let e = ContactEntry::new(b"sip:a@10.0.0.1", flow(), 1_000);
+        assert!(e.settle(10, None));
+        assert_eq!(e.deadline.load(Ordering::Relaxed), 1_000);
+        assert!(e.settle(10, Some(200)), "shortened");
+        assert_eq!(e.deadline.load(Ordering::Relaxed), 200);
+        assert!(e.settle(10, Some(5_000)), "lengthened");
+        assert_eq!(e.deadline.load(Ordering::Relaxed), 5_000);
+        assert!(!e.settle(5_000, Some(9_000)), "expired at its deadline");
+        assert_eq!(e.deadline.load(Ordering::Relaxed), 5_000);
+        assert!(e.claim_if_expired(5_000));
+        assert!(!e.settle(1, Some(9_000)), "a dead entry stays dead");
+        assert!(!e.settle(1, None));
     }
 
     #[test]

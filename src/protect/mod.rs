@@ -194,9 +194,9 @@ impl Protection {
     pub fn screen(&self, proxy: &Proxy, input: Input<'_>, out: &mut [u8]) -> Option<Outcome> {
         let verdict = self.check(
             input.data,
-            input.source,
-            input.local,
-            input.transport,
+            input.flow.source,
+            input.flow.local,
+            input.flow.transport,
             input.now,
         );
         match verdict {

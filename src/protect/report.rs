@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::Protection;
 
 /// How many top talkers a report lists.
-pub const TOP_TALKERS: usize = 10;
+pub(crate) const TOP_TALKERS: usize = 10;
 
 /// One active ban.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -16,9 +16,9 @@ use memchr::memmem::Finder;
 use memchr::{memchr, memrchr};
 
 /// Bytes of the header section lower-cased and searched at a time.
-pub const CHUNK: usize = 2048;
+pub(crate) const CHUNK: usize = 2048;
 /// The longest pattern (longer ones are cut to this; the chunks overlap by as much).
-pub const MAX_PATTERN: usize = 64;
+pub(crate) const MAX_PATTERN: usize = 64;
 
 /// Which header a pattern is looked for in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

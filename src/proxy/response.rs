@@ -4,27 +4,28 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::sip::{
-    HeaderName, Message, Params, Rport, Span, StartLine, Transport, Values, Via, parse_cseq,
-    parse_host, parse_ipv4,
+    HeaderName, Message, Params, Rport, Span, StartLine, Transport, Values, Via, parse_host,
+    parse_ipv4,
 };
 
+use super::bindings::{self, Listing, Recipient, Staging, WriteBack};
 use super::contact::{self, Rewriting};
 use super::identity::{BRANCH_PREFIX, our_branch_hash, parse_hex};
 use super::request::push_content_length;
 use super::rewrite::CONNECTION_PARAM;
 use super::rewrite::{Edits, Out, apply_range};
 use super::route::remove_first_value;
-use super::{ConnectionId, Direction, DropReason, Input, Outcome, Proxy, Transmit};
-use crate::contact::Flow;
+use super::{ConnectionId, Direction, DropReason, Input, Outcome, Proxy, Tables, Transmit};
 
 /// Handles a well-framed response.
 pub(crate) fn handle(
     proxy: &Proxy,
     msg: &Message<'_>,
     input: &Input<'_>,
+    tables: &Tables,
     out: &mut [u8],
 ) -> Outcome {
-    match forward(proxy, msg, input, out) {
+    match forward(proxy, msg, input, tables, out) {
         Ok(transmit) => Outcome::Forward(transmit),
         Err(reason) => Outcome::Drop(reason),
     }
@@ -34,6 +35,7 @@ fn forward(
     proxy: &Proxy,
     msg: &Message<'_>,
     input: &Input<'_>,
+    tables: &Tables,
     out: &mut [u8],
 ) -> Result<Transmit, DropReason> {
     let buf = msg.buf();
@@ -59,7 +61,9 @@ fn forward(
     let next = Via::parse(buf, next_value).map_err(|_| DropReason::MalformedResponse)?;
     let (destination, transport) =
         destination(proxy, buf, &next).ok_or(DropReason::ResponseUnroutable)?;
-    let arrival = proxy.identity.arrival(input.local, input.transport);
+    let arrival = proxy
+        .identity
+        .arrival(input.flow.local, input.flow.transport);
     let departure = proxy
         .identity
         .departure(arrival, transport, destination.ip())
@@ -70,9 +74,18 @@ fn forward(
     let mut edits = Edits::new();
     remove_first_value(msg, top_line, &mut edits);
     let local = &proxy.identity.locals[departure];
-    rewrite_contacts(proxy, msg, input, &local.shown, &mut edits);
+    let mut staging = Staging::new(out);
+    let to = Recipient {
+        addr: destination,
+        transport,
+    };
+    let leaving = Leaving {
+        host: &local.shown,
+        to,
+    };
+    rewrite_contacts(proxy, msg, input, tables, leaving, &mut staging, &mut edits);
     push_content_length(msg, &mut edits);
-    let mut writer = Out::new(out);
+    let mut writer = Out::new(staging.into_front());
     let whole = Span::new(msg.start_line().start(), msg.body().end());
     apply_range(&mut writer, buf, whole, &mut edits);
     let len = writer
@@ -89,40 +102,55 @@ fn forward(
     })
 }
 
-/// Contact rewriting of a forwarded 101–299 response (the callee's Contact), when enabled. A
-/// full table leaves the Contact as it is: a response cannot be refused.
+/// Where a forwarded response leaves to: our `host:port` on the departure listener (for
+/// rewritten Contacts) and the recipient (for written-back ones).
+struct Leaving<'a> {
+    host: &'a [u8],
+    to: Recipient,
+}
+
+/// Contact rewriting of a forwarded response, when enabled: a binding list (2xx to REGISTER,
+/// 3xx) gets our tokens written back (`bindings`); another 101–299 response gets the callee's
+/// Contact rewritten, unless disabled. A full table leaves the Contact as it is: a response
+/// cannot be refused.
 fn rewrite_contacts<'a>(
     proxy: &Proxy,
     msg: &Message<'_>,
     input: &Input<'_>,
-    host: &'a [u8],
+    tables: &Tables,
+    leaving: Leaving<'a>,
+    staging: &mut Staging<'a>,
     edits: &mut Edits<'a>,
 ) {
-    let Some(rewrite) = proxy.contact.as_ref().filter(|r| r.responses) else {
+    let Some(table) = tables.contact.as_deref() else {
         return;
     };
+    let Some(rewrite) = proxy.contact else {
+        return;
+    };
+    if let Some(listing) = Listing::of(msg) {
+        let how = WriteBack {
+            table,
+            names: &proxy.identity.names,
+            listing,
+            to: leaving.to,
+            now: input.now,
+        };
+        return bindings::push_write_backs(&how, msg, staging, edits);
+    }
     let StartLine::Response { code, .. } = msg.start() else {
         return;
     };
-    let to_register = msg
-        .header(HeaderName::CSeq)
-        .and_then(|h| parse_cseq(msg.buf(), h.value).ok())
-        .is_some_and(|c| msg.bytes(c.method) == b"REGISTER");
-    if !(101..=299).contains(&code) || to_register {
+    if !rewrite.responses || !(101..=299).contains(&code) {
         return;
     }
     let how = Rewriting {
-        host,
-        flow: Flow {
-            transport: input.transport,
-            source: input.source,
-            local: input.local,
-            conn: input.connection,
-        },
+        host: leaving.host,
+        flow: input.flow,
         register: false,
         now: input.now,
     };
-    let _ = contact::push_rewrites(rewrite, &proxy.identity.names, msg, &how, edits);
+    let _ = contact::push_rewrites(table, &proxy.identity.names, msg, &how, edits);
 }
 
 /// Our Via exactly as we wrote it (`SIP/2.0/UDP host:port;branch=z9hG4bKfv<16 hex>`, then
@@ -210,3 +238,6 @@ fn parse_ip(text: &[u8]) -> Option<IpAddr> {
         .unwrap_or(text);
     std::str::from_utf8(text).ok()?.parse().ok()
 }
+
+#[cfg(test)]
+mod tests;

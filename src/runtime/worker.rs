@@ -18,6 +18,7 @@
 //! the worker's output slots, and every batch ends with one send per UDP socket and one
 //! `writev` per connection.
 
+mod parked;
 mod stream_input;
 
 use std::net::SocketAddr;
@@ -31,11 +32,16 @@ use mio::net::UdpSocket;
 use mio::{Events, Poll, Token};
 
 use super::note::{Kind, Note};
-use super::record::Recorder;
+use super::side::SideLink;
 use super::stream::{LISTENER_TOKENS, Streams};
 use super::sys::{self, Outgoing, RecvBatch, SendScratch};
 use crate::protect::Protection;
-use crate::proxy::{DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome, Proxy, Transmit, Transport};
+use crate::proxy::{
+    Context, DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome, Proxy, Tables, Transmit, Transport,
+    WorkerState,
+};
+use crate::record::Recorder;
+use crate::sip::Flow;
 
 /// The token of the waker that interrupts a worker's poll.
 pub(crate) const WAKE: Token = Token(usize::MAX);
@@ -60,10 +66,13 @@ pub(crate) struct WorkerSetup<R> {
     pub(crate) proxy: Arc<Proxy>,
     /// Edge protection, screening each message before the core.
     pub(crate) protect: Option<Arc<Protection>>,
+    pub(crate) tables: Arc<Tables>,
     pub(crate) recorder: R,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) batch: usize,
     pub(crate) streams: Streams,
+    /// The resolver's link, when one is wired (the core then parks unresolved names).
+    pub(crate) side: Option<SideLink>,
     /// Told once the worker has built its buffers, so that `Server::start` returns a server
     /// whose workers are all ready (and allocate nothing more).
     pub(crate) ready: Option<crossbeam_channel::Sender<()>>,
@@ -79,6 +88,7 @@ pub(crate) fn run<R: Recorder>(mut setup: WorkerSetup<R>) -> R {
     }
     worker.event_loop();
     worker.drain_all();
+    worker.drop_parked();
     worker.streams.shutdown(&mut worker.recorder);
     worker.recorder.flush();
     worker.recorder
@@ -101,12 +111,13 @@ fn pin(index: usize, core: Option<CoreId>) {
 fn screen_then_handle(
     protect: Option<&Protection>,
     proxy: &Proxy,
+    ctx: &mut Context<'_>,
     input: Input<'_>,
     out: &mut [u8],
 ) -> Outcome {
     match protect.and_then(|p| p.screen(proxy, input, out)) {
         Some(outcome) => outcome,
-        None => proxy.handle(input, out),
+        None => proxy.handle(input, ctx, out),
     }
 }
 
@@ -118,6 +129,10 @@ struct Worker<R> {
     sockets: Vec<WorkerSocket>,
     proxy: Arc<Proxy>,
     protect: Option<Arc<Protection>>,
+    /// The shared tables the core reads and writes through its context.
+    tables: Arc<Tables>,
+    /// This worker's own state in the core (its parked messages).
+    state: WorkerState,
     recorder: R,
     stop: Arc<AtomicBool>,
     rx: RecvBatch,
@@ -135,19 +150,26 @@ struct Worker<R> {
     streams: Streams,
     /// Output slots taken by stream messages since the last send.
     used: usize,
+    /// The resolver's link, when one is wired.
+    side: Option<SideLink>,
+    /// Per parking slot: the arrival time (ns) of the message parked there.
+    parked_arrival: Box<[u64]>,
 }
 
 impl<R: Recorder> Worker<R> {
     fn new(setup: WorkerSetup<R>) -> Worker<R> {
         let batch = setup.batch.max(1);
         let n = setup.sockets.len();
+        let parking = setup.proxy.config().parking.messages;
         Worker {
             index: setup.index,
             batch,
             poll: setup.poll,
             sockets: setup.sockets,
+            state: WorkerState::new(setup.proxy.config()),
             proxy: setup.proxy,
             protect: setup.protect,
+            tables: setup.tables,
             recorder: setup.recorder,
             stop: setup.stop,
             rx: RecvBatch::new(batch),
@@ -159,6 +181,8 @@ impl<R: Recorder> Worker<R> {
             kernel_drops: vec![0; n],
             streams: setup.streams,
             used: 0,
+            parked_arrival: vec![0; parking].into_boxed_slice(),
+            side: setup.side,
         }
     }
 
@@ -167,6 +191,7 @@ impl<R: Recorder> Worker<R> {
         while !self.stop.load(Ordering::Acquire) {
             let busy = self.backlog.contains(&true) || self.streams.busy();
             let tick = self.streams.tick().map_or(IDLE_TICK, |t| t.min(IDLE_TICK));
+            let tick = self.parking_tick().map_or(tick, |t| t.min(tick));
             let timeout = if busy { Duration::ZERO } else { tick };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout))
                 && e.kind() != std::io::ErrorKind::Interrupted
@@ -182,6 +207,7 @@ impl<R: Recorder> Worker<R> {
             }
             let now = Instant::now();
             self.turn_streams(now);
+            self.turn_parked(now);
             self.recorder.maybe_flush(now);
         }
     }
@@ -260,13 +286,12 @@ impl<R: Recorder> Worker<R> {
             let out = &mut self.out[start..start + OUTPUT_BUFFER_SIZE];
             let input = Input {
                 data: datagram.data,
-                source: datagram.source,
-                local,
-                transport,
-                connection: None,
+                flow: Flow::new(transport, datagram.source, local),
                 now,
             };
-            let outcome = screen_then_handle(self.protect.as_deref(), &self.proxy, input, out);
+            let mut ctx = Context::new(&self.tables, &mut self.state);
+            let protect = self.protect.as_deref();
+            let outcome = screen_then_handle(protect, &self.proxy, &mut ctx, input, out);
             let arrival_ns = datagram.arrival_ns.unwrap_or(received_ns);
             self.enqueue(k, outcome, arrival_ns);
         }
@@ -279,6 +304,7 @@ impl<R: Recorder> Worker<R> {
             Outcome::Forward(t) => (t, Kind::Forward(t.direction)),
             Outcome::Reply { transmit, status } => (transmit, Kind::Reply(status)),
             Outcome::Drop(reason) => return self.recorder.dropped(reason),
+            Outcome::Park(ticket) => return self.ask(slot, ticket, arrival_ns),
         };
         if transmit.len > OUTPUT_BUFFER_SIZE {
             return self.recorder.dropped(DropReason::OutputTooLarge);

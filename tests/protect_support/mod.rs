@@ -2,7 +2,7 @@
 //! test's own peers are the destinations), the metrics address from the log, HTTP, and the
 //! proxy's resident memory.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
