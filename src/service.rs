@@ -1,8 +1,9 @@
 //! The whole proxy as an operator runs it: the workers ([`runtime::Server`]) recording into
 //! the stats module's per-worker histograms (the one recording stack), the stats thread, the
 //! metrics endpoint, the core's shared tables (the contact-rewrite table and its sweeper when
-//! rewriting is on) and the side services that answer parked messages (a resolver, when one
-//! is given).
+//! rewriting is on), edge protection's shared tables (read by the workers before the core,
+//! reported by the stats, lifted through `/bans`) when configured, and the side services that
+//! answer parked messages (a resolver, when one is given).
 //!
 //! `main` and the integration tests start it the same way ([`Service::start`]; tests may add a
 //! side service or a shorter statistics interval with [`Service::start_with`]), so what the
@@ -99,11 +100,13 @@ impl Service {
             Metrics::Off => None,
         };
         let table = runtime::contact_table(settings);
+        let protect = runtime::protection(settings);
         let config = StatsConfig {
             workers,
             interval: options.stats_interval,
             metrics,
             contact: table.clone(),
+            protect: protect.clone(),
         };
         let policy = PolicyHandle::new(load_policy(settings)?, workers);
         let reload = reloader(settings, Arc::clone(&policy));
@@ -118,6 +121,7 @@ impl Service {
             },
             policy: Some(Arc::clone(&policy)),
             resolver: options.resolver,
+            protect: protect.clone(),
         };
         let server = Server::start(settings, wiring, |_| {
             recorders.next().expect("one recorder per worker")

@@ -7,6 +7,7 @@
 
 mod overrides;
 mod parking;
+mod protect;
 mod tcp;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use log::LevelFilter;
 use serde::Deserialize;
 
 use crate::contact::ContactTableConfig;
+use crate::protect::ProtectConfig;
 use crate::proxy::{HostPort, NextHop, ParkingLimits, Transport};
 
 pub use overrides::Overrides;
@@ -188,6 +190,10 @@ pub struct Settings {
     /// The config file, read again for the routing policy (`[policy]`, `[sets]`,
     /// `[[route]]`; see `crate::policy`) at start and on every reload.
     pub config_file: Option<PathBuf>,
+    /// Where every request goes, whatever it is addressed to (`route-all-to`).
+    pub route_all_to: Option<NextHop>,
+    /// Edge protection (`[protect]`), when configured.
+    pub protect: Option<ProtectConfig>,
 }
 
 impl Default for Settings {
@@ -209,6 +215,8 @@ impl Default for Settings {
             rewrite_contact: None,
             parking: ParkingLimits::default(),
             config_file: None,
+            route_all_to: None,
+            protect: None,
         }
     }
 }
@@ -282,6 +290,12 @@ impl Settings {
         if let Some(contact) = &file.rewrite_contact {
             self.rewrite_contact = Some(contact.settings()?);
         }
+        if let Some(route_all_to) = &file.route_all_to {
+            self.route_all_to = Some(parse_next_hop(route_all_to)?);
+        }
+        if let Some(protect) = &file.protect {
+            self.protect = Some(protect.settings()?);
+        }
         Ok(())
     }
 
@@ -345,6 +359,8 @@ struct FileSettings {
     socket: Option<FileSocket>,
     tcp: Option<tcp::FileTcp>,
     parking: Option<parking::FileParking>,
+    route_all_to: Option<String>,
+    protect: Option<protect::FileProtect>,
     hgrm: Option<PathBuf>,
     rewrite_contact: Option<FileContact>,
     // The routing policy's tables: compiled by `crate::policy`, which reports their errors

@@ -390,7 +390,7 @@ fn ten_thousand_requests_across_reloads_none_lost_or_reordered() {
     let a = alice.local_addr().unwrap();
     let me = format!("sip:{addr}");
     let sent = AtomicUsize::new(0);
-    let pid = proxy.pid();
+    let pid = proxy.pid().expect("the proxy runs");
     let during = std::thread::scope(|s| {
         // Each reload is confirmed (by the counter) before the next is asked for, so the
         // signals cannot coalesce; traffic flows all along.

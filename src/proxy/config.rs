@@ -164,6 +164,9 @@ pub struct ProxyConfig {
     pub record_route: bool,
     /// Where requests addressed to this proxy go (RFC 3261 §16.5).
     pub next_hop: Option<NextHop>,
+    /// Where every request goes, whatever its Route and Request-URI say (an edge in front of
+    /// one core); both are forwarded unchanged, but for Route values naming this proxy.
+    pub route_all_to: Option<NextHop>,
     /// The key of the stateless branch hash (RFC 3261 §16.11); random per process is fine
     /// for one instance, shared across instances behind one address.
     pub branch_secret: [u8; 16],
@@ -189,6 +192,7 @@ impl ProxyConfig {
             aliases: Vec::new(),
             record_route: false,
             next_hop: None,
+            route_all_to: None,
             branch_secret,
             max_stream_message: 64 * 1024,
             hosts: Vec::new(),

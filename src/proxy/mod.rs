@@ -73,6 +73,7 @@ pub struct Proxy {
     identity: Identity,
     branch_key: BranchKey,
     next_hop: Option<(SocketAddr, Transport)>,
+    route_all_to: Option<(SocketAddr, Transport)>,
     record_route: bool,
     max_stream_message: usize,
     contact: Option<ContactRewrite>,
@@ -90,7 +91,12 @@ impl Proxy {
             Some(hop) => Some(resolve_next_hop(hop, &identity)?),
             None => None,
         };
+        let route_all_to = match &config.route_all_to {
+            Some(hop) => Some(resolve_next_hop(hop, &identity)?),
+            None => None,
+        };
         Ok(Proxy {
+            route_all_to,
             identity,
             branch_key: BranchKey::new(config.branch_secret),
             next_hop,
@@ -163,6 +169,22 @@ impl Proxy {
             Err(_) => return Outcome::Drop(DropReason::TooLarge),
         };
         self.too_large(&msg, &input, out)
+    }
+
+    /// A request edge protection refused before the core looked at it (over its source's
+    /// rate limit): 503 Service Unavailable with `Retry-After` when its Via allows an answer
+    /// (RFC 3261 §21.5.4), else dropped as [`DropReason::RateLimited`].
+    pub fn refuse(&self, input: Input<'_>, retry_after: u32, out: &mut [u8]) -> Outcome {
+        let status = Status {
+            retry_after,
+            ..Status::new(503, "Service Unavailable")
+        };
+        match Message::scan(input.data, input.flow.transport.is_stream()) {
+            Ok(msg) if msg.is_request() => {
+                request::reject(self, &msg, &input, status, DropReason::RateLimited, out)
+            }
+            _ => Outcome::Drop(DropReason::RateLimited),
+        }
     }
 
     fn too_large(&self, msg: &Message<'_>, input: &Input<'_>, out: &mut [u8]) -> Outcome {

@@ -106,6 +106,14 @@ drop_reasons! {
     ParkedAtShutdown => "parked_at_shutdown",
     /// The routing policy said `drop`.
     PolicyDrop => "policy_drop",
+    /// Edge protection: a request over its source's rate limit (`protect`).
+    RateLimited => "rate",
+    /// Edge protection: a request from a banned source.
+    Banned => "ban",
+    /// Edge protection: a request a scanner pattern matched (User-Agent, From).
+    Scanner => "scanner",
+    /// Edge protection: a source the listener's access list refuses.
+    AccessDenied => "acl",
 }
 
 impl DropReason {

@@ -16,6 +16,8 @@ pub(crate) struct Status {
     pub reason: &'static str,
     /// Copy the request's Proxy-Require values into Unsupported (a 420, RFC 3261 §16.3 step 5).
     pub unsupported: bool,
+    /// Seconds for a `Retry-After` header (RFC 3261 §20.33); 0 adds none.
+    pub retry_after: u32,
 }
 
 impl Status {
@@ -24,13 +26,14 @@ impl Status {
             code,
             reason,
             unsupported: false,
+            retry_after: 0,
         }
     }
 }
 
 /// Lines a reply adds besides the request's Via lines: status line, From, To, Call-ID, CSeq,
-/// Unsupported, Server, Content-Length.
-const REPLY_LINES: usize = 8;
+/// Unsupported, Retry-After, Server, Content-Length.
+const REPLY_LINES: usize = 9;
 
 /// Whether the reply to `msg` stays within the header limit (every Via must be copied).
 pub(crate) fn fits(msg: &Message<'_>) -> bool {
@@ -46,6 +49,21 @@ pub(crate) struct Head<'a> {
     pub unsupported: bool,
     /// Whole header lines, each ending in CRLF.
     pub extra: &'a [u8],
+    /// Seconds for a `Retry-After` header (RFC 3261 §20.33); 0 adds none.
+    pub retry_after: u32,
+}
+
+impl Head<'static> {
+    /// The head of a core-generated [`Status`]: no extra lines.
+    pub(crate) fn of(status: Status) -> Head<'static> {
+        Head {
+            code: status.code,
+            reason: status.reason,
+            unsupported: status.unsupported,
+            extra: b"",
+            retry_after: status.retry_after,
+        }
+    }
 }
 
 /// Writes the response to `msg` into `out`. `top_via` is the index of the first Via line
@@ -58,13 +76,7 @@ pub(crate) fn write(
     status: Status,
     tag: u64,
 ) {
-    let head = Head {
-        code: status.code,
-        reason: status.reason,
-        unsupported: status.unsupported,
-        extra: b"",
-    };
-    write_head(out, msg, top_via, head, tag);
+    write_head(out, msg, top_via, Head::of(status), tag);
 }
 
 /// [`write`] with a [`Head`].
@@ -111,6 +123,11 @@ pub(crate) fn write_head(
         }
     }
     out.put(status.extra);
+    if status.retry_after > 0 {
+        out.put(b"Retry-After: ");
+        out.put_u32(status.retry_after);
+        out.put(b"\r\n");
+    }
     out.put(b"Server: ferrovia\r\nContent-Length: 0\r\n\r\n");
 }
 
@@ -172,11 +189,28 @@ Proxy-Require: foo, bar\n\n";
             code: 420,
             reason: "Bad Extension",
             unsupported: true,
+            retry_after: 0,
         };
         let got = reply(raw, status, "10.0.0.1:5060");
         let want = "SIP/2.0 420 Bad Extension\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n\
 To: <sip:bob@b>;tag=xyz\r\nFrom: <sip:al@a>;tag=1\r\nCall-ID: c1\r\nCSeq: 6 BYE\r\n\
 Unsupported: foo, bar\r\nServer: ferrovia\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_retry_after_is_written_when_asked() {
+        let raw = b"OPTIONS sip:b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n\
+To: <sip:b>;tag=x\r\nFrom: <sip:a>;tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let status = Status {
+            retry_after: 5,
+            ..Status::new(503, "Service Unavailable")
+        };
+        let got = reply(raw, status, "10.0.0.1:5060");
+        assert!(
+            got.starts_with("SIP/2.0 503 Service Unavailable\r\n"),
+            "{got}"
+        );
+        assert!(got.ends_with("Retry-After: 5\r\nServer: ferrovia\r\nContent-Length: 0\r\n\r\n"));
     }
 }

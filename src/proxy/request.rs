@@ -39,6 +39,7 @@ const BAD_EXTENSION: Status = Status {
     code: 420,
     reason: "Bad Extension",
     unsupported: true,
+    retry_after: 0,
 };
 const LOOP: Status = Status::new(482, "Loop Detected");
 const TOO_MANY_HOPS: Status = Status::new(483, "Too Many Hops");
@@ -146,6 +147,8 @@ struct Plan<'r> {
 enum Target {
     Uri(SipUri),
     NextHop,
+    /// The configured destination of every request (`route_all_to`).
+    RouteAll,
     /// A rewritten contact: the original URI, reached over the recorded flow.
     Flow {
         uri: RestoredUri,
@@ -503,6 +506,9 @@ impl<'m, 'p> Request<'m, 'p> {
             new_ruri: pre.new_ruri,
             append_route: None,
         };
+        if self.proxy.route_all_to.is_some() {
+            return Ok(keep(Target::RouteAll));
+        }
         if let Some(top) = routes.top_mut() {
             if top.uri.lr {
                 return Ok(keep(Target::Uri(top.uri)));
@@ -566,6 +572,7 @@ impl<'m, 'p> Request<'m, 'p> {
     fn resolve(&self, target: Target) -> Result<(SocketAddr, Transport), Stop> {
         let uri = match target {
             Target::NextHop => return self.proxy.next_hop.ok_or(NOT_FOUND.into()),
+            Target::RouteAll => return self.proxy.route_all_to.ok_or(NOT_FOUND.into()),
             Target::Flow { flow, .. } => return Ok((flow.source, flow.transport)),
             Target::Policy(hop) => return Ok(hop),
             Target::Uri(uri) => uri,
@@ -753,13 +760,7 @@ impl<'m, 'p> Request<'m, 'p> {
 
     /// A stateless response (never for ACK: RFC 3261 §17.2.1 / §16.11; never 1xx).
     fn reply(&self, status: Status, out: &mut [u8]) -> Outcome {
-        let head = reply::Head {
-            code: status.code,
-            reason: status.reason,
-            unsupported: status.unsupported,
-            extra: b"",
-        };
-        self.reply_as(head, out)
+        self.reply_as(reply::Head::of(status), out)
     }
 
     /// The policy's answer: its code, reason and extra header lines.
@@ -769,6 +770,7 @@ impl<'m, 'p> Request<'m, 'p> {
             reason,
             unsupported: false,
             extra,
+            retry_after: 0,
         };
         self.reply_as(head, out)
     }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::contact::{ContactTable, ContactTableConfig, NodeId, TokenKey};
+use crate::protect::Protection;
 use crate::proxy::{ContactRewrite, Host, HostPort, Listener, MAX_RESTORED_URI, ProxyConfig};
 use crate::settings::Settings;
 
@@ -37,6 +38,7 @@ pub fn proxy_config(settings: &Settings, bound: &[SocketAddr]) -> ProxyConfig {
         aliases: aliases(settings, bound),
         record_route: settings.record_route,
         next_hop: settings.next_hop.clone(),
+        route_all_to: settings.route_all_to.clone(),
         hosts: settings.hosts.clone(),
         max_stream_message: settings.tcp.max_message,
         parking: settings.parking,
@@ -49,6 +51,14 @@ pub fn proxy_config(settings: &Settings, bound: &[SocketAddr]) -> ProxyConfig {
             }),
         ..ProxyConfig::new(placeholder_listener(), branch_secret())
     }
+}
+
+/// Edge protection as the settings configure it, shared by every worker (and the stats); its
+/// tables' hashes are keyed with a random seed.
+pub fn protection(settings: &Settings) -> Option<Arc<Protection>> {
+    let config = settings.protect.as_ref()?;
+    let seed = u64::from_le_bytes(branch_secret()[..8].try_into().unwrap_or_default());
+    Some(Arc::new(Protection::new(config, seed)))
 }
 
 /// The contact-rewrite table the settings ask for, shared by every worker (and the stats).

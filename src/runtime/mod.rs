@@ -32,7 +32,7 @@ mod sys;
 mod worker;
 
 pub use crate::record::Recorder;
-pub use identity::{contact_table, proxy_config};
+pub use identity::{contact_table, protection, proxy_config};
 pub use server::{Server, StartError, Stopped, Wiring};
 pub use side::SideService;
 pub use stream::StreamEvent;

@@ -23,6 +23,7 @@ use super::stream::{self, Mesh, StreamListener, StreamSetup, Streams};
 use super::worker::{self, WAKE, WorkerSetup, WorkerSocket};
 use super::{identity, socket, sys};
 use crate::policy::PolicyHandle;
+use crate::protect::Protection;
 use crate::proxy::{ConfigError, Proxy, ProxyConfig, Tables};
 use crate::record::Recorder;
 use crate::settings::{ListenAddr, Settings};
@@ -34,6 +35,7 @@ const READY_LIMIT: Duration = Duration::from_secs(10);
 pub struct Server<R: Recorder> {
     local_addrs: Vec<SocketAddr>,
     proxy: Arc<Proxy>,
+    protect: Option<Arc<Protection>>,
     tables: Arc<Tables>,
     policy: Option<Arc<PolicyHandle>>,
     side: Option<SideThread>,
@@ -79,6 +81,7 @@ impl<R: Recorder> Server<R> {
         let mut server = Server {
             local_addrs: bound,
             proxy,
+            protect: wiring.protect,
             tables: Arc::new(wiring.tables),
             policy: wiring.policy,
             side,
@@ -148,6 +151,7 @@ impl<R: Recorder> Server<R> {
             poll,
             sockets,
             proxy: Arc::clone(&self.proxy),
+            protect: self.protect.clone(),
             tables: Arc::clone(&self.tables),
             policy: self.policy.clone(),
             recorder,
@@ -257,6 +261,8 @@ pub struct Wiring {
     pub policy: Option<Arc<PolicyHandle>>,
     /// Resolves host names outside the static host table (the core parks their requests).
     pub resolver: Option<Box<dyn SideService>>,
+    /// Edge protection, screening each message in the worker before the core.
+    pub protect: Option<Arc<Protection>>,
 }
 
 /// The next socket of every group: one worker's UDP sockets and TCP listeners.

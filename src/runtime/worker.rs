@@ -36,6 +36,7 @@ use super::side::SideLink;
 use super::stream::{LISTENER_TOKENS, Streams};
 use super::sys::{self, Outgoing, RecvBatch, SendScratch};
 use crate::policy::{Engine, PolicyHandle, Router};
+use crate::protect::Protection;
 use crate::proxy::{
     Context, DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome, Proxy, Tables, Transmit, Transport,
     WorkerState,
@@ -64,6 +65,8 @@ pub(crate) struct WorkerSetup<R> {
     pub(crate) poll: Poll,
     pub(crate) sockets: Vec<WorkerSocket>,
     pub(crate) proxy: Arc<Proxy>,
+    /// Edge protection, screening each message before the core.
+    pub(crate) protect: Option<Arc<Protection>>,
     pub(crate) tables: Arc<Tables>,
     /// The routing policy, when the service runs one (the worker makes its engine).
     pub(crate) policy: Option<Arc<PolicyHandle>>,
@@ -107,6 +110,20 @@ fn pin(index: usize, core: Option<CoreId>) {
     }
 }
 
+/// The core's outcome for `input`, unless edge protection decides first (a drop, a 503).
+fn screen_then_handle(
+    protect: Option<&Protection>,
+    proxy: &Proxy,
+    ctx: &mut Context<'_>,
+    input: Input<'_>,
+    out: &mut [u8],
+) -> Outcome {
+    match protect.and_then(|p| p.screen(proxy, input, out)) {
+        Some(outcome) => outcome,
+        None => proxy.handle(input, ctx, out),
+    }
+}
+
 struct Worker<R> {
     index: usize,
     /// Datagrams one receive call can return.
@@ -114,6 +131,7 @@ struct Worker<R> {
     poll: Poll,
     sockets: Vec<WorkerSocket>,
     proxy: Arc<Proxy>,
+    protect: Option<Arc<Protection>>,
     /// The shared tables the core reads and writes through its context.
     tables: Arc<Tables>,
     /// This worker's own state in the core (its parked messages).
@@ -159,6 +177,7 @@ impl<R: Recorder> Worker<R> {
             sockets: setup.sockets,
             state,
             proxy: setup.proxy,
+            protect: setup.protect,
             tables: setup.tables,
             recorder: setup.recorder,
             stop: setup.stop,
@@ -280,7 +299,8 @@ impl<R: Recorder> Worker<R> {
                 now,
             };
             let mut ctx = Context::new(&self.tables, &mut self.state);
-            let outcome = self.proxy.handle(input, &mut ctx, out);
+            let protect = self.protect.as_deref();
+            let outcome = screen_then_handle(protect, &self.proxy, &mut ctx, input, out);
             let arrival_ns = datagram.arrival_ns.unwrap_or(received_ns);
             self.enqueue(k, outcome, arrival_ns);
         }

@@ -28,7 +28,7 @@
 //! use ferrovia::proxy::Direction;
 //! use ferrovia::stats::{self, StatsConfig};
 //!
-//! let config = StatsConfig { workers: 1, interval: Duration::from_secs(1), metrics: None, contact: None };
+//! let config = StatsConfig { workers: 1, interval: Duration::from_secs(1), ..StatsConfig::default() };
 //! let (handle, mut workers) = stats::start(config)?;
 //! let mut w = workers.pop().unwrap(); // one worker was asked for
 //! // In the worker's loop: count, record, and offer a hand-off once per turn.
@@ -51,9 +51,11 @@ mod hgrm;
 mod http;
 mod policy;
 mod prometheus;
+mod protect_render;
 mod render;
 mod report;
 mod routes;
+mod routes_bans;
 mod snapshot;
 mod thread;
 mod worker;
@@ -129,6 +131,9 @@ pub struct StatsConfig {
     pub metrics: Option<SocketAddr>,
     /// The contact-rewrite table whose counters every snapshot carries, when rewriting is on.
     pub contact: Option<std::sync::Arc<crate::contact::ContactTable>>,
+    /// Edge protection, whose bans, top talkers and scanner counts every snapshot carries and
+    /// whose bans `/bans` lists and lifts.
+    pub protect: Option<std::sync::Arc<crate::protect::Protection>>,
 }
 
 impl Default for StatsConfig {
@@ -138,6 +143,7 @@ impl Default for StatsConfig {
             interval: Duration::from_secs(1),
             metrics: None,
             contact: None,
+            protect: None,
         }
     }
 }
@@ -155,9 +161,17 @@ pub fn latency_histogram() -> Histogram<u64> {
 /// Returns the handle and `config.workers` recorders; give recorder `i` to worker `i`.
 /// Fails only if the metrics address cannot be bound or a thread cannot be spawned.
 pub fn start(config: StatsConfig) -> io::Result<(StatsHandle, Vec<WorkerStats>)> {
-    let (aggregator, recorders) = thread::spawn(config.workers, config.interval, config.contact)?;
+    let tables = thread::Tables {
+        contact: config.contact,
+        protect: config.protect.clone(),
+    };
+    let (aggregator, recorders) = thread::spawn(config.workers, config.interval, tables)?;
     let metrics = match config.metrics {
-        Some(addr) => Some(http::spawn(addr, aggregator.commands.clone())?),
+        Some(addr) => Some(http::spawn(
+            addr,
+            aggregator.commands.clone(),
+            config.protect,
+        )?),
         None => None,
     };
     let handle = StatsHandle {

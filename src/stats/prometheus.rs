@@ -36,6 +36,9 @@ pub(super) fn render(snapshot: &Snapshot) -> String {
     if let Some(policy) = &report.policy {
         super::policy::prometheus(&mut out.text, policy);
     }
+    if let Some(protect) = &report.protect {
+        super::protect_render::prometheus(&mut out.text, protect);
+    }
     out.text
 }
 

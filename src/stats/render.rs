@@ -34,6 +34,9 @@ impl Display for Report {
         if let Some(policy) = &self.policy {
             super::policy::summary(f, policy)?;
         }
+        if let Some(protect) = &self.protect {
+            super::protect_render::text(f, protect)?;
+        }
         writeln!(f)?;
         self.fmt_latency(f, shown)?;
         writeln!(f)?;

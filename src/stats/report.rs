@@ -5,6 +5,7 @@
 //! Percentiles carry HdrHistogram's resolution: 3 significant digits.
 
 use crate::contact::ContactCounters;
+use crate::protect::ProtectReport;
 use crate::record::StreamEvent;
 use std::collections::BTreeMap;
 
@@ -53,6 +54,9 @@ pub struct Report {
     /// The routing policy's counters, when the service runs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<crate::policy::PolicyCounters>,
+    /// Edge protection: bans, top talkers, scanner hits, the rate table's fill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protect: Option<ProtectReport>,
 }
 
 /// One worker (or all of them): since start and over the last interval.
@@ -148,6 +152,7 @@ impl Report {
                 .collect(),
             contact: snapshot.contact(),
             policy: snapshot.policy(),
+            protect: snapshot.protect().cloned(),
         }
     }
 

@@ -21,16 +21,17 @@ const MAX_HEADERS: usize = 32;
 pub(super) struct Response {
     pub(super) status: u16,
     content_type: &'static str,
-    allow: bool,
+    /// The methods a 405 names in `Allow`.
+    allow: Option<&'static str>,
     pub(super) body: String,
 }
 
 impl Response {
-    fn ok(content_type: &'static str, body: String) -> Response {
+    pub(super) fn ok(content_type: &'static str, body: String) -> Response {
         Response {
             status: 200,
             content_type,
-            allow: false,
+            allow: None,
             body,
         }
     }
@@ -39,14 +40,25 @@ impl Response {
         Response {
             status,
             content_type: "text/plain; charset=utf-8",
-            allow: status == 405,
+            allow: (status == 405).then_some("GET"),
             body: format!("{message}\n"),
+        }
+    }
+
+    /// 405, naming the methods the path takes.
+    pub(super) fn not_allowed(allow: &'static str) -> Response {
+        Response {
+            allow: Some(allow),
+            ..Response::error(405, &format!("only {allow} is allowed here"))
         }
     }
 
     /// The bytes on the wire.
     pub(super) fn to_bytes(&self) -> Vec<u8> {
-        let allow = if self.allow { "Allow: GET\r\n" } else { "" };
+        let allow = match self.allow {
+            Some(methods) => format!("Allow: {methods}\r\n"),
+            None => String::new(),
+        };
         let head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{allow}\
              Connection: close\r\n\r\n",
@@ -66,6 +78,7 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
+        409 => "Conflict",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         431 => "Request Header Fields Too Large",
@@ -142,12 +155,7 @@ pub(super) fn answer_reload(
     reload: impl FnOnce() -> Option<Result<String, String>>,
 ) -> Response {
     if method != "POST" {
-        return Response {
-            status: 405,
-            content_type: "text/plain; charset=utf-8",
-            allow: false,
-            body: "only POST is allowed\n".into(),
-        };
+        return Response::not_allowed("POST");
     }
     match reload() {
         Some(Ok(message)) => Response::ok("text/plain; charset=utf-8", format!("{message}\n")),

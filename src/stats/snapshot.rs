@@ -4,6 +4,7 @@
 //! worker and merged, each as a cumulative [`View`] (since start) and a last-interval one.
 
 use crate::contact::ContactCounters;
+use crate::protect::ProtectReport;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,6 +111,7 @@ pub struct Snapshot {
     uptime: Duration,
     contact: Option<ContactCounters>,
     policy: Option<crate::policy::PolicyCounters>,
+    protect: Option<Arc<ProtectReport>>,
 }
 
 impl Snapshot {
@@ -119,6 +121,7 @@ impl Snapshot {
             uptime,
             contact: None,
             policy: None,
+            protect: None,
         }
     }
 
@@ -130,6 +133,16 @@ impl Snapshot {
     /// The routing policy's counters, when the service runs one.
     pub fn policy(&self) -> Option<crate::policy::PolicyCounters> {
         self.policy.clone()
+    }
+
+    pub(super) fn with_protect(mut self, protect: Option<ProtectReport>) -> Snapshot {
+        self.protect = protect.map(Arc::new);
+        self
+    }
+
+    /// Edge protection's figures (bans, top talkers, scanner hits), when it is configured.
+    pub fn protect(&self) -> Option<&ProtectReport> {
+        self.protect.as_deref()
     }
 
     pub(super) fn with_contact(mut self, contact: Option<ContactCounters>) -> Snapshot {

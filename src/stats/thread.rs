@@ -7,6 +7,7 @@
 //! `Arc`; a snapshot shares them, and absorbing copies them only while a snapshot is held.
 
 use crate::contact::ContactTable;
+use crate::protect::Protection;
 use std::io;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -38,11 +39,17 @@ pub(super) struct Aggregator {
     pub(super) thread: JoinHandle<()>,
 }
 
+/// The shared tables whose figures every snapshot carries.
+pub(super) struct Tables {
+    pub(super) contact: Option<Arc<ContactTable>>,
+    pub(super) protect: Option<Arc<Protection>>,
+}
+
 /// Makes the recorders and the channels between them and a new stats thread.
 pub(super) fn spawn(
     workers: usize,
     interval: Duration,
-    contact: Option<Arc<ContactTable>>,
+    tables: Tables,
 ) -> io::Result<(Aggregator, Vec<WorkerStats>)> {
     let now = Instant::now();
     // Every interval that exists fits in this channel at once, so a send never finds it full.
@@ -69,7 +76,8 @@ pub(super) fn spawn(
     drop(to_stats);
     let (commands, requests) = unbounded();
     let mut state = State::new(workers, interval, now, recycle);
-    state.contact = contact;
+    state.contact = tables.contact;
+    state.protect = tables.protect;
     let thread = std::thread::Builder::new()
         .name("ferrovia-stats".into())
         .spawn(move || state.run(intervals, requests))?;
@@ -120,6 +128,7 @@ struct State {
     merged_stale: bool,
     contact: Option<Arc<ContactTable>>,
     policy: Option<PolicyHooks>,
+    protect: Option<Arc<Protection>>,
 }
 
 impl State {
@@ -141,6 +150,7 @@ impl State {
             merged_stale: false,
             contact: None,
             policy: None,
+            protect: None,
         }
     }
 
@@ -220,9 +230,11 @@ impl State {
         }
         let contact = self.contact.as_ref().map(|table| table.counters());
         let policy = self.policy.as_ref().map(|p| p.handle.counters());
+        let protect = self.protect.as_ref().map(|p| p.report(Instant::now()));
         Snapshot::new(self.inner.clone(), self.started.elapsed())
             .with_contact(contact)
             .with_policy(policy)
+            .with_protect(protect)
     }
 
     /// Rebuilds the merged views as the sum of the workers' views.

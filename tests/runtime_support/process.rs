@@ -100,6 +100,11 @@ impl Ferrovia {
         self.addrs[0]
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// CPU time (user + system) the process has used so far, from /proc (Linux only).
     pub fn cpu_time(&self) -> Option<Duration> {
         let pid = self.child.as_ref()?.id();
@@ -122,12 +127,6 @@ impl Ferrovia {
         let pid = i32::try_from(child.id()).expect("pid fits i32");
         // SAFETY: kill(2) on our own child's pid; it has not been waited for, so it exists.
         unsafe { libc::kill(pid, signal) };
-    }
-
-    /// The process id (to signal it from another thread).
-    pub fn pid(&self) -> i32 {
-        let child = self.child.as_ref().expect("the child is running");
-        i32::try_from(child.id()).expect("pid fits i32")
     }
 
     /// Whether the process is still running.

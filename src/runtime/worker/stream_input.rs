@@ -198,7 +198,7 @@ impl<R: Recorder> Worker<R> {
             self.proxy.handle_oversized(input, out)
         } else {
             let mut ctx = Context::new(&self.tables, &mut self.state);
-            self.proxy.handle(input, &mut ctx, out)
+            super::screen_then_handle(self.protect.as_deref(), &self.proxy, &mut ctx, input, out)
         };
         self.recorder.received(1);
         self.enqueue(k, outcome, arrival_ns);
