@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod registrar;
+
 use crate::contact::ContactTable;
 use crate::runtime::{self, Server, StartError};
 use crate::settings::{Metrics, Settings};
@@ -29,6 +31,7 @@ pub struct Service {
     server: Server<WorkerStats>,
     stats: StatsHandle,
     sweeper: Option<Sweeper>,
+    keeper: Option<registrar::Keeper>,
 }
 
 /// What is left after a stop: the final statistics and whether every worker ended well.
@@ -61,21 +64,34 @@ impl Service {
             Metrics::Off => None,
         };
         let contact = runtime::contact_rewrite(settings);
+        let registrar = match &settings.registrar {
+            Some(r) => Some(registrar::build(r).map_err(ServiceError::Registrar)?),
+            None => None,
+        };
         let table = contact.as_ref().map(|c| Arc::clone(&c.table));
         let config = StatsConfig {
             workers,
             interval: STATS_INTERVAL,
             metrics,
             contact: table.clone(),
+            registrar: registrar.clone(),
         };
         let (stats, recorders) = stats::start(config).map_err(ServiceError::Metrics)?;
         let mut recorders = recorders.into_iter();
         // `stats::start` made exactly `workers` recorders and the server asks for exactly
         // `workers` (it uses the same `settings.workers.max(1)`), once each.
-        let server = Server::start_with_contact(settings, contact, |_| {
+        let server = Server::start_with_tables(settings, contact, registrar.clone(), |_| {
             recorders.next().expect("one recorder per worker")
         })
         .map_err(ServiceError::Start)?;
+        let keeper = match (&registrar, &settings.registrar) {
+            (Some(r), Some(s)) => {
+                let snapshot = s.snapshot.clone().map(|p| (p, s.snapshot_interval));
+                let keeper = registrar::Keeper::start(Arc::clone(r.location()), snapshot);
+                Some(keeper.map_err(ServiceError::Sweeper)?)
+            }
+            _ => None,
+        };
         let sweeper = match table {
             Some(table) => Some(Sweeper::start(table).map_err(ServiceError::Sweeper)?),
             None => None,
@@ -84,6 +100,7 @@ impl Service {
             server,
             stats,
             sweeper,
+            keeper,
         })
     }
 
@@ -113,6 +130,10 @@ impl Service {
             sweeper.stop();
         }
         let stopped = self.server.shutdown();
+        // After the workers: the snapshot holds every REGISTER they answered.
+        if let Some(keeper) = self.keeper {
+            keeper.stop();
+        }
         Stopped {
             snapshot: self.stats.shutdown(),
             failed_workers: stopped.failed_workers,
@@ -159,12 +180,15 @@ pub enum ServiceError {
     Sweeper(io::Error),
     /// The workers could not start.
     Start(StartError),
+    /// The registrar's users file cannot be used.
+    Registrar(String),
 }
 
 impl ServiceError {
     /// True when the operator's settings are at fault (exit code 2) rather than the system.
     pub fn is_config(&self) -> bool {
         matches!(self, ServiceError::Start(e) if e.is_config())
+            || matches!(self, ServiceError::Registrar(_))
     }
 }
 
@@ -174,6 +198,7 @@ impl fmt::Display for ServiceError {
             ServiceError::Metrics(e) => write!(f, "cannot serve metrics: {e}"),
             ServiceError::Sweeper(e) => write!(f, "cannot start the contact sweeper: {e}"),
             ServiceError::Start(e) => write!(f, "{e}"),
+            ServiceError::Registrar(e) => f.write_str(e),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! override the file. Every value is parsed by the same function whether it came from a flag
 //! or from the file, so both report the same message for the same mistake.
 
+mod registrar;
 mod tcp;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use serde::Deserialize;
 use crate::cli::RunArgs;
 use crate::proxy::{HostPort, NextHop, Transport};
 
+pub use registrar::RegistrarSettings;
 pub use tcp::{MAX_CONNECTIONS_PER_WORKER, TcpOptions, parse_duration};
 
 /// One address to receive SIP on, written `udp:IP:PORT` or `tcp:IP:PORT` (IPv6 in brackets:
@@ -179,6 +181,8 @@ pub struct Settings {
     pub hgrm: Option<PathBuf>,
     /// Contact rewriting, when enabled.
     pub rewrite_contact: Option<ContactSettings>,
+    /// The registrar and digest authentication (`[registrar]`), when enabled.
+    pub registrar: Option<RegistrarSettings>,
 }
 
 impl Default for Settings {
@@ -198,6 +202,7 @@ impl Default for Settings {
             tcp: TcpOptions::default(),
             hgrm: None,
             rewrite_contact: None,
+            registrar: None,
         }
     }
 }
@@ -208,6 +213,10 @@ impl Settings {
         let mut settings = Settings::default();
         if let Some(path) = &args.config {
             settings.apply_file(&FileSettings::read(path)?)?;
+            // Files the config names are found beside it.
+            if let (Some(r), Some(dir)) = (&mut settings.registrar, path.parent()) {
+                r.resolve_paths(dir);
+            }
         }
         settings.apply_args(args);
         settings.validate()?;
@@ -265,6 +274,9 @@ impl Settings {
         }
         if let Some(contact) = &file.rewrite_contact {
             self.rewrite_contact = Some(contact.settings()?);
+        }
+        if let Some(registrar) = &file.registrar {
+            self.registrar = Some(registrar.settings()?);
         }
         Ok(())
     }
@@ -330,6 +342,7 @@ struct FileSettings {
     tcp: Option<tcp::FileTcp>,
     hgrm: Option<PathBuf>,
     rewrite_contact: Option<FileContact>,
+    registrar: Option<registrar::FileRegistrar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -173,6 +173,8 @@ pub struct ProxyConfig {
     pub hosts: Vec<(String, IpAddr)>,
     /// Contact rewriting with the shared table, when enabled.
     pub contact: Option<super::contact::ContactRewrite>,
+    /// The registrar and location service for our domains, when enabled (issue 14).
+    pub registrar: Option<std::sync::Arc<crate::registrar::Registrar>>,
 }
 
 impl ProxyConfig {
@@ -188,6 +190,7 @@ impl ProxyConfig {
             max_stream_message: 64 * 1024,
             hosts: Vec::new(),
             contact: None,
+            registrar: None,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod config;
 mod contact;
 mod identity;
 pub mod outcome;
+mod registrar;
 mod reply;
 mod request;
 mod response;
@@ -69,6 +70,7 @@ pub struct Proxy {
     record_route: bool,
     max_stream_message: usize,
     contact: Option<ContactRewrite>,
+    registrar: Option<std::sync::Arc<crate::registrar::Registrar>>,
 }
 
 impl Proxy {
@@ -89,6 +91,7 @@ impl Proxy {
             record_route: config.record_route,
             max_stream_message: config.max_stream_message,
             contact: config.contact.clone(),
+            registrar: config.registrar.clone(),
             config,
         })
     }

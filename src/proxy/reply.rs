@@ -38,13 +38,15 @@ pub(crate) fn fits(msg: &Message<'_>) -> bool {
 }
 
 /// Writes the response to `msg` into `out`. `top_via` is the index of the first Via line
-/// and the fix for its first value; `tag` the stateless To tag.
+/// and the fix for its first value; `tag` the stateless To tag; `answer` a registrar's
+/// answer whose header lines (challenges, bindings) go before Content-Length.
 pub(crate) fn write(
     out: &mut Out<'_>,
     msg: &Message<'_>,
     top_via: Option<(usize, &ViaFix)>,
     status: Status,
     tag: u64,
+    answer: Option<&crate::registrar::Answer<'_>>,
 ) {
     let buf = msg.buf();
     out.put(b"SIP/2.0 ");
@@ -81,6 +83,9 @@ pub(crate) fn write(
             _ => {}
         }
     }
+    if let Some(answer) = answer {
+        answer.write_headers(msg, &mut |bytes| out.put(bytes));
+    }
     out.put(b"Server: ferrovia\r\nContent-Length: 0\r\n\r\n");
 }
 
@@ -113,7 +118,7 @@ mod tests {
         let fix = ViaFix::new(&via, source.parse().unwrap());
         let mut buf = vec![0u8; 2048];
         let mut out = Out::new(&mut buf);
-        write(&mut out, &msg, Some((top, &fix)), status, 0xabc);
+        write(&mut out, &msg, Some((top, &fix)), status, 0xabc, None);
         let n = out.finish().unwrap();
         String::from_utf8_lossy(&buf[..n]).into_owned()
     }

@@ -10,6 +10,7 @@ use crate::sip::{
 
 use super::branch::{tag_span, to_tag};
 use super::contact::{self, Restore, RestoredUri, Rewriting};
+use super::registrar::{self as location, CredentialLines, Reject};
 use super::reply::{self, Status};
 use super::rewrite::{Edit, Edits, Insert, Out, apply_range};
 use super::route::{RouteError, RouteSet};
@@ -75,6 +76,10 @@ struct Plan {
     restored: Option<RestoredUri>,
     /// The connection of the recorded flow, for a restored contact over a stream.
     connection: Option<ConnectionId>,
+    /// Our realm's credentials, removed before forwarding (issue 14).
+    credentials: CredentialLines,
+    /// A binding's Path, sent as a preloaded Route (RFC 3327 §5.3).
+    preloaded: Option<RestoredUri>,
 }
 
 /// Where the request is headed before the address is known.
@@ -87,6 +92,8 @@ enum Target {
     Flow {
         uri: RestoredUri,
         flow: Flow,
+        /// A registered binding's Path (RFC 3327), as a preloaded Route.
+        route: Option<RestoredUri>,
     },
 }
 
@@ -111,9 +118,13 @@ pub(crate) fn handle(
     let Some(req) = Request::new(proxy, msg, input) else {
         return Outcome::Drop(DropReason::MalformedRequest);
     };
+    if req.acks_our_reply() {
+        return Outcome::Drop(DropReason::AckNotForwarded);
+    }
     match req.decide() {
         Ok(plan) => req.forward(plan, out),
-        Err(status) => req.reply(status, out),
+        Err(Reject::Status(status)) => req.reply(status, out),
+        Err(Reject::Answer(answer)) => req.answer(&answer, out),
     }
 }
 
@@ -147,6 +158,25 @@ impl<'m, 'p> Request<'m, 'p> {
         })
     }
 
+    /// RFC 3261 §17.2.1: the ACK of a non-2xx final response this proxy sent itself (a 407
+    /// challenge, a 404) carries our stateless To tag; with no server transaction to absorb
+    /// it, it ends here instead of following the Request-URI.
+    fn acks_our_reply(&self) -> bool {
+        if self.method() != Method::Ack {
+            return false;
+        }
+        let Some(tag) = tag_span(self.msg, HeaderName::To) else {
+            return false;
+        };
+        let ours = to_tag(self.hash);
+        let tag = tag.of(self.buf());
+        tag.len() == 16
+            && tag.iter().enumerate().all(|(i, c)| {
+                let nibble = (ours >> (60 - 4 * i)) & 15;
+                char::from_digit(nibble as u32, 16).is_some_and(|d| d as u8 == *c)
+            })
+    }
+
     fn buf(&self) -> &'m [u8] {
         self.msg.buf()
     }
@@ -173,9 +203,9 @@ impl<'m, 'p> Request<'m, 'p> {
     }
 
     /// RFC 3261 §16.3 to §16.6: a plan to forward, or the status to answer with.
-    fn decide(&self) -> Result<Plan, Status> {
+    fn decide(&self) -> Result<Plan, Reject<'p>> {
         if self.msg.headers().len() > super::MAX_FORWARDED_HEADERS {
-            return Err(bad_request("Too Many Headers"));
+            return Err(bad_request("Too Many Headers").into());
         }
         self.check_transaction_fields()?;
         let ruri = self.check_request_uri()?;
@@ -186,10 +216,11 @@ impl<'m, 'p> Request<'m, 'p> {
             RouteError::TooMany => bad_request("Too Many Routes"),
         })?;
         let (current, new_ruri) = self.preprocess_routes(ruri, &mut routes);
+        let credentials = self.registrar_first(current, &mut routes)?;
         let (target, new_ruri, append_route) = self.target(current, new_ruri, &mut routes)?;
-        let (restored, flow) = match target {
-            Target::Flow { uri, flow } => (Some(uri), Some(flow)),
-            _ => (None, None),
+        let (restored, flow, preloaded) = match target {
+            Target::Flow { uri, flow, route } => (Some(uri), Some(flow), route),
+            _ => (None, None, None),
         };
         let (destination, transport) = self.resolve(target)?;
         let identity = &self.proxy.identity;
@@ -201,7 +232,7 @@ impl<'m, 'p> Request<'m, 'p> {
                 .ok_or(NO_TRANSPORT)?,
         };
         if self.proxy.identity.is_own_socket(destination, transport) {
-            return Err(LOOP);
+            return Err(LOOP.into());
         }
         Ok(Plan {
             destination,
@@ -212,7 +243,43 @@ impl<'m, 'p> Request<'m, 'p> {
             routes,
             restored,
             connection: flow.and_then(|f| f.conn),
+            credentials,
+            preloaded,
         })
+    }
+
+    /// Issue 14: the registrar answers a REGISTER for our domain and authenticates requests
+    /// from our users, before any routing (see `registrar.rs`).
+    fn registrar_first(
+        &self,
+        current: Option<SipUri>,
+        routes: &mut RouteSet,
+    ) -> Result<CredentialLines, Reject<'p>> {
+        let Some(registrar) = self.proxy.registrar.as_deref() else {
+            return Ok(CredentialLines::new());
+        };
+        let ruri = current.map(|u| (u, self.is_me(&u)));
+        let routed = routes.top_mut().is_some();
+        location::before_routing(
+            registrar,
+            self.msg,
+            self.flow(),
+            self.input.now,
+            ruri.as_ref().map(|(u, me)| (u, *me)),
+            routed,
+            &|uri| self.is_me(uri),
+        )
+    }
+
+    /// Issue 14: a Request-URI naming one of our AoRs goes to its best binding.
+    fn locate(&self, uri: &SipUri) -> Option<Result<Target, Status>> {
+        let registrar = self.proxy.registrar.as_deref()?;
+        let found = location::locate(registrar, self.buf(), uri, self.is_me(uri), self.input.now)?;
+        Some(found.map(|l| Target::Flow {
+            uri: l.uri,
+            flow: l.flow,
+            route: l.route,
+        }))
     }
 
     /// §16.3 step 1 (the fields a stateless proxy needs to answer and to hash) and §8.1.1.5.
@@ -334,6 +401,9 @@ impl<'m, 'p> Request<'m, 'p> {
             let old = new_ruri.unwrap_or(self.ruri());
             return Ok((Target::Uri(uri), Some(uri.span), Some(old)));
         }
+        if let Some(located) = current.and_then(|uri| self.locate(&uri)) {
+            return located.map(|t| (t, new_ruri, None));
+        }
         match current {
             Some(uri) if self.is_me(&uri) => self
                 .restore_contact(&uri)
@@ -353,7 +423,11 @@ impl<'m, 'p> Request<'m, 'p> {
         let user = uri.user?;
         match contact::restore(rewrite, self.buf(), user, self.input.now) {
             Restore::NotAToken => None,
-            Restore::Found { uri, flow } => Some(Ok(Target::Flow { uri, flow })),
+            Restore::Found { uri, flow } => Some(Ok(Target::Flow {
+                uri,
+                flow,
+                route: None,
+            })),
             Restore::Refused(LookupError::Expired) => Some(Err(TEMPORARILY_UNAVAILABLE)),
             Restore::Refused(_) => Some(Err(NOT_FOUND)),
         }
@@ -438,6 +512,14 @@ impl<'m, 'p> Request<'m, 'p> {
         self.push_max_forwards(&mut edits);
         self.fix.push_edits(&mut edits);
         plan.routes.removal_edits(msg, &mut edits);
+        for line in &plan.credentials {
+            edits.push(Edit::delete(*line));
+        }
+        if let Some(path) = &plan.preloaded {
+            edits.push(Edit::insert(top, Insert::Bytes(b"Route: ")));
+            edits.push(Edit::insert(top, Insert::Bytes(path.as_bytes())));
+            edits.push(Edit::insert(top, Insert::Bytes(b"\r\n")));
+        }
         if let (Some(uri), Some(line)) = (plan.append_route, plan.routes.last_line()) {
             let after = msg.headers()[line as usize].line.end();
             edits.push(Edit::insert(after, Insert::RouteLine(uri)));
@@ -517,8 +599,23 @@ impl<'m, 'p> Request<'m, 'p> {
             && tag_span(self.msg, HeaderName::To).is_none()
     }
 
+    /// A registrar's answer: its status with its header lines.
+    fn answer(&self, answer: &crate::registrar::Answer<'_>, out: &mut [u8]) -> Outcome {
+        let status = Status::new(answer.code, answer.reason);
+        self.reply_with(status, Some(answer), out)
+    }
+
     /// A stateless response (never for ACK: RFC 3261 §17.2.1 / §16.11; never 1xx).
     fn reply(&self, status: Status, out: &mut [u8]) -> Outcome {
+        self.reply_with(status, None, out)
+    }
+
+    fn reply_with(
+        &self,
+        status: Status,
+        answer: Option<&crate::registrar::Answer<'_>>,
+        out: &mut [u8],
+    ) -> Outcome {
         if self.method() == Method::Ack {
             return Outcome::Drop(DropReason::AckNotForwarded);
         }
@@ -532,6 +629,7 @@ impl<'m, 'p> Request<'m, 'p> {
             Some((self.top.line, &self.fix)),
             status,
             to_tag(self.hash),
+            answer,
         );
         let Some(len) = writer.finish() else {
             return Outcome::Drop(DropReason::OutputTooLarge);

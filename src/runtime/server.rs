@@ -61,6 +61,16 @@ impl<R: Recorder> Server<R> {
     pub fn start_with_contact(
         settings: &Settings,
         contact: Option<ContactRewrite>,
+        recorder: impl FnMut(usize) -> R,
+    ) -> Result<Server<R>, StartError> {
+        Server::start_with_tables(settings, contact, None, recorder)
+    }
+
+    /// Like [`Server::start_with_contact`], with the registrar (issue 14) as well.
+    pub fn start_with_tables(
+        settings: &Settings,
+        contact: Option<ContactRewrite>,
+        registrar: Option<Arc<crate::registrar::Registrar>>,
         mut recorder: impl FnMut(usize) -> R,
     ) -> Result<Server<R>, StartError> {
         let workers = settings.workers.max(1);
@@ -70,6 +80,7 @@ impl<R: Recorder> Server<R> {
         }
         let mut config = identity::proxy_config(settings, &bound);
         config.contact = contact;
+        config.registrar = registrar;
         let proxy = Arc::new(Proxy::new(config).map_err(StartError::Config)?);
         let (polls, wakers) = event_loops(workers)?;
         let tcp = &settings.tcp;

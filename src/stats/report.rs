@@ -50,6 +50,9 @@ pub struct Report {
     /// The contact-rewrite table's counters, when rewriting is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<ContactCounters>,
+    /// The registrar's counters and table size, when the registrar is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registrar: Option<crate::registrar::RegistrarStats>,
 }
 
 /// One worker (or all of them): since start and over the last interval.
@@ -146,6 +149,7 @@ impl Report {
                 .map(WorkerReport::from_views)
                 .collect(),
             contact: snapshot.contact(),
+            registrar: snapshot.registrar(),
         }
     }
 

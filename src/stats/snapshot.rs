@@ -109,6 +109,7 @@ pub struct Snapshot {
     inner: Arc<Inner>,
     uptime: Duration,
     contact: Option<ContactCounters>,
+    registrar: Option<Arc<crate::registrar::Registrar>>,
 }
 
 impl Snapshot {
@@ -117,7 +118,30 @@ impl Snapshot {
             inner,
             uptime,
             contact: None,
+            registrar: None,
         }
+    }
+
+    pub(super) fn with_registrar(
+        mut self,
+        registrar: Option<Arc<crate::registrar::Registrar>>,
+    ) -> Snapshot {
+        self.registrar = registrar;
+        self
+    }
+
+    /// The registrar's counters and table size, when the registrar is on.
+    pub fn registrar(&self) -> Option<crate::registrar::RegistrarStats> {
+        self.registrar.as_ref().map(|r| r.stats())
+    }
+
+    /// Every live binding as JSON (`GET /location`), when the registrar is on.
+    pub fn location_json(&self) -> Option<String> {
+        let registrar = self.registrar.as_ref()?;
+        let records =
+            crate::registrar::snapshot::records(registrar.location(), std::time::Instant::now());
+        // Records hold strings, numbers and addresses: serde_json always writes them.
+        Some(serde_json::to_string_pretty(&records).expect("records serialize"))
     }
 
     pub(super) fn with_contact(mut self, contact: Option<ContactCounters>) -> Snapshot {

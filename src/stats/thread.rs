@@ -38,6 +38,7 @@ pub(super) fn spawn(
     workers: usize,
     interval: Duration,
     contact: Option<Arc<ContactTable>>,
+    registrar: Option<Arc<crate::registrar::Registrar>>,
 ) -> io::Result<(Aggregator, Vec<WorkerStats>)> {
     let now = Instant::now();
     // Every interval that exists fits in this channel at once, so a send never finds it full.
@@ -65,6 +66,7 @@ pub(super) fn spawn(
     let (commands, requests) = unbounded();
     let mut state = State::new(workers, interval, now, recycle);
     state.contact = contact;
+    state.registrar = registrar;
     let thread = std::thread::Builder::new()
         .name("ferrovia-stats".into())
         .spawn(move || state.run(intervals, requests))?;
@@ -104,6 +106,7 @@ struct State {
     recycle: Vec<Sender<Box<Interval>>>,
     merged_stale: bool,
     contact: Option<Arc<ContactTable>>,
+    registrar: Option<Arc<crate::registrar::Registrar>>,
 }
 
 impl State {
@@ -124,6 +127,7 @@ impl State {
             recycle,
             merged_stale: false,
             contact: None,
+            registrar: None,
         }
     }
 
@@ -190,7 +194,9 @@ impl State {
             self.merged_stale = false;
         }
         let contact = self.contact.as_ref().map(|table| table.counters());
-        Snapshot::new(self.inner.clone(), self.started.elapsed()).with_contact(contact)
+        Snapshot::new(self.inner.clone(), self.started.elapsed())
+            .with_contact(contact)
+            .with_registrar(self.registrar.clone())
     }
 
     /// Rebuilds the merged views as the sum of the workers' views.
