@@ -139,7 +139,10 @@ fn passwd(args: &PasswdArgs) -> ExitCode {
     match std::fs::write(&args.users, new) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ferrovia passwd: cannot write {}: {e}", args.users.display());
+            eprintln!(
+                "ferrovia passwd: cannot write {}: {e}",
+                args.users.display()
+            );
             ExitCode::FAILURE
         }
     }

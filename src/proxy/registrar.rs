@@ -42,9 +42,7 @@ fn domain_of(registrar: &Registrar, buf: &[u8], uri: &SipUri, me: bool) -> Optio
     if registrar.config().domains.is_empty() {
         return None;
     }
-    registrar
-        .domain(uri.host.span.of(buf))
-        .or(me.then_some(0))
+    registrar.domain(uri.host.span.of(buf)).or(me.then_some(0))
 }
 
 /// Before routing: the registrar answers a REGISTER for our domain (no Route left), and an
@@ -69,10 +67,13 @@ pub(crate) fn before_routing<'r>(
         }
         return Ok(CredentialLines::new());
     }
-    if !registrar.must_authenticate(method) || super::branch::tag_span(msg, HeaderName::To).is_some() {
+    if !registrar.must_authenticate(method)
+        || super::branch::tag_span(msg, HeaderName::To).is_some()
+    {
         return Ok(CredentialLines::new());
     }
-    let from_ours = from_uri(msg).is_some_and(|uri| domain_of(registrar, buf, &uri, from_is_me(&uri)).is_some());
+    let from_ours = from_uri(msg)
+        .is_some_and(|uri| domain_of(registrar, buf, &uri, from_is_me(&uri)).is_some());
     if !from_ours {
         return Ok(CredentialLines::new());
     }

@@ -42,7 +42,7 @@ pub use auth::{Auth, AuthResult, Challenge, Verified};
 pub use bindings::{Binding, ContactSpec, Limits, MAX_CONTACT_URI, Refusal};
 pub use counters::{LookupResult, RegisterResult, RegistrarCounters, RegistrarStats};
 pub use credentials::Credentials;
-pub use digest::{Algorithm, Hex};
+pub use digest::{A2, Algorithm, Hex, Qop};
 pub use location::{Location, Lookup, RegisterError};
 pub use nonce::{NonceKey, Nonces};
 pub use users::{Secrets, Users, UsersError, entry_lines, replace_entry};

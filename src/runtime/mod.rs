@@ -27,9 +27,9 @@ mod summary;
 mod sys;
 mod worker;
 
-pub use identity::contact_rewrite;
 /// 16 random bytes (from the OS when it can), for keys made at start.
 pub use identity::branch_secret as random_secret;
+pub use identity::contact_rewrite;
 pub use record::{Counters, Recorder};
 pub use server::{Server, StartError, Stopped};
 pub use stream::StreamEvent;

@@ -26,7 +26,11 @@ pub(super) fn build(settings: &RegistrarSettings) -> Result<Arc<Registrar>, Stri
                 .map_err(|e| format!("registrar.users: cannot read {}: {e}", path.display()))?;
             let users = Users::parse(&text, &settings.realm)
                 .map_err(|e| format!("registrar.users: {}: {e}", path.display()))?;
-            info!("registrar: {} users in realm {}", users.len(), settings.realm);
+            info!(
+                "registrar: {} users in realm {}",
+                users.len(),
+                settings.realm
+            );
             Some(Auth::new(
                 settings.algorithms.clone(),
                 users,
@@ -42,7 +46,11 @@ pub(super) fn build(settings: &RegistrarSettings) -> Result<Arc<Registrar>, Stri
             Err(e) => warn!("registrar: cannot read {}: {e}", path.display()),
         }
     }
-    Ok(Arc::new(Registrar::new(settings.config.clone(), auth, location)))
+    Ok(Arc::new(Registrar::new(
+        settings.config.clone(),
+        auth,
+        location,
+    )))
 }
 
 fn nonces(settings: &RegistrarSettings) -> Nonces {

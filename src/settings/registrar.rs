@@ -77,7 +77,11 @@ impl FileRegistrar {
         if self.domains.is_empty() {
             return Err(bad("domains: at least one domain is needed".into()));
         }
-        let domains: Vec<String> = self.domains.iter().map(|d| d.to_ascii_lowercase()).collect();
+        let domains: Vec<String> = self
+            .domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect();
         let d = RegistrarConfig::default();
         let limits = self.limits()?;
         let authenticate = match &self.authenticate {
@@ -86,7 +90,9 @@ impl FileRegistrar {
         };
         let unknown_user = self.unknown_user.unwrap_or(404);
         if !matches!(unknown_user, 404 | 480) {
-            return Err(bad(format!("unknown-user {unknown_user}: expected 404 or 480")));
+            return Err(bad(format!(
+                "unknown-user {unknown_user}: expected 404 or 480"
+            )));
         }
         let config = RegistrarConfig {
             domains: domains.clone(),
@@ -160,7 +166,12 @@ impl FileRegistrar {
         Ok(keys)
     }
 
-    fn duration(&self, text: &Option<String>, name: &str, default: u64) -> Result<Duration, SettingsError> {
+    fn duration(
+        &self,
+        text: &Option<String>,
+        name: &str,
+        default: u64,
+    ) -> Result<Duration, SettingsError> {
         match text {
             Some(t) => parse_duration(t).map_err(|e| bad(format!("{name}: {e}"))),
             None => Ok(Duration::from_secs(default)),
@@ -251,7 +262,10 @@ mod tests {
             ("domains = [\"d\"]\nnonce-keys = [\"1:abc\"]", "nonce-keys"),
             ("domains = [\"d\"]\nmin-expires = 7201", "min-expires"),
             ("domains = [\"d\"]\nunknown-user = 500", "unknown-user"),
-            ("domains = [\"d\"]\nnonce-lifetime = \"5\"", "nonce-lifetime"),
+            (
+                "domains = [\"d\"]\nnonce-lifetime = \"5\"",
+                "nonce-lifetime",
+            ),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.0.contains(word), "{text}: {err}");

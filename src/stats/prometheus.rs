@@ -52,9 +52,17 @@ impl Exposition {
     /// table's size.
     fn registrar(&mut self, r: &crate::registrar::RegistrarStats) {
         let families = [
-            ("registrations", "REGISTER requests answered by the registrar, by result.", &r.register),
+            (
+                "registrations",
+                "REGISTER requests answered by the registrar, by result.",
+                &r.register,
+            ),
             ("auth", "Digest authentications, by result.", &r.auth),
-            ("lookups", "Requests for our AoRs through the location service, by result.", &r.lookup),
+            (
+                "lookups",
+                "Requests for our AoRs through the location service, by result.",
+                &r.lookup,
+            ),
         ];
         for (name, help, values) in families {
             let metric = format!("ferrovia_registrar_{name}_total");
@@ -65,7 +73,11 @@ impl Exposition {
         }
         for (name, help, value) in [
             ("aors", "Addresses-of-record with bindings.", r.aors),
-            ("bindings", "Registered bindings (expired ones until swept).", r.bindings),
+            (
+                "bindings",
+                "Registered bindings (expired ones until swept).",
+                r.bindings,
+            ),
         ] {
             let metric = format!("ferrovia_registrar_{name}");
             let _ = writeln!(

@@ -109,24 +109,44 @@ impl Report {
             return Ok(());
         };
         let sum = |list: &[(String, u64)], names: &[&str]| -> u64 {
-            list.iter().filter(|(n, _)| names.contains(&n.as_str())).map(|(_, v)| v).sum()
+            list.iter()
+                .filter(|(n, _)| names.contains(&n.as_str()))
+                .map(|(_, v)| v)
+                .sum()
         };
         let rows = [
             ("registrar bindings", r.bindings),
             ("registrar AoRs", r.aors),
             ("registrations", sum(&r.register, &["ok", "removed"])),
-            ("registrations refused", r.register.iter().map(|(_, v)| v).sum::<u64>() - sum(&r.register, &["ok", "removed"])),
+            (
+                "registrations refused",
+                r.register.iter().map(|(_, v)| v).sum::<u64>()
+                    - sum(&r.register, &["ok", "removed"]),
+            ),
             ("auth ok", sum(&r.auth, &["ok"])),
-            ("auth challenged", sum(&r.auth, &["missing", "stale_nonce", "bad_nonce", "bad_algorithm"])),
+            (
+                "auth challenged",
+                sum(
+                    &r.auth,
+                    &["missing", "stale_nonce", "bad_nonce", "bad_algorithm"],
+                ),
+            ),
             ("auth failed", r.auth_failures()),
             ("location found", sum(&r.lookup, &["found"])),
-            ("location not found", sum(&r.lookup, &["no_binding", "unknown"])),
+            (
+                "location not found",
+                sum(&r.lookup, &["no_binding", "unknown"]),
+            ),
         ];
         for (label, value) in rows {
             writeln!(f, "{label:<28}{value:>12}")?;
         }
         for (name, value) in r.auth.iter().filter(|(n, v)| n != "ok" && *v > 0) {
-            writeln!(f, "{:<28}{value:>12}", format!("auth {}", name.replace('_', " ")))?;
+            writeln!(
+                f,
+                "{:<28}{value:>12}",
+                format!("auth {}", name.replace('_', " "))
+            )?;
         }
         Ok(())
     }

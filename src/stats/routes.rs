@@ -111,7 +111,10 @@ pub(super) fn answer(
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let known = ["/metrics", "/stats", "/stats.hgrm", "/location"];
     if !known.contains(&path) {
-        return Response::error(404, "not found: try /metrics, /stats, /stats.hgrm or /location");
+        return Response::error(
+            404,
+            "not found: try /metrics, /stats, /stats.hgrm or /location",
+        );
     }
     if method != "GET" {
         return Response::error(405, "only GET is allowed");
