@@ -31,7 +31,14 @@ fn location_routed_and_in_dialog_requests_allocate_nothing() {
     let first = register("bob", "sip:bob@10.1.1.1:5060", 1, "");
     let o = proxy.handle(udp(first.as_bytes(), "10.1.1.1:5060", now), &mut out);
     let challenge = text(&out, &o);
-    let auth = authorization(&challenge, "Authorization", "bob", "bob-secret", "REGISTER", "sip:edge.example");
+    let auth = authorization(
+        &challenge,
+        "Authorization",
+        "bob",
+        "bob-secret",
+        "REGISTER",
+        "sip:edge.example",
+    );
     let second = register("bob", "sip:bob@10.1.1.1:5060", 2, &auth);
     let o = proxy.handle(udp(second.as_bytes(), "10.1.1.1:5060", now), &mut out);
     assert!(matches!(o, Outcome::Reply { status: 200, .. }), "{o:?}");
@@ -40,7 +47,14 @@ fn location_routed_and_in_dialog_requests_allocate_nothing() {
     let o = proxy.handle(udp(probe.as_bytes(), "10.2.2.2:5060", now), &mut out);
     let challenge = text(&out, &o);
     let uri = format!("sip:bob@{DOMAIN}");
-    let auth = authorization(&challenge, "Proxy-Authorization", "alice", "alice-secret", "INVITE", &uri);
+    let auth = authorization(
+        &challenge,
+        "Proxy-Authorization",
+        "alice",
+        "alice-secret",
+        "INVITE",
+        &uri,
+    );
     let call = invite("alice", "bob", "inv2", 2, &auth);
     let bye = format!(
         "BYE sip:bob@10.1.1.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.2.2.2:5060;branch=z9hG4bKbye1\r\n\
@@ -58,5 +72,9 @@ fn location_routed_and_in_dialog_requests_allocate_nothing() {
     for _ in 0..1000 {
         round(&mut out);
     }
-    assert_eq!(alloc_support::on_this_thread() - before, 0, "heap allocations per request");
+    assert_eq!(
+        alloc_support::on_this_thread() - before,
+        0,
+        "heap allocations per request"
+    );
 }

@@ -57,7 +57,14 @@ fn many_users_register_with_digest_then_call_each_other_through_the_location_ser
     let dir = setup();
     let config = dir.join("ferrovia.toml");
     let mut proxy = Ferrovia::start(
-        &["--config", config.to_str().unwrap(), "--listen", "udp:127.0.0.1:0", "--workers", "2"],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "udp:127.0.0.1:0",
+            "--workers",
+            "2",
+        ],
         1,
     );
     let metrics_line = proxy.await_line("metrics on http://");
@@ -73,19 +80,38 @@ fn many_users_register_with_digest_then_call_each_other_through_the_location_ser
         let (name, password) = (user(i), format!("pw-{}", user(i)));
         let scenario = Sipp::scenario("register_auth.xml");
         let extra = [
-            "-sf", scenario.to_str().unwrap(), "-s", &name, "-au", &name, "-ap", &password,
-            "-key", "domain", "edge.example", "-m", "1",
+            "-sf",
+            scenario.to_str().unwrap(),
+            "-s",
+            &name,
+            "-au",
+            &name,
+            "-ap",
+            &password,
+            "-key",
+            "domain",
+            "edge.example",
+            "-m",
+            "1",
         ];
-        let run = Sipp::start(&format!("register-{name}"), &sipp_args(&target, phones, &extra));
+        let run = Sipp::start(
+            &format!("register-{name}"),
+            &sipp_args(&target, phones, &extra),
+        );
         let result = run.finish(SIPP_LIMIT);
         assert_eq!(result.code, Some(0), "{name} registers: {result:#?}");
     }
     let stats = http_get(metrics, "/metrics");
     assert!(
-        stats.contains(&format!("ferrovia_registrar_registrations_total{{result=\"ok\"}} {USERS}")),
+        stats.contains(&format!(
+            "ferrovia_registrar_registrations_total{{result=\"ok\"}} {USERS}"
+        )),
         "{stats}"
     );
-    assert!(stats.contains(&format!("ferrovia_registrar_bindings {USERS}")), "{stats}");
+    assert!(
+        stats.contains(&format!("ferrovia_registrar_bindings {USERS}")),
+        "{stats}"
+    );
     let location = http_get(metrics, "/location");
     assert_eq!(location.matches("\"aor\"").count(), USERS, "{location}");
 
@@ -94,7 +120,11 @@ fn many_users_register_with_digest_then_call_each_other_through_the_location_ser
     let calls = (CALLERS * calls_each).to_string();
     let uas = Sipp::start(
         "registrar-uas",
-        &sipp_args("", phones, &["-sf", uas_scenario.to_str().unwrap(), "-m", &calls])[1..],
+        &sipp_args(
+            "",
+            phones,
+            &["-sf", uas_scenario.to_str().unwrap(), "-m", &calls],
+        )[1..],
     );
     std::thread::sleep(Duration::from_millis(300));
     let callees = dir.join("callees.csv");
@@ -103,10 +133,28 @@ fn many_users_register_with_digest_then_call_each_other_through_the_location_ser
         let (name, password) = (user(i), format!("pw-{}", user(i)));
         let m = calls_each.to_string();
         let extra = [
-            "-sf", uac_scenario.to_str().unwrap(), "-inf", callees.to_str().unwrap(), "-s", &name,
-            "-au", &name, "-ap", &password, "-key", "domain", "edge.example", "-m", &m, "-r", "20",
+            "-sf",
+            uac_scenario.to_str().unwrap(),
+            "-inf",
+            callees.to_str().unwrap(),
+            "-s",
+            &name,
+            "-au",
+            &name,
+            "-ap",
+            &password,
+            "-key",
+            "domain",
+            "edge.example",
+            "-m",
+            &m,
+            "-r",
+            "20",
         ];
-        let run = Sipp::start(&format!("call-{name}"), &sipp_args(&target, free_udp_port(), &extra));
+        let run = Sipp::start(
+            &format!("call-{name}"),
+            &sipp_args(&target, free_udp_port(), &extra),
+        );
         let result = run.finish(SIPP_LIMIT);
         assert_eq!(result.code, Some(0), "{name} calls: {result:#?}");
         assert_eq!(result.counter("SuccessfulCall(C)"), calls_each as u64);
@@ -116,9 +164,14 @@ fn many_users_register_with_digest_then_call_each_other_through_the_location_ser
     let stats = http_get(metrics, "/metrics");
     let found = (CALLERS * calls_each).to_string();
     assert!(
-        stats.contains(&format!("ferrovia_registrar_lookups_total{{result=\"found\"}} {found}")),
+        stats.contains(&format!(
+            "ferrovia_registrar_lookups_total{{result=\"found\"}} {found}"
+        )),
         "{stats}"
     );
-    assert!(stats.contains("ferrovia_registrar_auth_total{result=\"bad_response\"} 0"), "{stats}");
+    assert!(
+        stats.contains("ferrovia_registrar_auth_total{result=\"bad_response\"} 0"),
+        "{stats}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
