@@ -61,7 +61,7 @@ fn location_routed_and_in_dialog_requests_allocate_nothing() {
          Route: <sip:{PROXY};lr>\r\nMax-Forwards: 70\r\nFrom: <sip:alice@{DOMAIN}>;tag=c1\r\n\
          To: <sip:bob@{DOMAIN}>;tag=b1\r\nCall-ID: call-inv2\r\nCSeq: 3 BYE\r\nContent-Length: 0\r\n\r\n"
     );
-    let mut round = |out: &mut [u8]| {
+    let round = |out: &mut [u8]| {
         for msg in [&call, &bye] {
             let o = proxy.handle(udp(msg.as_bytes(), "10.2.2.2:5060", now), out);
             assert!(matches!(o, Outcome::Forward(_)), "{o:?}");

@@ -258,7 +258,10 @@ mod tests {
         assert_eq!(delta_seconds(b"-1"), None);
     }
 
-    fn parsed(contacts: &str) -> Option<(bool, Vec<(String, Option<u32>, Option<u16>)>)> {
+    /// A Contact as the tests compare it: URI, expires, q.
+    type Seen = (String, Option<u32>, Option<u16>);
+
+    fn parsed(contacts: &str) -> Option<(bool, Vec<Seen>)> {
         let raw = format!(
             "REGISTER sip:d SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@d>\r\n\
              From: <sip:a@d>;tag=1\r\nCall-ID: c\r\nCSeq: 7 REGISTER\r\n{contacts}Content-Length: 0\r\n\r\n"
