@@ -130,3 +130,12 @@ pub fn invite(from: &str, to: &str, branch: &str, cseq: u32, extra: &str) -> Str
          {extra}Content-Length: 0\r\n\r\n"
     )
 }
+
+/// The same registrar without a users file: every REGISTER for our domain is applied.
+pub fn open_registrar() -> Arc<Registrar> {
+    let config = RegistrarConfig {
+        domains: vec![DOMAIN.into()],
+        ..RegistrarConfig::default()
+    };
+    Arc::new(Registrar::new(config, None, Arc::new(Location::new(1000))))
+}
