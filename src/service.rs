@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 mod registrar;
+mod store;
 
 use crate::contact::ContactTable;
 use crate::runtime::{self, Server, StartError};
@@ -32,6 +33,7 @@ pub struct Service {
     stats: StatsHandle,
     sweeper: Option<Sweeper>,
     keeper: Option<registrar::Keeper>,
+    store: Option<store::Store>,
 }
 
 /// What is left after a stop: the final statistics and whether every worker ended well.
@@ -64,9 +66,25 @@ impl Service {
             Metrics::Off => None,
         };
         let contact = runtime::contact_rewrite(settings);
+        // The shared store's queue: bounded, filled without waiting by the workers.
+        let (changes, store_queue) = crossbeam_channel::bounded(4096);
+        let shared = settings
+            .registrar
+            .as_ref()
+            .and_then(|r| r.redis.clone().zip(r.node));
         let registrar = match &settings.registrar {
-            Some(r) => Some(registrar::build(r).map_err(ServiceError::Registrar)?),
+            Some(r) => {
+                let writer = shared.is_some().then_some(changes);
+                Some(registrar::build(r, writer).map_err(ServiceError::Registrar)?)
+            }
             None => None,
+        };
+        let store = match (&registrar, shared) {
+            (Some(r), Some((url, node))) => Some(
+                store::Store::start(&url, node, Arc::clone(r), store_queue)
+                    .map_err(ServiceError::Registrar)?,
+            ),
+            _ => None,
         };
         let table = contact.as_ref().map(|c| Arc::clone(&c.table));
         let config = StatsConfig {
@@ -101,6 +119,7 @@ impl Service {
             stats,
             sweeper,
             keeper,
+            store,
         })
     }
 
@@ -133,6 +152,9 @@ impl Service {
         // After the workers: the snapshot holds every REGISTER they answered.
         if let Some(keeper) = self.keeper {
             keeper.stop();
+        }
+        if let Some(store) = self.store {
+            store.stop();
         }
         Stopped {
             snapshot: self.stats.shutdown(),

@@ -67,9 +67,9 @@ pub(crate) fn before_routing<'r>(
         }
         return Ok(CredentialLines::new());
     }
-    if !registrar.must_authenticate(method)
-        || super::branch::tag_span(msg, HeaderName::To).is_some()
-    {
+    // A request from another node of the cluster was authenticated where it came in.
+    let in_dialog = super::branch::tag_span(msg, HeaderName::To).is_some();
+    if !registrar.must_authenticate(method) || in_dialog || registrar.is_peer(flow.source) {
         return Ok(CredentialLines::new());
     }
     let from_ours = from_uri(msg)
@@ -99,17 +99,27 @@ pub(crate) struct Located {
 }
 
 /// The location service for a Request-URI `user@<our domain>`: `None` when the URI is not
-/// one of our AoRs; else the binding, or 480 / 404.
+/// one of our AoRs; else the binding, or 480 / 404. A binding another node owns sends the
+/// request, its Request-URI unchanged, to that node over UDP from `arrival` (the listener
+/// it came to), and the owner delivers it over the flow.
 pub(crate) fn locate(
     registrar: &Registrar,
     buf: &[u8],
     uri: &SipUri,
     me: bool,
+    arrival: std::net::SocketAddr,
     now: Instant,
 ) -> Option<Result<Located, Status>> {
     let user = uri.user?.of(buf);
     let domain = domain_of(registrar, buf, uri, me)?;
     let found = registrar.lookup(user, domain, now, |b| {
+        if let Some(owner) = b.remote {
+            return Some(Located {
+                uri: RestoredUri::copy(uri.span.of(buf))?,
+                flow: Flow::new(crate::sip::Transport::Udp, owner, arrival),
+                route: None,
+            });
+        }
         // Contact URIs longer than a RestoredUri are refused at REGISTER time.
         Some(Located {
             uri: RestoredUri::copy(&b.contact)?,

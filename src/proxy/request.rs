@@ -274,7 +274,9 @@ impl<'m, 'p> Request<'m, 'p> {
     /// Issue 14: a Request-URI naming one of our AoRs goes to its best binding.
     fn locate(&self, uri: &SipUri) -> Option<Result<Target, Status>> {
         let registrar = self.proxy.registrar.as_deref()?;
-        let found = location::locate(registrar, self.buf(), uri, self.is_me(uri), self.input.now)?;
+        let me = self.is_me(uri);
+        let arrival = self.input.local;
+        let found = location::locate(registrar, self.buf(), uri, me, arrival, self.input.now)?;
         Some(found.map(|l| Target::Flow {
             uri: l.uri,
             flow: l.flow,

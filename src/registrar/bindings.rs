@@ -31,6 +31,9 @@ pub struct Binding {
     pub reg_id: Option<u32>,
     /// RFC 3327 Path values of the REGISTER (comma-separated), used as a preloaded route.
     pub path: Option<Box<[u8]>>,
+    /// Another node owns the flow (a binding learnt from the shared store): requests go to
+    /// that node's SIP address, which delivers them over the flow (RFC 5626 edge model).
+    pub remote: Option<std::net::SocketAddr>,
 }
 
 impl Binding {
@@ -205,6 +208,7 @@ fn binding(c: &ContactSpec<'_>, request: &Request<'_>, expires: u32) -> Binding 
         instance: c.instance.map(Into::into),
         reg_id: c.reg_id,
         path: request.path.map(Into::into),
+        remote: None,
     }
 }
 

@@ -45,6 +45,20 @@ named_results! {
 }
 
 named_results! {
+    /// What the shared store (Redis) did, on its side threads.
+    StoreResult {
+        /// An AoR's bindings written (or deleted) and announced.
+        Written => "written",
+        /// Another node's AoR read back into this node's table.
+        Applied => "applied",
+        /// A store command or connection failed (the local table keeps serving).
+        Error => "error",
+        /// A change not queued for the writer: its queue was full.
+        Dropped => "dropped",
+    }
+}
+
+named_results! {
     /// What a request for one of our AoRs found (RFC 3261 §16.5 through the location service).
     LookupResult {
         Found => "found",
@@ -61,6 +75,7 @@ pub struct RegistrarCounters {
     register: [AtomicU64; RegisterResult::COUNT],
     auth: [AtomicU64; AuthResult::COUNT],
     lookup: [AtomicU64; LookupResult::COUNT],
+    store: [AtomicU64; StoreResult::COUNT],
 }
 
 impl Default for RegistrarCounters {
@@ -69,6 +84,7 @@ impl Default for RegistrarCounters {
             register: std::array::from_fn(|_| AtomicU64::new(0)),
             auth: std::array::from_fn(|_| AtomicU64::new(0)),
             lookup: std::array::from_fn(|_| AtomicU64::new(0)),
+            store: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -84,6 +100,10 @@ impl RegistrarCounters {
 
     pub fn lookup(&self, r: LookupResult) {
         self.lookup[r as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn store(&self, r: StoreResult) {
+        self.store[r as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A copy for the stats.
@@ -102,6 +122,10 @@ impl RegistrarCounters {
                 .iter()
                 .map(|r| (r.name().to_owned(), load(&self.lookup[*r as usize])))
                 .collect(),
+            store: StoreResult::ALL
+                .iter()
+                .map(|r| (r.name().to_owned(), load(&self.store[*r as usize])))
+                .collect(),
             aors: 0,
             bindings: 0,
         }
@@ -114,6 +138,9 @@ pub struct RegistrarStats {
     pub register: Vec<(String, u64)>,
     pub auth: Vec<(String, u64)>,
     pub lookup: Vec<(String, u64)>,
+    /// The shared store's counters (all zero without one).
+    #[serde(default)]
+    pub store: Vec<(String, u64)>,
     pub aors: u64,
     pub bindings: u64,
 }

@@ -149,6 +149,30 @@ impl Location {
         removed
     }
 
+    /// Sets `aor`'s bindings to `list` as another node wrote them to the shared store
+    /// (expired ones skipped, an empty list removes the AoR); a new AoR past the capacity
+    /// is not added.
+    pub fn replace(&self, aor: &[u8], list: Vec<Binding>, now: Instant) {
+        let live: Vec<Binding> = list.into_iter().filter(|b| b.expires > now).collect();
+        let map = self.map.pin();
+        if live.is_empty() {
+            if let Some(old) = map.remove(aor) {
+                self.adjust(old.len(), 0);
+            }
+            return;
+        }
+        if map.get(aor).is_none() && map.len() >= self.capacity {
+            return;
+        }
+        let count = live.len();
+        match map.insert(aor.into(), live) {
+            Some(old) => self.adjust(old.len(), count),
+            None => {
+                self.bindings.fetch_add(count, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Puts bindings back (a snapshot read at start); expired ones are skipped.
     pub fn restore(&self, aor: &[u8], list: Vec<Binding>, now: Instant) {
         let live: Vec<Binding> = list.into_iter().filter(|b| b.expires > now).collect();

@@ -30,8 +30,11 @@ mod register;
 pub mod snapshot;
 mod users;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::Sender;
 use std::time::Instant;
 
 use crate::contact::Flow;
@@ -40,7 +43,7 @@ use crate::sip::{HeaderName, Message, Method};
 pub use answer::{Answer, Extra};
 pub use auth::{Auth, AuthResult, Challenge, Verified};
 pub use bindings::{Binding, ContactSpec, Limits, MAX_CONTACT_URI, Refusal};
-pub use counters::{LookupResult, RegisterResult, RegistrarCounters, RegistrarStats};
+pub use counters::{LookupResult, RegisterResult, RegistrarCounters, RegistrarStats, StoreResult};
 pub use credentials::Credentials;
 pub use digest::{A2, Algorithm, Hex, Qop};
 pub use location::{Location, Lookup, RegisterError};
@@ -95,6 +98,18 @@ pub struct Registrar {
     auth: Option<Auth>,
     location: Arc<Location>,
     counters: RegistrarCounters,
+    /// The shared store's writer, when there is one: every change of an AoR goes there.
+    replicate: Option<Sender<Changed>>,
+    /// The SIP addresses of the other nodes sharing the store: requests from them were
+    /// authenticated where they came in.
+    peers: ArcSwap<Vec<SocketAddr>>,
+}
+
+/// An AoR whose bindings a REGISTER here changed, for the shared store's writer.
+#[derive(Debug)]
+pub struct Changed {
+    pub aor: Box<[u8]>,
+    pub bindings: Vec<Binding>,
 }
 
 /// An AoR key on the stack: `user@domain`, the domain as configured.
@@ -130,7 +145,49 @@ impl Registrar {
             auth,
             location,
             counters: RegistrarCounters::default(),
+            replicate: None,
+            peers: ArcSwap::from_pointee(Vec::new()),
         }
+    }
+
+    /// Sends every change of an AoR to `writer` (the shared store's side thread).
+    pub fn with_replication(mut self, writer: Sender<Changed>) -> Registrar {
+        self.replicate = Some(writer);
+        self
+    }
+
+    /// Queues a change for the store's writer without waiting (a full queue is counted).
+    fn replicate(&self, aor: &[u8], bindings: &[Binding]) {
+        if let Some(writer) = &self.replicate {
+            let change = Changed {
+                aor: aor.into(),
+                bindings: bindings.to_vec(),
+            };
+            if writer.try_send(change).is_err() {
+                self.counters.store(StoreResult::Dropped);
+            }
+        }
+    }
+
+    /// The counters, for the store's side threads.
+    pub fn counters(&self) -> &RegistrarCounters {
+        &self.counters
+    }
+
+    /// Remembers another node's SIP address (learnt from the store).
+    pub fn add_peer(&self, addr: SocketAddr) {
+        if !self.is_peer(addr) {
+            self.peers.rcu(|old| {
+                let mut new = Vec::clone(old);
+                new.push(addr);
+                new
+            });
+        }
+    }
+
+    /// Whether `addr` is another node of the cluster.
+    pub fn is_peer(&self, addr: SocketAddr) -> bool {
+        self.peers.load().contains(&addr)
     }
 
     pub fn config(&self) -> &RegistrarConfig {

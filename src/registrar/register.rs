@@ -62,6 +62,7 @@ pub(crate) fn register<'r>(
         .register(aor_key, &parsed.contacts, &request, limits)
     {
         Ok(list) => {
+            registrar.replicate(aor_key, &list);
             let result = if list.is_empty() {
                 RegisterResult::Removed
             } else {

@@ -42,6 +42,9 @@ pub struct BindingRecord {
     pub reg_id: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// The SIP address of the node that owns the flow, when it is not this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<SocketAddr>,
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -52,25 +55,37 @@ fn text(bytes: &[u8]) -> String {
 pub fn records(location: &Location, now: Instant) -> Vec<BindingRecord> {
     let mut out = Vec::new();
     for (aor, list) in location.entries() {
-        for b in list.iter().filter(|b| b.expires > now) {
-            out.push(BindingRecord {
-                aor: text(&aor),
-                contact: text(&b.contact),
-                transport: b.flow.transport.uri_param().to_owned(),
-                source: b.flow.source,
-                local: b.flow.local,
-                connection: b.flow.conn.map(|c| c.0),
-                expires: b.remaining(now),
-                q: b.q,
-                call_id: text(&b.call_id),
-                cseq: b.cseq,
-                instance: b.instance.as_deref().map(text),
-                reg_id: b.reg_id,
-                path: b.path.as_deref().map(text),
-            });
-        }
+        out.extend(aor_records(&aor, &list, now, None));
     }
     out
+}
+
+/// One AoR's live bindings as records; this node's own carry `me` as their node.
+pub fn aor_records(
+    aor: &[u8],
+    list: &[Binding],
+    now: Instant,
+    me: Option<SocketAddr>,
+) -> Vec<BindingRecord> {
+    list.iter()
+        .filter(|b| b.expires > now)
+        .map(|b| BindingRecord {
+            aor: text(aor),
+            contact: text(&b.contact),
+            transport: b.flow.transport.uri_param().to_owned(),
+            source: b.flow.source,
+            local: b.flow.local,
+            connection: b.flow.conn.map(|c| c.0),
+            expires: b.remaining(now),
+            q: b.q,
+            call_id: text(&b.call_id),
+            cseq: b.cseq,
+            instance: b.instance.as_deref().map(text),
+            reg_id: b.reg_id,
+            path: b.path.as_deref().map(text),
+            node: b.remote.or(me),
+        })
+        .collect()
 }
 
 /// Writes the table to `path` (through a temporary file, renamed into place).
@@ -89,11 +104,27 @@ pub fn load(location: &Location, path: &Path, now: Instant) -> io::Result<usize>
         Err(e) => return Err(e),
     };
     let records: Vec<BindingRecord> = serde_json::from_slice(&json).map_err(io::Error::other)?;
+    let mut restored = 0;
+    for (aor, list) in bindings_of(records, now, None) {
+        restored += list.len();
+        location.restore(aor.as_bytes(), list, now);
+    }
+    Ok(restored)
+}
+
+/// Records grouped by AoR (in order) as bindings expiring from `now`. A record whose `node`
+/// is `me` is this node's own (its flow is local); another node's keeps its address.
+pub fn bindings_of(
+    records: Vec<BindingRecord>,
+    now: Instant,
+    me: Option<SocketAddr>,
+) -> Vec<(String, Vec<Binding>)> {
     let mut by_aor: Vec<(String, Vec<Binding>)> = Vec::new();
     for r in records {
         let Some(transport) = Transport::from_token(r.transport.as_bytes()) else {
             continue;
         };
+        let remote = r.node.filter(|n| Some(*n) != me);
         let binding = Binding {
             contact: r.contact.as_bytes().into(),
             flow: Flow::new(transport, r.source, r.local),
@@ -105,18 +136,14 @@ pub fn load(location: &Location, path: &Path, now: Instant) -> io::Result<usize>
             instance: r.instance.map(|i| i.as_bytes().into()),
             reg_id: r.reg_id,
             path: r.path.map(|p| p.as_bytes().into()),
+            remote,
         };
         match by_aor.last_mut() {
             Some((aor, list)) if *aor == r.aor => list.push(binding),
             _ => by_aor.push((r.aor, vec![binding])),
         }
     }
-    let mut restored = 0;
-    for (aor, list) in by_aor {
-        restored += list.len();
-        location.restore(aor.as_bytes(), list, now);
-    }
-    Ok(restored)
+    by_aor
 }
 
 #[cfg(test)]

@@ -17,8 +17,12 @@ use crate::settings::RegistrarSettings;
 /// How often expired bindings are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Builds the registrar; a users file that cannot be read or parsed is an error.
-pub(super) fn build(settings: &RegistrarSettings) -> Result<Arc<Registrar>, String> {
+/// Builds the registrar; a users file that cannot be read or parsed is an error. With a
+/// shared store, `replicate` receives every change.
+pub(super) fn build(
+    settings: &RegistrarSettings,
+    replicate: Option<crossbeam_channel::Sender<crate::registrar::Changed>>,
+) -> Result<Arc<Registrar>, String> {
     let auth = match &settings.users {
         None => None,
         Some(path) => {
@@ -46,11 +50,14 @@ pub(super) fn build(settings: &RegistrarSettings) -> Result<Arc<Registrar>, Stri
             Err(e) => warn!("registrar: cannot read {}: {e}", path.display()),
         }
     }
-    Ok(Arc::new(Registrar::new(
-        settings.config.clone(),
-        auth,
-        location,
-    )))
+    let registrar = Registrar::new(settings.config.clone(), auth, location);
+    for peer in &settings.peers {
+        registrar.add_peer(*peer);
+    }
+    Ok(Arc::new(match replicate {
+        Some(writer) => registrar.with_replication(writer),
+        None => registrar,
+    }))
 }
 
 fn nonces(settings: &RegistrarSettings) -> Nonces {

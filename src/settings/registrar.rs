@@ -44,6 +44,13 @@ pub struct RegistrarSettings {
     pub nonce_keys: Vec<NonceKey>,
     pub snapshot: Option<PathBuf>,
     pub snapshot_interval: Duration,
+    /// The shared store (`redis://HOST:PORT/`) and this node's SIP address (UDP) as the
+    /// other nodes reach it; both or neither.
+    pub redis: Option<String>,
+    pub node: Option<std::net::SocketAddr>,
+    /// The other nodes' SIP addresses: requests from them were authenticated where they
+    /// came in (more are learnt from the store).
+    pub peers: Vec<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,6 +73,9 @@ pub(super) struct FileRegistrar {
     unknown_user: Option<u16>,
     snapshot: Option<PathBuf>,
     snapshot_interval: Option<String>,
+    redis: Option<String>,
+    node: Option<String>,
+    peers: Option<Vec<String>>,
 }
 
 fn bad(why: String) -> SettingsError {
@@ -112,7 +122,36 @@ impl FileRegistrar {
             nonce_keys: self.nonce_keys()?,
             snapshot: self.snapshot.clone(),
             snapshot_interval: self.duration(&self.snapshot_interval, "snapshot-interval", 30)?,
+            redis: self.redis.clone(),
+            node: self.node()?,
+            peers: self.peers()?,
         })
+    }
+
+    fn peers(&self) -> Result<Vec<std::net::SocketAddr>, SettingsError> {
+        self.peers
+            .iter()
+            .flatten()
+            .map(|p| {
+                p.parse()
+                    .map_err(|_| bad(format!("peers: {p:?} is not IP:PORT")))
+            })
+            .collect()
+    }
+
+    fn node(&self) -> Result<Option<std::net::SocketAddr>, SettingsError> {
+        let node = match &self.node {
+            Some(text) => Some(text.parse().map_err(|_| {
+                bad(format!(
+                    "node {text:?}: expected IP:PORT, this node's UDP SIP address"
+                ))
+            })?),
+            None => None,
+        };
+        if self.redis.is_some() != node.is_some() {
+            return Err(bad("redis and node go together".into()));
+        }
+        Ok(node)
     }
 
     fn limits(&self) -> Result<Limits, SettingsError> {
@@ -241,7 +280,8 @@ mod tests {
              algorithms = [\"SHA-256\", \"MD5\"]\nmatch-from-user = false\nnonce-lifetime = \"1m\"\n\
              nonce-keys = [\"2:0000000000000000000000000000000000000000000000000000000000000001\"]\n\
              min-expires = 30\nmax-expires = 600\ndefault-expires = 300\nmax-bindings = 3\n\
-             capacity = 5\nunknown-user = 480\nsnapshot = \"b.json\"\nsnapshot-interval = \"10s\"\n",
+             capacity = 5\nunknown-user = 480\nsnapshot = \"b.json\"\nsnapshot-interval = \"10s\"\n\
+             redis = \"redis://127.0.0.1:6379/\"\nnode = \"10.0.0.1:5060\"\npeers = [\"10.0.0.2:5060\"]\n",
         )
         .unwrap();
         assert_eq!(s.algorithms, [Algorithm::Sha256, Algorithm::Md5]);
@@ -251,6 +291,8 @@ mod tests {
         assert_eq!(s.config.limits.max_bindings, 3);
         assert_eq!((s.config.capacity, s.config.unknown_user), (5, 480));
         assert_eq!(s.nonce_lifetime, Duration::from_secs(60));
+        assert_eq!(s.node, Some("10.0.0.1:5060".parse().unwrap()));
+        assert_eq!(s.peers, ["10.0.0.2:5060".parse().unwrap()]);
     }
 
     #[test]
@@ -266,6 +308,9 @@ mod tests {
                 "domains = [\"d\"]\nnonce-lifetime = \"5\"",
                 "nonce-lifetime",
             ),
+            ("domains = [\"d\"]\nredis = \"redis://x/\"", "node"),
+            ("domains = [\"d\"]\nnode = \"x\"", "node"),
+            ("domains = [\"d\"]\npeers = [\"x\"]", "peers"),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.0.contains(word), "{text}: {err}");

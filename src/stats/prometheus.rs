@@ -63,6 +63,11 @@ impl Exposition {
                 "Requests for our AoRs through the location service, by result.",
                 &r.lookup,
             ),
+            (
+                "store",
+                "Shared location store (Redis) operations, by result.",
+                &r.store,
+            ),
         ];
         for (name, help, values) in families {
             let metric = format!("ferrovia_registrar_{name}_total");
