@@ -21,12 +21,12 @@ use super::reply::Status;
 /// Why a request is answered here instead of forwarded: a plain status, or a registrar's
 /// answer with its header lines (a challenge, the bindings, Min-Expires).
 #[derive(Debug)]
-pub(crate) enum Reject<'r> {
+pub(crate) enum Reject {
     Status(Status),
-    Answer(Answer<'r>),
+    Answer(Answer),
 }
 
-impl From<Status> for Reject<'_> {
+impl From<Status> for Reject {
     fn from(status: Status) -> Self {
         Reject::Status(status)
     }
@@ -49,15 +49,15 @@ fn domain_of(registrar: &Registrar, buf: &[u8], uri: &SipUri, me: bool) -> Optio
 /// out-of-dialog request from one of our users must carry good credentials.
 /// `ruri` is the Request-URI in effect with `ruri_is_me`; `from_is_me` whether the From
 /// URI's host is this proxy.
-pub(crate) fn before_routing<'r>(
-    registrar: &'r Registrar,
+pub(crate) fn before_routing(
+    registrar: &Registrar,
     msg: &Message<'_>,
     flow: Flow,
     now: Instant,
     ruri: Option<(&SipUri, bool)>,
     routed: bool,
     from_is_me: &dyn Fn(&SipUri) -> bool,
-) -> Result<CredentialLines, Reject<'r>> {
+) -> Result<CredentialLines, Reject> {
     let buf = msg.buf();
     let method = msg.method().unwrap_or(Method::Other);
     if method == Method::Register && !routed {

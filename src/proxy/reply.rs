@@ -46,7 +46,7 @@ pub(crate) fn write(
     top_via: Option<(usize, &ViaFix)>,
     status: Status,
     tag: u64,
-    answer: Option<&crate::registrar::Answer<'_>>,
+    answer: Option<&crate::registrar::Answer>,
 ) {
     let buf = msg.buf();
     out.put(b"SIP/2.0 ");

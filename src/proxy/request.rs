@@ -203,7 +203,7 @@ impl<'m, 'p> Request<'m, 'p> {
     }
 
     /// RFC 3261 §16.3 to §16.6: a plan to forward, or the status to answer with.
-    fn decide(&self) -> Result<Plan, Reject<'p>> {
+    fn decide(&self) -> Result<Plan, Reject> {
         if self.msg.headers().len() > super::MAX_FORWARDED_HEADERS {
             return Err(bad_request("Too Many Headers").into());
         }
@@ -254,7 +254,7 @@ impl<'m, 'p> Request<'m, 'p> {
         &self,
         current: Option<SipUri>,
         routes: &mut RouteSet,
-    ) -> Result<CredentialLines, Reject<'p>> {
+    ) -> Result<CredentialLines, Reject> {
         let Some(registrar) = self.proxy.registrar.as_deref() else {
             return Ok(CredentialLines::new());
         };
@@ -602,7 +602,7 @@ impl<'m, 'p> Request<'m, 'p> {
     }
 
     /// A registrar's answer: its status with its header lines.
-    fn answer(&self, answer: &crate::registrar::Answer<'_>, out: &mut [u8]) -> Outcome {
+    fn answer(&self, answer: &crate::registrar::Answer, out: &mut [u8]) -> Outcome {
         let status = Status::new(answer.code, answer.reason);
         self.reply_with(status, Some(answer), out)
     }
@@ -615,7 +615,7 @@ impl<'m, 'p> Request<'m, 'p> {
     fn reply_with(
         &self,
         status: Status,
-        answer: Option<&crate::registrar::Answer<'_>>,
+        answer: Option<&crate::registrar::Answer>,
         out: &mut [u8],
     ) -> Outcome {
         if self.method() == Method::Ack {

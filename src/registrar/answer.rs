@@ -6,27 +6,32 @@ use std::time::Instant;
 
 use crate::sip::{Message, Span};
 
-use super::auth::{Auth, Challenge};
+use std::sync::Arc;
+
+use super::auth::Challenge;
 use super::bindings::Binding;
+use super::digest::Algorithm;
 use super::fields;
 use super::nonce::Nonce;
 
 /// A response the registrar or the authenticator wants sent.
 #[derive(Debug)]
-pub struct Answer<'r> {
+pub struct Answer {
     pub code: u16,
     pub reason: &'static str,
-    pub extra: Extra<'r>,
+    pub extra: Extra,
 }
 
 /// The header lines an [`Answer`] adds.
 #[derive(Debug)]
-pub enum Extra<'r> {
+pub enum Extra {
     None,
     /// One WWW-Authenticate / Proxy-Authenticate line per offered algorithm, preferred first
     /// (RFC 8760 §2.4).
     Challenge {
-        auth: &'r Auth,
+        realm: Arc<str>,
+        /// The algorithms offered, preferred first.
+        algorithms: [Option<Algorithm>; 2],
         kind: Challenge,
         nonce: Nonce,
         stale: bool,
@@ -43,8 +48,8 @@ pub enum Extra<'r> {
     Unsupported(Span),
 }
 
-impl Answer<'_> {
-    pub const fn plain(code: u16, reason: &'static str) -> Answer<'static> {
+impl Answer {
+    pub const fn plain(code: u16, reason: &'static str) -> Answer {
         Answer {
             code,
             reason,
@@ -57,15 +62,16 @@ impl Answer<'_> {
         match &self.extra {
             Extra::None => {}
             Extra::Challenge {
-                auth,
+                realm,
+                algorithms,
                 kind,
                 nonce,
                 stale,
             } => {
-                for alg in auth.algorithms() {
+                for alg in algorithms.iter().flatten() {
                     put(kind.challenge_header());
                     put(b": Digest realm=\"");
-                    put(auth.realm().as_bytes());
+                    put(realm.as_bytes());
                     put(b"\", nonce=\"");
                     put(nonce.as_bytes());
                     put(b"\", qop=\"auth\", algorithm=");

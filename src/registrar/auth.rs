@@ -120,18 +120,18 @@ impl AuthResult {
 
 /// What verification decided.
 #[derive(Debug)]
-pub enum Verified<'r> {
+pub enum Verified {
     /// Good credentials; `lines` are the header lines that carried credentials for our
     /// realm (removed before the request is forwarded).
     Ok { lines: SmallVec<[Span; 2]> },
     /// Answer with this: a challenge or a 403.
-    Refuse(Answer<'r>, AuthResult),
+    Refuse(Answer, AuthResult),
 }
 
 /// The authenticator: realm, offered algorithms, users, nonces.
 #[derive(Debug)]
 pub struct Auth {
-    realm: String,
+    realm: std::sync::Arc<str>,
     algorithms: Vec<Algorithm>,
     users: Users,
     nonces: Nonces,
@@ -143,7 +143,7 @@ impl Auth {
     /// user must be the From user of a non-REGISTER request.
     pub fn new(algorithms: Vec<Algorithm>, users: Users, nonces: Nonces, match_user: bool) -> Auth {
         Auth {
-            realm: users.realm().to_owned(),
+            realm: users.realm().into(),
             algorithms,
             users,
             nonces,
@@ -164,18 +164,16 @@ impl Auth {
     }
 
     /// A 401 or 407 with a fresh nonce for `client`.
-    pub fn challenge(
-        &self,
-        kind: Challenge,
-        client: IpAddr,
-        now: Instant,
-        stale: bool,
-    ) -> Answer<'_> {
+    pub fn challenge(&self, kind: Challenge, client: IpAddr, now: Instant, stale: bool) -> Answer {
         Answer {
             code: kind.code(),
             reason: kind.reason(),
             extra: Extra::Challenge {
-                auth: self,
+                realm: self.realm.clone(),
+                algorithms: [
+                    self.algorithms.first().copied(),
+                    self.algorithms.get(1).copied(),
+                ],
                 kind,
                 nonce: self.nonces.mint(now, self.realm.as_bytes(), client),
                 stale,
@@ -192,7 +190,7 @@ impl Auth {
         owner: Option<&[u8]>,
         client: IpAddr,
         now: Instant,
-    ) -> Verified<'_> {
+    ) -> Verified {
         let buf = msg.buf();
         let mut lines = SmallVec::new();
         let mut ours = None;
@@ -220,7 +218,7 @@ impl Auth {
         client: IpAddr,
         now: Instant,
         result: AuthResult,
-    ) -> Verified<'_> {
+    ) -> Verified {
         let answer = if result.failed() {
             Answer::plain(403, "Forbidden")
         } else {

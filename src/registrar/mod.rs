@@ -221,13 +221,7 @@ impl Registrar {
     /// RFC 3261 §10.3 for a REGISTER whose Request-URI is our domain `domain` (an index
     /// into the configured domains): step 3 (401 challenge), 4–5 (the To user is the
     /// authenticated one and ours), then the bindings.
-    pub fn register(
-        &self,
-        msg: &Message<'_>,
-        domain: usize,
-        flow: Flow,
-        now: Instant,
-    ) -> Answer<'_> {
+    pub fn register(&self, msg: &Message<'_>, domain: usize, flow: Flow, now: Instant) -> Answer {
         let to = fields::address(msg, HeaderName::To);
         let to_user = to
             .as_ref()
@@ -261,7 +255,7 @@ impl Registrar {
         self.counted(answer, result)
     }
 
-    fn counted<'r>(&self, answer: Answer<'r>, result: RegisterResult) -> Answer<'r> {
+    fn counted(&self, answer: Answer, result: RegisterResult) -> Answer {
         self.counters.register(result);
         answer
     }
@@ -276,7 +270,7 @@ impl Registrar {
 
     /// RFC 3261 §22.3: verifies a request's Proxy-Authorization for our realm. The From
     /// user must be the authenticated one (unless configured otherwise).
-    pub fn authenticate(&self, msg: &Message<'_>, client: IpAddr, now: Instant) -> Verified<'_> {
+    pub fn authenticate(&self, msg: &Message<'_>, client: IpAddr, now: Instant) -> Verified {
         let Some(auth) = &self.auth else {
             return Verified::Ok {
                 lines: Default::default(),

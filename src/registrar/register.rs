@@ -25,13 +25,13 @@ const SUPPORTED: [&[u8]; 3] = [b"path", b"outbound", b"gruu"];
 
 /// Applies a REGISTER whose AoR (the To URI's user in our domain `domain`) is already
 /// authenticated; answers with the outcome.
-pub(crate) fn register<'r>(
-    registrar: &'r Registrar,
+pub(crate) fn register(
+    registrar: &Registrar,
     msg: &Message<'_>,
     aor_key: &[u8],
     flow: Flow,
     now: std::time::Instant,
-) -> (Answer<'r>, RegisterResult) {
+) -> (Answer, RegisterResult) {
     if let Some(value) = unsupported_require(msg) {
         let answer = Answer {
             code: 420,
@@ -82,7 +82,7 @@ pub(crate) fn register<'r>(
     }
 }
 
-fn refused(e: RegisterError) -> (Answer<'static>, RegisterResult) {
+fn refused(e: RegisterError) -> (Answer, RegisterResult) {
     match e {
         RegisterError::Full => (
             Answer::plain(503, "Location Table Full"),
