@@ -8,18 +8,18 @@ mod registrar_support;
 
 use std::time::{Duration, Instant};
 
-use ferrovia::proxy::{
-    ConnectionId, DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome, Proxy, Transport,
-};
+use ferrovia::proxy::{ConnectionId, DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome, Transport};
+use ferrovia::sip::Flow;
+use registrar_support::Core;
 use registrar_support::{DOMAIN, PROXY, authorization, invite, proxy, register, registrar, udp};
 
 /// Handles one message; returns the outcome and the bytes it wrote.
-fn handle(proxy: &Proxy, input: Input<'_>) -> (Outcome, String) {
+fn handle(proxy: &mut Core, input: Input<'_>) -> (Outcome, String) {
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
     let outcome = proxy.handle(input, &mut out);
     let len = match outcome {
         Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
-        Outcome::Drop(_) => 0,
+        Outcome::Drop(_) | Outcome::Park(_) => 0,
     };
     (outcome, String::from_utf8_lossy(&out[..len]).into_owned())
 }
@@ -32,7 +32,7 @@ fn status(outcome: &Outcome) -> Option<u16> {
 }
 
 /// Registers `user` from `source` with `contact` through the 401 dance; returns the 200.
-fn registered(proxy: &Proxy, user: &str, contact: &str, source: &str, now: Instant) -> String {
+fn registered(proxy: &mut Core, user: &str, contact: &str, source: &str, now: Instant) -> String {
     let first = register(user, contact, 1, "");
     let (outcome, challenge) = handle(proxy, udp(first.as_bytes(), source, now));
     assert_eq!(status(&outcome), Some(401), "{challenge}");
@@ -51,7 +51,7 @@ fn registered(proxy: &Proxy, user: &str, contact: &str, source: &str, now: Insta
 }
 
 /// Sends an INVITE from alice to `to` through the 407 dance; returns the final outcome.
-fn call(proxy: &Proxy, to: &str, now: Instant) -> (Outcome, String) {
+fn call(proxy: &mut Core, to: &str, now: Instant) -> (Outcome, String) {
     let first = invite("alice", to, "inv1", 1, "");
     let (outcome, challenge) = handle(proxy, udp(first.as_bytes(), "10.2.2.2:5060", now));
     assert_eq!(status(&outcome), Some(407), "{challenge}");
@@ -75,9 +75,9 @@ fn call(proxy: &Proxy, to: &str, now: Instant) -> (Outcome, String) {
 #[test]
 fn register_is_challenged_then_listed_with_its_expiry() {
     let now = Instant::now();
-    let proxy = proxy(registrar(now));
+    let mut proxy = proxy(registrar(now));
     let first = register("bob", "sip:bob@10.1.1.1:5060", 1, "Expires: 600\r\n");
-    let (outcome, challenge) = handle(&proxy, udp(first.as_bytes(), "10.1.1.1:5060", now));
+    let (outcome, challenge) = handle(&mut proxy, udp(first.as_bytes(), "10.1.1.1:5060", now));
     assert_eq!(status(&outcome), Some(401));
     assert!(
         challenge.contains("WWW-Authenticate: Digest realm=\"edge.example\", nonce=\"")
@@ -99,14 +99,14 @@ fn register_is_challenged_then_listed_with_its_expiry() {
         2,
         &format!("Expires: 600\r\n{auth}"),
     );
-    let (outcome, ok) = handle(&proxy, udp(second.as_bytes(), "10.1.1.1:5060", now));
+    let (outcome, ok) = handle(&mut proxy, udp(second.as_bytes(), "10.1.1.1:5060", now));
     assert_eq!(status(&outcome), Some(200), "{ok}");
     assert!(
         ok.contains("Contact: <sip:bob@10.1.1.1:5060>;expires=600\r\n"),
         "{ok}"
     );
     // The same REGISTER again (a retransmission) is answered the same way.
-    let (outcome, again) = handle(&proxy, udp(second.as_bytes(), "10.1.1.1:5060", now));
+    let (outcome, again) = handle(&mut proxy, udp(second.as_bytes(), "10.1.1.1:5060", now));
     assert_eq!(
         (status(&outcome), again.contains(";expires=600")),
         (Some(200), true)
@@ -116,9 +116,9 @@ fn register_is_challenged_then_listed_with_its_expiry() {
 #[test]
 fn wrong_passwords_and_other_users_are_refused() {
     let now = Instant::now();
-    let proxy = proxy(registrar(now));
+    let mut proxy = proxy(registrar(now));
     let first = register("bob", "sip:bob@10.1.1.1", 1, "");
-    let (_, challenge) = handle(&proxy, udp(first.as_bytes(), "10.1.1.1:5060", now));
+    let (_, challenge) = handle(&mut proxy, udp(first.as_bytes(), "10.1.1.1:5060", now));
     let wrong = authorization(
         &challenge,
         "Authorization",
@@ -128,7 +128,7 @@ fn wrong_passwords_and_other_users_are_refused() {
         "sip:edge.example",
     );
     let (outcome, text) = handle(
-        &proxy,
+        &mut proxy,
         udp(
             register("bob", "sip:bob@10.1.1.1", 2, &wrong).as_bytes(),
             "10.1.1.1:5060",
@@ -146,7 +146,7 @@ fn wrong_passwords_and_other_users_are_refused() {
         "sip:edge.example",
     );
     let (outcome, _) = handle(
-        &proxy,
+        &mut proxy,
         udp(
             register("bob", "sip:bob@10.1.1.1", 3, &alice).as_bytes(),
             "10.1.1.1:5060",
@@ -164,7 +164,7 @@ fn wrong_passwords_and_other_users_are_refused() {
         "sip:edge.example",
     );
     let (outcome, _) = handle(
-        &proxy,
+        &mut proxy,
         udp(
             register("bob", "sip:bob@10.1.1.1", 4, &good).as_bytes(),
             "10.9.9.9:5060",
@@ -175,7 +175,7 @@ fn wrong_passwords_and_other_users_are_refused() {
     // A stale nonce gets stale=true.
     let later = now + Duration::from_secs(301);
     let (outcome, stale) = handle(
-        &proxy,
+        &mut proxy,
         udp(
             register("bob", "sip:bob@10.1.1.1", 5, &good).as_bytes(),
             "10.1.1.1:5060",
@@ -189,16 +189,16 @@ fn wrong_passwords_and_other_users_are_refused() {
 #[test]
 fn a_call_reaches_the_binding_at_the_source_it_registered_from() {
     let now = Instant::now();
-    let proxy = proxy(registrar(now));
+    let mut proxy = proxy(registrar(now));
     // Bob's Contact says 10.1.1.1:5060; his packets come from the NAT's 203.0.113.5:40000.
     registered(
-        &proxy,
+        &mut proxy,
         "bob",
         "sip:bob@10.1.1.1:5060",
         "203.0.113.5:40000",
         now,
     );
-    let (outcome, text) = call(&proxy, "bob", now);
+    let (outcome, text) = call(&mut proxy, "bob", now);
     let Outcome::Forward(t) = outcome else {
         panic!("{outcome:?}: {text}");
     };
@@ -221,10 +221,16 @@ fn a_call_reaches_the_binding_at_the_source_it_registered_from() {
 #[test]
 fn the_ack_of_our_own_407_ends_here() {
     let now = Instant::now();
-    let proxy = proxy(registrar(now));
-    registered(&proxy, "bob", "sip:bob@10.1.1.1:5060", "10.1.1.1:5060", now);
+    let mut proxy = proxy(registrar(now));
+    registered(
+        &mut proxy,
+        "bob",
+        "sip:bob@10.1.1.1:5060",
+        "10.1.1.1:5060",
+        now,
+    );
     let first = invite("alice", "bob", "inv1", 1, "");
-    let (_, challenge) = handle(&proxy, udp(first.as_bytes(), "10.2.2.2:5060", now));
+    let (_, challenge) = handle(&mut proxy, udp(first.as_bytes(), "10.2.2.2:5060", now));
     let to = challenge.lines().find(|l| l.starts_with("To:")).unwrap();
     let tag = registrar_support::param(to, "tag").unwrap();
     let ack = first
@@ -234,29 +240,31 @@ fn the_ack_of_our_own_407_ends_here() {
             "To: <sip:bob@edge.example>",
             &format!("To: <sip:bob@edge.example>;tag={tag}"),
         );
-    let (outcome, _) = handle(&proxy, udp(ack.as_bytes(), "10.2.2.2:5060", now));
+    let (outcome, _) = handle(&mut proxy, udp(ack.as_bytes(), "10.2.2.2:5060", now));
     assert_eq!(outcome, Outcome::Drop(DropReason::AckNotForwarded));
 }
 
 #[test]
 fn a_tcp_binding_is_reached_over_its_connection() {
     let now = Instant::now();
-    let proxy = proxy(registrar(now));
+    let mut proxy = proxy(registrar(now));
     let conn = ConnectionId(0x42);
     let tcp = |data: &'static str| {
         let data: &'static [u8] = Box::leak(data.to_owned().into_boxed_str()).as_bytes();
         Input {
             data,
-            source: "198.51.100.7:51000".parse().unwrap(),
-            local: PROXY.parse().unwrap(),
-            transport: Transport::Tcp,
-            connection: Some(conn),
+            flow: Flow::new(
+                Transport::Tcp,
+                "198.51.100.7:51000".parse().unwrap(),
+                PROXY.parse().unwrap(),
+            )
+            .on(conn),
             now,
         }
     };
     let contact = "sip:carol@198.51.100.7:5070;transport=tcp";
     let first: &'static str = Box::leak(register("carol", contact, 1, "").into_boxed_str());
-    let (outcome, challenge) = handle(&proxy, tcp(first));
+    let (outcome, challenge) = handle(&mut proxy, tcp(first));
     assert_eq!(status(&outcome), Some(401));
     let auth = authorization(
         &challenge,
@@ -267,9 +275,9 @@ fn a_tcp_binding_is_reached_over_its_connection() {
         "sip:edge.example",
     );
     let second: &'static str = Box::leak(register("carol", contact, 2, &auth).into_boxed_str());
-    let (outcome, _) = handle(&proxy, tcp(second));
+    let (outcome, _) = handle(&mut proxy, tcp(second));
     assert_eq!(status(&outcome), Some(200));
-    let (outcome, text) = call(&proxy, "carol", now);
+    let (outcome, text) = call(&mut proxy, "carol", now);
     let Outcome::Forward(t) = outcome else {
         panic!("{outcome:?}: {text}");
     };
@@ -284,10 +292,16 @@ fn a_tcp_binding_is_reached_over_its_connection() {
 #[test]
 fn after_unregister_a_call_gets_480_and_strangers_404() {
     let now = Instant::now();
-    let proxy = proxy(registrar(now));
-    registered(&proxy, "bob", "sip:bob@10.1.1.1:5060", "10.1.1.1:5060", now);
+    let mut proxy = proxy(registrar(now));
+    registered(
+        &mut proxy,
+        "bob",
+        "sip:bob@10.1.1.1:5060",
+        "10.1.1.1:5060",
+        now,
+    );
     let first = register("bob", "*", 3, "Expires: 0\r\n").replace("Contact: <*>", "Contact: *");
-    let (_, challenge) = handle(&proxy, udp(first.as_bytes(), "10.1.1.1:5060", now));
+    let (_, challenge) = handle(&mut proxy, udp(first.as_bytes(), "10.1.1.1:5060", now));
     let auth = authorization(
         &challenge,
         "Authorization",
@@ -298,19 +312,19 @@ fn after_unregister_a_call_gets_480_and_strangers_404() {
     );
     let second = register("bob", "*", 4, &format!("Expires: 0\r\n{auth}"))
         .replace("Contact: <*>", "Contact: *");
-    let (outcome, ok) = handle(&proxy, udp(second.as_bytes(), "10.1.1.1:5060", now));
+    let (outcome, ok) = handle(&mut proxy, udp(second.as_bytes(), "10.1.1.1:5060", now));
     assert_eq!(status(&outcome), Some(200), "{ok}");
     assert!(!ok.contains("Contact:"), "{ok}");
-    assert_eq!(status(&call(&proxy, "bob", now).0), Some(480));
-    assert_eq!(status(&call(&proxy, "mallory", now).0), Some(404));
+    assert_eq!(status(&call(&mut proxy, "bob", now).0), Some(480));
+    assert_eq!(status(&call(&mut proxy, "mallory", now).0), Some(404));
 }
 
 #[test]
 fn too_brief_an_expiry_is_423_with_min_expires() {
     let now = Instant::now();
-    let proxy = proxy(registrar(now));
+    let mut proxy = proxy(registrar(now));
     let first = register("bob", "sip:bob@10.1.1.1", 1, "Expires: 10\r\n");
-    let (_, challenge) = handle(&proxy, udp(first.as_bytes(), "10.1.1.1:5060", now));
+    let (_, challenge) = handle(&mut proxy, udp(first.as_bytes(), "10.1.1.1:5060", now));
     let auth = authorization(
         &challenge,
         "Authorization",
@@ -325,7 +339,7 @@ fn too_brief_an_expiry_is_423_with_min_expires() {
         2,
         &format!("Expires: 10\r\n{auth}"),
     );
-    let (outcome, text) = handle(&proxy, udp(second.as_bytes(), "10.1.1.1:5060", now));
+    let (outcome, text) = handle(&mut proxy, udp(second.as_bytes(), "10.1.1.1:5060", now));
     assert_eq!(status(&outcome), Some(423));
     assert!(text.contains("Min-Expires: 60\r\n"), "{text}");
 }
@@ -333,31 +347,31 @@ fn too_brief_an_expiry_is_423_with_min_expires() {
 #[test]
 fn register_with_a_route_naming_us_and_options_to_us() {
     let now = Instant::now();
-    let proxy = proxy(registrar(now));
+    let mut proxy = proxy(registrar(now));
     let routed = register(
         "bob",
         "sip:bob@10.1.1.1",
         1,
         &format!("Route: <sip:{PROXY};lr>\r\n"),
     );
-    let (outcome, _) = handle(&proxy, udp(routed.as_bytes(), "10.1.1.1:5060", now));
+    let (outcome, _) = handle(&mut proxy, udp(routed.as_bytes(), "10.1.1.1:5060", now));
     assert_eq!(status(&outcome), Some(401));
     let options = format!(
         "OPTIONS sip:{PROXY} SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bKo1\r\n\
          From: <sip:bob@{DOMAIN}>;tag=o\r\nTo: <sip:{PROXY}>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\n\
          Content-Length: 0\r\n\r\n"
     );
-    let (outcome, _) = handle(&proxy, udp(options.as_bytes(), "10.1.1.1:5060", now));
+    let (outcome, _) = handle(&mut proxy, udp(options.as_bytes(), "10.1.1.1:5060", now));
     assert_eq!(status(&outcome), Some(200));
 }
 
 #[test]
 fn a_binding_with_a_path_gets_it_as_a_preloaded_route() {
     let now = Instant::now();
-    let proxy = proxy(registrar(now));
+    let mut proxy = proxy(registrar(now));
     let path = "Path: <sip:edge2.example;lr>\r\nSupported: path\r\n";
     let first = register("bob", "sip:bob@10.1.1.1", 1, path);
-    let (_, challenge) = handle(&proxy, udp(first.as_bytes(), "198.51.100.2:5060", now));
+    let (_, challenge) = handle(&mut proxy, udp(first.as_bytes(), "198.51.100.2:5060", now));
     let auth = authorization(
         &challenge,
         "Authorization",
@@ -367,13 +381,13 @@ fn a_binding_with_a_path_gets_it_as_a_preloaded_route() {
         "sip:edge.example",
     );
     let second = register("bob", "sip:bob@10.1.1.1", 2, &format!("{path}{auth}"));
-    let (outcome, ok) = handle(&proxy, udp(second.as_bytes(), "198.51.100.2:5060", now));
+    let (outcome, ok) = handle(&mut proxy, udp(second.as_bytes(), "198.51.100.2:5060", now));
     assert_eq!(status(&outcome), Some(200));
     assert!(
         ok.contains("Path: <sip:edge2.example;lr>\r\n"),
         "the 200 echoes Path: {ok}"
     );
-    let (outcome, text) = call(&proxy, "bob", now);
+    let (outcome, text) = call(&mut proxy, "bob", now);
     let Outcome::Forward(t) = outcome else {
         panic!("{outcome:?}");
     };

@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use smallvec::SmallVec;
 
-use crate::contact::Flow;
 use crate::registrar::{Answer, Registrar, Verified};
+use crate::sip::Flow;
 use crate::sip::{HeaderName, Message, Method, SipUri, Span};
 
 use super::contact::RestoredUri;

@@ -129,7 +129,7 @@ pub(crate) struct Decimal {
 }
 
 impl Decimal {
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.digits[self.start..]
     }
 }

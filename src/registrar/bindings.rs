@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::contact::Flow;
+use crate::sip::Flow;
 
 /// The longest Contact URI a binding keeps (requests to it carry it as Request-URI).
 pub const MAX_CONTACT_URI: usize = crate::proxy::MAX_RESTORED_URI;
@@ -121,7 +121,7 @@ pub enum Refusal {
 }
 
 /// §10.3 steps 6–7: the bindings after `request` with `contacts`, from `old`.
-pub fn apply(
+pub(crate) fn apply(
     old: &[Binding],
     contacts: &[ContactSpec<'_>],
     request: &Request<'_>,
@@ -214,7 +214,7 @@ fn binding(c: &ContactSpec<'_>, request: &Request<'_>, expires: u32) -> Binding 
 
 /// The binding a request goes to: highest `q`, then the most recently registered (RFC 3261
 /// §16.6: a stateless proxy forwards to exactly one target, §16.11). Expired ones never.
-pub fn best(bindings: &[Binding], now: Instant) -> Option<&Binding> {
+pub(crate) fn best(bindings: &[Binding], now: Instant) -> Option<&Binding> {
     bindings
         .iter()
         .filter(|b| b.expires > now)

@@ -213,7 +213,7 @@ impl Location {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contact::Flow;
+    use crate::sip::Flow;
     use crate::sip::Transport;
     use std::time::Duration;
 

@@ -37,7 +37,7 @@ use arc_swap::ArcSwap;
 use crossbeam_channel::Sender;
 use std::time::Instant;
 
-use crate::contact::Flow;
+use crate::sip::Flow;
 use crate::sip::{HeaderName, Message, Method};
 
 pub use answer::{Answer, Extra};

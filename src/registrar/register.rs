@@ -7,7 +7,7 @@
 
 use smallvec::SmallVec;
 
-use crate::contact::Flow;
+use crate::sip::Flow;
 use crate::sip::{HeaderName, Message, NameAddr, SipUri, Values, parse_cseq, parse_delta_seconds};
 
 use super::Registrar;

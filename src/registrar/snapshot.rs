@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::contact::Flow;
+use crate::sip::Flow;
 use crate::sip::Transport;
 
 use super::bindings::Binding;

@@ -1,16 +1,19 @@
 //! Shared by the registrar's tests: the worked example's users and realm, a core proxy with
 //! the registrar, and a digest client that answers a challenge the way a phone does.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrovia::proxy::{Input, Listener, Proxy, ProxyConfig, Transport};
+use ferrovia::proxy::{
+    Context, Input, Listener, Outcome, Proxy, ProxyConfig, Tables, Transport, WorkerState,
+};
 use ferrovia::registrar::{
     A2, Algorithm, Auth, Location, NonceKey, Nonces, Qop, Registrar, RegistrarConfig, Users,
 };
+use ferrovia::sip::Flow;
 use ferrovia::sip::Method;
 
 pub const PROXY: &str = "192.0.2.10:5060";
@@ -40,8 +43,23 @@ pub fn registrar(now: Instant) -> Arc<Registrar> {
     ))
 }
 
+/// A proxy with the context a worker gives it: the registrar in the shared tables.
+pub struct Core {
+    pub proxy: Proxy,
+    pub tables: Tables,
+    pub state: WorkerState,
+}
+
+impl Core {
+    /// `Proxy::handle` with this core's context.
+    pub fn handle(&mut self, input: Input<'_>, out: &mut [u8]) -> Outcome {
+        let mut ctx = Context::new(&self.tables, &mut self.state);
+        self.proxy.handle(input, &mut ctx, out)
+    }
+}
+
 /// A core proxy on UDP and TCP 192.0.2.10:5060 with Record-Route and the registrar.
-pub fn proxy(registrar: Arc<Registrar>) -> Proxy {
+pub fn proxy(registrar: Arc<Registrar>) -> Core {
     let udp = Listener {
         transport: Transport::Udp,
         addr: PROXY.parse().unwrap(),
@@ -53,17 +71,27 @@ pub fn proxy(registrar: Arc<Registrar>) -> Proxy {
         ..config.listeners[0].clone()
     });
     config.record_route = true;
-    config.registrar = Some(registrar);
-    Proxy::new(config).unwrap()
+    let proxy = Proxy::new(config).unwrap();
+    let state = WorkerState::new(proxy.config());
+    let tables = Tables {
+        registrar: Some(registrar),
+        ..Tables::default()
+    };
+    Core {
+        proxy,
+        tables,
+        state,
+    }
 }
 
 pub fn udp<'a>(data: &'a [u8], source: &str, now: Instant) -> Input<'a> {
     Input {
         data,
-        source: source.parse::<SocketAddr>().unwrap(),
-        local: PROXY.parse().unwrap(),
-        transport: Transport::Udp,
-        connection: None,
+        flow: Flow::new(
+            Transport::Udp,
+            source.parse::<SocketAddr>().unwrap(),
+            PROXY.parse().unwrap(),
+        ),
         now,
     }
 }
