@@ -394,3 +394,48 @@ fn a_binding_with_a_path_gets_it_as_a_preloaded_route() {
     assert_eq!(t.destination, "198.51.100.2:5060".parse().unwrap());
     assert!(text.contains("Route: <sip:edge2.example;lr>\r\n"), "{text}");
 }
+
+#[test]
+fn contact_tokens_are_restored_before_the_location_service_is_asked() {
+    use ferrovia::contact::{ContactTable, ContactTableConfig, TokenKey};
+    use ferrovia::proxy::ContactRewrite;
+    use std::sync::Arc;
+    let now = Instant::now();
+    let mut proxy = proxy(registrar(now));
+    // The same core with contact rewriting on as well.
+    let mut config = proxy.proxy.config().clone();
+    config.contact = Some(ContactRewrite {
+        requests: true,
+        responses: true,
+    });
+    proxy.proxy = ferrovia::proxy::Proxy::new(config).unwrap();
+    let table = ContactTable::new(ContactTableConfig::new(TokenKey::new([7; 16]), 1), now);
+    proxy.tables.contact = Some(Arc::new(table));
+    registered(
+        &mut proxy,
+        "bob",
+        "sip:bob@10.1.1.1:5060",
+        "10.1.1.1:5060",
+        now,
+    );
+    let (outcome, text) = call(&mut proxy, "bob", now);
+    assert!(matches!(outcome, Outcome::Forward(_)), "{text}");
+    // Alice's Contact went out as a token URI naming us; Bob's BYE to it reaches Alice.
+    let contact = text.lines().find(|l| l.starts_with("Contact:")).unwrap();
+    let token_uri = &contact[contact.find('<').unwrap() + 1..contact.find('>').unwrap()];
+    assert!(token_uri.ends_with("@192.0.2.10:5060"), "{contact}");
+    let bye = format!(
+        "BYE {token_uri} SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bKbye\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:bob@{DOMAIN}>;tag=b\r\nTo: <sip:alice@{DOMAIN}>;tag=c1\r\n\
+         Call-ID: call-inv2\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let (outcome, text) = handle(&mut proxy, udp(bye.as_bytes(), "10.1.1.1:5060", now));
+    let Outcome::Forward(t) = outcome else {
+        panic!("{outcome:?}: {text}");
+    };
+    assert_eq!(t.destination, "10.2.2.2:5060".parse().unwrap());
+    assert!(
+        text.starts_with("BYE sip:alice@10.2.2.2:5060 SIP/2.0"),
+        "{text}"
+    );
+}

@@ -18,6 +18,9 @@ use crate::sip::{HeaderName, Message, Method, SipUri, Span};
 use super::contact::RestoredUri;
 use super::reply::Status;
 
+// A binding's Contact always fits the stack copy a location-routed request makes.
+const _: () = assert!(crate::registrar::MAX_CONTACT_URI <= super::MAX_RESTORED_URI);
+
 /// Why a request is answered here instead of forwarded: a plain status, or a registrar's
 /// answer with its header lines (a challenge, the bindings, Min-Expires).
 #[derive(Debug)]

@@ -545,6 +545,14 @@ impl<'m, 'p> Request<'m, 'p> {
                 append_route: Some(pre.new_ruri.unwrap_or(self.ruri())),
             });
         }
+        // A contact token of ours (`sip:<token>@us`) first, then one of our AoRs.
+        if let Some(restored) = pre
+            .current
+            .filter(|uri| self.is_me(uri))
+            .and_then(|uri| self.restore_contact(&uri))
+        {
+            return restored.map(keep);
+        }
         if let Some(located) = pre.current.and_then(|uri| self.locate(&uri)) {
             return located.map(keep);
         }

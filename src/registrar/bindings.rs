@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use crate::sip::Flow;
 
-/// The longest Contact URI a binding keeps (requests to it carry it as Request-URI).
-pub const MAX_CONTACT_URI: usize = crate::proxy::MAX_RESTORED_URI;
+/// The longest Contact URI a binding keeps (requests to it carry it as Request-URI; the
+/// proxy copies it onto the stack, within its `MAX_RESTORED_URI`).
+pub const MAX_CONTACT_URI: usize = 512;
 
 /// One registered contact.
 #[derive(Clone, Debug, PartialEq, Eq)]
