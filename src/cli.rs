@@ -40,6 +40,26 @@ pub enum Command {
     /// matched rule, the action, the rewritten Request-URI, the destination) without
     /// starting the proxy. Example: ferrovia route --config edge.toml --source 127.0.0.3:5060 < invite.txt
     Route(RouteArgs),
+    /// Write a user's digest secrets (an MD5 and a SHA-256 HA1) into a users file,
+    /// replacing the user's old lines. The password comes from --password or, without it,
+    /// the first line of standard input.
+    Passwd(PasswdArgs),
+}
+
+/// Flags of `ferrovia passwd`.
+#[derive(Debug, Args)]
+pub struct PasswdArgs {
+    /// The users file ([registrar] users); created when missing. Example: --users users
+    #[arg(long, value_name = "FILE")]
+    pub users: PathBuf,
+    /// The realm ([registrar] realm). Example: --realm edge.example
+    #[arg(long, value_name = "REALM")]
+    pub realm: String,
+    /// The password (visible to other local users in the process list: prefer stdin).
+    #[arg(long, value_name = "PASSWORD")]
+    pub password: Option<String>,
+    /// The user name. Example: alice
+    pub user: String,
 }
 
 /// Flags of `ferrovia check`.

@@ -12,6 +12,7 @@ pub mod policy_tools;
 pub mod protect;
 pub mod proxy;
 pub mod record;
+pub mod registrar;
 pub mod runtime;
 pub mod service;
 pub mod settings;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::Parser;
 use log::{error, info};
 
-use ferrovia::cli::{Cli, Command, RouteArgs, RunArgs, StatsArgs};
+use ferrovia::cli::{Cli, Command, PasswdArgs, RouteArgs, RunArgs, StatsArgs};
 use ferrovia::service::Service;
 use ferrovia::settings::Settings;
 use ferrovia::stats;
@@ -35,6 +35,7 @@ fn main() -> ExitCode {
             }
         },
         Some(Command::Route(args)) => route(&args),
+        Some(Command::Passwd(args)) => passwd(&args),
         None => run(&cli.run),
     }
 }
@@ -138,6 +139,46 @@ fn stats(args: &StatsArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ferrovia stats: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `ferrovia passwd`: writes the user's HA1 lines into the users file.
+fn passwd(args: &PasswdArgs) -> ExitCode {
+    use ferrovia::registrar::{entry_lines, replace_entry};
+    let password = match &args.password {
+        Some(p) => p.clone(),
+        None => {
+            let mut line = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut line) {
+                eprintln!("ferrovia passwd: cannot read the password: {e}");
+                return ExitCode::FAILURE;
+            }
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    if args.user.is_empty() || args.user.contains(':') || args.realm.contains(':') {
+        eprintln!("ferrovia passwd: the user and realm must be non-empty and without ':'");
+        return ExitCode::from(2);
+    }
+    let old = match std::fs::read_to_string(&args.users) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            eprintln!("ferrovia passwd: cannot read {}: {e}", args.users.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let lines = entry_lines(&args.user, &args.realm, &password);
+    let new = replace_entry(&old, &args.user, &args.realm, &lines);
+    match std::fs::write(&args.users, new) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "ferrovia passwd: cannot write {}: {e}",
+                args.users.display()
+            );
             ExitCode::FAILURE
         }
     }

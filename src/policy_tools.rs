@@ -63,7 +63,7 @@ pub fn route(
     let handle = PolicyHandle::new(policy, 1);
     let mut state = WorkerState::new(proxy.config());
     state.router = Some(Box::new(Engine::new(Arc::clone(&handle), 0)) as Box<dyn Router>);
-    let tables = Tables { contact: None };
+    let tables = Tables::default();
     let crlf = to_crlf(message);
     let input = Input {
         data: &crlf,

@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod registrar;
+mod store;
+
 use crate::contact::ContactTable;
 use crate::policy::{CompileOptions, PolicyError, PolicyHandle};
 use crate::proxy::Tables;
@@ -55,6 +58,8 @@ pub struct Service {
     reload: stats::ReloadFn,
     stats: StatsHandle,
     sweeper: Option<Sweeper>,
+    keeper: Option<registrar::Keeper>,
+    store: Option<store::Store>,
 }
 
 /// What is left after a stop: the final statistics and whether every worker ended well.
@@ -99,6 +104,26 @@ impl Service {
             Metrics::On(addr) => Some(addr),
             Metrics::Off => None,
         };
+        // The shared store's queue: bounded, filled without waiting by the workers.
+        let (changes, store_queue) = crossbeam_channel::bounded(4096);
+        let shared = settings
+            .registrar
+            .as_ref()
+            .and_then(|r| r.redis.clone().zip(r.node));
+        let registrar = match &settings.registrar {
+            Some(r) => {
+                let writer = shared.is_some().then_some(changes);
+                Some(registrar::build(r, writer).map_err(ServiceError::Registrar)?)
+            }
+            None => None,
+        };
+        let store = match (&registrar, shared) {
+            (Some(r), Some((url, node))) => Some(
+                store::Store::start(&url, node, Arc::clone(r), store_queue)
+                    .map_err(ServiceError::Registrar)?,
+            ),
+            _ => None,
+        };
         let table = runtime::contact_table(settings);
         let protect = runtime::protection(settings);
         let config = StatsConfig {
@@ -107,6 +132,7 @@ impl Service {
             metrics,
             contact: table.clone(),
             protect: protect.clone(),
+            registrar: registrar.clone(),
         };
         let policy = PolicyHandle::new(load_policy(settings)?, workers);
         let reload = reloader(settings, Arc::clone(&policy));
@@ -118,6 +144,7 @@ impl Service {
         let wiring = Wiring {
             tables: Tables {
                 contact: table.clone(),
+                registrar: registrar.clone(),
             },
             policy: Some(Arc::clone(&policy)),
             resolver: options.resolver,
@@ -127,6 +154,14 @@ impl Service {
             recorders.next().expect("one recorder per worker")
         })
         .map_err(ServiceError::Start)?;
+        let keeper = match (&registrar, &settings.registrar) {
+            (Some(r), Some(s)) => {
+                let snapshot = s.snapshot.clone().map(|p| (p, s.snapshot_interval));
+                let keeper = registrar::Keeper::start(Arc::clone(r.location()), snapshot);
+                Some(keeper.map_err(ServiceError::Sweeper)?)
+            }
+            _ => None,
+        };
         let sweeper = match table {
             Some(table) => Some(Sweeper::start(table).map_err(ServiceError::Sweeper)?),
             None => None,
@@ -137,6 +172,8 @@ impl Service {
             reload,
             stats,
             sweeper,
+            keeper,
+            store,
         })
     }
 
@@ -178,6 +215,13 @@ impl Service {
             sweeper.stop();
         }
         let stopped = self.server.shutdown();
+        // After the workers: the snapshot holds every REGISTER they answered.
+        if let Some(keeper) = self.keeper {
+            keeper.stop();
+        }
+        if let Some(store) = self.store {
+            store.stop();
+        }
         Stopped {
             snapshot: self.stats.shutdown(),
             failed_workers: stopped.failed_workers,
@@ -260,6 +304,8 @@ pub enum ServiceError {
     Start(StartError),
     /// The routing policy does not compile.
     Policy(PolicyError),
+    /// The registrar's users file cannot be used.
+    Registrar(String),
 }
 
 impl ServiceError {
@@ -267,6 +313,7 @@ impl ServiceError {
     pub fn is_config(&self) -> bool {
         matches!(self, ServiceError::Start(e) if e.is_config())
             || matches!(self, ServiceError::Policy(_))
+            || matches!(self, ServiceError::Registrar(_))
     }
 }
 
@@ -277,6 +324,7 @@ impl fmt::Display for ServiceError {
             ServiceError::Sweeper(e) => write!(f, "cannot start the contact sweeper: {e}"),
             ServiceError::Start(e) => write!(f, "{e}"),
             ServiceError::Policy(e) => write!(f, "{e}"),
+            ServiceError::Registrar(e) => f.write_str(e),
         }
     }
 }

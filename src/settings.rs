@@ -8,6 +8,7 @@
 mod overrides;
 mod parking;
 mod protect;
+mod registrar;
 mod tcp;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use crate::protect::ProtectConfig;
 use crate::proxy::{HostPort, NextHop, ParkingLimits, Transport};
 
 pub use overrides::Overrides;
+pub use registrar::RegistrarSettings;
 pub use tcp::{MAX_CONNECTIONS_PER_WORKER, TcpOptions, parse_duration};
 
 /// One address to receive SIP on, written `udp:IP:PORT` or `tcp:IP:PORT` (IPv6 in brackets:
@@ -185,6 +187,8 @@ pub struct Settings {
     pub hgrm: Option<PathBuf>,
     /// Contact rewriting, when enabled.
     pub rewrite_contact: Option<ContactSettings>,
+    /// The registrar and digest authentication (`[registrar]`), when enabled.
+    pub registrar: Option<RegistrarSettings>,
     /// What each worker may hold of messages waiting for a side service's answer.
     pub parking: ParkingLimits,
     /// The config file, read again for the routing policy (`[policy]`, `[sets]`,
@@ -213,6 +217,7 @@ impl Default for Settings {
             tcp: TcpOptions::default(),
             hgrm: None,
             rewrite_contact: None,
+            registrar: None,
             parking: ParkingLimits::default(),
             config_file: None,
             route_all_to: None,
@@ -229,6 +234,10 @@ impl Settings {
         if let Some(path) = &args.config {
             settings.apply_file(&FileSettings::read(path)?)?;
             settings.config_file = Some(path.clone());
+            // Files the config names are found beside it.
+            if let (Some(r), Some(dir)) = (&mut settings.registrar, path.parent()) {
+                r.resolve_paths(dir);
+            }
         }
         settings.apply_args(args);
         settings.validate()?;
@@ -295,6 +304,9 @@ impl Settings {
         }
         if let Some(protect) = &file.protect {
             self.protect = Some(protect.settings()?);
+        }
+        if let Some(registrar) = &file.registrar {
+            self.registrar = Some(registrar.settings()?);
         }
         Ok(())
     }
@@ -371,6 +383,7 @@ struct FileSettings {
     sets: Option<toml::Value>,
     #[allow(dead_code)]
     route: Option<toml::Value>,
+    registrar: Option<registrar::FileRegistrar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -38,7 +38,7 @@ impl Edge {
         state.router = Some(Box::new(Engine::new(Arc::clone(&handle), 0)) as Box<dyn Router>);
         Edge {
             proxy,
-            tables: Tables { contact: None },
+            tables: Tables::default(),
             state,
             handle,
         }

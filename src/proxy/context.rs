@@ -11,6 +11,7 @@
 //! | state | read | written |
 //! | --- | --- | --- |
 //! | [`Tables::contact`] | a request for a rewritten contact (`sip:<token>@us`) | each Contact rewritten on a forwarded request or 101–299 response (insert or refresh) |
+//! | [`Tables::registrar`] | a REGISTER for our domains, a request from one of our users (digest), a request for one of our AoRs (location lookup) | a REGISTER's bindings (one compare-and-swap per AoR) |
 //! | [`WorkerState::parking`] | each request that would park (a retransmission is absorbed) | a request that parks; `resume` takes it out |
 //! | [`WorkerState::router`] | each request, after Route preprocessing (`crate::policy`); the shared policy snapshot (`policy::PolicyHandle`, swapped whole on reload) is reached through it | what the router keeps (regex caches, its Lua VM, counters) |
 //!
@@ -35,6 +36,10 @@ pub struct Tables {
     /// The contact-rewrite table, when rewriting is on (`ProxyConfig::contact`); without it
     /// no Contact is rewritten and no token is restored.
     pub contact: Option<Arc<ContactTable>>,
+    /// The registrar: the location table, the users and the digest configuration, when
+    /// `[registrar]` is on (issue 14). Read by every request (authentication of requests
+    /// from our users, location lookups); written by a REGISTER for our domains.
+    pub registrar: Option<Arc<crate::registrar::Registrar>>,
 }
 
 /// State one worker owns and passes to the core by `&mut`; never shared between workers.

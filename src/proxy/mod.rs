@@ -22,6 +22,7 @@ mod identity;
 pub mod outcome;
 pub mod park;
 mod policy_hook;
+mod registrar;
 mod reply;
 mod request;
 mod response;

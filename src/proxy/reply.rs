@@ -67,7 +67,8 @@ impl Head<'static> {
 }
 
 /// Writes the response to `msg` into `out`. `top_via` is the index of the first Via line
-/// and the fix for its first value; `tag` the stateless To tag.
+/// and the fix for its first value; `tag` the stateless To tag; `answer` a registrar's
+/// answer whose header lines (challenges, bindings) go before Content-Length.
 #[cfg(test)]
 pub(crate) fn write(
     out: &mut Out<'_>,
@@ -75,8 +76,9 @@ pub(crate) fn write(
     top_via: Option<(usize, &ViaFix)>,
     status: Status,
     tag: u64,
+    answer: Option<&crate::registrar::Answer>,
 ) {
-    write_head(out, msg, top_via, Head::of(status), tag);
+    write_head(out, msg, top_via, Head::of(status), tag, answer);
 }
 
 /// [`write`] with a [`Head`].
@@ -86,6 +88,7 @@ pub(crate) fn write_head(
     top_via: Option<(usize, &ViaFix)>,
     status: Head<'_>,
     tag: u64,
+    answer: Option<&crate::registrar::Answer>,
 ) {
     let buf = msg.buf();
     out.put(b"SIP/2.0 ");
@@ -128,6 +131,9 @@ pub(crate) fn write_head(
         out.put_u32(status.retry_after);
         out.put(b"\r\n");
     }
+    if let Some(answer) = answer {
+        answer.write_headers(msg, &mut |bytes| out.put(bytes));
+    }
     out.put(b"Server: ferrovia\r\nContent-Length: 0\r\n\r\n");
 }
 
@@ -160,7 +166,7 @@ mod tests {
         let fix = ViaFix::new(&via, source.parse().unwrap());
         let mut buf = vec![0u8; 2048];
         let mut out = Out::new(&mut buf);
-        write(&mut out, &msg, Some((top, &fix)), status, 0xabc);
+        write(&mut out, &msg, Some((top, &fix)), status, 0xabc, None);
         let n = out.finish().unwrap();
         String::from_utf8_lossy(&buf[..n]).into_owned()
     }

@@ -18,6 +18,7 @@ use super::branch::{tag_span, to_tag};
 use super::contact::{self, Restore, RestoredUri, Rewriting};
 use super::park::{Answer, HostName, Parked, Query, Refused};
 use super::policy_hook::{self, Steering};
+use super::registrar::{self as location, CredentialLines, Reject};
 use super::reply::{self, Status};
 use super::rewrite::{Edit, Edits, Insert, Out, apply_range};
 use super::route::{RouteError, RouteSet};
@@ -87,6 +88,8 @@ enum Decision<'r> {
     PolicyDrop,
     /// Wait for the address of the host name at this span first (`Query::Resolve`).
     Park(Span),
+    /// Answer with the registrar's answer: a challenge, the bindings (issue 14).
+    Registrar(crate::registrar::Answer),
 }
 
 /// Why a decision step stopped before a plan was complete: the decision is made.
@@ -95,6 +98,16 @@ enum Decision<'r> {
 enum Stop {
     Answer(Status),
     Park(Span),
+    Registrar(crate::registrar::Answer),
+}
+
+impl From<Reject> for Stop {
+    fn from(reject: Reject) -> Stop {
+        match reject {
+            Reject::Status(status) => Stop::Answer(status),
+            Reject::Answer(answer) => Stop::Registrar(answer),
+        }
+    }
 }
 
 impl From<Status> for Stop {
@@ -108,6 +121,7 @@ impl From<Stop> for Decision<'_> {
         match stop {
             Stop::Answer(status) => Decision::Answer(status),
             Stop::Park(name) => Decision::Park(name),
+            Stop::Registrar(answer) => Decision::Registrar(answer),
         }
     }
 }
@@ -139,6 +153,10 @@ struct Plan<'r> {
     connection: Option<ConnectionId>,
     /// The routing policy's modifiers.
     steering: Steering<'r>,
+    /// Our realm's credentials, removed before forwarding (issue 14).
+    credentials: CredentialLines,
+    /// A binding's Path, sent as a preloaded Route (RFC 3327 §5.3).
+    preloaded: Option<RestoredUri>,
 }
 
 /// Where the request is headed before the address is known.
@@ -153,6 +171,8 @@ enum Target {
     Flow {
         uri: RestoredUri,
         flow: Flow,
+        /// A registered binding's Path (RFC 3327), as a preloaded Route.
+        route: Option<RestoredUri>,
     },
     /// The routing policy's destination, resolved.
     Policy((SocketAddr, Transport)),
@@ -210,15 +230,19 @@ pub(crate) fn handle(
     let Some(req) = Request::new(proxy, ctx.tables, msg, input, None) else {
         return Outcome::Drop(DropReason::MalformedRequest);
     };
+    if req.acks_our_reply() {
+        return Outcome::Drop(DropReason::AckNotForwarded);
+    }
     // The router lives in the worker's state; taken out for the call so that parking (which
     // needs the whole context) can follow the decision.
     let mut router = ctx.worker.router.take();
     let outcome = match req.decide(router.as_deref_mut()) {
         Decision::Forward(plan) => req.forward(plan, out),
         Decision::Answer(status) => req.reply(status, out),
-        Decision::Policy(reply) => req.reply_with(reply.code, reply.reason, reply.headers, out),
+        Decision::Policy(reply) => req.reply_policy(reply.code, reply.reason, reply.headers, out),
         Decision::PolicyDrop => Outcome::Drop(DropReason::PolicyDrop),
         Decision::Park(name) => req.park(name, ctx, out),
+        Decision::Registrar(answer) => req.answer(&answer, out),
     };
     ctx.worker.router = router;
     outcome
@@ -241,10 +265,11 @@ pub(crate) fn resume(
     let outcome = match req.decide(router.as_deref_mut()) {
         Decision::Forward(plan) => req.forward(plan, out),
         Decision::Answer(status) => req.reply(status, out),
-        Decision::Policy(reply) => req.reply_with(reply.code, reply.reason, reply.headers, out),
+        Decision::Policy(reply) => req.reply_policy(reply.code, reply.reason, reply.headers, out),
         Decision::PolicyDrop => Outcome::Drop(DropReason::PolicyDrop),
         // `resolution` is set, so `decide` does not park again.
         Decision::Park(_) => req.reply(UNRESOLVABLE, out),
+        Decision::Registrar(answer) => req.answer(&answer, out),
     };
     ctx.worker.router = router;
     outcome
@@ -260,7 +285,10 @@ pub(crate) fn reject(
     otherwise: DropReason,
     out: &mut [u8],
 ) -> Outcome {
-    const NO_TABLES: &Tables = &Tables { contact: None };
+    const NO_TABLES: &Tables = &Tables {
+        contact: None,
+        registrar: None,
+    };
     match Request::new(proxy, NO_TABLES, msg, input, None) {
         Some(req) => req.reply(status, out),
         None => Outcome::Drop(otherwise),
@@ -288,6 +316,25 @@ impl<'m, 'p> Request<'m, 'p> {
             hash: proxy.branch_key.transaction_hash(msg, &top.via),
             resolution,
         })
+    }
+
+    /// RFC 3261 §17.2.1: the ACK of a non-2xx final response this proxy sent itself (a 407
+    /// challenge, a 404) carries our stateless To tag; with no server transaction to absorb
+    /// it, it ends here instead of following the Request-URI.
+    fn acks_our_reply(&self) -> bool {
+        if self.method() != Method::Ack {
+            return false;
+        }
+        let Some(tag) = tag_span(self.msg, HeaderName::To) else {
+            return false;
+        };
+        let ours = to_tag(self.hash);
+        let tag = tag.of(self.buf());
+        tag.len() == 16
+            && tag.iter().enumerate().all(|(i, c)| {
+                let nibble = (ours >> (60 - 4 * i)) & 15;
+                char::from_digit(nibble as u32, 16).is_some_and(|d| d as u8 == *c)
+            })
     }
 
     fn buf(&self) -> &'m [u8] {
@@ -332,6 +379,9 @@ impl<'m, 'p> Request<'m, 'p> {
             RouteError::TooMany => bad_request("Too Many Routes"),
         }));
         let preprocessed = self.preprocess_routes(ruri, &mut routes);
+        // Issue 14 before issue 13: the registrar answers REGISTER for its domains and
+        // authenticates its users; the policy then steers what is left.
+        let credentials = decided!(self.registrar_first(preprocessed.current, &mut routes));
         let steering = match router {
             Some(router) => {
                 let view = self.view(ruri, &routes, &preprocessed);
@@ -354,9 +404,9 @@ impl<'m, 'p> Request<'m, 'p> {
             },
             None => decided!(self.target(preprocessed, &mut routes)),
         };
-        let (restored, flow) = match targeted.target {
-            Target::Flow { uri, flow } => (Some(uri), Some(flow)),
-            _ => (None, None),
+        let (restored, flow, preloaded) = match targeted.target {
+            Target::Flow { uri, flow, route } => (Some(uri), Some(flow), route),
+            _ => (None, None, None),
         };
         let (destination, transport) = decided!(self.resolve(targeted.target));
         let identity = &self.proxy.identity;
@@ -382,7 +432,45 @@ impl<'m, 'p> Request<'m, 'p> {
             restored,
             connection: flow.and_then(|f| f.conn),
             steering,
+            credentials,
+            preloaded,
         })
+    }
+
+    /// Issue 14: the registrar answers a REGISTER for our domain and authenticates requests
+    /// from our users, before any routing (see `registrar.rs`).
+    fn registrar_first(
+        &self,
+        current: Option<SipUri>,
+        routes: &mut RouteSet,
+    ) -> Result<CredentialLines, Reject> {
+        let Some(registrar) = self.tables.registrar.as_deref() else {
+            return Ok(CredentialLines::new());
+        };
+        let ruri = current.map(|u| (u, self.is_me(&u)));
+        let routed = routes.top_mut().is_some();
+        location::before_routing(
+            registrar,
+            self.msg,
+            self.input.flow,
+            self.input.now,
+            ruri.as_ref().map(|(u, me)| (u, *me)),
+            routed,
+            &|uri| self.is_me(uri),
+        )
+    }
+
+    /// Issue 14: a Request-URI naming one of our AoRs goes to its best binding.
+    fn locate(&self, uri: &SipUri) -> Option<Result<Target, Status>> {
+        let registrar = self.tables.registrar.as_deref()?;
+        let me = self.is_me(uri);
+        let arrival = self.input.flow.local;
+        let found = location::locate(registrar, self.buf(), uri, me, arrival, self.input.now)?;
+        Some(found.map(|l| Target::Flow {
+            uri: l.uri,
+            flow: l.flow,
+            route: l.route,
+        }))
     }
 
     /// §16.3 step 1 (the fields a stateless proxy needs to answer and to hash) and §8.1.1.5.
@@ -523,6 +611,17 @@ impl<'m, 'p> Request<'m, 'p> {
                 append_route: Some(pre.new_ruri.unwrap_or(self.ruri())),
             });
         }
+        // A contact token of ours (`sip:<token>@us`) first, then one of our AoRs.
+        if let Some(restored) = pre
+            .current
+            .filter(|uri| self.is_me(uri))
+            .and_then(|uri| self.restore_contact(&uri))
+        {
+            return restored.map(keep);
+        }
+        if let Some(located) = pre.current.and_then(|uri| self.locate(&uri)) {
+            return located.map(keep);
+        }
         match pre.current {
             Some(uri) if self.is_me(&uri) => self
                 .restore_contact(&uri)
@@ -542,7 +641,11 @@ impl<'m, 'p> Request<'m, 'p> {
         let user = uri.user?;
         match contact::restore(table, self.buf(), user, self.input.now) {
             Restore::NotAToken => None,
-            Restore::Found { uri, flow } => Some(Ok(Target::Flow { uri, flow })),
+            Restore::Found { uri, flow } => Some(Ok(Target::Flow {
+                uri,
+                flow,
+                route: None,
+            })),
             Restore::Refused(LookupError::Expired) => Some(Err(TEMPORARILY_UNAVAILABLE)),
             Restore::Refused(_) => Some(Err(NOT_FOUND)),
         }
@@ -686,6 +789,14 @@ impl<'m, 'p> Request<'m, 'p> {
         self.push_max_forwards(&mut edits);
         self.fix.push_edits(&mut edits);
         plan.routes.removal_edits(msg, &mut edits);
+        for line in &plan.credentials {
+            edits.push(Edit::delete(*line));
+        }
+        if let Some(path) = &plan.preloaded {
+            edits.push(Edit::insert(top, Insert::Bytes(b"Route: ")));
+            edits.push(Edit::insert(top, Insert::Bytes(path.as_bytes())));
+            edits.push(Edit::insert(top, Insert::Bytes(b"\r\n")));
+        }
         if let (Some(uri), Some(line)) = (plan.append_route, plan.routes.last_line()) {
             let after = msg.headers()[line as usize].line.end();
             edits.push(Edit::insert(after, Insert::RouteLine(uri)));
@@ -758,13 +869,19 @@ impl<'m, 'p> Request<'m, 'p> {
             && tag_span(self.msg, HeaderName::To).is_none()
     }
 
+    /// A registrar's answer: its status with its header lines.
+    fn answer(&self, answer: &crate::registrar::Answer, out: &mut [u8]) -> Outcome {
+        let status = Status::new(answer.code, answer.reason);
+        self.reply_with(status, Some(answer), out)
+    }
+
     /// A stateless response (never for ACK: RFC 3261 §17.2.1 / §16.11; never 1xx).
     fn reply(&self, status: Status, out: &mut [u8]) -> Outcome {
-        self.reply_as(reply::Head::of(status), out)
+        self.reply_as(reply::Head::of(status), None, out)
     }
 
     /// The policy's answer: its code, reason and extra header lines.
-    fn reply_with(&self, code: u16, reason: &str, extra: &[u8], out: &mut [u8]) -> Outcome {
+    fn reply_policy(&self, code: u16, reason: &str, extra: &[u8], out: &mut [u8]) -> Outcome {
         let head = reply::Head {
             code,
             reason,
@@ -772,10 +889,25 @@ impl<'m, 'p> Request<'m, 'p> {
             extra,
             retry_after: 0,
         };
-        self.reply_as(head, out)
+        self.reply_as(head, None, out)
     }
 
-    fn reply_as(&self, head: reply::Head<'_>, out: &mut [u8]) -> Outcome {
+    /// A status with a registrar's header lines (challenges, bindings).
+    fn reply_with(
+        &self,
+        status: Status,
+        answer: Option<&crate::registrar::Answer>,
+        out: &mut [u8],
+    ) -> Outcome {
+        self.reply_as(reply::Head::of(status), answer, out)
+    }
+
+    fn reply_as(
+        &self,
+        head: reply::Head<'_>,
+        answer: Option<&crate::registrar::Answer>,
+        out: &mut [u8],
+    ) -> Outcome {
         if self.method() == Method::Ack {
             return Outcome::Drop(DropReason::AckNotForwarded);
         }
@@ -789,6 +921,7 @@ impl<'m, 'p> Request<'m, 'p> {
             Some((self.top.line, &self.fix)),
             head,
             to_tag(self.hash),
+            answer,
         );
         let Some(len) = writer.finish() else {
             return Outcome::Drop(DropReason::OutputTooLarge);

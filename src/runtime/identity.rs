@@ -163,7 +163,7 @@ fn aliases(settings: &Settings, bound: &[SocketAddr]) -> Vec<HostPort> {
 }
 
 /// 16 random bytes keying the stateless branch hash: from the OS, else hashed entropy.
-pub(crate) fn branch_secret() -> [u8; 16] {
+pub fn branch_secret() -> [u8; 16] {
     let mut secret = [0u8; 16];
     let from_os = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut secret));
     if from_os.is_err() {

@@ -32,6 +32,8 @@ mod sys;
 mod worker;
 
 pub use crate::record::Recorder;
+/// 16 random bytes (from the OS when it can), for keys made at start.
+pub use identity::branch_secret as random_secret;
 pub use identity::{contact_table, protection, proxy_config};
 pub use server::{Server, StartError, Stopped, Wiring};
 pub use side::SideService;

@@ -134,6 +134,8 @@ pub struct StatsConfig {
     /// Edge protection, whose bans, top talkers and scanner counts every snapshot carries and
     /// whose bans `/bans` lists and lifts.
     pub protect: Option<std::sync::Arc<crate::protect::Protection>>,
+    /// The registrar whose counters and bindings every snapshot carries, when enabled.
+    pub registrar: Option<std::sync::Arc<crate::registrar::Registrar>>,
 }
 
 impl Default for StatsConfig {
@@ -144,6 +146,7 @@ impl Default for StatsConfig {
             metrics: None,
             contact: None,
             protect: None,
+            registrar: None,
         }
     }
 }
@@ -164,6 +167,7 @@ pub fn start(config: StatsConfig) -> io::Result<(StatsHandle, Vec<WorkerStats>)>
     let tables = thread::Tables {
         contact: config.contact,
         protect: config.protect.clone(),
+        registrar: config.registrar,
     };
     let (aggregator, recorders) = thread::spawn(config.workers, config.interval, tables)?;
     let metrics = match config.metrics {

@@ -39,6 +39,9 @@ pub(super) fn render(snapshot: &Snapshot) -> String {
     if let Some(protect) = &report.protect {
         super::protect_render::prometheus(&mut out.text, protect);
     }
+    if let Some(registrar) = &report.registrar {
+        out.registrar(registrar);
+    }
     out.text
 }
 
@@ -51,6 +54,50 @@ struct Exposition {
 type Samples = Vec<(Option<(&'static str, String)>, u64)>;
 
 impl Exposition {
+    /// The registrar: REGISTER, authentication and lookup outcomes by result, and the
+    /// table's size.
+    fn registrar(&mut self, r: &crate::registrar::RegistrarStats) {
+        let families = [
+            (
+                "registrations",
+                "REGISTER requests answered by the registrar, by result.",
+                &r.register,
+            ),
+            ("auth", "Digest authentications, by result.", &r.auth),
+            (
+                "lookups",
+                "Requests for our AoRs through the location service, by result.",
+                &r.lookup,
+            ),
+            (
+                "store",
+                "Shared location store (Redis) operations, by result.",
+                &r.store,
+            ),
+        ];
+        for (name, help, values) in families {
+            let metric = format!("ferrovia_registrar_{name}_total");
+            let _ = writeln!(self.text, "# HELP {metric} {help}\n# TYPE {metric} counter");
+            for (result, value) in values {
+                let _ = writeln!(self.text, "{metric}{{result=\"{result}\"}} {value}");
+            }
+        }
+        for (name, help, value) in [
+            ("aors", "Addresses-of-record with bindings.", r.aors),
+            (
+                "bindings",
+                "Registered bindings (expired ones until swept).",
+                r.bindings,
+            ),
+        ] {
+            let metric = format!("ferrovia_registrar_{name}");
+            let _ = writeln!(
+                self.text,
+                "# HELP {metric} {help}\n# TYPE {metric} gauge\n{metric} {value}"
+            );
+        }
+    }
+
     /// The contact-rewrite table: a counter family per event and the table's size.
     fn contact(&mut self, c: &crate::contact::ContactCounters) {
         let families: [(&str, &str, u64); 10] = [

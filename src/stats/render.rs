@@ -37,6 +37,7 @@ impl Display for Report {
         if let Some(protect) = &self.protect {
             super::protect_render::text(f, protect)?;
         }
+        self.fmt_registrar(f)?;
         writeln!(f)?;
         self.fmt_latency(f, shown)?;
         writeln!(f)?;
@@ -104,6 +105,53 @@ impl Report {
                 f,
                 "{:<28}{n:>12}",
                 format!("stream {}", event.replace('_', " "))
+            )?;
+        }
+        Ok(())
+    }
+
+    fn fmt_registrar(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let Some(r) = &self.registrar else {
+            return Ok(());
+        };
+        let sum = |list: &[(String, u64)], names: &[&str]| -> u64 {
+            list.iter()
+                .filter(|(n, _)| names.contains(&n.as_str()))
+                .map(|(_, v)| v)
+                .sum()
+        };
+        let rows = [
+            ("registrar bindings", r.bindings),
+            ("registrar AoRs", r.aors),
+            ("registrations", sum(&r.register, &["ok", "removed"])),
+            (
+                "registrations refused",
+                r.register.iter().map(|(_, v)| v).sum::<u64>()
+                    - sum(&r.register, &["ok", "removed"]),
+            ),
+            ("auth ok", sum(&r.auth, &["ok"])),
+            (
+                "auth challenged",
+                sum(
+                    &r.auth,
+                    &["missing", "stale_nonce", "bad_nonce", "bad_algorithm"],
+                ),
+            ),
+            ("auth failed", r.auth_failures()),
+            ("location found", sum(&r.lookup, &["found"])),
+            (
+                "location not found",
+                sum(&r.lookup, &["no_binding", "unknown"]),
+            ),
+        ];
+        for (label, value) in rows {
+            writeln!(f, "{label:<28}{value:>12}")?;
+        }
+        for (name, value) in r.auth.iter().filter(|(n, v)| n != "ok" && *v > 0) {
+            writeln!(
+                f,
+                "{:<28}{value:>12}",
+                format!("auth {}", name.replace('_', " "))
             )?;
         }
         Ok(())

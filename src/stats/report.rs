@@ -57,6 +57,9 @@ pub struct Report {
     /// Edge protection: bans, top talkers, scanner hits, the rate table's fill.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protect: Option<ProtectReport>,
+    /// The registrar's counters and table size, when the registrar is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registrar: Option<crate::registrar::RegistrarStats>,
 }
 
 /// One worker (or all of them): since start and over the last interval.
@@ -153,6 +156,7 @@ impl Report {
             contact: snapshot.contact(),
             policy: snapshot.policy(),
             protect: snapshot.protect().cloned(),
+            registrar: snapshot.registrar(),
         }
     }
 

@@ -123,9 +123,12 @@ pub(super) fn answer(
     snapshot: impl FnOnce() -> Option<Snapshot>,
 ) -> Response {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let known = ["/metrics", "/stats", "/stats.hgrm"];
+    let known = ["/metrics", "/stats", "/stats.hgrm", "/location"];
     if !known.contains(&path) {
-        return Response::error(404, "not found: try /metrics, /stats or /stats.hgrm");
+        return Response::error(
+            404,
+            "not found: try /metrics, /stats, /stats.hgrm or /location",
+        );
     }
     if method != "GET" {
         return Response::error(405, "only GET is allowed");
@@ -141,6 +144,10 @@ pub(super) fn answer(
     match path {
         "/metrics" => Response::ok(prometheus::CONTENT_TYPE, snapshot.prometheus()),
         "/stats" => Response::ok("application/json", snapshot.json()),
+        "/location" => match snapshot.location_json() {
+            Some(json) => Response::ok("application/json", json),
+            None => Response::error(404, "the registrar is off"),
+        },
         _ => match selection.histogram(&snapshot) {
             Some(h) => Response::ok("text/plain; charset=utf-8", hgrm(&h)),
             None => Response::error(404, "no such worker"),

@@ -112,6 +112,7 @@ pub struct Snapshot {
     contact: Option<ContactCounters>,
     policy: Option<crate::policy::PolicyCounters>,
     protect: Option<Arc<ProtectReport>>,
+    registrar: Option<Arc<crate::registrar::Registrar>>,
 }
 
 impl Snapshot {
@@ -122,6 +123,7 @@ impl Snapshot {
             contact: None,
             policy: None,
             protect: None,
+            registrar: None,
         }
     }
 
@@ -143,6 +145,28 @@ impl Snapshot {
     /// Edge protection's figures (bans, top talkers, scanner hits), when it is configured.
     pub fn protect(&self) -> Option<&ProtectReport> {
         self.protect.as_deref()
+    }
+
+    pub(super) fn with_registrar(
+        mut self,
+        registrar: Option<Arc<crate::registrar::Registrar>>,
+    ) -> Snapshot {
+        self.registrar = registrar;
+        self
+    }
+
+    /// The registrar's counters and table size, when the registrar is on.
+    pub fn registrar(&self) -> Option<crate::registrar::RegistrarStats> {
+        self.registrar.as_ref().map(|r| r.stats())
+    }
+
+    /// Every live binding as JSON (`GET /location`), when the registrar is on.
+    pub fn location_json(&self) -> Option<String> {
+        let registrar = self.registrar.as_ref()?;
+        let records =
+            crate::registrar::snapshot::records(registrar.location(), std::time::Instant::now());
+        // Records hold strings, numbers and addresses: serde_json always writes them.
+        Some(serde_json::to_string_pretty(&records).expect("records serialize"))
     }
 
     pub(super) fn with_contact(mut self, contact: Option<ContactCounters>) -> Snapshot {

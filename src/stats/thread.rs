@@ -43,6 +43,7 @@ pub(super) struct Aggregator {
 pub(super) struct Tables {
     pub(super) contact: Option<Arc<ContactTable>>,
     pub(super) protect: Option<Arc<Protection>>,
+    pub(super) registrar: Option<Arc<crate::registrar::Registrar>>,
 }
 
 /// Makes the recorders and the channels between them and a new stats thread.
@@ -78,6 +79,7 @@ pub(super) fn spawn(
     let mut state = State::new(workers, interval, now, recycle);
     state.contact = tables.contact;
     state.protect = tables.protect;
+    state.registrar = tables.registrar;
     let thread = std::thread::Builder::new()
         .name("ferrovia-stats".into())
         .spawn(move || state.run(intervals, requests))?;
@@ -129,6 +131,7 @@ struct State {
     contact: Option<Arc<ContactTable>>,
     policy: Option<PolicyHooks>,
     protect: Option<Arc<Protection>>,
+    registrar: Option<Arc<crate::registrar::Registrar>>,
 }
 
 impl State {
@@ -151,6 +154,7 @@ impl State {
             contact: None,
             policy: None,
             protect: None,
+            registrar: None,
         }
     }
 
@@ -235,6 +239,7 @@ impl State {
             .with_contact(contact)
             .with_policy(policy)
             .with_protect(protect)
+            .with_registrar(self.registrar.clone())
     }
 
     /// Rebuilds the merged views as the sum of the workers' views.

@@ -102,6 +102,7 @@ pub fn core_with_contacts() -> Core {
     );
     let tables = Tables {
         contact: Some(Arc::new(table)),
+        ..Tables::default()
     };
     Core::new(config, tables)
 }
