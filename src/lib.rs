@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod contact;
+pub mod groups;
 pub mod proxy;
 pub mod runtime;
 pub mod service;
