@@ -5,6 +5,7 @@
 //! override the file. Every value is parsed by the same function whether it came from a flag
 //! or from the file, so both report the same message for the same mistake.
 
+mod groups;
 mod tcp;
 
 use std::collections::BTreeMap;
@@ -179,6 +180,10 @@ pub struct Settings {
     pub hgrm: Option<PathBuf>,
     /// Contact rewriting, when enabled.
     pub rewrite_contact: Option<ContactSettings>,
+    /// Destination groups (`[[group]]`).
+    pub groups: Vec<crate::groups::GroupConfig>,
+    /// The group every request not following our Record-Route goes to (`route-to-group`).
+    pub route_to_group: Option<String>,
 }
 
 impl Default for Settings {
@@ -198,6 +203,8 @@ impl Default for Settings {
             tcp: TcpOptions::default(),
             hgrm: None,
             rewrite_contact: None,
+            groups: Vec::new(),
+            route_to_group: None,
         }
     }
 }
@@ -266,6 +273,15 @@ impl Settings {
         if let Some(contact) = &file.rewrite_contact {
             self.rewrite_contact = Some(contact.settings()?);
         }
+        if let Some(groups) = &file.group {
+            self.groups = groups
+                .iter()
+                .map(|g| g.config(&self.hosts))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(name) = &file.route_to_group {
+            self.route_to_group = Some(name.clone());
+        }
         Ok(())
     }
 
@@ -309,7 +325,22 @@ impl Settings {
                 "socket.batch must be between 1 and 1024".into(),
             ));
         }
+        self.validate_groups()?;
         self.tcp.validate()
+    }
+
+    fn validate_groups(&self) -> Result<(), SettingsError> {
+        for (i, g) in self.groups.iter().enumerate() {
+            if self.groups[..i].iter().any(|h| h.name == g.name) {
+                return Err(SettingsError(format!("group {:?} twice", g.name)));
+            }
+        }
+        match &self.route_to_group {
+            Some(name) if !self.groups.iter().any(|g| &g.name == name) => Err(SettingsError(
+                format!("route-to-group {name:?}: there is no group of that name"),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -330,6 +361,8 @@ struct FileSettings {
     tcp: Option<tcp::FileTcp>,
     hgrm: Option<PathBuf>,
     rewrite_contact: Option<FileContact>,
+    group: Option<Vec<groups::FileGroup>>,
+    route_to_group: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
