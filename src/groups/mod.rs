@@ -100,8 +100,6 @@ pub enum Selection {
 #[derive(Debug)]
 pub struct Groups {
     groups: Vec<Group>,
-    /// Where probes leave from (the Via they carry).
-    origin: ProbeOrigin,
     /// The key of the probe branches' tags.
     probe_key: [u8; 16],
     /// The zero of the nanosecond times stored in atomics.
@@ -113,7 +111,6 @@ impl Groups {
     /// process; `epoch` is any instant before the first message.
     pub fn new(
         configs: Vec<GroupConfig>,
-        origin: ProbeOrigin,
         probe_key: [u8; 16],
         epoch: Instant,
     ) -> Result<Groups, GroupError> {
@@ -130,7 +127,6 @@ impl Groups {
         }
         Ok(Groups {
             groups,
-            origin,
             probe_key,
             epoch,
         })

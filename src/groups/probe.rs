@@ -126,13 +126,15 @@ struct Probed {
 #[derive(Debug)]
 pub struct Prober {
     groups: Arc<Groups>,
+    origin: ProbeOrigin,
     probed: Vec<Probed>,
     buf: Vec<u8>,
 }
 
 impl Prober {
-    /// A schedule starting at `now`; destinations start up, the first probes leave at once.
-    pub fn new(groups: Arc<Groups>, now: Instant) -> Prober {
+    /// A schedule starting at `now` for probes leaving from `origin`; destinations start up,
+    /// the first probes leave at once.
+    pub fn new(groups: Arc<Groups>, origin: ProbeOrigin, now: Instant) -> Prober {
         let mut probed = Vec::new();
         for (g, group) in groups.groups.iter().enumerate() {
             for d in 0..group.destinations.len() {
@@ -148,6 +150,7 @@ impl Prober {
         }
         Prober {
             groups,
+            origin,
             probed,
             buf: Vec::with_capacity(512),
         }
@@ -177,7 +180,7 @@ impl Prober {
                     seq: p.seq,
                 };
                 let key = &self.groups.probe_key;
-                write_options(&mut self.buf, &self.groups.origin, key, &dest.uri, id);
+                write_options(&mut self.buf, &self.origin, key, &dest.uri, id);
                 dest.health.probes_sent.fetch_add(1, Relaxed);
                 send(&self.buf, dest.addr);
             }

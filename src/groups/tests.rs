@@ -28,10 +28,13 @@ fn core_farm(epoch: Instant) -> Arc<Groups> {
         alive_codes: vec![200],
     };
     g.retry_after = 17;
-    let origin = ProbeOrigin {
+    Arc::new(Groups::new(vec![g], KEY, epoch).unwrap())
+}
+
+fn origin() -> ProbeOrigin {
+    ProbeOrigin {
         sent_by: "127.0.0.1:5060".into(),
-    };
-    Arc::new(Groups::new(vec![g], origin, KEY, epoch).unwrap())
+    }
 }
 
 fn invite(call_id: &str) -> Vec<u8> {
@@ -102,7 +105,7 @@ fn calls_spread_by_weight_and_stick() {
 fn a_silent_destination_goes_down_within_three_seconds_and_comes_back() {
     let t0 = Instant::now();
     let groups = core_farm(t0);
-    let mut prober = Prober::new(Arc::clone(&groups), t0);
+    let mut prober = Prober::new(Arc::clone(&groups), origin(), t0);
     let ms = |n: u64| t0 + Duration::from_millis(n);
     assert_eq!(tick(&groups, &mut prober, ms(0), &[5071, 5072, 5073]), 3);
     let snap = groups.snapshot();
@@ -148,7 +151,7 @@ fn a_silent_destination_goes_down_within_three_seconds_and_comes_back() {
 fn nothing_live_is_all_down_with_the_retry_after() {
     let t0 = Instant::now();
     let groups = core_farm(t0);
-    let mut prober = Prober::new(Arc::clone(&groups), t0);
+    let mut prober = Prober::new(Arc::clone(&groups), origin(), t0);
     for step in 0..40u64 {
         tick(
             &groups,
@@ -165,7 +168,7 @@ fn nothing_live_is_all_down_with_the_retry_after() {
 fn probe_answers_are_consumed_and_checked() {
     let t0 = Instant::now();
     let groups = core_farm(t0);
-    let mut prober = Prober::new(Arc::clone(&groups), t0);
+    let mut prober = Prober::new(Arc::clone(&groups), origin(), t0);
     let mut sent = Vec::new();
     prober.poll(t0, |bytes, to| sent.push((bytes.to_vec(), to)));
     let (probe, to) = &sent[0];
@@ -194,7 +197,7 @@ From: <sip:a@a>;tag=1\r\nTo: <sip:b@b>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n
 fn an_unalive_code_is_a_failure() {
     let t0 = Instant::now();
     let groups = core_farm(t0);
-    let mut prober = Prober::new(Arc::clone(&groups), t0);
+    let mut prober = Prober::new(Arc::clone(&groups), origin(), t0);
     for step in 0..3u64 {
         let now = t0 + Duration::from_secs(step);
         let mut sent = Vec::new();
@@ -213,7 +216,7 @@ fn an_unalive_code_is_a_failure() {
 fn a_503_with_retry_after_holds_a_destination_down() {
     let t0 = Instant::now();
     let groups = core_farm(t0);
-    let mut prober = Prober::new(Arc::clone(&groups), t0);
+    let mut prober = Prober::new(Arc::clone(&groups), origin(), t0);
     let busy = b"SIP/2.0 503 Busy\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKfv0011223344556677\r\n\
 From: <sip:a@a>;tag=1\r\nTo: <sip:b@b>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nRetry-After: 5 (maintenance)\r\n\r\n";
     let msg = Message::scan(busy, false).unwrap();
