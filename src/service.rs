@@ -67,6 +67,7 @@ impl Service {
             interval: STATS_INTERVAL,
             metrics,
             contact: table.clone(),
+            groups: None,
         };
         let (stats, recorders) = stats::start(config).map_err(ServiceError::Metrics)?;
         let mut recorders = recorders.into_iter();

@@ -67,6 +67,7 @@ fn recording_and_handing_off_allocate_nothing_after_warm_up() {
         interval,
         metrics: None,
         contact: None,
+        groups: None,
     };
     let counted = alloc_support::on_this_thread();
     std::hint::black_box(Box::new(1u64));

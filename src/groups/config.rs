@@ -165,6 +165,10 @@ impl DestinationConfig {
                 .parse()
                 .map_err(|_| bad("bad IP address"))?,
         };
+        // Shown as a Prometheus label value and in JSON: nothing there needs escaping.
+        if uri.bytes().any(|b| matches!(b, b'"' | b'\\' | b'{' | b'}')) {
+            return Err(bad("quotes, backslashes and braces are not allowed"));
+        }
         if !(1..=1000).contains(&weight) {
             return Err(bad("weight must be 1..=1000"));
         }

@@ -19,6 +19,7 @@
 
 mod identity;
 mod note;
+mod prober;
 mod record;
 mod server;
 mod socket;
@@ -28,6 +29,7 @@ mod sys;
 mod worker;
 
 pub use identity::contact_rewrite;
+pub use prober::ProbeThread;
 pub use record::{Counters, Recorder};
 pub use server::{Server, StartError, Stopped};
 pub use stream::StreamEvent;

@@ -28,7 +28,7 @@
 //! use ferrovia::proxy::Direction;
 //! use ferrovia::stats::{self, StatsConfig};
 //!
-//! let config = StatsConfig { workers: 1, interval: Duration::from_secs(1), metrics: None, contact: None };
+//! let config = StatsConfig { workers: 1, interval: Duration::from_secs(1), metrics: None, contact: None, groups: None };
 //! let (handle, mut workers) = stats::start(config)?;
 //! let mut w = workers.pop().unwrap(); // one worker was asked for
 //! // In the worker's loop: count, record, and offer a hand-off once per turn.
@@ -127,6 +127,8 @@ pub struct StatsConfig {
     pub metrics: Option<SocketAddr>,
     /// The contact-rewrite table whose counters every snapshot carries, when rewriting is on.
     pub contact: Option<std::sync::Arc<crate::contact::ContactTable>>,
+    /// The destination groups whose state and counters every snapshot carries (`/groups`).
+    pub groups: Option<std::sync::Arc<crate::groups::Groups>>,
 }
 
 impl Default for StatsConfig {
@@ -136,6 +138,7 @@ impl Default for StatsConfig {
             interval: Duration::from_secs(1),
             metrics: None,
             contact: None,
+            groups: None,
         }
     }
 }
@@ -153,7 +156,14 @@ pub fn latency_histogram() -> Histogram<u64> {
 /// Returns the handle and `config.workers` recorders; give recorder `i` to worker `i`.
 /// Fails only if the metrics address cannot be bound or a thread cannot be spawned.
 pub fn start(config: StatsConfig) -> io::Result<(StatsHandle, Vec<WorkerStats>)> {
-    let (aggregator, recorders) = thread::spawn(config.workers, config.interval, config.contact)?;
+    let (aggregator, recorders) = thread::spawn(
+        config.workers,
+        config.interval,
+        thread::Shared {
+            contact: config.contact,
+            groups: config.groups,
+        },
+    )?;
     let metrics = match config.metrics {
         Some(addr) => Some(http::spawn(addr, aggregator.commands.clone())?),
         None => None,

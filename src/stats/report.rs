@@ -5,6 +5,7 @@
 //! Percentiles carry HdrHistogram's resolution: 3 significant digits.
 
 use crate::contact::ContactCounters;
+use crate::groups::GroupsSnapshot;
 use crate::runtime::StreamEvent;
 use std::collections::BTreeMap;
 
@@ -50,6 +51,9 @@ pub struct Report {
     /// The contact-rewrite table's counters, when rewriting is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<ContactCounters>,
+    /// The destination groups, when any are configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<GroupsSnapshot>,
 }
 
 /// One worker (or all of them): since start and over the last interval.
@@ -146,6 +150,7 @@ impl Report {
                 .map(WorkerReport::from_views)
                 .collect(),
             contact: snapshot.contact(),
+            groups: snapshot.groups().cloned(),
         }
     }
 

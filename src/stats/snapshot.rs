@@ -4,6 +4,7 @@
 //! worker and merged, each as a cumulative [`View`] (since start) and a last-interval one.
 
 use crate::contact::ContactCounters;
+use crate::groups::GroupsSnapshot;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,6 +110,7 @@ pub struct Snapshot {
     inner: Arc<Inner>,
     uptime: Duration,
     contact: Option<ContactCounters>,
+    groups: Option<GroupsSnapshot>,
 }
 
 impl Snapshot {
@@ -117,12 +119,23 @@ impl Snapshot {
             inner,
             uptime,
             contact: None,
+            groups: None,
         }
     }
 
     pub(super) fn with_contact(mut self, contact: Option<ContactCounters>) -> Snapshot {
         self.contact = contact;
         self
+    }
+
+    pub(super) fn with_groups(mut self, groups: Option<GroupsSnapshot>) -> Snapshot {
+        self.groups = groups;
+        self
+    }
+
+    /// The destination groups' state and counters, when groups are configured.
+    pub fn groups(&self) -> Option<&GroupsSnapshot> {
+        self.groups.as_ref()
     }
 
     /// The contact-rewrite table's counters, when rewriting is on.

@@ -37,7 +37,7 @@ pub(super) struct Aggregator {
 pub(super) fn spawn(
     workers: usize,
     interval: Duration,
-    contact: Option<Arc<ContactTable>>,
+    shared: Shared,
 ) -> io::Result<(Aggregator, Vec<WorkerStats>)> {
     let now = Instant::now();
     // Every interval that exists fits in this channel at once, so a send never finds it full.
@@ -64,7 +64,7 @@ pub(super) fn spawn(
     drop(to_stats);
     let (commands, requests) = unbounded();
     let mut state = State::new(workers, interval, now, recycle);
-    state.contact = contact;
+    state.shared = shared;
     let thread = std::thread::Builder::new()
         .name("ferrovia-stats".into())
         .spawn(move || state.run(intervals, requests))?;
@@ -103,7 +103,14 @@ struct State {
     started: Instant,
     recycle: Vec<Sender<Box<Interval>>>,
     merged_stale: bool,
-    contact: Option<Arc<ContactTable>>,
+    shared: Shared,
+}
+
+/// The shared tables whose counters every snapshot carries.
+#[derive(Default)]
+pub(super) struct Shared {
+    pub(super) contact: Option<Arc<ContactTable>>,
+    pub(super) groups: Option<Arc<crate::groups::Groups>>,
 }
 
 impl State {
@@ -123,7 +130,7 @@ impl State {
             started: now,
             recycle,
             merged_stale: false,
-            contact: None,
+            shared: Shared::default(),
         }
     }
 
@@ -189,8 +196,11 @@ impl State {
             self.merge();
             self.merged_stale = false;
         }
-        let contact = self.contact.as_ref().map(|table| table.counters());
-        Snapshot::new(self.inner.clone(), self.started.elapsed()).with_contact(contact)
+        let contact = self.shared.contact.as_ref().map(|table| table.counters());
+        let groups = self.shared.groups.as_ref().map(|groups| groups.snapshot());
+        Snapshot::new(self.inner.clone(), self.started.elapsed())
+            .with_contact(contact)
+            .with_groups(groups)
     }
 
     /// Rebuilds the merged views as the sum of the workers' views.
