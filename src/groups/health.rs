@@ -25,7 +25,7 @@ pub(crate) enum Change {
 }
 
 impl Tracker {
-    pub fn new() -> Tracker {
+    pub(crate) fn new() -> Tracker {
         Tracker {
             up: true,
             failures: 0,
@@ -34,7 +34,7 @@ impl Tracker {
     }
 
     /// Counts one probe verdict; the change it caused, if any.
-    pub fn observe(&mut self, alive: bool, down_after: u32, up_after: u32) -> Option<Change> {
+    pub(crate) fn observe(&mut self, alive: bool, down_after: u32, up_after: u32) -> Option<Change> {
         if alive {
             self.failures = 0;
             self.successes = self.successes.saturating_add(1);
@@ -54,7 +54,7 @@ impl Tracker {
     }
 
     /// Forced down (a passive signal): it must earn `up_after` successes again.
-    pub fn force_down(&mut self) -> Option<Change> {
+    pub(crate) fn force_down(&mut self) -> Option<Change> {
         self.successes = 0;
         std::mem::replace(&mut self.up, false).then_some(Change::WentDown)
     }

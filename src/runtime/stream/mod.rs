@@ -20,7 +20,6 @@
 
 mod buffer;
 mod connection;
-mod event;
 mod framing;
 mod id;
 mod listener;
@@ -28,8 +27,8 @@ mod mesh;
 mod streams;
 mod table;
 
+pub use crate::record::StreamEvent;
 pub(crate) use connection::Phase;
-pub use event::StreamEvent;
 pub(crate) use framing::{Frame, next_frame};
 pub(crate) use listener::open_group;
 pub(crate) use mesh::Mesh;

@@ -12,10 +12,11 @@ use std::io;
 use std::time::Instant;
 
 use super::Worker;
-use crate::proxy::{Input, OUTPUT_BUFFER_SIZE, Transport};
-use crate::runtime::record::Recorder;
+use crate::proxy::{Context, Input, OUTPUT_BUFFER_SIZE, Transport};
+use crate::record::Recorder;
 use crate::runtime::stream::{Frame, Phase, StreamEvent, next_frame};
 use crate::runtime::sys;
+use crate::sip::Flow;
 
 /// Reads from one connection before the loop turns to the others.
 const READS_PER_TURN: usize = 4;
@@ -188,10 +189,7 @@ impl<R: Recorder> Worker<R> {
         };
         let input = Input {
             data: conn.rx.slice(len),
-            source: conn.peer,
-            local: conn.local,
-            transport: Transport::Tcp,
-            connection: Some(id),
+            flow: Flow::new(Transport::Tcp, conn.peer, conn.local).on(id),
             now,
         };
         let start = k * OUTPUT_BUFFER_SIZE;
@@ -199,7 +197,8 @@ impl<R: Recorder> Worker<R> {
         let outcome = if oversized {
             self.proxy.handle_oversized(input, out)
         } else {
-            self.proxy.handle(input, out)
+            let mut ctx = Context::new(&self.tables, &mut self.state);
+            self.proxy.handle(input, &mut ctx, out)
         };
         self.recorder.received(1);
         self.enqueue(k, outcome, arrival_ns);
