@@ -17,8 +17,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::contact::ContactTable;
+use crate::groups::GroupError;
 use crate::proxy::Tables;
-use crate::runtime::{self, Server, SideService, StartError, Wiring};
+use crate::runtime::{self, ProbeThread, Server, SideService, StartError, Wiring};
 use crate::settings::{Metrics, Settings};
 use crate::stats::{self, Snapshot, StatsConfig, StatsHandle, WorkerStats};
 
@@ -51,6 +52,8 @@ pub struct Service {
     server: Server<WorkerStats>,
     stats: StatsHandle,
     sweeper: Option<Sweeper>,
+    /// Probes the destination groups, when any are configured.
+    prober: Option<ProbeThread>,
 }
 
 /// What is left after a stop: the final statistics and whether every worker ended well.
@@ -96,12 +99,13 @@ impl Service {
             Metrics::Off => None,
         };
         let table = runtime::contact_table(settings);
+        let groups = runtime::destination_groups(settings).map_err(ServiceError::Groups)?;
         let config = StatsConfig {
             workers,
             interval: options.stats_interval,
             metrics,
             contact: table.clone(),
-            groups: None,
+            groups: groups.clone(),
         };
         let (stats, recorders) = stats::start(config).map_err(ServiceError::Metrics)?;
         let mut recorders = recorders.into_iter();
@@ -110,6 +114,7 @@ impl Service {
         let wiring = Wiring {
             tables: Tables {
                 contact: table.clone(),
+                groups: groups.clone(),
             },
             resolver: options.resolver,
         };
@@ -121,10 +126,15 @@ impl Service {
             Some(table) => Some(Sweeper::start(table).map_err(ServiceError::Sweeper)?),
             None => None,
         };
+        let prober = match groups {
+            Some(groups) => server.start_prober(groups).map_err(ServiceError::Prober)?,
+            None => None,
+        };
         Ok(Service {
             server,
             stats,
             sweeper,
+            prober,
         })
     }
 
@@ -152,6 +162,9 @@ impl Service {
     pub fn shutdown(self) -> Stopped {
         if let Some(sweeper) = self.sweeper {
             sweeper.stop();
+        }
+        if let Some(prober) = self.prober {
+            prober.stop();
         }
         let stopped = self.server.shutdown();
         Stopped {
@@ -200,12 +213,20 @@ pub enum ServiceError {
     Sweeper(io::Error),
     /// The workers could not start.
     Start(StartError),
+    /// The destination groups cannot be built (a setting the checks let through).
+    Groups(GroupError),
+    /// The prober thread could not be started.
+    Prober(io::Error),
 }
 
 impl ServiceError {
     /// True when the operator's settings are at fault (exit code 2) rather than the system.
     pub fn is_config(&self) -> bool {
-        matches!(self, ServiceError::Start(e) if e.is_config())
+        match self {
+            ServiceError::Start(e) => e.is_config(),
+            ServiceError::Groups(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -215,6 +236,8 @@ impl fmt::Display for ServiceError {
             ServiceError::Metrics(e) => write!(f, "cannot serve metrics: {e}"),
             ServiceError::Sweeper(e) => write!(f, "cannot start the contact sweeper: {e}"),
             ServiceError::Start(e) => write!(f, "{e}"),
+            ServiceError::Groups(e) => write!(f, "{e}"),
+            ServiceError::Prober(e) => write!(f, "cannot start the prober: {e}"),
         }
     }
 }

@@ -34,7 +34,12 @@ impl Tracker {
     }
 
     /// Counts one probe verdict; the change it caused, if any.
-    pub(crate) fn observe(&mut self, alive: bool, down_after: u32, up_after: u32) -> Option<Change> {
+    pub(crate) fn observe(
+        &mut self,
+        alive: bool,
+        down_after: u32,
+        up_after: u32,
+    ) -> Option<Change> {
         if alive {
             self.failures = 0;
             self.successes = self.successes.saturating_add(1);

@@ -178,6 +178,9 @@ pub struct ProxyConfig {
     pub resolver: bool,
     /// What each worker's parking area may hold.
     pub parking: super::park::ParkingLimits,
+    /// Every request not following our Record-Route goes to this destination group (the
+    /// group is in the context's [`Tables::groups`](super::Tables)).
+    pub route_to_group: Option<crate::groups::GroupId>,
 }
 
 impl ProxyConfig {
@@ -195,6 +198,7 @@ impl ProxyConfig {
             contact: None,
             resolver: false,
             parking: super::park::ParkingLimits::default(),
+            route_to_group: None,
         }
     }
 }

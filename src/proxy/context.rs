@@ -22,6 +22,7 @@
 use std::sync::Arc;
 
 use crate::contact::ContactTable;
+use crate::groups::Groups;
 
 use super::ProxyConfig;
 use super::park::Parking;
@@ -33,6 +34,9 @@ pub struct Tables {
     /// The contact-rewrite table, when rewriting is on (`ProxyConfig::contact`); without it
     /// no Contact is rewritten and no token is restored.
     pub contact: Option<Arc<ContactTable>>,
+    /// The destination groups (selection and health), when any are configured; a request
+    /// routed to a group without them gets 503.
+    pub groups: Option<Arc<Groups>>,
 }
 
 /// State one worker owns and passes to the core by `&mut`; never shared between workers.

@@ -104,6 +104,9 @@ drop_reasons! {
     ParkingFull => "parking_full",
     /// A parked request still waiting when the worker stopped.
     ParkedAtShutdown => "parked_at_shutdown",
+    /// The answer to one of our own health probes (a destination group's OPTIONS): it is
+    /// consumed here, never forwarded.
+    ProbeAnswer => "probe_answer",
 }
 
 impl DropReason {

@@ -16,6 +16,8 @@ pub(crate) struct Status {
     pub reason: &'static str,
     /// Copy the request's Proxy-Require values into Unsupported (a 420, RFC 3261 §16.3 step 5).
     pub unsupported: bool,
+    /// Seconds for a `Retry-After` header (RFC 3261 §20.33); 0: none.
+    pub retry_after: u32,
 }
 
 impl Status {
@@ -24,12 +26,13 @@ impl Status {
             code,
             reason,
             unsupported: false,
+            retry_after: 0,
         }
     }
 }
 
 /// Lines a reply adds besides the request's Via lines: status line, From, To, Call-ID, CSeq,
-/// Unsupported, Server, Content-Length.
+/// Unsupported (a 420) or Retry-After (a 503), Server, Content-Length.
 const REPLY_LINES: usize = 8;
 
 /// Whether the reply to `msg` stays within the header limit (every Via must be copied).
@@ -80,6 +83,11 @@ pub(crate) fn write(
             }
             _ => {}
         }
+    }
+    if status.retry_after > 0 {
+        out.put(b"Retry-After: ");
+        out.put_u32(status.retry_after);
+        out.put(b"\r\n");
     }
     out.put(b"Server: ferrovia\r\nContent-Length: 0\r\n\r\n");
 }
@@ -142,6 +150,7 @@ Proxy-Require: foo, bar\n\n";
             code: 420,
             reason: "Bad Extension",
             unsupported: true,
+            retry_after: 0,
         };
         let got = reply(raw, status, "10.0.0.1:5060");
         let want = "SIP/2.0 420 Bad Extension\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n\

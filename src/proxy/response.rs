@@ -25,6 +25,12 @@ pub(crate) fn handle(
     tables: &Tables,
     out: &mut [u8],
 ) -> Outcome {
+    // Our own health probes' answers are consumed; a 503 with Retry-After from a group's
+    // destination holds it down (and is forwarded as usual).
+    let groups = tables.groups.as_deref();
+    if groups.is_some_and(|g| g.observe_response(msg, input.flow.source, input.now)) {
+        return Outcome::Drop(DropReason::ProbeAnswer);
+    }
     match forward(proxy, msg, input, tables, out) {
         Ok(transmit) => Outcome::Forward(transmit),
         Err(reason) => Outcome::Drop(reason),

@@ -33,7 +33,7 @@ mod sys;
 mod worker;
 
 pub use crate::record::Recorder;
-pub use identity::contact_table;
+pub use identity::{contact_table, destination_groups};
 pub use prober::ProbeThread;
 pub use server::{Server, StartError, Stopped, Wiring};
 pub use side::SideService;
