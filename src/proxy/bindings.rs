@@ -204,6 +204,7 @@ mod tests {
         let table = Arc::new(ContactTable::new(config, t0));
         let tables = Tables {
             contact: Some(Arc::clone(&table)),
+            groups: None,
         };
         let core = core_with(
             |c| {

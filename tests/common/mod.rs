@@ -102,6 +102,7 @@ pub fn core_with_contacts() -> Core {
     );
     let tables = Tables {
         contact: Some(Arc::new(table)),
+        groups: None,
     };
     Core::new(config, tables)
 }

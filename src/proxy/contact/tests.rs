@@ -20,6 +20,7 @@ fn table_from(capacity: usize, first: u64) -> Arc<ContactTable> {
 fn edge(table: &Arc<ContactTable>) -> Core {
     let tables = Tables {
         contact: Some(Arc::clone(table)),
+        groups: None,
     };
     core_with(
         |c| {
