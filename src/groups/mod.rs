@@ -5,9 +5,9 @@
 //! live priority tier (`priority`), or a weighted spread (`weighted`). [`Groups`] is the shared
 //! table: workers read it on the hot path ([`Groups::select`]: one atomic load of the group's
 //! live set, a few hashes, no allocation, no lock) and store what they see of destinations
-//! ([`Groups::observe_response`]: probe answers, consumed; 503 with Retry-After, a passive
-//! hold). A prober thread drives [`Prober`], which sends the OPTIONS probes and alone decides
-//! up and down from their answers.
+//! ([`Groups::consume_probe_answer`]: probe answers, consumed; [`Groups::note_response`]: 503
+//! with Retry-After, a passive hold). A prober thread drives [`Prober`], which sends the OPTIONS
+//! probes and alone decides up and down from their answers.
 //!
 //! Contract: a destination is up until probes say otherwise (or a 503 holds it down); the live
 //! set changes only at probe verdicts and holds, so every message of a call reaches the same
@@ -192,22 +192,33 @@ impl Groups {
         }
     }
 
-    /// Looks at a response before the core forwards it: a probe answer is stored for the
-    /// prober and consumed (`true`: drop it); a 503 with Retry-After from a group destination
-    /// holds that destination down for that long (RFC 3261 §21.5.4) and is forwarded as usual.
-    pub fn observe_response(&self, msg: &Message<'_>, source: SocketAddr, now: Instant) -> bool {
+    /// A response whose top Via is not one the core forwarded for: when it answers one of our
+    /// probes it is stored for the prober, and `true` says to consume it (never forward it).
+    pub fn consume_probe_answer(
+        &self,
+        msg: &Message<'_>,
+        source: SocketAddr,
+        now: Instant,
+    ) -> bool {
         let StartLine::Response { code, .. } = msg.start() else {
             return false;
         };
-        if let Some(branch) = top_branch(msg).filter(|b| b.starts_with(probe::PROBE_BRANCH_PREFIX))
-        {
-            self.note_probe_answer(branch, source, code, now);
-            return true;
+        match top_branch(msg).filter(|b| b.starts_with(probe::PROBE_BRANCH_PREFIX)) {
+            Some(branch) => {
+                self.note_probe_answer(branch, source, code, now);
+                true
+            }
+            None => false,
         }
-        if code == 503 {
+    }
+
+    /// Every response the core receives: a 503 with Retry-After from a group destination holds
+    /// that destination down for that long (RFC 3261 §21.5.4); the response is forwarded as
+    /// usual. Costs one comparison for any other status.
+    pub fn note_response(&self, msg: &Message<'_>, source: SocketAddr, now: Instant) {
+        if matches!(msg.start(), StartLine::Response { code: 503, .. }) {
             self.note_unavailable(msg, source, now);
         }
-        false
     }
 
     fn note_probe_answer(&self, branch: &[u8], source: SocketAddr, code: u16, now: Instant) {

@@ -6,7 +6,7 @@
 //! digit, so no forwarded request's branch looks like a probe's; the tag (SipHash-1-3 under a
 //! per-process key) keeps a forged answer from keeping a dead destination up. Whichever
 //! worker receives the answer (the kernel spreads them over the `SO_REUSEPORT` sockets) hands
-//! it to [`Groups::observe_response`](super::Groups::observe_response), which stores it in the
+//! it to [`Groups::consume_probe_answer`](super::Groups::consume_probe_answer), which stores it in the
 //! destination's answer slot and consumes it: a probe answer is never forwarded.
 
 use std::hash::Hasher;

@@ -74,7 +74,7 @@ fn tick(groups: &Groups, prober: &mut Prober, now: Instant, answering: &[u16]) -
         if answering.contains(&to.port()) {
             let raw = answer(bytes, 200);
             let msg = Message::scan(&raw, false).unwrap();
-            assert!(groups.observe_response(&msg, *to, now + Duration::from_millis(5)));
+            assert!(groups.consume_probe_answer(&msg, *to, now + Duration::from_millis(5)));
         }
     }
     prober.poll(now + Duration::from_millis(10), |_, _| {});
@@ -176,9 +176,9 @@ fn probe_answers_are_consumed_and_checked() {
     let msg = Message::scan(&raw, false).unwrap();
     // From another address: consumed, but not counted as the destination's answer.
     let stranger: SocketAddr = "127.0.0.1:9999".parse().unwrap();
-    assert!(groups.observe_response(&msg, stranger, t0));
+    assert!(groups.consume_probe_answer(&msg, stranger, t0));
     assert_eq!(groups.groups[0].destinations[0].health.last_answer(), None);
-    assert!(groups.observe_response(&msg, *to, t0));
+    assert!(groups.consume_probe_answer(&msg, *to, t0));
     assert!(
         groups.groups[0].destinations[0]
             .health
@@ -190,7 +190,7 @@ fn probe_answers_are_consumed_and_checked() {
         b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKfv0011223344556677\r\n\
 From: <sip:a@a>;tag=1\r\nTo: <sip:b@b>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n";
     let msg = Message::scan(other, false).unwrap();
-    assert!(!groups.observe_response(&msg, *to, t0));
+    assert!(!groups.consume_probe_answer(&msg, *to, t0));
 }
 
 #[test]
@@ -205,7 +205,7 @@ fn an_unalive_code_is_a_failure() {
         for (bytes, to) in &sent {
             let raw = answer(bytes, 404);
             let msg = Message::scan(&raw, false).unwrap();
-            groups.observe_response(&msg, *to, now);
+            groups.consume_probe_answer(&msg, *to, now);
         }
         prober.poll(now + Duration::from_millis(1), |_, _| {});
     }
@@ -222,9 +222,10 @@ From: <sip:a@a>;tag=1\r\nTo: <sip:b@b>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n
     let msg = Message::scan(busy, false).unwrap();
     let from: SocketAddr = "127.0.0.1:5072".parse().unwrap();
     assert!(
-        !groups.observe_response(&msg, from, t0),
-        "forwarded as usual"
+        !groups.consume_probe_answer(&msg, from, t0),
+        "not a probe answer"
     );
+    groups.note_response(&msg, from, t0);
     assert_eq!(groups.groups[0].live(), 0b101, "down at once");
     // Probes answered during the hold do not bring it back.
     for step in 0..=45u64 {
