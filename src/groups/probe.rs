@@ -166,14 +166,16 @@ impl Prober {
             let p = &mut self.probed[i];
             let group = &self.groups.groups[usize::from(p.group.0)];
             let config = &group.probe;
-            if !config.enabled {
+            let dest = &group.destinations[usize::from(p.destination.0)];
+            // Probes leave from a UDP listener: a destination over TCP or TLS may not listen
+            // on UDP at all, so it is not probed (it stays up unless a 503 holds it down).
+            if !config.enabled || dest.transport != crate::sip::Transport::Udp {
                 continue;
             }
             if p.pending.is_none() && now >= p.next_send {
                 p.seq = p.seq.wrapping_add(1).max(1);
                 p.pending = Some((p.seq, now));
                 p.next_send = (p.next_send + config.interval).max(now);
-                let dest = &group.destinations[usize::from(p.destination.0)];
                 let id = ProbeId {
                     group: p.group,
                     destination: p.destination,

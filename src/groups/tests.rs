@@ -250,6 +250,33 @@ From: <sip:a@a>;tag=1\r\nTo: <sip:b@b>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n
 }
 
 #[test]
+fn destinations_over_streams_are_not_probed_and_stay_up() {
+    let t0 = Instant::now();
+    let d = |uri: &str| DestinationConfig::parse(uri, 1, 0, no_hosts).unwrap();
+    let g = GroupConfig::new(
+        "mixed",
+        vec![
+            d("sip:127.0.0.1:5071"),
+            d("sip:127.0.0.1:5072;transport=tcp"),
+        ],
+    );
+    let groups = Arc::new(Groups::new(vec![g], KEY, t0).unwrap());
+    let mut prober = Prober::new(Arc::clone(&groups), origin(), t0);
+    let mut probed = Vec::new();
+    for step in 0..40u64 {
+        prober.poll(t0 + Duration::from_millis(step * 500), |_, to| {
+            probed.push(to.port())
+        });
+    }
+    assert!(probed.iter().all(|&p| p == 5071), "{probed:?}");
+    assert_eq!(
+        groups.groups[0].live(),
+        0b10,
+        "the UDP one failed, the TCP one stays up"
+    );
+}
+
+#[test]
 fn groups_are_found_by_name() {
     let groups = core_farm(Instant::now());
     assert_eq!(groups.id("core"), Some(GroupId(0)));
