@@ -10,6 +10,7 @@ pub mod contact;
 pub mod policy;
 pub mod policy_tools;
 pub mod protect;
+pub mod groups;
 pub mod proxy;
 pub mod record;
 pub mod registrar;

@@ -22,8 +22,9 @@ mod store;
 
 use crate::contact::ContactTable;
 use crate::policy::{CompileOptions, PolicyError, PolicyHandle};
+use crate::groups::GroupError;
 use crate::proxy::Tables;
-use crate::runtime::{self, Server, SideService, StartError, Wiring};
+use crate::runtime::{self, ProbeThread, Server, SideService, StartError, Wiring};
 use crate::settings::{Metrics, Settings};
 use crate::stats::{self, Snapshot, StatsConfig, StatsHandle, WorkerStats};
 
@@ -60,6 +61,8 @@ pub struct Service {
     sweeper: Option<Sweeper>,
     keeper: Option<registrar::Keeper>,
     store: Option<store::Store>,
+    /// Probes the destination groups, when any are configured.
+    prober: Option<ProbeThread>,
 }
 
 /// What is left after a stop: the final statistics and whether every worker ended well.
@@ -126,6 +129,7 @@ impl Service {
         };
         let table = runtime::contact_table(settings);
         let protect = runtime::protection(settings);
+        let groups = runtime::destination_groups(settings).map_err(ServiceError::Groups)?;
         let config = StatsConfig {
             workers,
             interval: options.stats_interval,
@@ -133,6 +137,7 @@ impl Service {
             contact: table.clone(),
             protect: protect.clone(),
             registrar: registrar.clone(),
+            groups: groups.clone(),
         };
         let policy = PolicyHandle::new(load_policy(settings)?, workers);
         let reload = reloader(settings, Arc::clone(&policy));
@@ -145,6 +150,7 @@ impl Service {
             tables: Tables {
                 contact: table.clone(),
                 registrar: registrar.clone(),
+                groups: groups.clone(),
             },
             policy: Some(Arc::clone(&policy)),
             resolver: options.resolver,
@@ -166,6 +172,10 @@ impl Service {
             Some(table) => Some(Sweeper::start(table).map_err(ServiceError::Sweeper)?),
             None => None,
         };
+        let prober = match groups {
+            Some(groups) => server.start_prober(groups).map_err(ServiceError::Prober)?,
+            None => None,
+        };
         Ok(Service {
             server,
             policy,
@@ -174,6 +184,7 @@ impl Service {
             sweeper,
             keeper,
             store,
+            prober,
         })
     }
 
@@ -213,6 +224,9 @@ impl Service {
     pub fn shutdown(self) -> Stopped {
         if let Some(sweeper) = self.sweeper {
             sweeper.stop();
+        }
+        if let Some(prober) = self.prober {
+            prober.stop();
         }
         let stopped = self.server.shutdown();
         // After the workers: the snapshot holds every REGISTER they answered.
@@ -306,14 +320,20 @@ pub enum ServiceError {
     Policy(PolicyError),
     /// The registrar's users file cannot be used.
     Registrar(String),
+    /// The destination groups cannot be built (a setting the checks let through).
+    Groups(GroupError),
+    /// The prober thread could not be started.
+    Prober(io::Error),
 }
 
 impl ServiceError {
     /// True when the operator's settings are at fault (exit code 2) rather than the system.
     pub fn is_config(&self) -> bool {
-        matches!(self, ServiceError::Start(e) if e.is_config())
-            || matches!(self, ServiceError::Policy(_))
-            || matches!(self, ServiceError::Registrar(_))
+        match self {
+            ServiceError::Start(e) => e.is_config(),
+            ServiceError::Policy(_) | ServiceError::Registrar(_) | ServiceError::Groups(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -325,6 +345,8 @@ impl fmt::Display for ServiceError {
             ServiceError::Start(e) => write!(f, "{e}"),
             ServiceError::Policy(e) => write!(f, "{e}"),
             ServiceError::Registrar(e) => f.write_str(e),
+            ServiceError::Groups(e) => write!(f, "{e}"),
+            ServiceError::Prober(e) => write!(f, "cannot start the prober: {e}"),
         }
     }
 }

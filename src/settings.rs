@@ -5,6 +5,7 @@
 //! override the file. Every value is parsed by the same function whether it came from a flag
 //! or from the file, so both report the same message for the same mistake.
 
+mod groups;
 mod overrides;
 mod parking;
 mod protect;
@@ -189,6 +190,10 @@ pub struct Settings {
     pub rewrite_contact: Option<ContactSettings>,
     /// The registrar and digest authentication (`[registrar]`), when enabled.
     pub registrar: Option<RegistrarSettings>,
+    /// Destination groups (`[[group]]`).
+    pub groups: Vec<crate::groups::GroupConfig>,
+    /// The group every request not following our Record-Route goes to (`route-to-group`).
+    pub route_to_group: Option<String>,
     /// What each worker may hold of messages waiting for a side service's answer.
     pub parking: ParkingLimits,
     /// The config file, read again for the routing policy (`[policy]`, `[sets]`,
@@ -218,6 +223,8 @@ impl Default for Settings {
             hgrm: None,
             rewrite_contact: None,
             registrar: None,
+            groups: Vec::new(),
+            route_to_group: None,
             parking: ParkingLimits::default(),
             config_file: None,
             route_all_to: None,
@@ -308,6 +315,15 @@ impl Settings {
         if let Some(registrar) = &file.registrar {
             self.registrar = Some(registrar.settings()?);
         }
+        if let Some(groups) = &file.group {
+            self.groups = groups
+                .iter()
+                .map(|g| g.config(&self.hosts))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(name) = &file.route_to_group {
+            self.route_to_group = Some(name.clone());
+        }
         Ok(())
     }
 
@@ -351,7 +367,22 @@ impl Settings {
                 "socket.batch must be between 1 and 1024".into(),
             ));
         }
+        self.validate_groups()?;
         self.tcp.validate()
+    }
+
+    fn validate_groups(&self) -> Result<(), SettingsError> {
+        for (i, g) in self.groups.iter().enumerate() {
+            if self.groups[..i].iter().any(|h| h.name == g.name) {
+                return Err(SettingsError(format!("group {:?} twice", g.name)));
+            }
+        }
+        match &self.route_to_group {
+            Some(name) if !self.groups.iter().any(|g| &g.name == name) => Err(SettingsError(
+                format!("route-to-group {name:?}: there is no group of that name"),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -384,6 +415,8 @@ struct FileSettings {
     #[allow(dead_code)]
     route: Option<toml::Value>,
     registrar: Option<registrar::FileRegistrar>,
+    group: Option<Vec<groups::FileGroup>>,
+    route_to_group: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

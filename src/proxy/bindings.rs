@@ -205,6 +205,7 @@ mod tests {
         let tables = Tables {
             contact: Some(Arc::clone(&table)),
             registrar: None,
+            groups: None,
         };
         let core = core_with(
             |c| {

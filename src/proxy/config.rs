@@ -181,6 +181,9 @@ pub struct ProxyConfig {
     pub resolver: bool,
     /// What each worker's parking area may hold.
     pub parking: super::park::ParkingLimits,
+    /// Every request not following our Record-Route goes to this destination group (the
+    /// group is in the context's [`Tables::groups`](super::Tables)).
+    pub route_to_group: Option<crate::groups::GroupId>,
 }
 
 impl ProxyConfig {
@@ -199,6 +202,7 @@ impl ProxyConfig {
             contact: None,
             resolver: false,
             parking: super::park::ParkingLimits::default(),
+            route_to_group: None,
         }
     }
 }

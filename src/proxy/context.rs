@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use crate::contact::ContactTable;
 use crate::policy::Router;
+use crate::groups::Groups;
 
 use super::ProxyConfig;
 use super::park::Parking;
@@ -40,6 +41,9 @@ pub struct Tables {
     /// `[registrar]` is on (issue 14). Read by every request (authentication of requests
     /// from our users, location lookups); written by a REGISTER for our domains.
     pub registrar: Option<Arc<crate::registrar::Registrar>>,
+    /// The destination groups (selection and health), when any are configured; a request
+    /// routed to a group without them gets 503.
+    pub groups: Option<Arc<Groups>>,
 }
 
 /// State one worker owns and passes to the core by `&mut`; never shared between workers.

@@ -79,6 +79,7 @@ pub struct Proxy {
     max_stream_message: usize,
     contact: Option<ContactRewrite>,
     resolver: bool,
+    route_to_group: Option<crate::groups::GroupId>,
 }
 
 impl Proxy {
@@ -105,8 +106,16 @@ impl Proxy {
             max_stream_message: config.max_stream_message,
             contact: config.contact,
             resolver: config.resolver,
+            route_to_group: config.route_to_group,
             config,
         })
+    }
+
+    /// `host:port` as this proxy writes it in Via for its listener bound to `local` over
+    /// `transport` (health probes leave with it).
+    pub fn shown(&self, local: SocketAddr, transport: Transport) -> Option<&[u8]> {
+        let i = self.identity.arrival(local, transport);
+        self.identity.locals.get(i).map(|l| &*l.shown)
     }
 
     /// The configuration this proxy was built from.

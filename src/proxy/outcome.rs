@@ -114,6 +114,9 @@ drop_reasons! {
     Scanner => "scanner",
     /// Edge protection: a source the listener's access list refuses.
     AccessDenied => "acl",
+    /// The answer to one of our own health probes (a destination group's OPTIONS): it is
+    /// consumed here, never forwarded.
+    ProbeAnswer => "probe_answer",
 }
 
 impl DropReason {

@@ -9,6 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::contact::{ContactTable, InsertRefused, LookupError};
+use crate::groups::{GroupId, Selection};
 use crate::sip::{
     Flow, HeaderName, HostKind, HostSpan, Message, Method, Scheme, SipUri, Span, StartLine,
     Transport, Values, Via, parse_cseq, parse_max_forwards, scheme_of,
@@ -47,6 +48,8 @@ const TOO_MANY_HOPS: Status = Status::new(483, "Too Many Hops");
 pub(crate) const TOO_LARGE: Status = Status::new(513, "Message Too Large");
 const UNRESOLVABLE: Status = Status::new(503, "Unresolvable Destination");
 const RESOLVER_BUSY: Status = Status::new(503, "Resolver Busy");
+/// Every destination of the group is down (with the group's Retry-After).
+const NO_DESTINATION: Status = Status::new(503, "Service Unavailable");
 const NO_TRANSPORT: Status = Status::new(503, "Unsupported Transport");
 
 fn bad_request(reason: &'static str) -> Status {
@@ -167,6 +170,8 @@ enum Target {
     NextHop,
     /// The configured destination of every request (`route_all_to`).
     RouteAll,
+    /// A destination group: the destination is chosen among its live ones.
+    Group(GroupId),
     /// A rewritten contact: the original URI, reached over the recorded flow.
     Flow {
         uri: RestoredUri,
@@ -184,6 +189,9 @@ struct Preprocessed {
     current: Option<SipUri>,
     /// Where its text comes from when it changed (the last Route, undoing a strict router).
     new_ruri: Option<Span>,
+    /// A Route value naming this proxy was removed (or a strict router undone): the request
+    /// came back through our Record-Route, if it is inside a dialog.
+    ours_removed: bool,
 }
 
 /// The next hop (§16.5) and the strict-routing rewrite it needs (§16.6 step 6).
@@ -288,6 +296,7 @@ pub(crate) fn reject(
     const NO_TABLES: &Tables = &Tables {
         contact: None,
         registrar: None,
+        groups: None,
     };
     match Request::new(proxy, NO_TABLES, msg, input, None) {
         Some(req) => req.reply(status, out),
@@ -567,10 +576,12 @@ impl<'m, 'p> Request<'m, 'p> {
         // Our Record-Route URIs carry `lr` and no user part; such a Request-URI means the
         // previous hop was a strict router (§16.4, first paragraph).
         let ours = ruri.is_some_and(|u| u.user.is_none() && u.lr && self.is_me(&u));
+        let mut ours_removed = false;
         if let Some(last) = routes.last_mut().filter(|_| ours) {
             last.removed = true;
             current = Some(last.uri);
             new_ruri = Some(last.uri.span);
+            ours_removed = true;
         }
         // Double Record-Routing puts two of our values on top (one per interface).
         while let Some(top) = routes.top_mut() {
@@ -582,8 +593,13 @@ impl<'m, 'p> Request<'m, 'p> {
                 break;
             }
             top.removed = true;
+            ours_removed = true;
         }
-        Preprocessed { current, new_ruri }
+        Preprocessed {
+            current,
+            new_ruri,
+            ours_removed,
+        }
     }
 
     /// §16.5 and §16.6 steps 6–7: the next hop, and the strict-routing rewrite when the next
@@ -596,6 +612,14 @@ impl<'m, 'p> Request<'m, 'p> {
         };
         if self.proxy.route_all_to.is_some() {
             return Ok(keep(Target::RouteAll));
+        }
+        if let Some(group) = self.route_to_group(&pre) {
+            // A request for a contact this proxy rewrote still reaches its contact.
+            let restored = pre.current.filter(|u| self.is_me(u));
+            if let Some(found) = restored.and_then(|u| self.restore_contact(&u)) {
+                return found.map(keep);
+            }
+            return Ok(keep(Target::Group(group)));
         }
         if let Some(top) = routes.top_mut() {
             if top.uri.lr {
@@ -631,6 +655,17 @@ impl<'m, 'p> Request<'m, 'p> {
             None if self.proxy.next_hop.is_some() => Ok(keep(Target::NextHop)),
             None => Err(UNSUPPORTED_SCHEME),
         }
+    }
+
+    /// The group of `route-to-group` when this request does not follow our Record-Route: one
+    /// that came with a Route naming us (removed above) *and* a To tag (inside a dialog) goes
+    /// on by its Route set or Request-URI; every other request (initial requests, their
+    /// CANCELs and non-2xx ACKs, which carry the INVITE's Route set, RFC 3261 §17.1.1.3)
+    /// goes to the group, whatever its Request-URI.
+    fn route_to_group(&self, pre: &Preprocessed) -> Option<GroupId> {
+        let group = self.proxy.route_to_group?;
+        let follows_ours = pre.ours_removed && tag_span(self.msg, HeaderName::To).is_some();
+        (!follows_ours).then_some(group)
     }
 
     /// A Request-URI `sip:<token>@<this proxy>` (a contact this proxy rewrote): the original
@@ -678,6 +713,7 @@ impl<'m, 'p> Request<'m, 'p> {
             Target::RouteAll => return self.proxy.route_all_to.ok_or(NOT_FOUND.into()),
             Target::Flow { flow, .. } => return Ok((flow.source, flow.transport)),
             Target::Policy(hop) => return Ok(hop),
+            Target::Group(group) => return self.group_destination(group),
             Target::Uri(uri) => uri,
         };
         let buf = self.buf();
@@ -692,6 +728,27 @@ impl<'m, 'p> Request<'m, 'p> {
             None => self.address(&uri.host)?,
         };
         Ok((SocketAddr::new(ip, port), transport))
+    }
+
+    /// The live destination of `group` for this request, or 503 with the group's Retry-After
+    /// when none is live (or the context has no groups).
+    fn group_destination(&self, group: GroupId) -> Result<(SocketAddr, Transport), Stop> {
+        let all_down = |retry_after| {
+            Stop::Answer(Status {
+                retry_after,
+                ..NO_DESTINATION
+            })
+        };
+        let Some(groups) = self.tables.groups.as_deref() else {
+            return Err(all_down(0));
+        };
+        let source = self.input.flow.source;
+        match groups.select(group, self.msg, source, self.hash) {
+            Selection::To {
+                addr, transport, ..
+            } => Ok((addr, transport)),
+            Selection::AllDown { retry_after } => Err(all_down(retry_after)),
+        }
     }
 
     /// A host's address: an IP literal, a name in the static table, else the resolver's

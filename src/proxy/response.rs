@@ -25,8 +25,21 @@ pub(crate) fn handle(
     tables: &Tables,
     out: &mut [u8],
 ) -> Outcome {
+    let groups = tables.groups.as_deref();
+    let (source, now) = (input.flow.source, input.now);
+    // A 503 with Retry-After from a group's destination holds it down (and goes on as usual).
+    if let Some(groups) = groups {
+        groups.note_response(msg, source, now);
+    }
     match forward(proxy, msg, input, tables, out) {
         Ok(transmit) => Outcome::Forward(transmit),
+        // Our own health probes' answers are not ours to forward (their branch is not a
+        // forwarding branch): they are stored for the prober and consumed.
+        Err(DropReason::ResponseNotOurs)
+            if groups.is_some_and(|g| g.consume_probe_answer(msg, source, now)) =>
+        {
+            Outcome::Drop(DropReason::ProbeAnswer)
+        }
         Err(reason) => Outcome::Drop(reason),
     }
 }

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crate::contact::{ContactTable, ContactTableConfig, NodeId, TokenKey};
 use crate::protect::Protection;
+use crate::groups::{GroupError, Groups};
 use crate::proxy::{ContactRewrite, Host, HostPort, Listener, MAX_RESTORED_URI, ProxyConfig};
 use crate::settings::Settings;
 
@@ -42,6 +43,10 @@ pub fn proxy_config(settings: &Settings, bound: &[SocketAddr]) -> ProxyConfig {
         hosts: settings.hosts.clone(),
         max_stream_message: settings.tcp.max_message,
         parking: settings.parking,
+        route_to_group: settings.route_to_group.as_ref().and_then(|name| {
+            let i = settings.groups.iter().position(|g| &g.name == name)?;
+            Some(crate::groups::GroupId(u16::try_from(i).ok()?))
+        }),
         contact: settings
             .rewrite_contact
             .as_ref()
@@ -62,6 +67,16 @@ pub fn protection(settings: &Settings) -> Option<Arc<Protection>> {
 }
 
 /// The contact-rewrite table the settings ask for, shared by every worker (and the stats).
+/// The destination groups' shared table, when groups are configured (the settings checked
+/// them; a random probe key per start).
+pub fn destination_groups(settings: &Settings) -> Result<Option<Arc<Groups>>, GroupError> {
+    if settings.groups.is_empty() {
+        return Ok(None);
+    }
+    let groups = Groups::new(settings.groups.clone(), branch_secret(), Instant::now())?;
+    Ok(Some(Arc::new(groups)))
+}
+
 pub fn contact_table(settings: &Settings) -> Option<Arc<ContactTable>> {
     let wanted = settings.rewrite_contact.as_ref()?;
     let key = TokenKey::new(wanted.secret.unwrap_or_else(branch_secret));

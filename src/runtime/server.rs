@@ -18,12 +18,14 @@ use std::time::{Duration, Instant};
 use log::{error, info, warn};
 use mio::{Interest, Poll, Token, Waker};
 
+use super::prober::ProbeThread;
 use super::side::{SideLink, SideService, SideThread};
 use super::stream::{self, Mesh, StreamListener, StreamSetup, Streams};
 use super::worker::{self, WAKE, WorkerSetup, WorkerSocket};
 use super::{identity, socket, sys};
 use crate::policy::PolicyHandle;
 use crate::protect::Protection;
+use crate::groups::{Groups, ProbeOrigin};
 use crate::proxy::{ConfigError, Proxy, ProxyConfig, Tables};
 use crate::record::Recorder;
 use crate::settings::{ListenAddr, Settings};
@@ -43,6 +45,8 @@ pub struct Server<R: Recorder> {
     wakers: Vec<Arc<Waker>>,
     threads: Vec<JoinHandle<R>>,
     started: Instant,
+    /// A duplicate of the first UDP listener's socket (and its address), for health probes.
+    probe_socket: Option<(std::net::UdpSocket, SocketAddr)>,
 }
 
 impl<R: Recorder> Server<R> {
@@ -62,6 +66,7 @@ impl<R: Recorder> Server<R> {
         if settings.listen.iter().any(|l| l.transport.is_stream()) {
             raise_descriptor_limit(settings);
         }
+        let probe_socket = first_udp_duplicate(&groups);
         let mut config = identity::proxy_config(settings, &bound);
         config.resolver = wiring.resolver.is_some();
         let proxy = Arc::new(Proxy::new(config).map_err(StartError::Config)?);
@@ -89,6 +94,7 @@ impl<R: Recorder> Server<R> {
             wakers,
             threads: Vec::with_capacity(workers),
             started: Instant::now(),
+            probe_socket,
         };
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let (ready, readiness) = crossbeam_channel::bounded(workers);
@@ -180,6 +186,23 @@ impl<R: Recorder> Server<R> {
                 None => info!("listening on {shown} ({} workers)", settings.workers),
             }
         }
+    }
+
+    /// Starts the prober thread for `groups`: its OPTIONS leave from the first UDP listener,
+    /// shown as the proxy shows that listener in Via. `None` without a UDP listener (nothing
+    /// is probed then; destinations stay up).
+    pub fn start_prober(&self, groups: Arc<Groups>) -> io::Result<Option<ProbeThread>> {
+        let Some((socket, local)) = &self.probe_socket else {
+            warn!("destination groups are not probed: there is no UDP listener to probe from");
+            return Ok(None);
+        };
+        let Some(shown) = self.proxy.shown(*local, crate::sip::Transport::Udp) else {
+            return Ok(None);
+        };
+        let origin = ProbeOrigin {
+            sent_by: String::from_utf8_lossy(shown).into_owned(),
+        };
+        ProbeThread::start(groups, origin, socket.try_clone()?).map(Some)
     }
 
     /// The bound address of each listen address, in the order given (ports resolved).
@@ -279,6 +302,21 @@ fn worker_sockets(
         }
     }
     (sockets, listeners)
+}
+
+/// A duplicate (same open socket, another descriptor) of the first UDP listener socket.
+fn first_udp_duplicate(
+    groups: &[std::vec::IntoIter<Bound>],
+) -> Option<(std::net::UdpSocket, SocketAddr)> {
+    groups
+        .iter()
+        .find_map(|group| match group.as_slice().first() {
+            Some(Bound::Udp(s)) => {
+                let duplicate = socket2::SockRef::from(&s.socket).try_clone().ok()?;
+                Some((duplicate.into(), s.local))
+            }
+            _ => None,
+        })
 }
 
 /// One worker's socket of a reuse-port group.

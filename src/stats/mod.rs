@@ -136,6 +136,8 @@ pub struct StatsConfig {
     pub protect: Option<std::sync::Arc<crate::protect::Protection>>,
     /// The registrar whose counters and bindings every snapshot carries, when enabled.
     pub registrar: Option<std::sync::Arc<crate::registrar::Registrar>>,
+    /// The destination groups whose state and counters every snapshot carries (`/groups`).
+    pub groups: Option<std::sync::Arc<crate::groups::Groups>>,
 }
 
 impl Default for StatsConfig {
@@ -147,6 +149,7 @@ impl Default for StatsConfig {
             contact: None,
             protect: None,
             registrar: None,
+            groups: None,
         }
     }
 }
@@ -168,6 +171,7 @@ pub fn start(config: StatsConfig) -> io::Result<(StatsHandle, Vec<WorkerStats>)>
         contact: config.contact,
         protect: config.protect.clone(),
         registrar: config.registrar,
+        groups: config.groups,
     };
     let (aggregator, recorders) = thread::spawn(config.workers, config.interval, tables)?;
     let metrics = match config.metrics {

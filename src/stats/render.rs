@@ -38,6 +38,7 @@ impl Display for Report {
             super::protect_render::text(f, protect)?;
         }
         self.fmt_registrar(f)?;
+        self.fmt_groups(f)?;
         writeln!(f)?;
         self.fmt_latency(f, shown)?;
         writeln!(f)?;
@@ -174,6 +175,37 @@ impl Report {
         ];
         for (label, value) in rows {
             writeln!(f, "{label:<28}{value:>12}")?;
+        }
+        Ok(())
+    }
+
+    /// One line per group (live count) and per destination (state and counters).
+    fn fmt_groups(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let Some(groups) = &self.groups else {
+            return Ok(());
+        };
+        for g in &groups.groups {
+            writeln!(
+                f,
+                "group {} ({} by {}): {} of {} live",
+                g.name,
+                g.algorithm,
+                g.key,
+                g.live,
+                g.destinations.len()
+            )?;
+            for d in &g.destinations {
+                writeln!(
+                    f,
+                    "  {:<26}{:>5} sent {:>10}  probes {:>7} failed {:>6}  rtt {:>7} us",
+                    d.uri,
+                    d.state,
+                    d.messages_sent,
+                    d.probes_sent,
+                    d.probes_failed,
+                    d.last_probe_rtt_us
+                )?;
+            }
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 
 use crate::contact::ContactCounters;
 use crate::protect::ProtectReport;
+use crate::groups::GroupsSnapshot;
 use crate::record::StreamEvent;
 use std::collections::BTreeMap;
 
@@ -60,6 +61,9 @@ pub struct Report {
     /// The registrar's counters and table size, when the registrar is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registrar: Option<crate::registrar::RegistrarStats>,
+    /// The destination groups, when any are configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<GroupsSnapshot>,
 }
 
 /// One worker (or all of them): since start and over the last interval.
@@ -157,6 +161,7 @@ impl Report {
             policy: snapshot.policy(),
             protect: snapshot.protect().cloned(),
             registrar: snapshot.registrar(),
+            groups: snapshot.groups().cloned(),
         }
     }
 

@@ -123,11 +123,11 @@ pub(super) fn answer(
     snapshot: impl FnOnce() -> Option<Snapshot>,
 ) -> Response {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let known = ["/metrics", "/stats", "/stats.hgrm", "/location"];
+    let known = ["/metrics", "/stats", "/stats.hgrm", "/location", "/groups"];
     if !known.contains(&path) {
         return Response::error(
             404,
-            "not found: try /metrics, /stats, /stats.hgrm or /location",
+            "not found: try /metrics, /stats, /stats.hgrm, /location or /groups",
         );
     }
     if method != "GET" {
@@ -148,6 +148,7 @@ pub(super) fn answer(
             Some(json) => Response::ok("application/json", json),
             None => Response::error(404, "the registrar is off"),
         },
+        "/groups" => Response::ok("application/json", groups_json(&snapshot)),
         _ => match selection.histogram(&snapshot) {
             Some(h) => Response::ok("text/plain; charset=utf-8", hgrm(&h)),
             None => Response::error(404, "no such worker"),
@@ -170,6 +171,15 @@ pub(super) fn answer_reload(
         Some(Err(message)) => Response::error(500, &message),
         None => Response::error(503, "the reload did not finish in time"),
     }
+}
+
+/// `GET /groups`: every group's live count and each destination's state and counters (an
+/// empty list when no group is configured).
+fn groups_json(snapshot: &Snapshot) -> String {
+    let empty = crate::groups::GroupsSnapshot::default();
+    let groups = snapshot.groups().unwrap_or(&empty);
+    // Strings, integers and lists only: serde_json writes them without error.
+    serde_json::to_string_pretty(groups).expect("a groups snapshot always serializes")
 }
 
 /// Which histogram `/stats.hgrm` prints.
@@ -256,6 +266,8 @@ mod tests {
         assert_eq!(get("/stats").status, 200);
         assert_eq!(get("/stats?pretty").status, 200);
         assert_eq!(get("/stats.hgrm").status, 200);
+        assert_eq!(get("/groups").status, 200);
+        assert_eq!(get("/groups").body.trim(), "{\n  \"groups\": []\n}");
         assert_eq!(get("/stats.hgrm?series=reply&window=last").status, 200);
         assert_eq!(get("/stats.hgrm?series=bogus").status, 400);
         assert_eq!(get("/stats.hgrm?worker=x").status, 400);

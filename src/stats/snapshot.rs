@@ -5,6 +5,7 @@
 
 use crate::contact::ContactCounters;
 use crate::protect::ProtectReport;
+use crate::groups::GroupsSnapshot;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,6 +114,7 @@ pub struct Snapshot {
     policy: Option<crate::policy::PolicyCounters>,
     protect: Option<Arc<ProtectReport>>,
     registrar: Option<Arc<crate::registrar::Registrar>>,
+    groups: Option<GroupsSnapshot>,
 }
 
 impl Snapshot {
@@ -124,6 +126,7 @@ impl Snapshot {
             policy: None,
             protect: None,
             registrar: None,
+            groups: None,
         }
     }
 
@@ -172,6 +175,16 @@ impl Snapshot {
     pub(super) fn with_contact(mut self, contact: Option<ContactCounters>) -> Snapshot {
         self.contact = contact;
         self
+    }
+
+    pub(super) fn with_groups(mut self, groups: Option<GroupsSnapshot>) -> Snapshot {
+        self.groups = groups;
+        self
+    }
+
+    /// The destination groups' state and counters, when groups are configured.
+    pub fn groups(&self) -> Option<&GroupsSnapshot> {
+        self.groups.as_ref()
     }
 
     /// The contact-rewrite table's counters, when rewriting is on.

@@ -44,6 +44,7 @@ pub(super) struct Tables {
     pub(super) contact: Option<Arc<ContactTable>>,
     pub(super) protect: Option<Arc<Protection>>,
     pub(super) registrar: Option<Arc<crate::registrar::Registrar>>,
+    pub(super) groups: Option<Arc<crate::groups::Groups>>,
 }
 
 /// Makes the recorders and the channels between them and a new stats thread.
@@ -80,6 +81,7 @@ pub(super) fn spawn(
     state.contact = tables.contact;
     state.protect = tables.protect;
     state.registrar = tables.registrar;
+    state.groups = tables.groups;
     let thread = std::thread::Builder::new()
         .name("ferrovia-stats".into())
         .spawn(move || state.run(intervals, requests))?;
@@ -132,6 +134,7 @@ struct State {
     policy: Option<PolicyHooks>,
     protect: Option<Arc<Protection>>,
     registrar: Option<Arc<crate::registrar::Registrar>>,
+    groups: Option<Arc<crate::groups::Groups>>,
 }
 
 impl State {
@@ -155,6 +158,7 @@ impl State {
             policy: None,
             protect: None,
             registrar: None,
+            groups: None,
         }
     }
 
@@ -234,12 +238,14 @@ impl State {
         }
         let contact = self.contact.as_ref().map(|table| table.counters());
         let policy = self.policy.as_ref().map(|p| p.handle.counters());
+        let groups = self.groups.as_ref().map(|groups| groups.snapshot());
         let protect = self.protect.as_ref().map(|p| p.report(Instant::now()));
         Snapshot::new(self.inner.clone(), self.started.elapsed())
             .with_contact(contact)
             .with_policy(policy)
             .with_protect(protect)
             .with_registrar(self.registrar.clone())
+            .with_groups(groups)
     }
 
     /// Rebuilds the merged views as the sum of the workers' views.

@@ -21,6 +21,7 @@ fn edge(table: &Arc<ContactTable>) -> Core {
     let tables = Tables {
         contact: Some(Arc::clone(table)),
         registrar: None,
+        groups: None,
     };
     core_with(
         |c| {
