@@ -7,10 +7,10 @@
 
 pub mod cli;
 pub mod contact;
+pub mod groups;
 pub mod policy;
 pub mod policy_tools;
 pub mod protect;
-pub mod groups;
 pub mod proxy;
 pub mod record;
 pub mod registrar;

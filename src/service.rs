@@ -21,8 +21,8 @@ mod registrar;
 mod store;
 
 use crate::contact::ContactTable;
-use crate::policy::{CompileOptions, PolicyError, PolicyHandle};
 use crate::groups::GroupError;
+use crate::policy::{CompileOptions, PolicyError, PolicyHandle};
 use crate::proxy::Tables;
 use crate::runtime::{self, ProbeThread, Server, SideService, StartError, Wiring};
 use crate::settings::{Metrics, Settings};

@@ -24,8 +24,8 @@
 use std::sync::Arc;
 
 use crate::contact::ContactTable;
-use crate::policy::Router;
 use crate::groups::Groups;
+use crate::policy::Router;
 
 use super::ProxyConfig;
 use super::park::Parking;

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::contact::{ContactTable, ContactTableConfig, NodeId, TokenKey};
-use crate::protect::Protection;
 use crate::groups::{GroupError, Groups};
+use crate::protect::Protection;
 use crate::proxy::{ContactRewrite, Host, HostPort, Listener, MAX_RESTORED_URI, ProxyConfig};
 use crate::settings::Settings;
 

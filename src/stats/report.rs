@@ -5,8 +5,8 @@
 //! Percentiles carry HdrHistogram's resolution: 3 significant digits.
 
 use crate::contact::ContactCounters;
-use crate::protect::ProtectReport;
 use crate::groups::GroupsSnapshot;
+use crate::protect::ProtectReport;
 use crate::record::StreamEvent;
 use std::collections::BTreeMap;
 

@@ -4,8 +4,8 @@
 //! worker and merged, each as a cumulative [`View`] (since start) and a last-interval one.
 
 use crate::contact::ContactCounters;
-use crate::protect::ProtectReport;
 use crate::groups::GroupsSnapshot;
+use crate::protect::ProtectReport;
 use std::sync::Arc;
 use std::time::Duration;
 
