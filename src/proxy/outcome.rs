@@ -99,6 +99,12 @@ drop_reasons! {
     /// So many header lines that what the proxy would send (with its own lines added) would
     /// pass the header limit, and no reply fits either.
     TooManyHeaders => "too_many_headers",
+    /// Framing another reader could read differently (a bare CR, a duplicated singleton such
+    /// as a second Content-Length) and no usable Via to answer 400 to (RFC 4475 §3.3.8, §3.3.9).
+    AmbiguousFraming => "ambiguous_framing",
+    /// A response whose next hop is a broadcast, multicast or unspecified address
+    /// (RFC 4475 §3.3.10).
+    NotUnicast => "not_unicast",
 }
 
 impl DropReason {

@@ -9,9 +9,10 @@ use crate::sip::{
 };
 
 use super::branch::{tag_span, to_tag};
+use super::canonical;
 use super::contact::{self, Restore, RestoredUri, Rewriting};
 use super::reply::{self, Status};
-use super::rewrite::{Edit, Edits, Insert, Out, apply_range};
+use super::rewrite::{Edit, Edits, Insert, Out};
 use super::route::{RouteError, RouteSet};
 use super::via_fix::{ViaFix, reply_destination};
 use super::{ConnectionId, Direction, DropReason, Input, Outcome, Proxy, Transmit};
@@ -408,6 +409,9 @@ impl<'m, 'p> Request<'m, 'p> {
                 Insert::Bytes(restored.as_bytes()),
             ));
         }
+        if plan.new_ruri.is_none() && plan.restored.is_none() {
+            canonical::strip_uri_headers(msg, &mut edits);
+        }
         if self.rewrite_contacts(&local.shown, &mut edits).is_err() {
             return self.reply(CONTACT_TABLE_FULL, out);
         }
@@ -442,10 +446,8 @@ impl<'m, 'p> Request<'m, 'p> {
             let after = msg.headers()[line as usize].line.end();
             edits.push(Edit::insert(after, Insert::RouteLine(uri)));
         }
-        push_content_length(msg, &mut edits);
         let mut writer = Out::new(out);
-        let whole = Span::new(msg.start_line().start(), msg.body().end());
-        apply_range(&mut writer, msg.buf(), whole, &mut edits);
+        canonical::write(&mut writer, msg, &mut edits);
         let len = match writer.finish() {
             Some(len) if plan.transport.is_stream() || len <= MAX_UDP_PAYLOAD => len,
             _ => return self.reply(TOO_LARGE, out),
@@ -537,16 +539,20 @@ impl<'m, 'p> Request<'m, 'p> {
             return Outcome::Drop(DropReason::OutputTooLarge);
         };
         let local = &self.proxy.identity.locals[self.arrival];
-        let destination = if self.input.transport.is_stream() {
-            self.input.source
-        } else {
-            let default = self
-                .top
-                .via
-                .transport(self.buf())
-                .map_or(5060, Transport::default_port);
-            reply_destination(&self.top.via, &self.fix, self.input.source, default)
-        };
+        // RFC 3261 §18.2.2 for UDP; over a stream, or when the Via names another transport
+        // than the request came over (RFC 4475 §3.1.1.10), back to where it came from.
+        let via_transport = self.top.via.transport(self.buf());
+        let destination =
+            if self.input.transport.is_stream() || via_transport != Some(self.input.transport) {
+                self.input.source
+            } else {
+                let default = self
+                    .top
+                    .via
+                    .transport(self.buf())
+                    .map_or(5060, Transport::default_port);
+                reply_destination(&self.top.via, &self.fix, self.input.source, default)
+            };
         Outcome::Reply {
             transmit: Transmit {
                 destination,
@@ -558,20 +564,5 @@ impl<'m, 'p> Request<'m, 'p> {
             },
             status: status.code,
         }
-    }
-}
-
-/// Adds Content-Length when the message has none (required on streams, RFC 3261 §18.3;
-/// harmless on UDP and it keeps a transport switch safe).
-pub(crate) fn push_content_length(msg: &Message<'_>, edits: &mut Edits<'_>) {
-    if msg.header(HeaderName::ContentLength).is_none() {
-        edits.push(Edit::insert(
-            msg.headers_end(),
-            Insert::Number {
-                prefix: b"Content-Length: ",
-                n: msg.body().len() as u32,
-                suffix: b"\r\n",
-            },
-        ));
     }
 }

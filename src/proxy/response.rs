@@ -8,11 +8,11 @@ use crate::sip::{
     parse_host, parse_ipv4,
 };
 
+use super::canonical;
 use super::contact::{self, Rewriting};
 use super::identity::{BRANCH_PREFIX, our_branch_hash, parse_hex};
-use super::request::push_content_length;
 use super::rewrite::CONNECTION_PARAM;
-use super::rewrite::{Edits, Out, apply_range};
+use super::rewrite::{Edits, Out};
 use super::route::remove_first_value;
 use super::{ConnectionId, Direction, DropReason, Input, Outcome, Proxy, Transmit};
 use crate::contact::Flow;
@@ -59,6 +59,7 @@ fn forward(
     let next = Via::parse(buf, next_value).map_err(|_| DropReason::MalformedResponse)?;
     let (destination, transport) =
         destination(proxy, buf, &next).ok_or(DropReason::ResponseUnroutable)?;
+    canonical::check_unicast(destination)?;
     let arrival = proxy.identity.arrival(input.local, input.transport);
     let departure = proxy
         .identity
@@ -71,10 +72,8 @@ fn forward(
     remove_first_value(msg, top_line, &mut edits);
     let local = &proxy.identity.locals[departure];
     rewrite_contacts(proxy, msg, input, &local.shown, &mut edits);
-    push_content_length(msg, &mut edits);
     let mut writer = Out::new(out);
-    let whole = Span::new(msg.start_line().start(), msg.body().end());
-    apply_range(&mut writer, buf, whole, &mut edits);
+    canonical::write(&mut writer, msg, &mut edits);
     let len = writer
         .finish()
         .filter(|&len| transport.is_stream() || len <= super::request::MAX_UDP_PAYLOAD)

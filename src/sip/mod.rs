@@ -9,7 +9,9 @@
 
 mod chars;
 mod fields;
+mod framing;
 mod header;
+mod line;
 mod list;
 mod name_addr;
 mod params;
@@ -21,6 +23,7 @@ mod via;
 pub use fields::{
     CSeq, FieldError, parse_content_length, parse_cseq, parse_delta_seconds, parse_max_forwards,
 };
+pub use framing::{Frame, next_frame};
 pub use header::HeaderName;
 pub use list::Values;
 pub use name_addr::NameAddr;

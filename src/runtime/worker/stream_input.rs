@@ -14,8 +14,9 @@ use std::time::Instant;
 use super::Worker;
 use crate::proxy::{Input, OUTPUT_BUFFER_SIZE, Transport};
 use crate::runtime::record::Recorder;
-use crate::runtime::stream::{Frame, Phase, StreamEvent, next_frame};
+use crate::runtime::stream::{Phase, StreamEvent};
 use crate::runtime::sys;
+use crate::sip::{Frame, next_frame};
 
 /// Reads from one connection before the loop turns to the others.
 const READS_PER_TURN: usize = 4;
