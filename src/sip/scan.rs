@@ -522,7 +522,12 @@ fn parse_request_line(buf: &[u8], begin: usize, end: usize) -> Parsed {
         uri: Span::new(begin + sp1 + 1, begin + uri_end),
     };
     let uri = &line[sp1 + 1..uri_end];
-    if uri.is_empty() || uri.iter().any(|&b| b <= b' ' || b == 0x7f) {
+    // No URI grammar allows white space, controls or `<>` (RFC 4475 §3.1.2.7, §3.1.2.8).
+    if uri.is_empty()
+        || uri
+            .iter()
+            .any(|&b| b <= b' ' || b == 0x7f || b == b'<' || b == b'>')
+    {
         return Parsed::Invalid(start, ScanError::BadStartLine);
     }
     if !version.eq_ignore_ascii_case(b"SIP/2.0") {

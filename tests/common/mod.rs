@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod differential;
+pub mod strict;
+
 use std::net::SocketAddr;
 use std::time::Instant;
 
