@@ -1,6 +1,8 @@
 //! Every input that ever crashed the core or made it emit a broken message, by name. Each one
 //! runs through scan + decide + rewrite over UDP and over a stream: no panic, and any output
-//! re-scans as a valid message.
+//! re-scans as a valid message; and the differential property of issue 11 holds for it (what
+//! is sent reads the same to the strict reader in `tests/common/strict.rs`, alone and back to
+//! back on a stream).
 
 mod common;
 
@@ -36,6 +38,107 @@ fn survives(data: &[u8]) {
         }
         let _ = proxy.handle_oversized(input, &mut out);
     }
+    if let Err(e) = common::differential::check(&common::differential::proxy(), data) {
+        panic!("differential: {e}");
+    }
+}
+
+/// What the proxy does with `data` over UDP (a fresh test proxy), and the bytes it sends.
+fn outcome(data: &[u8]) -> (Outcome, String) {
+    let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
+    let input = common::input(data, "10.0.0.1:5060", Instant::now());
+    let outcome = common::proxy().handle(input, &mut out);
+    let len = match outcome {
+        Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
+        Outcome::Drop(_) => 0,
+    };
+    (outcome, String::from_utf8_lossy(&out[..len]).into_owned())
+}
+
+/// An INVITE whose header block ends with `tail` (the issue's vectors differ only there).
+fn issue_invite(start_line_end: &str, tail: &str) -> Vec<u8> {
+    format!(
+        "INVITE sip:bob@10.0.0.7 SIP/2.0{start_line_end}Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKi11\r\n\
+Max-Forwards: 70\r\nTo: <sip:bob@b>\r\nFrom: <sip:a@a>;tag=1\r\nCall-ID: i11\r\n\
+CSeq: 1 INVITE\r\nContent-Type: application/sdp{tail}"
+    )
+    .into_bytes()
+}
+
+/// Issue 11 (found by hand, then by the mutation flood): a header block ending in `\r\n\n`
+/// was read as having no Content-Length; ferrovia added `Content-Length: 137` and forwarded the
+/// original bytes, so the next hop saw two Content-Lengths and a first-one reader on a pooled
+/// connection swallowed 23 bytes of the next client's request. Now the block ends at the
+/// bare LF for every reader: one Content-Length, for all 137 bytes after it, and CRLF.
+#[test]
+fn issue_11_bare_lf_content_length_smuggle() {
+    let body = "x".repeat(114);
+    let raw = issue_invite("\r\n", &format!("\r\n\nContent-Length: 114\r\n\r\n{body}"));
+    survives(&raw);
+    let (outcome, text) = outcome(&raw);
+    assert!(matches!(outcome, Outcome::Forward(_)), "{outcome:?}");
+    let head = &text[..text.find("\r\n\r\n").unwrap()];
+    assert_eq!(head.matches("Content-Length").count(), 1, "{text}");
+    assert!(
+        head.ends_with("Content-Type: application/sdp\r\nContent-Length: 137"),
+        "{text}"
+    );
+    assert!(!text.contains("\r\n\n"), "{text}");
+}
+
+/// Issue 11: `\n\r\n` — a header line ending in a bare LF, then the empty line.
+#[test]
+fn issue_11_bare_lf_then_crlf() {
+    let raw = issue_invite("\r\n", "\n\r\nContent-Length: 4\r\n\r\nv=0\n");
+    survives(&raw);
+    let (outcome, text) = outcome(&raw);
+    assert!(matches!(outcome, Outcome::Forward(_)), "{outcome:?}");
+    assert!(
+        text.contains("Content-Type: application/sdp\r\nContent-Length: 25\r\n\r\n"),
+        "{text}"
+    );
+}
+
+/// Issue 11: a Request-Line ending `SIP/2.0\r \n` was forwarded verbatim; a reader that ends
+/// lines at CR sees a different message. A bare CR is refused: 400 to a usable Via.
+#[test]
+fn issue_11_bare_cr_in_the_request_line() {
+    let raw = issue_invite("\r \n", "\r\nContent-Length: 0\r\n\r\n");
+    survives(&raw);
+    let (outcome, text) = outcome(&raw);
+    assert!(
+        matches!(outcome, Outcome::Reply { status: 400, .. }),
+        "{outcome:?}"
+    );
+    assert!(text.starts_with("SIP/2.0 400 Bare CR\r\n"), "{text}");
+}
+
+/// Issue 11: two Content-Lengths with different values were forwarded with both, the body
+/// cut to the first (RFC 4475 §3.3.9): now 400, and over a stream never framed by either.
+#[test]
+fn issue_11_conflicting_content_lengths() {
+    let raw = issue_invite("\r\n", "\r\nContent-Length: 2\r\nl: 4\r\n\r\nv=0\n");
+    survives(&raw);
+    let (outcome, text) = outcome(&raw);
+    assert!(
+        matches!(outcome, Outcome::Reply { status: 400, .. }),
+        "{outcome:?}"
+    );
+    assert!(
+        text.starts_with("SIP/2.0 400 Multiple Content-Length\r\n"),
+        "{text}"
+    );
+}
+
+/// Issue 11: a duplicated Max-Forwards was forwarded with only the first decremented.
+#[test]
+fn issue_11_duplicated_max_forwards() {
+    let raw = issue_invite("\r\n", "\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    survives(&raw);
+    assert!(matches!(
+        outcome(&raw).0,
+        Outcome::Reply { status: 400, .. }
+    ));
 }
 
 /// cargo fuzz, 2026-11-21: a Route URI with a raw CR inside `<...>` was accepted, then copied

@@ -161,6 +161,47 @@ Content-Length: 4\r\n\r\nbody";
         }
     }
 
+    /// Issue 12 item 5: the framer reads the head by the scanner's rules.
+    #[test]
+    fn framing_follows_the_scanner() {
+        let cases: &[(&[u8], Frame)] = &[
+            // A folded Content-Length counts, as the scanner counts it.
+            (
+                b"BYE s SIP/2.0\r\nContent-Length:\r\n 1\r\n\r\nx",
+                Frame::Message(39),
+            ),
+            // Two Content-Lengths: never framed by the first (RFC 4475 §3.3.9).
+            (
+                b"BYE s SIP/2.0\r\nl: 1\r\nContent-Length: 2\r\n\r\nxy",
+                Frame::Unframed(42),
+            ),
+            // Issue 11's smuggle: the block ends at the bare LF, where there is no length.
+            (
+                b"BYE s SIP/2.0\r\nTo: x\r\n\nContent-Length: 2\r\n\r\nxy",
+                Frame::Unframed(23),
+            ),
+            // `\n\r\n`: the same.
+            (
+                b"BYE s SIP/2.0\r\nTo: x\n\r\nContent-Length: 2\r\n\r\nxy",
+                Frame::Unframed(23),
+            ),
+            // A bare CR: no end can be trusted; everything read goes to the core (400).
+            (b"BYE s SIP/2.0\r \nl: 0\r\n\r\n", Frame::Unframed(24)),
+            // A header line that is not one: the block still ends where the scanner ends it.
+            (
+                b"BYE s SIP/2.0\r\nno colon\r\nl: 0\r\n\r\n",
+                Frame::Unframed(33),
+            ),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(frame(bytes), *want, "{}", String::from_utf8_lossy(bytes));
+            if let Frame::Message(len) = want {
+                let msg = crate::sip::Message::scan(&bytes[..*len], true).expect("scans whole");
+                assert_eq!(msg.body().end(), *len);
+            }
+        }
+    }
+
     #[test]
     fn keepalives() {
         assert_eq!(frame(b"\r\n\r\n"), Frame::Ping);

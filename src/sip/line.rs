@@ -60,6 +60,18 @@ pub(crate) fn line_at(buf: &[u8], pos: usize) -> Result<Line, LineError> {
     }
 }
 
+/// The line at `pos` ended by its LF alone, a bare CR inside it kept as content: only for
+/// reading a refused start line far enough to answer it (the message is refused anyway).
+pub(crate) fn line_to_lf(buf: &[u8], pos: usize) -> Option<Line> {
+    let nl = pos + memchr::memchr(b'\n', buf.get(pos..)?)?;
+    let crlf = nl > pos && buf[nl - 1] == b'\r';
+    Some(Line {
+        end: nl - usize::from(crlf),
+        next: nl + 1,
+        bare_lf: !crlf,
+    })
+}
+
 /// Where the body starts: just past the first empty line at or after `pos`, which must be
 /// the start of a line. `Err(Incomplete)` when no empty line has arrived yet.
 pub(crate) fn end_of_block(buf: &[u8], mut pos: usize) -> Result<usize, LineError> {

@@ -21,7 +21,7 @@ use super::Span;
 use super::chars::{TOKEN, is_token, trim_lws_end};
 use super::fields::parse_content_length;
 use super::header::{HeaderName, find_in_word, words_at};
-use super::line::{Line, LineError, line_at};
+use super::line::{Line, LineError, line_at, line_to_lf};
 
 /// Hard limit of header lines in one message; more is rejected (400), never grown.
 pub const MAX_HEADERS: usize = 128;
@@ -206,12 +206,18 @@ impl<'a> Message<'a> {
             .iter()
             .position(|&b| b != b'\r' && b != b'\n')
             .ok_or(fail(ScanError::Empty))?;
-        let line = line_at(buf, begin)
-            .map_err(|e| fail(ScanError::from_line(e, ScanError::BadStartLine)))?;
-        let parsed = parse_start_line(buf, begin, line.end);
-        let (start, start_error) = match parsed {
-            Parsed::Valid(start) => (start, None),
-            Parsed::Invalid(start, error) => (start, Some(error)),
+        // A start line with a bare CR is still read (to its LF) so that it can be answered.
+        let (line, bare_cr) = match line_at(buf, begin) {
+            Ok(line) => (line, None),
+            Err(LineError::BareCr) => (
+                line_to_lf(buf, begin).ok_or(fail(ScanError::BadStartLine))?,
+                Some(ScanError::BareCr),
+            ),
+            Err(LineError::Incomplete) => return Err(fail(ScanError::BadStartLine)),
+        };
+        let (start, start_error) = match parse_start_line(buf, begin, line.end) {
+            Parsed::Valid(start) => (start, bare_cr),
+            Parsed::Invalid(start, error) => (start, bare_cr.or(Some(error))),
             Parsed::NotSip => return Err(fail(ScanError::BadStartLine)),
         };
         let mut msg = Message {
@@ -724,6 +730,133 @@ pick up the phone\r\n\tand talk to me!\r\nVia: SIP/2.0/UDP h\r\n\r\n";
         assert_eq!(m.bytes(m.body()), b"body");
         let m = scan(b"OPTIONS sip:a@b SIP/2.0\r\nTo: x\n\r\n");
         assert_eq!(value(&m, HeaderName::To), b"x");
+    }
+
+    /// Issue 11's smuggle: the header block ends at the bare LF of `\r\n\n`; what follows,
+    /// a Content-Length line included, is body.
+    #[test]
+    fn the_bare_lf_smuggle_ends_the_headers_at_the_bare_lf() {
+        let body = "x".repeat(114);
+        let raw = format!(
+            "INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+Content-Type: application/sdp\r\n\nContent-Length: 114\r\n\r\n{body}"
+        );
+        let m = scan(raw.as_bytes());
+        assert!(m.header(HeaderName::ContentLength).is_none());
+        assert_eq!(m.headers().len(), 2);
+        assert_eq!(m.body().len(), 137);
+        assert!(!m.is_canonical());
+        // The same over a stream: no Content-Length in the header block.
+        assert_eq!(
+            scan_err(raw.as_bytes(), true),
+            ScanError::MissingContentLength
+        );
+    }
+
+    #[test]
+    fn a_bare_lf_before_the_empty_line() {
+        // `\n\r\n`: the line ends at the LF, the CRLF after it is the empty line.
+        let raw = b"INVITE sip:b@h SIP/2.0\r\nTo: x\n\r\nContent-Length: 2\r\n\r\nhi";
+        let m = scan(raw);
+        assert_eq!(m.headers().len(), 1);
+        assert_eq!(m.bytes(m.body()), b"Content-Length: 2\r\n\r\nhi");
+        assert!(!m.is_canonical());
+    }
+
+    #[test]
+    fn a_bare_cr_is_refused_wherever_it_is() {
+        // Issue 11: `SIP/2.0\r \n` — a reader that ends lines at CR sees another message.
+        for raw in [
+            &b"INVITE sip:b@h SIP/2.0\r \nVia: SIP/2.0/UDP h\r\n\r\n"[..],
+            b"INVITE sip:b@h SIP/2.0\r\nSubject: a\rb\r\n\r\n",
+            b"INVITE sip:b@h SIP/2.0\r\nSubject: a\r\n b\rc\r\n\r\n",
+            b"INVITE sip:b@h SIP/2.0\r\nTo: x\r\n\r\r\n",
+        ] {
+            assert_eq!(scan_err(raw, false), ScanError::BareCr, "{raw:?}");
+        }
+        // In the body a CR is just a byte.
+        assert!(Message::scan(b"MESSAGE sip:a@b SIP/2.0\r\nl: 3\r\n\r\na\rb", false).is_ok());
+    }
+
+    #[test]
+    fn canonical_means_crlf_no_trailing_space_and_a_plain_content_length() {
+        assert!(scan(INVITE).is_canonical());
+        for raw in [
+            &b"OPTIONS sip:a@b SIP/2.0 \r\nl: 0\r\n\r\n"[..],
+            b"OPTIONS sip:a@b SIP/2.0\nl: 0\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\n\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length : 0\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length:\r\n 0\r\n\r\n",
+        ] {
+            assert!(!scan(raw).is_canonical(), "{raw:?}");
+        }
+        // Folding elsewhere and white space around other colons are fine as they are.
+        assert!(
+            scan(b"OPTIONS sip:a@b SIP/2.0\r\nSubject : a\r\n b\r\nl: 0\r\n\r\n").is_canonical()
+        );
+    }
+
+    #[test]
+    fn duplicated_singletons_are_refused_after_the_whole_head_is_read() {
+        // RFC 4475 §3.3.8, §3.3.9: the error comes with every header, the Via included.
+        let raw = b"OPTIONS sip:a@b SIP/2.0\r\nl: 13\r\nContent-Length: 5\r\n\
+Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\nhello";
+        let failure = Message::scan(raw, false).unwrap_err();
+        assert_eq!(
+            failure.error,
+            ScanError::Duplicate(HeaderName::ContentLength)
+        );
+        assert!(failure.partial.unwrap().header(HeaderName::Via).is_some());
+        for name in [
+            "Call-ID",
+            "CSeq",
+            "From",
+            "To",
+            "Max-Forwards",
+            "Content-Type",
+        ] {
+            let raw = format!("OPTIONS sip:a@b SIP/2.0\r\n{name}: 1\r\n{name}: 1\r\n\r\n");
+            assert!(
+                matches!(scan_err(raw.as_bytes(), false), ScanError::Duplicate(_)),
+                "{name}"
+            );
+        }
+        // Lists may repeat.
+        assert!(
+            Message::scan(
+                b"OPTIONS sip:a@b SIP/2.0\r\nVia: a\r\nv: b\r\nRoute: c\r\nRoute: d\r\n\r\n",
+                false
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_broken_request_line_still_reads_the_headers() {
+        for (raw, error) in [
+            (
+                &b"INVITE  sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n"[..],
+                ScanError::BadStartLine,
+            ),
+            (
+                b"INVITE sip:a@b; lr SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n",
+                ScanError::BadStartLine,
+            ),
+            (
+                b"INVITE <sip:a@b> SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n",
+                ScanError::BadStartLine,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/7.0\r\nVia: SIP/2.0/UDP h\r\n\r\n",
+                ScanError::UnsupportedVersion,
+            ),
+        ] {
+            let failure = Message::scan(raw, false).unwrap_err();
+            assert_eq!(failure.error, error, "{raw:?}");
+            let partial = failure.partial.expect("headers read");
+            assert!(partial.header(HeaderName::Via).is_some());
+        }
+        assert_eq!(ScanError::UnsupportedVersion.status_code(), 505);
     }
 
     #[test]

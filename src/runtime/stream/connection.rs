@@ -54,6 +54,10 @@ pub(crate) struct Connection {
     /// The kernel reported the peer's FIN (or an error): read to the end, not just until a
     /// short read.
     pub(crate) read_closed: bool,
+    /// Half-closed: the peer finished sending between messages and may still read. Kept
+    /// open for the responses to what it sent (RFC 3261 §18.2.2: on the same connection),
+    /// its close already counted and its place under the connection limit given back.
+    pub(crate) half_closed: bool,
     /// Readiness reported and not yet acted on (the slot is in the worker's list).
     pub(crate) read_ready: bool,
     pub(crate) write_ready: bool,
@@ -86,6 +90,7 @@ impl Connection {
             peer_done: false,
             fin_sent: false,
             read_closed: false,
+            half_closed: false,
             read_ready: false,
             write_ready: false,
         }

@@ -88,6 +88,9 @@ const ACCEPTS_PER_TURN: usize = 64;
 const HANDOFFS_PER_TURN: usize = 256;
 /// How long a closing connection may take to flush and to see the peer's FIN.
 const LINGER: Duration = Duration::from_secs(2);
+/// How long a half-closed client connection waits for responses: 64·T1, how long a client
+/// transaction waits for its final response (RFC 3261 §17.1.1.2 Timer B, §17.1.2.2 Timer F).
+const HALF_CLOSED_LINGER: Duration = Duration::from_secs(32);
 
 pub(crate) struct Streams {
     worker: usize,
