@@ -4,6 +4,9 @@
 //! and records every header as offsets into the received bytes. The field parsers
 //! ([`Via`], [`SipUri`], [`NameAddr`], the numeric fields) then read one header value at a
 //! time, again as offsets, so the proxy can rewrite the original bytes in one pass.
+//!
+//! [`next_frame`] splits a stream into messages with the scanner's own line and header
+//! rules (`line`, one rule for both), so a message is framed exactly as it is parsed.
 
 #![forbid(unsafe_code)]
 
