@@ -276,10 +276,19 @@ pub(crate) fn apply_range_crlf(
 }
 
 /// Copies `input[from..to]` (`from <= to <= input.len()`), bare LFs before `crlf_until` as CRLF.
+#[inline(always)]
 fn copy(out: &mut Out<'_>, input: &[u8], from: usize, to: usize, crlf_until: usize) {
     if from >= crlf_until {
-        return out.put(&input[from..to]);
+        out.put(&input[from..to]);
+    } else {
+        copy_crlf(out, input, from, to, crlf_until);
     }
+}
+
+/// The rare path of [`copy`]: a message the scanner did not find canonical.
+#[cold]
+#[inline(never)]
+fn copy_crlf(out: &mut Out<'_>, input: &[u8], from: usize, to: usize, crlf_until: usize) {
     let split = to.min(crlf_until);
     let mut seg = from;
     for lf in memchr::memchr_iter(b'\n', &input[from..split]).map(|i| from + i) {

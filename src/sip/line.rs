@@ -38,7 +38,7 @@ pub(crate) enum LineError {
 }
 
 /// The line starting at `pos`.
-#[inline]
+#[inline(always)]
 pub(crate) fn line_at(buf: &[u8], pos: usize) -> Result<Line, LineError> {
     let rest = buf.get(pos..).ok_or(LineError::Incomplete)?;
     let i = pos + memchr2(b'\r', b'\n', rest).ok_or(LineError::Incomplete)?;

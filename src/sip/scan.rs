@@ -18,7 +18,7 @@ use memchr::{memchr, memrchr};
 use smallvec::SmallVec;
 
 use super::Span;
-use super::chars::{TOKEN, is_token, trim_lws_end};
+use super::chars::{NOT_IN_URI, TOKEN, is_token, trim_lws_end};
 use super::fields::parse_content_length;
 use super::header::{HeaderName, find_in_word, words_at};
 use super::line::{Line, LineError, line_at, line_to_lf};
@@ -423,6 +423,7 @@ struct LineShape {
     plain: bool,
 }
 
+#[inline(always)]
 fn header_line_end(buf: &[u8], pos: usize) -> Result<Line, ScanError> {
     line_at(buf, pos).map_err(|e| ScanError::from_line(e, ScanError::UnterminatedHeaders))
 }
@@ -432,6 +433,8 @@ fn header_line_end(buf: &[u8], pos: usize) -> Result<Line, ScanError> {
 /// The line end comes from `memchr`; the colon is looked for in the first sixteen bytes a
 /// word at a time (every name the proxy knows is shorter), and those same two words classify
 /// the name. Only names the proxy does not know are checked byte by byte for `token`.
+// Inlined into the scanner's loop: the hot path of every message (the framer calls it too).
+#[inline(always)]
 fn scan_header_line(buf: &[u8], pos: usize) -> Result<(Header, LineShape), ScanError> {
     let first = header_line_end(buf, pos)?;
     let first_end = first.end;
@@ -508,7 +511,7 @@ fn parse_start_line(buf: &[u8], begin: usize, end: usize) -> Parsed {
 /// Request-Line = Method SP Request-URI SP SIP-Version (RFC 3261 §7.1). White space after the
 /// version is tolerated (RFC 4475 §3.1.2.10) and removed when forwarding.
 fn parse_request_line(buf: &[u8], begin: usize, end: usize) -> Parsed {
-    let line = &buf[begin..trim_lws_end(buf, begin, end)];
+    let line = &buf[begin..end];
     let Some(sp1) = memchr(b' ', line) else {
         return Parsed::NotSip;
     };
@@ -516,8 +519,17 @@ fn parse_request_line(buf: &[u8], begin: usize, end: usize) -> Parsed {
     if method_name.is_empty() || !method_name.iter().all(|&b| TOKEN[b as usize]) {
         return Parsed::NotSip;
     }
-    let last_sp = memrchr(b' ', line).unwrap_or(sp1);
-    let version = &line[last_sp + 1..];
+    // The usual ending, ` SIP/2.0`, in one comparison; anything else the long way.
+    const VERSION: &[u8] = b" SIP/2.0";
+    let usual = line.len() >= sp1 + VERSION.len()
+        && line[line.len() - VERSION.len()..].eq_ignore_ascii_case(VERSION);
+    let (last_sp, version) = if usual {
+        (line.len() - VERSION.len(), &VERSION[1..])
+    } else {
+        let trimmed = &line[..trim_lws_end(line, 0, line.len())];
+        let last_sp = memrchr(b' ', trimmed).unwrap_or(sp1);
+        (last_sp, &trimmed[last_sp + 1..])
+    };
     if version.len() < 4 || !version[..4].eq_ignore_ascii_case(b"SIP/") {
         return Parsed::NotSip;
     }
@@ -528,12 +540,7 @@ fn parse_request_line(buf: &[u8], begin: usize, end: usize) -> Parsed {
         uri: Span::new(begin + sp1 + 1, begin + uri_end),
     };
     let uri = &line[sp1 + 1..uri_end];
-    // No URI grammar allows white space, controls or `<>` (RFC 4475 §3.1.2.7, §3.1.2.8).
-    if uri.is_empty()
-        || uri
-            .iter()
-            .any(|&b| b <= b' ' || b == 0x7f || b == b'<' || b == b'>')
-    {
+    if uri.is_empty() || uri.iter().any(|&b| NOT_IN_URI[b as usize]) {
         return Parsed::Invalid(start, ScanError::BadStartLine);
     }
     if !version.eq_ignore_ascii_case(b"SIP/2.0") {
