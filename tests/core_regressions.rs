@@ -157,3 +157,25 @@ fn cr_inside_a_strict_route_uri() {
 fn a_reply_that_would_pass_the_header_limit() {
     survives(b"E s SIP/2.0\nVia: SIP/2.0/UP t\r\nV:\nV:0\nT:\nT:\r\nV:\nV:\nTo:\r\nV:\nTo:\nV:\xff0\nT:\r\nV:\nV:\nT:\r\nT:\r\nV:\nT:\nV:\xff\nT:\nT:\r\nV:\nTo:\r\nV:\nTo:\r\nTo:\r\nV:\nT:\nT:\nT:\nTo:\nV:\nT:\r\nT:\r\nV:\nT:\nV:\xff0\nT:\nT:\r\nV:\nTo:\r\nV:\nTo:\r\nT:\nT:\nV:0\nT:\nT:\r\nV:\nTo:\r\nV:\nTo:\r\nTo:\r\nV:\nT:\nT:\nT::\nTo:\r\nV:\nT:\r\nT:\r\nV:\nT:\nV:0\nT:\nT:\r\nV:\nTo:\r\nV:\nTo:\r\nTo:\nV:\nT:\nTo:\r\nV:\nTo:\r\nT:\nV:\nT:\nV:\nT:\nT:\r\nV:\nT:\nV:\xff0\nT:\nT:\r\nV:\nTo:\r\nV:\nTo:\r\nTo:\r\nV:\nT:\nV:\nTo:\r\nTo:\r\nV:\nT:\nV:0\nT:\nT:\r\nV:\nTo:\r\nV:\nTo:\r\nTo:\r\nV:\nT:\nT:\nT:\nTo:\r\nV:\nT:\r\nT:\r\nV:\nT:\nV:0\nT:\nT:\r\nV:\nTo:\r\nV:\nTo:\r\nTo:\nV:\nT:\n");
 }
+
+/// Issue 11, found while writing the strict reader: a local reply copies the request's Via
+/// lines, and a folded Via whose inner line ended in a bare LF was copied with that LF, so the
+/// 400 itself was not canonical. Reply lines are now copied with every line end as CRLF.
+#[test]
+fn issue_11_a_reply_copies_a_folded_via_with_crlf() {
+    let raw =
+        b"INVITE sip:bob@10.0.0.7 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1\n ;branch=z9hG4bKf1\r\n\
+Max-Forwards: 70\r\nTo: <sip:bob@b>\r\nFrom: <sip:a@a>;tag=1\r\nCall-ID: f1\r\nCSeq: 1 INVITE\r\n\
+CSeq: 2 INVITE\r\nContent-Length: 0\r\n\r\n";
+    survives(raw);
+    let (outcome, text) = outcome(raw);
+    assert!(
+        matches!(outcome, Outcome::Reply { status: 400, .. }),
+        "{outcome:?}"
+    );
+    assert!(
+        text.contains("Via: SIP/2.0/UDP 10.0.0.1\r\n ;branch=z9hG4bKf1"),
+        "{text}"
+    );
+    common::differential::agree(text.as_bytes()).unwrap();
+}
