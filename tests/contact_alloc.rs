@@ -2,7 +2,8 @@
 //! counts each thread's allocations, and lookups of every outcome (restored, forged,
 //! malformed, foreign, unknown, expired) must add none, also while another thread inserts
 //! and sweeps. A thread's first use of the table may allocate (the epoch-based reclamation
-//! registers the thread once), so each reader warms up first.
+//! registers the thread once), so each reader warms up first. The proxy's write-back of
+//! tokens in a 2xx to REGISTER (issue 10) allocates nothing either, REGISTER refresh included.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +13,10 @@ use ferrovia::contact::{
     ContactTable, ContactTableConfig, ContactToken, EntryId, Flow, Lifetime, NodeId, TokenFields,
     TokenKey,
 };
-use ferrovia::proxy::Transport;
+use ferrovia::proxy::{
+    ContactRewrite, Input, Listener, NextHop, OUTPUT_BUFFER_SIZE, Outcome, Proxy, ProxyConfig,
+    Transport,
+};
 
 mod alloc_support;
 
@@ -149,4 +153,94 @@ fn lookups_allocate_nothing_while_another_thread_inserts_and_sweeps() {
         assert_eq!(after - before, 0);
         assert!(sum > 0);
     });
+}
+
+const PHONE: &str = "203.0.113.5:40000";
+const EDGE: &str = "192.0.2.10:5060";
+
+fn edge(table: std::sync::Arc<ContactTable>) -> Proxy {
+    let listener = Listener {
+        transport: Transport::Udp,
+        addr: EDGE.parse().unwrap(),
+        advertise: None,
+    };
+    let mut config = ProxyConfig::new(listener, [42; 16]);
+    config.next_hop = Some(NextHop::parse("sip:10.0.0.9:5060").unwrap());
+    config.contact = Some(ContactRewrite {
+        table,
+        requests: true,
+        responses: true,
+    });
+    Proxy::new(config).unwrap()
+}
+
+fn handle(proxy: &Proxy, data: &[u8], source: &str, now: Instant, out: &mut [u8]) -> usize {
+    let input = Input {
+        data,
+        source: source.parse().unwrap(),
+        local: EDGE.parse().unwrap(),
+        transport: Transport::Udp,
+        connection: None,
+        now,
+    };
+    match proxy.handle(input, out) {
+        Outcome::Forward(t) => t.len,
+        other => panic!("not forwarded: {other:?}"),
+    }
+}
+
+#[test]
+fn writing_tokens_back_in_a_register_200_allocates_nothing() {
+    let t0 = Instant::now();
+    let table = std::sync::Arc::new(ContactTable::new(
+        ContactTableConfig::new(TokenKey::new(SECRET), 7),
+        t0,
+    ));
+    let proxy = edge(std::sync::Arc::clone(&table));
+    let phone = SocketAddr::from(([203, 0, 113, 5], 40000));
+    let ours = |user: &str| {
+        let flow = Flow::new(Transport::Udp, phone, EDGE.parse().unwrap());
+        let life = Lifetime::Registration(Duration::from_secs(60));
+        let uri = format!("sip:{user}@192.168.1.20:5062;transport=udp");
+        table.insert(uri.as_bytes(), flow, life, t0).unwrap() // the table has room
+    };
+    let (a, b) = (ours("dave"), ours("dave-desk"));
+    let register = "REGISTER sip:192.0.2.10 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bKnashds7;rport\r\nMax-Forwards: 70\r\n\
+From: <sip:dave@example.net>;tag=r1\r\nTo: <sip:dave@example.net>\r\nCall-ID: reg1@phone\r\n\
+CSeq: 2 REGISTER\r\nContact: <sip:dave@192.168.1.20:5062;transport=udp>;expires=60\r\n\
+Content-Length: 0\r\n\r\n";
+    let ok = format!(
+        "SIP/2.0 200 OK\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKfv0123456789abcdef\r\n\
+Via: SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bKnashds7;received=203.0.113.5;rport=40000\r\n\
+From: <sip:dave@example.net>;tag=r1\r\nTo: <sip:dave@example.net>;tag=reg\r\n\
+Call-ID: reg1@phone\r\nCSeq: 2 REGISTER\r\nExpires: 20\r\n\
+Contact: <sip:{a}@192.0.2.10:5060;transport=udp>;expires=10;+sip.instance=\"<urn:uuid:1>\";\
+pub-gruu=\"sip:dave@example.net;gr=urn:uuid:1\", <sip:dave@198.51.100.77>;expires=300\r\n\
+Contact: sip:{b}@192.0.2.10:5060\r\nContent-Length: 0\r\n\r\n"
+    );
+    let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
+    let round = |out: &mut [u8]| {
+        handle(&proxy, register.as_bytes(), PHONE, t0, out);
+        let len = handle(&proxy, ok.as_bytes(), "10.0.0.9:5060", t0, out);
+        let text = &out[..len];
+        assert!(
+            memchr::memmem::find(
+                text,
+                b"<sip:dave@192.168.1.20:5062;transport=udp>;expires=10;"
+            )
+            .is_some()
+        );
+        assert!(
+            memchr::memmem::find(text, b"<sip:dave-desk@192.168.1.20:5062;transport=udp>\r\n")
+                .is_some()
+        );
+    };
+    round(&mut out); // warm-up: the REGISTER's first insert, this thread's first pin
+    let before = allocations_by_this_thread();
+    for _ in 0..1000 {
+        round(&mut out);
+    }
+    assert_eq!(allocations_by_this_thread() - before, 0);
 }

@@ -108,6 +108,21 @@ impl ContactEntry {
             .map_or_else(|d| d != 0, |_| true)
     }
 
+    /// Whether the entry is live at `now`; if so and `until` is given, its deadline becomes
+    /// `until`, earlier or later than before. Unlike [`extend`](Self::extend) this may shorten
+    /// the entry (a registrar granted less than was asked); an expired or dead entry is left
+    /// as it is and never revived.
+    pub(crate) fn settle(&self, now: u64, until: Option<u64>) -> bool {
+        let Some(until) = until else {
+            return self.deadline.load(Ordering::Acquire) > now;
+        };
+        self.deadline
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
+                (d > now).then_some(until.max(1))
+            })
+            .is_ok()
+    }
+
     /// Whether the entry is live at `now`; a live entry is kept at least `idle` past `now`.
     /// Writes the deadline only when it falls within the last eighth of `idle`, so a busy
     /// entry is written about eight times per idle period, not on every read.
@@ -158,6 +173,22 @@ mod tests {
         assert!(!e.claim_if_expired(300), "claimed once only");
         assert!(!e.extend(1_000));
         assert!(!e.touch(1, 10));
+    }
+
+    #[test]
+    fn settle_moves_either_way_but_never_revives() {
+        let e = ContactEntry::new(b"sip:a@10.0.0.1", flow(), 1_000);
+        assert!(e.settle(10, None));
+        assert_eq!(e.deadline.load(Ordering::Relaxed), 1_000);
+        assert!(e.settle(10, Some(200)), "shortened");
+        assert_eq!(e.deadline.load(Ordering::Relaxed), 200);
+        assert!(e.settle(10, Some(5_000)), "lengthened");
+        assert_eq!(e.deadline.load(Ordering::Relaxed), 5_000);
+        assert!(!e.settle(5_000, Some(9_000)), "expired at its deadline");
+        assert_eq!(e.deadline.load(Ordering::Relaxed), 5_000);
+        assert!(e.claim_if_expired(5_000));
+        assert!(!e.settle(1, Some(9_000)), "a dead entry stays dead");
+        assert!(!e.settle(1, None));
     }
 
     #[test]

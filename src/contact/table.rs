@@ -182,6 +182,35 @@ impl ContactTable {
         Ok(read(entry))
     }
 
+    /// Verifies a token that a response lists (a registrar's 2xx to REGISTER, a 3xx) and, if
+    /// its entry is live at `now`, calls `read` with it. Unlike [`lookup`](Self::lookup) the
+    /// entry is not kept alive: being listed is not being used. With `granted`, the expiry the
+    /// registrar gave the binding (RFC 3261 §10.3 step 8), the deadline becomes `now +
+    /// granted`, capped by `max_expires`, earlier or later than what the REGISTER asked; a
+    /// grant of zero leaves it alone, as an unregister's insert does. An expired or swept
+    /// entry is never revived. Counts refusals like `lookup`, successes nowhere; never
+    /// allocates.
+    pub fn confirm<R>(
+        &self,
+        token: &[u8],
+        granted: Option<Duration>,
+        now: Instant,
+        read: impl FnOnce(&ContactEntry) -> R,
+    ) -> Result<R, LookupError> {
+        let fields = self.open(token)?;
+        let until = granted
+            .filter(|g| !g.is_zero())
+            .map(|g| self.deadline(Lifetime::Registration(g), now));
+        let entries = self.entries.pin();
+        let Some(entry) = entries.get(&fields.entry) else {
+            return self.refuse(LookupError::Unknown);
+        };
+        if !entry.settle(self.clock.ticks(now), until) {
+            return self.refuse(LookupError::Expired);
+        }
+        Ok(read(entry))
+    }
+
     /// Removes every entry expired at `now` and returns how many. Safe to run concurrently
     /// with everything, including another sweep; walks the whole table while pinning it, so
     /// call it from a timer, not per message.
@@ -416,6 +445,76 @@ mod tests {
             )
             .unwrap();
         assert!(restore(&table, &token, t0 + secs(102)).is_ok());
+    }
+
+    #[test]
+    fn a_grant_sets_the_deadline_either_way() {
+        let t0 = Instant::now();
+        let mut cfg = config();
+        cfg.max_expires = secs(100);
+        let table = ContactTable::new(cfg, t0);
+        let token = table
+            .insert(URI, flow(1), Lifetime::Registration(secs(60)), t0)
+            .unwrap();
+        let uri = |e: &ContactEntry| e.original_uri().to_vec();
+        // Asked 60 s, granted 10 s: the entry follows the grant, and listing it is no use.
+        let read = table.confirm(token.as_bytes(), Some(secs(10)), t0, uri);
+        assert_eq!(read, Ok(URI.to_vec()));
+        assert!(
+            table
+                .confirm(token.as_bytes(), None, t0 + secs(9), uri)
+                .is_ok()
+        );
+        assert_eq!(
+            table.confirm(token.as_bytes(), None, t0 + secs(10), uri),
+            Err(LookupError::Expired)
+        );
+        assert_eq!(table.sweep(t0 + secs(10)), 1);
+        // A longer grant lengthens it, up to max_expires; zero leaves it alone.
+        let token = table
+            .insert(URI, flow(1), Lifetime::Registration(secs(60)), t0)
+            .unwrap();
+        assert!(
+            table
+                .confirm(token.as_bytes(), Some(secs(500)), t0, uri)
+                .is_ok()
+        );
+        assert!(
+            table
+                .confirm(token.as_bytes(), Some(secs(0)), t0, uri)
+                .is_ok()
+        );
+        assert!(
+            table
+                .confirm(token.as_bytes(), None, t0 + secs(99), uri)
+                .is_ok()
+        );
+        assert_eq!(table.sweep(t0 + secs(100)), 1);
+        let c = table.counters();
+        assert_eq!((c.restores, c.expired), (0, 1), "{c:?}");
+    }
+
+    #[test]
+    fn a_grant_for_a_forged_or_unknown_token_is_refused() {
+        let t0 = Instant::now();
+        let table = ContactTable::new(config(), t0);
+        let token = table.insert(URI, flow(1), Lifetime::Dialog, t0).unwrap();
+        let mut forged = token.as_bytes().to_vec();
+        forged[20] = if forged[20] == b'a' { b'b' } else { b'a' };
+        let grant = Some(secs(10));
+        assert_eq!(
+            table.confirm(&forged, grant, t0, |_| ()),
+            Err(LookupError::Forged)
+        );
+        assert_eq!(
+            table.confirm(b"alice", grant, t0, |_| ()),
+            Err(LookupError::Malformed)
+        );
+        table.sweep(t0 + secs(7200));
+        assert_eq!(
+            table.confirm(token.as_bytes(), grant, t0, |_| ()),
+            Err(LookupError::Unknown)
+        );
     }
 
     #[test]

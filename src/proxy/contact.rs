@@ -22,7 +22,8 @@ pub struct ContactRewrite {
     /// Rewrite the Contact of forwarded requests (REGISTER, INVITE, SUBSCRIBE, ...).
     pub requests: bool,
     /// Rewrite the Contact of forwarded 101–299 responses (the callee's Contact in a 180 or
-    /// 200). Responses to REGISTER are left alone: their Contacts are the registrar's list.
+    /// 200). Responses to REGISTER are not rewritten: their Contacts are the registrar's list,
+    /// in which our own tokens are written back whatever this says (`bindings`).
     pub responses: bool,
 }
 
@@ -93,7 +94,7 @@ pub(crate) fn push_rewrites<'a>(
 }
 
 /// `sip:<29 token characters>@<one of our names>`.
-fn is_our_token(names: &SelfNames, buf: &[u8], uri: &SipUri) -> bool {
+pub(crate) fn is_our_token(names: &SelfNames, buf: &[u8], uri: &SipUri) -> bool {
     uri.user.is_some_and(|u| u.len() == TOKEN_LEN) && names.is_me(buf, &uri.host, uri.port, 5060)
 }
 

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bindings;
 mod branch;
 mod canonical;
 pub mod config;

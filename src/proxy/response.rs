@@ -4,10 +4,11 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::sip::{
-    HeaderName, Message, Params, Rport, Span, StartLine, Transport, Values, Via, parse_cseq,
-    parse_host, parse_ipv4,
+    HeaderName, Message, Params, Rport, Span, StartLine, Transport, Values, Via, parse_host,
+    parse_ipv4,
 };
 
+use super::bindings::{self, Listing, Recipient, Staging, WriteBack};
 use super::canonical;
 use super::contact::{self, Rewriting};
 use super::identity::{BRANCH_PREFIX, our_branch_hash, parse_hex};
@@ -71,8 +72,21 @@ fn forward(
     let mut edits = Edits::new();
     remove_first_value(msg, top_line, &mut edits);
     let local = &proxy.identity.locals[departure];
-    rewrite_contacts(proxy, msg, input, &local.shown, &mut edits);
-    let mut writer = Out::new(out);
+    let mut staging = Staging::new(out);
+    let to = Recipient {
+        addr: destination,
+        transport,
+    };
+    rewrite_contacts(
+        proxy,
+        msg,
+        input,
+        &local.shown,
+        to,
+        &mut staging,
+        &mut edits,
+    );
+    let mut writer = Out::new(staging.into_front());
     canonical::write(&mut writer, msg, &mut edits);
     let len = writer
         .finish()
@@ -88,26 +102,36 @@ fn forward(
     })
 }
 
-/// Contact rewriting of a forwarded 101–299 response (the callee's Contact), when enabled. A
-/// full table leaves the Contact as it is: a response cannot be refused.
+/// Contact rewriting of a forwarded response, when enabled: a binding list (2xx to REGISTER,
+/// 3xx) gets our tokens written back (`bindings`); another 101–299 response gets the callee's
+/// Contact rewritten, unless disabled. A full table leaves the Contact as it is: a response
+/// cannot be refused.
 fn rewrite_contacts<'a>(
     proxy: &Proxy,
     msg: &Message<'_>,
     input: &Input<'_>,
     host: &'a [u8],
+    to: Recipient,
+    staging: &mut Staging<'a>,
     edits: &mut Edits<'a>,
 ) {
-    let Some(rewrite) = proxy.contact.as_ref().filter(|r| r.responses) else {
+    let Some(rewrite) = proxy.contact.as_ref() else {
         return;
     };
+    if let Some(listing) = Listing::of(msg) {
+        let how = WriteBack {
+            rewrite,
+            names: &proxy.identity.names,
+            listing,
+            to,
+            now: input.now,
+        };
+        return bindings::push_write_backs(&how, msg, staging, edits);
+    }
     let StartLine::Response { code, .. } = msg.start() else {
         return;
     };
-    let to_register = msg
-        .header(HeaderName::CSeq)
-        .and_then(|h| parse_cseq(msg.buf(), h.value).ok())
-        .is_some_and(|c| msg.bytes(c.method) == b"REGISTER");
-    if !(101..=299).contains(&code) || to_register {
+    if !rewrite.responses || !(101..=299).contains(&code) {
         return;
     }
     let how = Rewriting {
