@@ -44,6 +44,7 @@ fn proxy() -> Proxy {
         "example.org",
         "company.com",
         "example.edu",
+        "services.example.com",
     ] {
         config.hosts.push((host.to_owned(), to));
     }
@@ -124,6 +125,41 @@ fn text(sent: &Sent) -> String {
 }
 
 // ---- §3.1.1 valid messages: a proxy forwards them --------------------------------------------
+
+/// §3.1.1.1 wsinv: a short tortuous INVITE — white space before colons, folded values,
+/// mixed-case and compact names, a folded multi-value Via, an escaped quote in a display
+/// name. Forwarded; its spaced Content-Length line is written plainly.
+#[test]
+fn wsinv_a_short_tortuous_invite() {
+    let raw = crlf(&format!(
+        "INVITE sip:vivekg@chair-dnrc.example.com;unknownparam SIP/2.0\n\
+TO :\n sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n\n\
+from   : \"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\n  ;\n  tag = 98asjd8\n\
+MaX-fOrWaRdS: 0068\n\
+Call-ID: wsinv.ndaksdj@192.0.2.1\n\
+Content-Length   : 150\n\
+cseq: 0009\n  INVITE\n\
+Via  : SIP  /   2.0\n /UDP\n    192.0.2.2;branch=390skdjuw\n\
+s :\n\
+NewFangledHeader:   newfangled value\n continued newfangled value\n\
+UnknownHeaderWithUnusualValue: ;;,,;;,;\n\
+Content-Type: application/sdp\n\
+Route:\n <sip:services.example.com;lr;unknownwith=value;unknown-no-value>\n\
+v:  SIP  / 2.0  / TCP     spindle.example.com   ;\n  branch  =   z9hG4bK9ikj8  ,\n \
+SIP  /    2.0   / UDP  192.168.255.111   ; branch=\n z9hG4bK30239\n\
+m:\"Quoted string \\\"\\\"\" <sip:jdrosen@example.com> ; newparam =\n      newvalue ;\n  \
+secondparam ; q = 0.33\n\n{}",
+        sdp("192.0.2.3").replace("c=IN IP4 192.0.2.3", "c=IN IP4 192.0.2.4")
+    ));
+    let sent = expect("wsinv", &raw, Expect::Forward);
+    let text = text(&sent);
+    assert!(text.contains("MaX-fOrWaRdS: 67\r\n"), "{text}");
+    assert!(
+        text.contains("\r\nContent-Length: 150\r\n\r\nv=0"),
+        "{text}"
+    );
+    assert!(!text.contains("Content-Length   :"), "{text}");
+}
 
 /// §3.1.1.3 esc01: escapes in the Request-URI, To, From and a folded Contact.
 #[test]
@@ -779,21 +815,25 @@ Contact: <sip:user@host28.example.com>\n\n{}",
     assert_eq!(sent.outcome, Outcome::Drop(DropReason::NotUnicast));
 }
 
-/// §3.3.11 zeromf-like: Max-Forwards 0 on an INVITE: 483 (OPTIONS would be answered 200,
-/// RFC 3261 §16.3 step 3).
+/// §3.3.11 zeromf: OPTIONS with Max-Forwards 0. RFC 4475 names 483; RFC 3261 §16.3 step 3
+/// lets a proxy act as the final recipient of an OPTIONS instead (§11), which ferrovia does
+/// (200, the keep-alive ping of many PBXes). Any other method gets the 483.
 #[test]
-fn zero_max_forwards() {
-    let raw = crlf(
-        "INVITE sip:user@example.com SIP/2.0\n\
-Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKzeromf\n\
-Max-Forwards: 0\n\
+fn zeromf_max_forwards_zero() {
+    let zeromf = |method: &str| {
+        crlf(&format!(
+            "{method} sip:user@example.com SIP/2.0\n\
 To: sip:user@example.com\n\
-From: sip:caller@example.net;tag=1\n\
-Call-ID: zeromf.1\n\
-CSeq: 1 INVITE\n\
-Content-Length: 0\n\n",
-    );
-    expect("zeromf", &raw, Expect::Reply(483));
+From: sip:caller@example.net;tag=3ghsd41\n\
+Call-ID: zeromf.jfasdlfnm2o2l43r5u0asdfas\n\
+CSeq: 39234321 {method}\n\
+Via: SIP/2.0/UDP host1.example.com;branch=z9hG4bKkdjuw2349i\n\
+Max-Forwards: 0\n\
+Content-Length: 0\n\n"
+        ))
+    };
+    expect("zeromf", &zeromf("OPTIONS"), Expect::Reply(200));
+    expect("zeromf as INVITE", &zeromf("INVITE"), Expect::Reply(483));
 }
 
 /// §3.3.12 cparam01, §3.3.13 regescrt: REGISTERs with unusual Contacts: forwarded to the
