@@ -179,3 +179,13 @@ CSeq: 2 INVITE\r\nContent-Length: 0\r\n\r\n";
     );
     common::differential::agree(text.as_bytes()).unwrap();
 }
+
+/// proptest (`core_props::mutated_real_messages`), 2026-11-30, on the issue 11 fast path for
+/// ` SIP/2.0`: a Request-Line whose only SP was trailing white space (`INVITE \t`) sliced past
+/// the end of the trimmed line. The version is now read with `get`.
+#[test]
+fn a_request_line_whose_only_space_is_trailing() {
+    survives(b"INVITE \t\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n\r\n");
+    survives(b"INVITE  \r\n\r\n");
+    survives(b"A \n");
+}

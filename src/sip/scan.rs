@@ -528,7 +528,8 @@ fn parse_request_line(buf: &[u8], begin: usize, end: usize) -> Parsed {
     } else {
         let trimmed = &line[..trim_lws_end(line, 0, line.len())];
         let last_sp = memrchr(b' ', trimmed).unwrap_or(sp1);
-        (last_sp, &trimmed[last_sp + 1..])
+        // Past the end when the only SP was trailing white space: no version at all.
+        (last_sp, trimmed.get(last_sp + 1..).unwrap_or_default())
     };
     if version.len() < 4 || !version[..4].eq_ignore_ascii_case(b"SIP/") {
         return Parsed::NotSip;
