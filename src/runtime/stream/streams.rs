@@ -192,6 +192,23 @@ impl Streams {
         (self.table.open() > 0).then_some(self.sweep_every)
     }
 
+    /// The first `len` bytes of `slot`'s read buffer are a message being handed to the core.
+    pub(crate) fn note_read(&mut self, slot: u32, len: usize) {
+        if let Some(conn) = self.table.get_mut(slot) {
+            let message = conn.rx.data().get(..len.min(12)).unwrap_or_default();
+            let mut head = [0u8; 12];
+            head[..message.len()].copy_from_slice(message);
+            conn.note_read(&head[..message.len()]);
+        }
+    }
+
+    /// `bytes` are being sent on `slot`.
+    fn note_sent(&mut self, slot: u32, bytes: &[u8]) {
+        if let Some(conn) = self.table.get_mut(slot) {
+            conn.note_sent(bytes);
+        }
+    }
+
     /// The largest message read from a stream.
     pub(crate) fn max_message(&self) -> usize {
         self.options.max_message

@@ -156,6 +156,7 @@ impl<R: Recorder> Worker<R> {
     ) -> (usize, Option<StreamEvent>) {
         match frame {
             Frame::Message(len) => {
+                self.streams.note_read(slot, len);
                 self.handle(slot, len, false, now, arrival_ns);
                 (len, None)
             }

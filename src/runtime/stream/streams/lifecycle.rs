@@ -161,9 +161,11 @@ impl Streams {
     }
 
     /// The peer finished sending on `slot`: a message it left unfinished is discarded. A
-    /// client that finished between messages may still be reading: its connection stays
-    /// open for the responses to its requests (RFC 3261 §18.2.2), for at most
-    /// [`HALF_CLOSED_LINGER`], counted as closed by the peer now.
+    /// client that finished between messages with requests still unanswered may be reading:
+    /// its connection stays open for those responses (RFC 3261 §18.2.2), until they are
+    /// written or for at most [`HALF_CLOSED_LINGER`], counted as closed by the peer now. One
+    /// with nothing outstanding is closed at once (clients that wait for our FIN, as sipp
+    /// does with a connection per call, must not be kept waiting).
     pub(crate) fn end_of_stream(&mut self, slot: u32, now: Instant, recorder: &mut impl Recorder) {
         let Some(conn) = self.table.get_mut(slot) else {
             return;
@@ -172,7 +174,12 @@ impl Streams {
             return; // an end of stream seen again
         }
         conn.peer_done = true;
-        if conn.origin == Origin::Accepted && conn.usable() && !conn.reading_a_message() {
+        let answered = conn.awaiting == 0;
+        if conn.origin == Origin::Accepted
+            && conn.usable()
+            && !conn.reading_a_message()
+            && !answered
+        {
             conn.half_closed = true;
             conn.last_active = now;
             conn.partial_since = None;
@@ -264,6 +271,11 @@ impl Streams {
                 Some(StreamEvent::ConnectFailed)
             }
             Phase::Closing(since) => past(since, LINGER).then_some(StreamEvent::ClosedIdle),
+            // Half-closed: closed once its requests are answered and written, or at the latest
+            // after the linger.
+            _ if conn.half_closed && conn.awaiting == 0 && conn.tx.is_empty() => {
+                Some(StreamEvent::ClosedByPeer)
+            }
             _ if conn.half_closed => past(conn.last_active, o.idle_timeout.min(HALF_CLOSED_LINGER))
                 .then_some(StreamEvent::ClosedIdle),
             _ if conn
