@@ -5,6 +5,8 @@
 //! override the file. Every value is parsed by the same function whether it came from a flag
 //! or from the file, so both report the same message for the same mistake.
 
+mod overrides;
+mod parking;
 mod tcp;
 
 use std::collections::BTreeMap;
@@ -17,9 +19,10 @@ use std::time::Duration;
 use log::LevelFilter;
 use serde::Deserialize;
 
-use crate::cli::RunArgs;
-use crate::proxy::{HostPort, NextHop, Transport};
+use crate::contact::ContactTableConfig;
+use crate::proxy::{HostPort, NextHop, ParkingLimits, Transport};
 
+pub use overrides::Overrides;
 pub use tcp::{MAX_CONNECTIONS_PER_WORKER, TcpOptions, parse_duration};
 
 /// One address to receive SIP on, written `udp:IP:PORT` or `tcp:IP:PORT` (IPv6 in brackets:
@@ -144,13 +147,14 @@ pub struct ContactSettings {
 }
 
 impl Default for ContactSettings {
+    /// Both directions, and the table's own defaults (one set, in `contact`).
     fn default() -> ContactSettings {
         ContactSettings {
             requests: true,
             responses: true,
-            capacity: 100_000,
-            idle_timeout: Duration::from_secs(3600),
-            max_expires: Duration::from_secs(7200),
+            capacity: ContactTableConfig::DEFAULT_CAPACITY,
+            idle_timeout: ContactTableConfig::DEFAULT_IDLE_TIMEOUT,
+            max_expires: ContactTableConfig::DEFAULT_MAX_EXPIRES,
             secret: None,
             node: 0,
         }
@@ -179,6 +183,8 @@ pub struct Settings {
     pub hgrm: Option<PathBuf>,
     /// Contact rewriting, when enabled.
     pub rewrite_contact: Option<ContactSettings>,
+    /// What each worker may hold of messages waiting for a side service's answer.
+    pub parking: ParkingLimits,
 }
 
 impl Default for Settings {
@@ -198,13 +204,15 @@ impl Default for Settings {
             tcp: TcpOptions::default(),
             hgrm: None,
             rewrite_contact: None,
+            parking: ParkingLimits::default(),
         }
     }
 }
 
 impl Settings {
-    /// Defaults, then the `--config` file if any, then the flags that were given.
-    pub fn load(args: &RunArgs) -> Result<Settings, SettingsError> {
+    /// Defaults, then the `--config` file if any, then the flags that were given (as
+    /// [`Overrides`], which the CLI builds).
+    pub fn load(args: &Overrides) -> Result<Settings, SettingsError> {
         let mut settings = Settings::default();
         if let Some(path) = &args.config {
             settings.apply_file(&FileSettings::read(path)?)?;
@@ -260,6 +268,9 @@ impl Settings {
         if let Some(tcp) = &file.tcp {
             tcp.apply(&mut self.tcp)?;
         }
+        if let Some(parking) = &file.parking {
+            parking.apply(&mut self.parking)?;
+        }
         if let Some(hgrm) = &file.hgrm {
             self.hgrm = Some(hgrm.clone());
         }
@@ -269,7 +280,7 @@ impl Settings {
         Ok(())
     }
 
-    fn apply_args(&mut self, args: &RunArgs) {
+    fn apply_args(&mut self, args: &Overrides) {
         if !args.listen.is_empty() {
             self.listen = args.listen.clone();
         }
@@ -328,6 +339,7 @@ struct FileSettings {
     hosts: Option<BTreeMap<String, IpAddr>>,
     socket: Option<FileSocket>,
     tcp: Option<tcp::FileTcp>,
+    parking: Option<parking::FileParking>,
     hgrm: Option<PathBuf>,
     rewrite_contact: Option<FileContact>,
 }
@@ -604,11 +616,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("override.toml");
         std::fs::write(&path, "workers = 3\nlisten = [\"udp:127.0.0.1:5070\"]\n").unwrap();
-        let args = RunArgs {
+        let args = Overrides {
             config: Some(path),
             workers: Some(1),
             record_route: true,
-            ..RunArgs::default()
+            ..Overrides::default()
         };
         let s = Settings::load(&args).unwrap();
         assert_eq!(s.workers, 1);
@@ -622,9 +634,9 @@ mod tests {
 
     #[test]
     fn a_missing_file_is_a_clear_error() {
-        let args = RunArgs {
+        let args = Overrides {
             config: Some("/nonexistent/ferrovia.toml".into()),
-            ..RunArgs::default()
+            ..Overrides::default()
         };
         let err = Settings::load(&args).unwrap_err();
         assert!(err.0.contains("/nonexistent/ferrovia.toml"), "{err}");

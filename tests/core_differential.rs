@@ -128,9 +128,9 @@ fn mutated() -> impl Strategy<Value = Vec<u8>> {
 
 #[test]
 fn real_messages_agree() {
-    let proxy = proxy();
+    let mut proxy = proxy();
     for seed in seeds() {
-        check(&proxy, &seed).unwrap();
+        check(&mut proxy, &seed).unwrap();
     }
 }
 
@@ -139,16 +139,16 @@ proptest! {
 
     #[test]
     fn mutated_messages_agree(data in mutated()) {
-        let proxy = proxy();
-        if let Err(e) = check(&proxy, &data) {
+        let mut proxy = proxy();
+        if let Err(e) = check(&mut proxy, &data) {
             prop_assert!(false, "{}\n--- input ---\n{}", e, String::from_utf8_lossy(&data).escape_debug());
         }
     }
 
     #[test]
     fn arbitrary_bytes_agree(data in prop::collection::vec(any::<u8>(), 0..600)) {
-        let proxy = proxy();
-        if let Err(e) = check(&proxy, &data) {
+        let mut proxy = proxy();
+        if let Err(e) = check(&mut proxy, &data) {
             prop_assert!(false, "{}", e);
         }
     }

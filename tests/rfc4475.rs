@@ -13,15 +13,15 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use ferrovia::proxy::{
-    DropReason, Input, Listener, NextHop, OUTPUT_BUFFER_SIZE, Outcome, Proxy, ProxyConfig,
+    DropReason, Input, Listener, NextHop, OUTPUT_BUFFER_SIZE, Outcome, ProxyConfig, Tables,
     Transport,
 };
-use ferrovia::sip::Message;
+use ferrovia::sip::{Flow, Message};
 
 const PROXY: &str = "192.0.2.10:5060";
 const CLIENT: &str = "192.0.2.99:40000";
 
-fn proxy() -> Proxy {
+fn proxy() -> common::Core {
     let addr = PROXY.parse().unwrap();
     let mut config = ProxyConfig::new(
         Listener {
@@ -48,7 +48,7 @@ fn proxy() -> Proxy {
     ] {
         config.hosts.push((host.to_owned(), to));
     }
-    Proxy::new(config).unwrap()
+    common::Core::new(config, Tables::default())
 }
 
 /// The RFC's CRLF line ends, written as `\n` here.
@@ -83,16 +83,17 @@ fn handle(raw: &[u8], transport: Transport, source: &str) -> Sent {
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
     let input = Input {
         data: raw,
-        source: source.parse::<SocketAddr>().unwrap(),
-        local: PROXY.parse().unwrap(),
-        transport,
-        connection: None,
+        flow: Flow::new(
+            transport,
+            source.parse::<SocketAddr>().unwrap(),
+            PROXY.parse().unwrap(),
+        ),
         now: Instant::now(),
     };
     let outcome = proxy().handle(input, &mut out);
     let len = match outcome {
         Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
-        Outcome::Drop(_) => 0,
+        Outcome::Drop(_) | Outcome::Park(_) => 0,
     };
     Sent {
         outcome,
@@ -107,6 +108,7 @@ fn expect(name: &str, raw: &[u8], want: Expect) -> Sent {
         Outcome::Forward(_) => Expect::Forward,
         Outcome::Reply { status, .. } => Expect::Reply(status),
         Outcome::Drop(r) => Expect::Drop(r),
+        Outcome::Park(_) => panic!("{name}: parked without a resolver"),
     };
     assert_eq!(
         got,

@@ -8,22 +8,21 @@
 
 #![no_main]
 
-use std::sync::OnceLock;
+use std::cell::RefCell;
 
-use ferrovia::proxy::Proxy;
 use libfuzzer_sys::fuzz_target;
 
 #[path = "../../tests/common/mod.rs"]
 #[allow(dead_code, unused_imports)]
 mod common;
 
-fn proxy() -> &'static Proxy {
-    static PROXY: OnceLock<Proxy> = OnceLock::new();
-    PROXY.get_or_init(common::differential::proxy)
+thread_local! {
+    static CORE: RefCell<common::Core> = RefCell::new(common::differential::proxy());
 }
 
 fuzz_target!(|data: &[u8]| {
-    if let Err(disagreement) = common::differential::check(proxy(), data) {
+    let result = CORE.with(|core| common::differential::check(&mut core.borrow_mut(), data));
+    if let Err(disagreement) = result {
         panic!("{disagreement}");
     }
 });

@@ -14,16 +14,16 @@ use memchr::memchr2;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Line {
     /// The end of the line's content (before `CRLF` or the bare `LF`).
-    pub end: usize,
+    pub(crate) end: usize,
     /// The first byte of the next line.
-    pub next: usize,
+    pub(crate) next: usize,
     /// The line ended with a bare `LF` (not canonical: the proxy writes CRLF instead).
-    pub bare_lf: bool,
+    pub(crate) bare_lf: bool,
 }
 
 impl Line {
     /// A line with no content: the end of the header block.
-    pub fn is_empty_at(self, pos: usize) -> bool {
+    pub(crate) fn is_empty_at(self, pos: usize) -> bool {
         self.end == pos
     }
 }

@@ -12,6 +12,7 @@
 
 mod chars;
 mod fields;
+mod flow;
 mod framing;
 mod header;
 mod line;
@@ -26,6 +27,7 @@ mod via;
 pub use fields::{
     CSeq, FieldError, parse_content_length, parse_cseq, parse_delta_seconds, parse_max_forwards,
 };
+pub use flow::{ConnectionId, Flow};
 pub use framing::{Frame, next_frame};
 pub use header::HeaderName;
 pub use list::Values;

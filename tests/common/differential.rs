@@ -12,37 +12,30 @@
 use std::time::Instant;
 
 use ferrovia::proxy::{
-    ConnectionId, Input, Listener, NextHop, OUTPUT_BUFFER_SIZE, Outcome, Proxy, ProxyConfig,
-    Transport,
+    ConnectionId, Input, Listener, OUTPUT_BUFFER_SIZE, Outcome, Tables, Transport,
 };
-use ferrovia::sip::{Frame, HeaderName, Message, next_frame, parse_content_length};
+use ferrovia::sip::{Flow, Frame, HeaderName, Message, next_frame, parse_content_length};
+
+use super::Core;
 
 use super::strict;
 
 /// The stream size limit the stream half uses (the proxy's default).
 const LIMIT: usize = 64 * 1024;
 
-/// The shared test proxy ([`super::proxy`]) with a TCP listener on the same address.
-pub fn proxy() -> Proxy {
-    let addr = super::PROXY_ADDR.parse().unwrap();
-    let udp = Listener {
-        transport: Transport::Udp,
-        addr,
-        advertise: None,
-    };
-    let mut config = ProxyConfig::new(udp, *b"ferrovia-testkey");
+/// The shared test core ([`super::config`]) with a TCP listener on the same address.
+pub fn proxy() -> Core {
+    let mut config = super::config();
     config.listeners.push(Listener {
         transport: Transport::Tcp,
-        addr,
+        addr: super::PROXY_ADDR.parse().unwrap(),
         advertise: None,
     });
-    config.record_route = true;
-    config.next_hop = Some(NextHop::parse("sip:10.0.0.9:5060").unwrap());
-    Proxy::new(config).unwrap()
+    Core::new(config, Tables::default())
 }
 
 /// Checks the property for `data`; `Err` says what disagreed, with the bytes.
-pub fn check(proxy: &Proxy, data: &[u8]) -> Result<(), String> {
+pub fn check(proxy: &mut Core, data: &[u8]) -> Result<(), String> {
     let mut sent: Vec<Vec<u8>> = Vec::new();
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
     if let Some(len) = handle(proxy, data, Transport::Udp, &mut out) {
@@ -78,18 +71,20 @@ pub fn check(proxy: &Proxy, data: &[u8]) -> Result<(), String> {
 }
 
 /// Handles one input; the length of what the proxy sends, if anything.
-fn handle(proxy: &Proxy, data: &[u8], transport: Transport, out: &mut [u8]) -> Option<usize> {
+fn handle(proxy: &mut Core, data: &[u8], transport: Transport, out: &mut [u8]) -> Option<usize> {
     let input = Input {
         data,
-        source: "10.0.0.1:5060".parse().unwrap(),
-        local: super::PROXY_ADDR.parse().unwrap(),
-        transport,
-        connection: transport.is_stream().then_some(ConnectionId(9)),
+        flow: Flow {
+            transport,
+            source: "10.0.0.1:5060".parse().unwrap(),
+            local: super::PROXY_ADDR.parse().unwrap(),
+            conn: transport.is_stream().then_some(ConnectionId(9)),
+        },
         now: Instant::now(),
     };
     match proxy.handle(input, out) {
         Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => Some(t.len),
-        Outcome::Drop(_) => None,
+        Outcome::Drop(_) | Outcome::Park(_) => None,
     }
 }
 

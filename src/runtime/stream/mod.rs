@@ -21,15 +21,14 @@
 
 mod buffer;
 mod connection;
-mod event;
 mod id;
 mod listener;
 mod mesh;
 mod streams;
 mod table;
 
+pub use crate::record::StreamEvent;
 pub(crate) use connection::Phase;
-pub use event::StreamEvent;
 pub(crate) use listener::open_group;
 pub(crate) use mesh::Mesh;
 pub(crate) use streams::{StreamListener, StreamSetup, Streams};

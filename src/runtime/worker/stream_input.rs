@@ -12,11 +12,11 @@ use std::io;
 use std::time::Instant;
 
 use super::Worker;
-use crate::proxy::{Input, OUTPUT_BUFFER_SIZE, Transport};
-use crate::runtime::record::Recorder;
+use crate::proxy::{Context, Input, OUTPUT_BUFFER_SIZE, Transport};
+use crate::record::Recorder;
 use crate::runtime::stream::{Phase, StreamEvent};
 use crate::runtime::sys;
-use crate::sip::{Frame, next_frame};
+use crate::sip::{Flow, Frame, next_frame};
 
 /// Reads from one connection before the loop turns to the others.
 const READS_PER_TURN: usize = 4;
@@ -190,10 +190,7 @@ impl<R: Recorder> Worker<R> {
         };
         let input = Input {
             data: conn.rx.slice(len),
-            source: conn.peer,
-            local: conn.local,
-            transport: Transport::Tcp,
-            connection: Some(id),
+            flow: Flow::new(Transport::Tcp, conn.peer, conn.local).on(id),
             now,
         };
         let start = k * OUTPUT_BUFFER_SIZE;
@@ -201,7 +198,8 @@ impl<R: Recorder> Worker<R> {
         let outcome = if oversized {
             self.proxy.handle_oversized(input, out)
         } else {
-            self.proxy.handle(input, out)
+            let mut ctx = Context::new(&self.tables, &mut self.state);
+            self.proxy.handle(input, &mut ctx, out)
         };
         self.recorder.received(1);
         self.enqueue(k, outcome, arrival_ns);

@@ -11,10 +11,10 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use super::super::connection::{Connection, Origin, Phase};
-use super::super::event::StreamEvent;
 use super::super::listener;
 use super::{ACCEPTS_PER_TURN, CONNECTION_TOKENS, HALF_CLOSED_LINGER, LINGER, Streams};
-use crate::runtime::record::Recorder;
+use crate::record::Recorder;
+use crate::record::StreamEvent;
 
 impl Streams {
     /// Accepts new clients on the listeners that reported readiness.
