@@ -197,3 +197,12 @@ fn a_request_line_whose_only_space_is_trailing() {
     survives(b"INVITE  \r\n\r\n");
     survives(b"A \n");
 }
+
+/// cargo fuzz (`differential`), 2026-11-30: a Route URI holding `"<` inside its parameters was
+/// accepted by the URI parser and copied into the Request-URI by strict routing (RFC 3261
+/// §16.6 step 6), where the scanner's Request-URI rule (no `<>`, RFC 4475 §3.1.2.7) refused
+/// it: ferrovia sent a message it would not read itself. URIs now refuse the same bytes.
+#[test]
+fn a_route_uri_with_an_angle_bracket() {
+    survives(include_bytes!("vectors/fuzz_uri_with_angle_bracket.sip"));
+}
