@@ -15,6 +15,7 @@
 
 mod bindings;
 mod branch;
+mod canonical;
 pub mod config;
 mod contact;
 pub mod context;
@@ -232,13 +233,15 @@ impl Proxy {
                 let status = if too_large {
                     request::TOO_LARGE
                 } else {
-                    Status::new(400, error.reason_phrase())
+                    Status::new(error.status_code(), error.reason_phrase())
                 };
-                request::reject(self, &msg, input, status, DropReason::MalformedRequest, out)
+                let otherwise = canonical::drop_reason(error, true);
+                request::reject(self, &msg, input, status, otherwise, out)
             }
             ScanFailure {
-                partial: Some(_), ..
-            } => Outcome::Drop(DropReason::MalformedResponse),
+                partial: Some(_),
+                error,
+            } => Outcome::Drop(canonical::drop_reason(error, false)),
             ScanFailure { partial: None, .. } => Outcome::Drop(DropReason::NotSip),
         }
     }

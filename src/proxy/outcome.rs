@@ -117,6 +117,12 @@ drop_reasons! {
     /// The answer to one of our own health probes (a destination group's OPTIONS): it is
     /// consumed here, never forwarded.
     ProbeAnswer => "probe_answer",
+    /// Framing another reader could read differently (a bare CR, a duplicated singleton such
+    /// as a second Content-Length) and no usable Via to answer 400 to (RFC 4475 §3.3.8, §3.3.9).
+    AmbiguousFraming => "ambiguous_framing",
+    /// A response whose next hop is a broadcast, multicast or unspecified address
+    /// (RFC 4475 §3.3.10).
+    NotUnicast => "not_unicast",
 }
 
 impl DropReason {

@@ -6,7 +6,7 @@
 
 use crate::sip::{HeaderName, Message, Span};
 
-use super::rewrite::{Edit, Edits, Insert, Out, apply_range};
+use super::rewrite::{Edit, Edits, Insert, Out, apply_range_crlf};
 use super::via_fix::ViaFix;
 
 /// What to say and what to add.
@@ -145,7 +145,9 @@ fn copy_line(out: &mut Out<'_>, buf: &[u8], line: Span, edits: &mut [Edit<'_>]) 
     } else {
         usize::from(text.ends_with(b"\n"))
     };
-    apply_range(out, buf, Span::new(line.start(), line.end() - trim), edits);
+    // A folded line's inner line ends are written as CRLF too (canonical output).
+    let content = Span::new(line.start(), line.end() - trim);
+    apply_range_crlf(out, buf, content, edits, content.end());
     out.put(b"\r\n");
 }
 

@@ -16,12 +16,13 @@ use crate::sip::{
 };
 
 use super::branch::{tag_span, to_tag};
+use super::canonical;
 use super::contact::{self, Restore, RestoredUri, Rewriting};
 use super::park::{Answer, HostName, Parked, Query, Refused};
 use super::policy_hook::{self, Steering};
 use super::registrar::{self as location, CredentialLines, Reject};
 use super::reply::{self, Status};
-use super::rewrite::{Edit, Edits, Insert, Out, apply_range};
+use super::rewrite::{Edit, Edits, Insert, Out};
 use super::route::{RouteError, RouteSet};
 use super::via_fix::{ViaFix, reply_destination};
 use super::{
@@ -813,6 +814,11 @@ impl<'m, 'p> Request<'m, 'p> {
                 Insert::Bytes(restored.as_bytes()),
             ));
         }
+        // RFC 3261 §19.1.5, RFC 4475 §3.1.2.11: escaped headers never reach the next hop's Request-URI (a
+        // policy that rewrites the Request-URI writes its own).
+        if plan.new_ruri.is_none() && plan.restored.is_none() && !modifiers.touches_request_uri() {
+            canonical::strip_uri_headers(msg, &mut edits);
+        }
         if modifiers.rewrite_contacts != Some(false)
             && self.rewrite_contacts(&local.shown, &mut edits).is_err()
         {
@@ -858,10 +864,8 @@ impl<'m, 'p> Request<'m, 'p> {
             let after = msg.headers()[line as usize].line.end();
             edits.push(Edit::insert(after, Insert::RouteLine(uri)));
         }
-        push_content_length(msg, &mut edits);
         let mut writer = Out::new(out);
-        let whole = Span::new(msg.start_line().start(), msg.body().end());
-        apply_range(&mut writer, msg.buf(), whole, &mut edits);
+        canonical::write(&mut writer, msg, &mut edits);
         let len = match writer.finish() {
             Some(len) if plan.transport.is_stream() || len <= MAX_UDP_PAYLOAD => len,
             _ => return self.reply(TOO_LARGE, out),
@@ -984,15 +988,14 @@ impl<'m, 'p> Request<'m, 'p> {
             return Outcome::Drop(DropReason::OutputTooLarge);
         };
         let local = &self.proxy.identity.locals[self.arrival];
+        // RFC 3261 §18.2.2 for UDP; over a stream, or when the Via names another transport
+        // than the request came over (RFC 4475 §3.1.1.10), back to where it came from.
         let flow = &self.input.flow;
-        let destination = if flow.transport.is_stream() {
+        let via_transport = self.top.via.transport(self.buf());
+        let destination = if flow.transport.is_stream() || via_transport != Some(flow.transport) {
             flow.source
         } else {
-            let default = self
-                .top
-                .via
-                .transport(self.buf())
-                .map_or(5060, Transport::default_port);
+            let default = via_transport.map_or(5060, Transport::default_port);
             reply_destination(&self.top.via, &self.fix, flow.source, default)
         };
         Outcome::Reply {
@@ -1006,21 +1009,6 @@ impl<'m, 'p> Request<'m, 'p> {
             },
             status: head.code,
         }
-    }
-}
-
-/// Adds Content-Length when the message has none (required on streams, RFC 3261 §18.3;
-/// harmless on UDP and it keeps a transport switch safe).
-pub(crate) fn push_content_length(msg: &Message<'_>, edits: &mut Edits<'_>) {
-    if msg.header(HeaderName::ContentLength).is_none() {
-        edits.push(Edit::insert(
-            msg.headers_end(),
-            Insert::Number {
-                prefix: b"Content-Length: ",
-                n: msg.body().len() as u32,
-                suffix: b"\r\n",
-            },
-        ));
     }
 }
 

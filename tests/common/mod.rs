@@ -4,6 +4,9 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod differential;
+pub mod strict;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;

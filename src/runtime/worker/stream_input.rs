@@ -14,9 +14,9 @@ use std::time::Instant;
 use super::Worker;
 use crate::proxy::{Context, Input, OUTPUT_BUFFER_SIZE, Transport};
 use crate::record::Recorder;
-use crate::runtime::stream::{Frame, Phase, StreamEvent, next_frame};
+use crate::runtime::stream::{Phase, StreamEvent};
 use crate::runtime::sys;
-use crate::sip::Flow;
+use crate::sip::{Flow, Frame, next_frame};
 
 /// Reads from one connection before the loop turns to the others.
 const READS_PER_TURN: usize = 4;
@@ -156,6 +156,7 @@ impl<R: Recorder> Worker<R> {
     ) -> (usize, Option<StreamEvent>) {
         match frame {
             Frame::Message(len) => {
+                self.streams.note_read(slot, len);
                 self.handle(slot, len, false, now, arrival_ns);
                 (len, None)
             }
