@@ -50,7 +50,7 @@ fn tables() -> &'static Tables {
         config.capacity = 64;
         Tables {
             contact: Some(Arc::new(ContactTable::new(config, Instant::now()))),
-            groups: None,
+            ..Tables::default()
         }
     })
 }
