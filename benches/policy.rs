@@ -85,12 +85,7 @@ fn lua_engine() -> Engine {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("bench.lua"), SCRIPT).unwrap();
     let text = "[policy]\nscript = \"bench.lua\"\n\n[[route]]\naction = \"script\"\nfunction = \"route\"\n";
-    let policy = compile_str(
-        text,
-        &dir.join("bench.toml"),
-        &CompileOptions { workers: 1 },
-    )
-    .unwrap();
+    let policy = compile_str(text, &dir.join("bench.toml"), &CompileOptions::new(1)).unwrap();
     Engine::new(PolicyHandle::new(policy, 1), 0)
 }
 

@@ -94,7 +94,7 @@ fn lua_engine() -> Engine {
     std::fs::write(dir.join("loop.lua"), SCRIPT).expect("write the script");
     let text =
         "[policy]\nscript = \"loop.lua\"\n\n[[route]]\naction = \"script\"\nfunction = \"route\"\n";
-    let options = ferrovia::policy::CompileOptions { workers: 1 };
+    let options = ferrovia::policy::CompileOptions::new(1);
     let policy = ferrovia::policy::compile_str(text, &dir.join("loop.toml"), &options)
         .expect("the script policy compiles");
     Engine::new(PolicyHandle::new(policy, 1), 0)

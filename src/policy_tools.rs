@@ -15,9 +15,10 @@ use crate::sip::{Flow, Message, Transport};
 /// `ferrovia check`: `Ok` with a one-line description, `Err` with file:line and why.
 pub fn check(config: &Path) -> Result<String, String> {
     let settings = load(config)?;
-    let options = CompileOptions {
-        workers: settings.workers.max(1),
-    };
+    let mut options = CompileOptions::new(settings.workers.max(1));
+    if let Some(registrar) = &settings.registrar {
+        options.domains = registrar.config.domains.clone();
+    }
     let policy = compile_file(config, &options).map_err(|e| e.to_string())?;
     let script = if policy.has_script() {
         " and its script"
@@ -47,7 +48,7 @@ pub fn route(
     message: &[u8],
 ) -> Result<String, String> {
     let settings = load(config)?;
-    let policy = compile_file(config, &CompileOptions { workers: 1 }).map_err(|e| e.to_string())?;
+    let policy = compile_file(config, &CompileOptions::new(1)).map_err(|e| e.to_string())?;
     let listen = settings
         .listen
         .iter()

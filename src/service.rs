@@ -245,12 +245,15 @@ impl Service {
     }
 }
 
-/// The policy of the config file, or the built-in relay guard (loopback trusted, no domains)
+/// The policy of the config file, or the built-in relay guard (loopback trusted, the
+/// registrar's domains ours)
 /// when there is none: ferrovia is never an open relay by default.
 fn load_policy(settings: &Settings) -> Result<crate::policy::Policy, ServiceError> {
-    let options = CompileOptions {
-        workers: settings.workers.max(1),
-    };
+    let mut options = CompileOptions::new(settings.workers.max(1));
+    // The registrar's domains are ours too: its users' requests are not relaying.
+    if let Some(registrar) = &settings.registrar {
+        options.domains = registrar.config.domains.clone();
+    }
     match &settings.config_file {
         Some(path) => crate::policy::compile_file(path, &options).map_err(ServiceError::Policy),
         None => Ok(crate::policy::relay_guard(&options)),

@@ -32,7 +32,7 @@ impl Edge {
         };
         let proxy = Proxy::new(ProxyConfig::new(listener, [7; 16])).unwrap();
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/policy/edge.toml");
-        let policy = compile_file(&path, &CompileOptions { workers: 1 }).unwrap();
+        let policy = compile_file(&path, &CompileOptions::new(1)).unwrap();
         let handle = PolicyHandle::new(policy, 1);
         let mut state = WorkerState::new(proxy.config());
         state.router = Some(Box::new(Engine::new(Arc::clone(&handle), 0)) as Box<dyn Router>);

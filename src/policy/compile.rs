@@ -44,6 +44,19 @@ impl std::error::Error for PolicyError {}
 pub struct CompileOptions {
     /// Workers that will count hits (one counter row each).
     pub workers: usize,
+    /// Domains that are ours besides `[policy] domains`: the registrar's, so that its users
+    /// are not refused as a relay.
+    pub domains: Vec<String>,
+}
+
+impl CompileOptions {
+    /// Options for `workers` counter rows and no extra domains.
+    pub fn new(workers: usize) -> CompileOptions {
+        CompileOptions {
+            workers,
+            domains: Vec::new(),
+        }
+    }
 }
 
 /// Reads and compiles the policy in the config file at `path` (and its script).
@@ -108,7 +121,7 @@ impl Compiler<'_> {
             }
             None => (Default::default(), 1),
         };
-        self.sets(&section, &file.sets)
+        self.sets(&section, &file.sets, &options.domains)
             .map_err(|m| self.error(section_line, m))?;
         let mut rules = Vec::with_capacity(file.route.len());
         for (i, route) in file.route.iter().enumerate() {
@@ -158,8 +171,9 @@ impl Compiler<'_> {
         &mut self,
         section: &super::file::PolicySection,
         sets: &std::collections::BTreeMap<String, Vec<String>>,
+        extra_domains: &[String],
     ) -> Fallible<()> {
-        let domains = section.domains.iter().flatten();
+        let domains = section.domains.iter().flatten().chain(extra_domains);
         self.tables.domains.push(DomainSet {
             name: "ours".into(),
             hosts: domains
@@ -740,7 +754,7 @@ mod tests {
     use super::*;
 
     fn compile(text: &str) -> Result<Policy, PolicyError> {
-        compile_str(text, Path::new("t.toml"), &CompileOptions { workers: 1 })
+        compile_str(text, Path::new("t.toml"), &CompileOptions::new(1))
     }
 
     fn error(text: &str) -> (usize, String) {
@@ -875,11 +889,11 @@ mod tests {
         std::fs::write(dir.join("bad.lua"), "function f(req)\n  return {\nend\n").unwrap();
         let text =
             "[policy]\nscript = \"bad.lua\"\n[[route]]\naction = \"script\"\nfunction = \"f\"\n";
-        let e = compile_str(text, &dir.join("p.toml"), &CompileOptions { workers: 1 }).unwrap_err();
+        let e = compile_str(text, &dir.join("p.toml"), &CompileOptions::new(1)).unwrap_err();
         assert_eq!(e.file, dir.join("bad.lua"));
         assert_eq!(e.line, 3, "{e}");
         std::fs::write(dir.join("bad.lua"), "function g(req) end\n").unwrap();
-        let e = compile_str(text, &dir.join("p.toml"), &CompileOptions { workers: 1 }).unwrap_err();
+        let e = compile_str(text, &dir.join("p.toml"), &CompileOptions::new(1)).unwrap_err();
         assert!(e.message.contains("no function \"f\""), "{e}");
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -203,8 +203,7 @@ From: <sip:a@a.example>;tag=1\r\nTo: <{uri}>{to_tag}\r\nCall-ID: c\r\nCSeq: 1 IN
     #[test]
     fn the_relay_guard_passes_trusted_ours_and_dialogs_and_refuses_the_rest() {
         let text = "[policy]\ndomains = [\"edge.example\"]\ntrusted = [\"10.0.0.0/8\"]\n";
-        let policy =
-            compile_str(text, Path::new("p.toml"), &CompileOptions { workers: 1 }).unwrap();
+        let policy = compile_str(text, Path::new("p.toml"), &CompileOptions::new(1)).unwrap();
         let mut engine = Engine::new(PolicyHandle::new(policy, 1), 0);
         let foreign = request("sip:x@far.example", "");
         assert_eq!(
@@ -224,7 +223,7 @@ From: <sip:a@a.example>;tag=1\r\nTo: <{uri}>{to_tag}\r\nCall-ID: c\r\nCSeq: 1 IN
     #[test]
     fn loopback_is_trusted_without_config() {
         let mut engine = Engine::new(
-            PolicyHandle::new(relay_guard(&CompileOptions { workers: 1 }), 1),
+            PolicyHandle::new(relay_guard(&CompileOptions::new(1)), 1),
             0,
         );
         let foreign = request("sip:x@far.example", "");
@@ -236,11 +235,21 @@ From: <sip:a@a.example>;tag=1\r\nTo: <{uri}>{to_tag}\r\nCall-ID: c\r\nCSeq: 1 IN
     }
 
     #[test]
+    fn the_registrars_domains_are_ours_to_the_relay_guard() {
+        let mut options = CompileOptions::new(1);
+        options.domains = vec!["edge.example".into()];
+        let mut engine = Engine::new(PolicyHandle::new(relay_guard(&options), 1), 0);
+        let ours = request("sip:bob@edge.example", "");
+        assert_eq!(decide(&mut engine, &ours, "192.0.2.1:5060", false), "Pass");
+        let foreign = request("sip:x@far.example", "");
+        assert!(decide(&mut engine, &foreign, "192.0.2.1:5060", false).contains("code: 403"));
+    }
+
+    #[test]
     fn dialogs_following_our_record_route_see_only_in_dialog_rules() {
         let text = "[[route]]\nname = \"all\"\naction = \"reject\"\ncode = 404\n\
                     [[route]]\nname = \"dialogs\"\nin-dialog = true\nmethod = \"BYE\"\naction = \"drop\"\n";
-        let policy =
-            compile_str(text, Path::new("p.toml"), &CompileOptions { workers: 1 }).unwrap();
+        let policy = compile_str(text, Path::new("p.toml"), &CompileOptions::new(1)).unwrap();
         let mut engine = Engine::new(PolicyHandle::new(policy, 1), 0);
         let dialog = request("sip:x@far.example", ";tag=2");
         assert_eq!(
@@ -259,7 +268,7 @@ From: <sip:a@a.example>;tag=1\r\nTo: <{uri}>{to_tag}\r\nCall-ID: c\r\nCSeq: 1 IN
 
     #[test]
     fn a_swapped_policy_applies_at_the_next_request() {
-        let options = CompileOptions { workers: 1 };
+        let options = CompileOptions::new(1);
         let first = compile_str(
             "[[route]]\nname = \"a\"\naction = \"drop\"\n",
             Path::new("p"),

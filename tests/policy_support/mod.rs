@@ -52,7 +52,7 @@ pub fn policy(n: usize) -> Policy {
     compile_str(
         &policy_text(n),
         Path::new("generated.toml"),
-        &CompileOptions { workers: 1 },
+        &CompileOptions::new(1),
     )
     .expect("the generated policy compiles")
 }
