@@ -12,3 +12,4 @@ pub mod service;
 pub mod settings;
 pub mod sip;
 pub mod stats;
+pub mod websocket;

@@ -74,6 +74,7 @@ impl<R: Recorder> Server<R> {
         let (polls, wakers) = event_loops(workers)?;
         let tcp = &settings.tcp;
         let (mesh, inboxes) = Mesh::new(wakers.clone(), tcp.handoff_queue, tcp.max_connections);
+        let secure = stream::secure(settings).map_err(|e| StartError::Config(ConfigError(e)))?;
         let mut server = Server {
             local_addrs: bound,
             proxy,
@@ -91,6 +92,7 @@ impl<R: Recorder> Server<R> {
                 inbox,
                 mesh: Arc::clone(&mesh),
                 options: settings.tcp,
+                secure: secure.clone(),
             };
             let core = cores.get(index % cores.len().max(1)).copied();
             let setup = (index, core, poll, sockets, streams);
@@ -285,8 +287,15 @@ fn bind_group(
         let (listeners, local) = stream::open_group(listen.addr, workers)?;
         let tcp = listeners.into_iter();
         return Ok((
-            tcp.map(|listener| Bound::Tcp(StreamListener { listener, local }))
-                .collect(),
+            tcp.map(|listener| {
+                let transport = listen.transport;
+                Bound::Tcp(StreamListener {
+                    listener,
+                    local,
+                    transport,
+                })
+            })
+            .collect(),
             local,
         ));
     }

@@ -19,6 +19,7 @@
 //! `writev` per connection.
 
 mod stream_input;
+mod ws_input;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

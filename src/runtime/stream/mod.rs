@@ -23,17 +23,23 @@ mod connection;
 mod event;
 mod framing;
 mod id;
+mod layered;
 mod listener;
 mod mesh;
+mod secure;
 mod streams;
 mod table;
+mod tls;
+mod ws;
 
 pub(crate) use connection::Phase;
 pub use event::StreamEvent;
 pub(crate) use framing::{Frame, next_frame};
 pub(crate) use listener::open_group;
 pub(crate) use mesh::Mesh;
+pub(crate) use secure::secure;
 pub(crate) use streams::{StreamListener, StreamSetup, Streams};
+pub(crate) use ws::WsStep;
 
 /// Tokens at and above this (below [`CONNECTION_TOKENS`]) are TCP listeners; below it, the
 /// worker's UDP sockets.
