@@ -225,9 +225,16 @@ pub struct Watched {
 }
 
 /// Stream events as they happen, shared by every worker's [`Watched`].
-#[derive(Default)]
 pub struct Live {
     events: [AtomicU64; StreamEvent::COUNT],
+}
+
+impl Default for Live {
+    fn default() -> Live {
+        Live {
+            events: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
 }
 
 impl Live {
