@@ -586,6 +586,7 @@ fn interleaved(rounds: usize) {
 
 /// This thread's CPU time: unlike wall time, it does not grow while other work on the
 /// machine has the core.
+#[allow(unsafe_code)]
 fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,

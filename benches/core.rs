@@ -42,19 +42,19 @@ fn scan(c: &mut Criterion) {
 }
 
 fn handle(c: &mut Criterion) {
-    let proxy = common::proxy();
+    let mut core = common::core();
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
     let now = Instant::now();
     let mut group = c.benchmark_group("scan_decide_rewrite");
     for (name, bytes, source) in vectors() {
         let input = common::input(bytes, source, now);
         assert!(
-            matches!(proxy.handle(input, &mut out), Outcome::Forward(_)),
+            matches!(core.handle(input, &mut out), Outcome::Forward(_)),
             "{name}"
         );
         group.throughput(Throughput::Bytes(bytes.len() as u64));
         group.bench_function(*name, |b| {
-            b.iter(|| black_box(proxy.handle(black_box(input), &mut out)))
+            b.iter(|| black_box(core.handle(black_box(input), &mut out)))
         });
     }
     group.finish();

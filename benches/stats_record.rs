@@ -104,6 +104,7 @@ fn wall() -> Duration {
 
 /// CPU time of the calling thread: what the worker itself spends, not the time it waits
 /// while the woken stats thread runs on its core.
+#[allow(unsafe_code)]
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,

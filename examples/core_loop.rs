@@ -31,7 +31,7 @@ fn main() {
         .iter()
         .find(|(n, ..)| *n == name)
         .expect("unknown vector");
-    let proxy = common::proxy();
+    let mut core = common::core();
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
     let input = common::input(bytes, source, Instant::now());
     for _ in 0..count {
@@ -44,7 +44,7 @@ fn main() {
                 );
             }
             "handle" => {
-                let outcome = proxy.handle(black_box(input), &mut out);
+                let outcome = core.handle(black_box(input), &mut out);
                 let _ = black_box(outcome);
             }
             _ => panic!("{usage}"),

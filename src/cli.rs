@@ -10,7 +10,7 @@ use log::LevelFilter;
 
 use crate::proxy::{HostPort, NextHop};
 use crate::settings::{
-    ListenAddr, Metrics, parse_host_port, parse_log_level, parse_next_hop, parse_workers,
+    ListenAddr, Metrics, Overrides, parse_host_port, parse_log_level, parse_next_hop, parse_workers,
 };
 
 /// ferrovia: a multi-core stateless SIP edge proxy.
@@ -79,7 +79,7 @@ pub struct RunArgs {
 
     /// TOML file with the same settings (keys named like the flags: listen, advertise,
     /// workers, record-route, next-hop, metrics, hgrm, log-level; plus aliases, [hosts],
-    /// [socket], [tcp] limits and timeouts, and [rewrite-contact]). Flags override it.
+    /// [socket], [tcp] limits and timeouts, [rewrite-contact] and [parking]). Flags override it.
     /// Example: --config /etc/ferrovia.toml
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -100,6 +100,25 @@ pub struct RunArgs {
     /// Example: --log-level debug [default: info]
     #[arg(long, value_name = "LEVEL", value_parser = parse_log_level)]
     pub log_level: Option<LevelFilter>,
+}
+
+impl RunArgs {
+    /// The flags as settings overrides (applied over the config file by
+    /// [`Settings::load`](crate::settings::Settings::load)).
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            listen: self.listen.clone(),
+            advertise: self.advertise.clone(),
+            workers: self.workers,
+            record_route: self.record_route,
+            next_hop: self.next_hop.clone(),
+            metrics: self.metrics,
+            rewrite_contact: self.rewrite_contact,
+            hgrm: self.hgrm.clone(),
+            log_level: self.log_level,
+        }
+    }
 }
 
 fn parse_listen(text: &str) -> Result<ListenAddr, crate::settings::SettingsError> {

@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod contact;
 pub mod proxy;
+pub mod record;
 pub mod runtime;
 pub mod service;
 pub mod settings;

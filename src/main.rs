@@ -29,7 +29,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &RunArgs) -> ExitCode {
-    let settings = match Settings::load(args) {
+    let settings = match Settings::load(&args.overrides()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ferrovia: {e}");

@@ -1,9 +1,12 @@
 //! The whole proxy as an operator runs it: the workers ([`runtime::Server`]) recording into
-//! the stats module's per-worker histograms, the stats thread, the metrics endpoint, and the
-//! contact-rewrite table's sweeper when rewriting is on.
+//! the stats module's per-worker histograms (the one recording stack), the stats thread, the
+//! metrics endpoint, the core's shared tables (the contact-rewrite table and its sweeper when
+//! rewriting is on) and the side services that answer parked messages (a resolver, when one
+//! is given).
 //!
-//! `main` and the integration tests start it the same way, so what the tests check is what
-//! the binary does.
+//! `main` and the integration tests start it the same way ([`Service::start`]; tests may add a
+//! side service or a shorter statistics interval with [`Service::start_with`]), so what the
+//! tests check is what the binary does.
 
 use std::fmt;
 use std::io;
@@ -14,7 +17,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::contact::ContactTable;
-use crate::runtime::{self, Server, StartError};
+use crate::proxy::Tables;
+use crate::runtime::{self, Server, SideService, StartError, Wiring};
 use crate::settings::{Metrics, Settings};
 use crate::stats::{self, Snapshot, StatsConfig, StatsHandle, WorkerStats};
 
@@ -23,6 +27,24 @@ const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often expired contacts are swept out of the table.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a service is started with besides its settings. The default is what `main` runs.
+pub struct ServiceOptions {
+    /// Resolves host names that are neither IP literals nor in the static host table; their
+    /// requests park until it answers. `None` (the default): such names get 503 at once.
+    pub resolver: Option<Box<dyn SideService>>,
+    /// How often workers hand their statistics to the stats thread (1 s).
+    pub stats_interval: Duration,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> ServiceOptions {
+        ServiceOptions {
+            resolver: None,
+            stats_interval: STATS_INTERVAL,
+        }
+    }
+}
 
 /// A running proxy with its statistics.
 pub struct Service {
@@ -40,6 +62,11 @@ pub struct Stopped {
 }
 
 impl Stopped {
+    /// Every worker's counters, summed over the whole run.
+    pub fn counters(&self) -> stats::Counters {
+        self.snapshot.merged().cumulative.counters().clone()
+    }
+
     /// The one-screen report printed at exit: a header line, then the statistics.
     pub fn summary(&self) -> String {
         format!(
@@ -55,16 +82,23 @@ impl Service {
     /// Starts the stats thread (and the metrics endpoint unless `metrics` is off), then the
     /// workers, each recording into its own [`WorkerStats`].
     pub fn start(settings: &Settings) -> Result<Service, ServiceError> {
+        Service::start_with(settings, ServiceOptions::default())
+    }
+
+    /// Like [`Service::start`], with side services and a statistics interval of its own.
+    pub fn start_with(
+        settings: &Settings,
+        options: ServiceOptions,
+    ) -> Result<Service, ServiceError> {
         let workers = settings.workers.max(1);
         let metrics = match settings.metrics {
             Metrics::On(addr) => Some(addr),
             Metrics::Off => None,
         };
-        let contact = runtime::contact_rewrite(settings);
-        let table = contact.as_ref().map(|c| Arc::clone(&c.table));
+        let table = runtime::contact_table(settings);
         let config = StatsConfig {
             workers,
-            interval: STATS_INTERVAL,
+            interval: options.stats_interval,
             metrics,
             contact: table.clone(),
         };
@@ -72,7 +106,13 @@ impl Service {
         let mut recorders = recorders.into_iter();
         // `stats::start` made exactly `workers` recorders and the server asks for exactly
         // `workers` (it uses the same `settings.workers.max(1)`), once each.
-        let server = Server::start_with_contact(settings, contact, |_| {
+        let wiring = Wiring {
+            tables: Tables {
+                contact: table.clone(),
+            },
+            resolver: options.resolver,
+        };
+        let server = Server::start(settings, wiring, |_| {
             recorders.next().expect("one recorder per worker")
         })
         .map_err(ServiceError::Start)?;

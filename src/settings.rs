@@ -5,6 +5,8 @@
 //! override the file. Every value is parsed by the same function whether it came from a flag
 //! or from the file, so both report the same message for the same mistake.
 
+mod overrides;
+mod parking;
 mod secure;
 mod tcp;
 
@@ -18,9 +20,10 @@ use std::time::Duration;
 use log::LevelFilter;
 use serde::Deserialize;
 
-use crate::cli::RunArgs;
-use crate::proxy::{HostPort, NextHop, Transport};
+use crate::contact::ContactTableConfig;
+use crate::proxy::{HostPort, NextHop, ParkingLimits, Transport};
 
+pub use overrides::Overrides;
 pub use secure::{TlsSettings, TlsVersion, WebSocketSettings};
 pub use tcp::{MAX_CONNECTIONS_PER_WORKER, TcpOptions, parse_duration};
 
@@ -56,10 +59,10 @@ impl FromStr for ListenAddr {
     fn from_str(text: &str) -> Result<ListenAddr, SettingsError> {
         let bad = |why: &str| SettingsError(format!("listen address {text:?}: {why}"));
         let (scheme, rest) = text.split_once(':').ok_or_else(|| {
-            bad("expected TRANSPORT:IP:PORT, e.g. udp:0.0.0.0:5060 or tls:[::1]:5061")
+            bad("expected udp:IP:PORT (or tcp:, tls:, ws:, wss:), e.g. tls:[::1]:5061")
         })?;
         let transport = Transport::from_token(scheme.as_bytes()).ok_or_else(|| {
-            bad("expected TRANSPORT:IP:PORT (the transport must be udp, tcp, tls, ws or wss)")
+            bad("expected udp:IP:PORT (the transport must be udp, tcp, tls, ws or wss)")
         })?;
         let addr = rest.parse().map_err(|_| {
             bad("expected IP:PORT after the transport, IPv6 in brackets ([::1]:5060)")
@@ -144,13 +147,14 @@ pub struct ContactSettings {
 }
 
 impl Default for ContactSettings {
+    /// Both directions, and the table's own defaults (one set, in `contact`).
     fn default() -> ContactSettings {
         ContactSettings {
             requests: true,
             responses: true,
-            capacity: 100_000,
-            idle_timeout: Duration::from_secs(3600),
-            max_expires: Duration::from_secs(7200),
+            capacity: ContactTableConfig::DEFAULT_CAPACITY,
+            idle_timeout: ContactTableConfig::DEFAULT_IDLE_TIMEOUT,
+            max_expires: ContactTableConfig::DEFAULT_MAX_EXPIRES,
             secret: None,
             node: 0,
         }
@@ -183,6 +187,8 @@ pub struct Settings {
     pub tls: TlsSettings,
     /// The HTTP upgrade of `ws:` / `wss:` listeners (`[websocket]`).
     pub websocket: WebSocketSettings,
+    /// What each worker may hold of messages waiting for a side service's answer.
+    pub parking: ParkingLimits,
 }
 
 impl Default for Settings {
@@ -204,13 +210,15 @@ impl Default for Settings {
             rewrite_contact: None,
             tls: TlsSettings::default(),
             websocket: WebSocketSettings::default(),
+            parking: ParkingLimits::default(),
         }
     }
 }
 
 impl Settings {
-    /// Defaults, then the `--config` file if any, then the flags that were given.
-    pub fn load(args: &RunArgs) -> Result<Settings, SettingsError> {
+    /// Defaults, then the `--config` file if any, then the flags that were given (as
+    /// [`Overrides`], which the CLI builds).
+    pub fn load(args: &Overrides) -> Result<Settings, SettingsError> {
         let mut settings = Settings::default();
         if let Some(path) = &args.config {
             settings.apply_file(&FileSettings::read(path)?)?;
@@ -272,6 +280,9 @@ impl Settings {
         if let Some(ws) = &file.websocket {
             ws.apply(&mut self.websocket)?;
         }
+        if let Some(parking) = &file.parking {
+            parking.apply(&mut self.parking)?;
+        }
         if let Some(hgrm) = &file.hgrm {
             self.hgrm = Some(hgrm.clone());
         }
@@ -281,7 +292,7 @@ impl Settings {
         Ok(())
     }
 
-    fn apply_args(&mut self, args: &RunArgs) {
+    fn apply_args(&mut self, args: &Overrides) {
         if !args.listen.is_empty() {
             self.listen = args.listen.clone();
         }
@@ -351,6 +362,7 @@ struct FileSettings {
     tcp: Option<tcp::FileTcp>,
     tls: Option<secure::FileTls>,
     websocket: Option<secure::FileWebSocket>,
+    parking: Option<parking::FileParking>,
     hgrm: Option<PathBuf>,
     rewrite_contact: Option<FileContact>,
 }
@@ -653,11 +665,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("override.toml");
         std::fs::write(&path, "workers = 3\nlisten = [\"udp:127.0.0.1:5070\"]\n").unwrap();
-        let args = RunArgs {
+        let args = Overrides {
             config: Some(path),
             workers: Some(1),
             record_route: true,
-            ..RunArgs::default()
+            ..Overrides::default()
         };
         let s = Settings::load(&args).unwrap();
         assert_eq!(s.workers, 1);
@@ -671,9 +683,9 @@ mod tests {
 
     #[test]
     fn a_missing_file_is_a_clear_error() {
-        let args = RunArgs {
+        let args = Overrides {
             config: Some("/nonexistent/ferrovia.toml".into()),
-            ..RunArgs::default()
+            ..Overrides::default()
         };
         let err = Settings::load(&args).unwrap_err();
         assert!(err.0.contains("/nonexistent/ferrovia.toml"), "{err}");

@@ -14,8 +14,8 @@ use ferrovia::contact::{
     TokenKey,
 };
 use ferrovia::proxy::{
-    ContactRewrite, Input, Listener, NextHop, OUTPUT_BUFFER_SIZE, Outcome, Proxy, ProxyConfig,
-    Transport,
+    ContactRewrite, Context, Input, Listener, NextHop, OUTPUT_BUFFER_SIZE, Outcome, Proxy,
+    ProxyConfig, Tables, Transport, WorkerState,
 };
 
 mod alloc_support;
@@ -158,7 +158,14 @@ fn lookups_allocate_nothing_while_another_thread_inserts_and_sweeps() {
 const PHONE: &str = "203.0.113.5:40000";
 const EDGE: &str = "192.0.2.10:5060";
 
-fn edge(table: std::sync::Arc<ContactTable>) -> Proxy {
+/// A proxy rewriting contacts into `table`, with one worker's state.
+struct Edge {
+    proxy: Proxy,
+    tables: Tables,
+    state: std::cell::RefCell<WorkerState>,
+}
+
+fn edge(table: std::sync::Arc<ContactTable>) -> Edge {
     let listener = Listener {
         transport: Transport::Udp,
         addr: EDGE.parse().unwrap(),
@@ -167,23 +174,34 @@ fn edge(table: std::sync::Arc<ContactTable>) -> Proxy {
     let mut config = ProxyConfig::new(listener, [42; 16]);
     config.next_hop = Some(NextHop::parse("sip:10.0.0.9:5060").unwrap());
     config.contact = Some(ContactRewrite {
-        table,
         requests: true,
         responses: true,
     });
-    Proxy::new(config).unwrap()
+    let proxy = Proxy::new(config).unwrap();
+    let state = std::cell::RefCell::new(WorkerState::new(proxy.config()));
+    let tables = Tables {
+        contact: Some(table),
+    };
+    Edge {
+        proxy,
+        tables,
+        state,
+    }
 }
 
-fn handle(proxy: &Proxy, data: &[u8], source: &str, now: Instant, out: &mut [u8]) -> usize {
+fn handle(edge: &Edge, data: &[u8], source: &str, now: Instant, out: &mut [u8]) -> usize {
     let input = Input {
         data,
-        source: source.parse().unwrap(),
-        local: EDGE.parse().unwrap(),
-        transport: Transport::Udp,
-        connection: None,
+        flow: Flow::new(
+            Transport::Udp,
+            source.parse().unwrap(),
+            EDGE.parse().unwrap(),
+        ),
         now,
     };
-    match proxy.handle(input, out) {
+    let mut state = edge.state.borrow_mut();
+    let mut ctx = Context::new(&edge.tables, &mut state);
+    match edge.proxy.handle(input, &mut ctx, out) {
         Outcome::Forward(t) => t.len,
         other => panic!("not forwarded: {other:?}"),
     }

@@ -32,13 +32,13 @@ fn the_counter_counts() {
 
 #[test]
 fn scan_decide_rewrite_allocates_nothing() {
-    let proxy = common::proxy();
+    let mut core = common::core();
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
     let now = Instant::now();
     let mut forwarded = 0u64;
     let mut round = |out: &mut [u8]| {
         for (name, bytes, source) in common::VECTORS {
-            let outcome = proxy.handle(common::input(bytes, source, now), out);
+            let outcome = core.handle(common::input(bytes, source, now), out);
             assert!(
                 matches!(outcome, Outcome::Forward(_)),
                 "{name}: {outcome:?}"

@@ -1,16 +1,22 @@
 //! Every input that ever crashed the core or made it emit a broken message, by name. Each one
-//! runs through scan + decide + rewrite over UDP and over a stream: no panic, and any output
-//! re-scans as a valid message.
+//! runs through scan + decide + rewrite over UDP and over a stream, with contact rewriting off
+//! and on: no panic, and any output re-scans as a valid message.
 
 mod common;
 
 use std::time::Instant;
 
 use ferrovia::proxy::{ConnectionId, Input, OUTPUT_BUFFER_SIZE, Outcome, Transport};
+use ferrovia::sip::Flow;
 use ferrovia::sip::Message;
 
 fn survives(data: &[u8]) {
-    let proxy = common::proxy();
+    for mut core in [common::core(), common::core_with_contacts()] {
+        survives_in(&mut core, data);
+    }
+}
+
+fn survives_in(core: &mut common::Core, data: &[u8]) {
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
     for (transport, connection) in [
         (Transport::Udp, None),
@@ -18,14 +24,16 @@ fn survives(data: &[u8]) {
     ] {
         let input = Input {
             data,
-            source: "10.0.0.1:5060".parse().unwrap(),
-            local: common::PROXY_ADDR.parse().unwrap(),
-            transport,
-            connection,
+            flow: Flow {
+                transport,
+                source: "10.0.0.1:5060".parse().unwrap(),
+                local: common::PROXY_ADDR.parse().unwrap(),
+                conn: connection,
+            },
             now: Instant::now(),
         };
         if let Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } =
-            proxy.handle(input, &mut out)
+            core.handle(input, &mut out)
         {
             let bytes = &out[..t.len];
             assert!(
@@ -34,7 +42,7 @@ fn survives(data: &[u8]) {
                 String::from_utf8_lossy(bytes)
             );
         }
-        let _ = proxy.handle_oversized(input, &mut out);
+        let _ = core.handle_oversized(input, &mut out);
     }
 }
 

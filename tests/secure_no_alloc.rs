@@ -12,7 +12,8 @@ mod secure_support;
 use std::io::{Read, Write};
 
 use runtime_support::sip::{invite_over, response};
-use runtime_support::tcp::{Family, NextHop, start_watched};
+use runtime_support::start_service;
+use runtime_support::tcp::{Family, NextHop};
 use secure_support::{
     Listeners, Pki, SipConn, TlsNextHop, secure_settings, tls_connect, ws_connect,
 };
@@ -36,7 +37,7 @@ fn proxy_allocations(f: impl FnOnce()) -> u64 {
 fn per_message_allocations_on_established_tls_ws_and_wss() {
     let pki = Pki::new("no-alloc");
     let family = Family::V4;
-    let (server, _live) = start_watched(&secure_settings(family, &pki, 1));
+    let server = start_service(&secure_settings(family, &pki, 1));
     let at = Listeners::of(server.local_addrs());
 
     // TLS → TLS: four records per round trip cross the proxy's sessions.

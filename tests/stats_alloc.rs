@@ -38,7 +38,6 @@ fn record_interval(w: &mut WorkerStats, rng: &mut u64) {
         }
     }
     w.send_error();
-    w.malformed();
     w.kernel_drops(next(rng) % 1_000);
 }
 

@@ -17,7 +17,6 @@ struct Plan {
     requests: Vec<u64>,
     responses: Vec<u64>,
     replies: Vec<(u16, u64)>,
-    malformed: u64,
     send_errors: u64,
     kernel_drops: Vec<u64>,
 }
@@ -29,7 +28,6 @@ fn plans() -> [Plan; 2] {
             requests: vec![1_000, 2_000, 3_000, 4_000, 5_000, 1_000_000],
             responses: vec![800, 900, 250_000],
             replies: vec![(200, 4_000), (483, 6_000), (483, 7_000)],
-            malformed: 2,
             send_errors: 1,
             kernel_drops: vec![5, 7],
         },
@@ -38,7 +36,6 @@ fn plans() -> [Plan; 2] {
             requests: vec![10_000, 20_000, 30_000],
             responses: vec![1_500; 5],
             replies: vec![(503, 2_000)],
-            malformed: 0,
             send_errors: 3,
             kernel_drops: vec![2],
         },
@@ -65,9 +62,6 @@ fn record(worker: usize, stats: &mut WorkerStats, plan: &Plan) {
         for _ in 0..drops(worker, i) {
             stats.dropped(reason);
         }
-    }
-    for _ in 0..plan.malformed {
-        stats.malformed();
     }
     for _ in 0..plan.send_errors {
         stats.send_error();
@@ -153,7 +147,6 @@ fn metrics_report_the_recorded_counters_exactly() {
             let labels = format!(",reason=\"{}\"", reason.name());
             assert_eq!(at("dropped_total", &labels), drops(w, i) as f64);
         }
-        assert_eq!(at("malformed_total", ""), plan.malformed as f64);
         assert_eq!(at("send_errors_total", ""), plan.send_errors as f64);
         let kernel = [7.0, 2.0][w];
         assert_eq!(at("kernel_drops_total", ""), kernel);

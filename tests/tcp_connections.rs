@@ -8,12 +8,11 @@ mod runtime_support;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::time::Duration;
 
-use ferrovia::runtime::StreamEvent;
+use ferrovia::proxy::Direction;
+use ferrovia::record::StreamEvent;
 use runtime_support::sip::{invite_over, response, status};
-use runtime_support::tcp::{
-    Family, SipStream, dual_settings, on_each_family, start_dual, start_watched, watched_total,
-};
-use runtime_support::{RECV_LIMIT, recv_text};
+use runtime_support::tcp::{Family, SipStream, dual_settings, on_each_family, start_dual};
+use runtime_support::{RECV_LIMIT, count, recv_text, start_service, wait_for};
 
 const CLIENTS: usize = 1_000;
 /// Clients that send at once, so the UDP next hop's socket buffer never overflows.
@@ -42,6 +41,7 @@ fn ping(client: &mut SipStream, proxy: SocketAddr, call: &str) {
 }
 
 /// Room for both ends of every connection in this process.
+#[allow(unsafe_code)]
 fn raise_open_files() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -86,11 +86,19 @@ fn a_thousand_clients_are_held_open_and_all_served() {
                 assert!(answer.contains(&format!("k-{w}-{i}@")), "{answer}");
             }
         }
-        let total = proxy.server.shutdown().total();
-        assert_eq!(total.stream_count(StreamEvent::Accepted), CLIENTS as u64);
-        assert_eq!(total.forwarded_requests, CLIENTS as u64, "{total:?}");
-        assert_eq!(total.forwarded_responses, CLIENTS as u64, "{total:?}");
-        assert_eq!(total.send_errors, 0, "{total:?}");
+        let total = proxy.server.shutdown().counters();
+        assert_eq!(total.stream(StreamEvent::Accepted), CLIENTS as u64);
+        assert_eq!(
+            total.forwarded(Direction::Request),
+            CLIENTS as u64,
+            "{total:?}"
+        );
+        assert_eq!(
+            total.forwarded(Direction::Response),
+            CLIENTS as u64,
+            "{total:?}"
+        );
+        assert_eq!(total.send_errors(), 0, "{total:?}");
         drop(clients);
     });
 }
@@ -100,7 +108,7 @@ fn past_the_total_limit_clients_are_refused_until_one_leaves() {
     on_each_family("total_limit", |family| {
         let mut settings = dual_settings(family, 2);
         settings.tcp.max_connections = 3;
-        let (server, live) = start_watched(&settings);
+        let server = start_service(&settings);
         let tcp = server.local_addrs()[1];
         let mut held: Vec<SipStream> = (0..3).map(|_| SipStream::connect(tcp)).collect();
         for (i, c) in held.iter_mut().enumerate() {
@@ -108,15 +116,15 @@ fn past_the_total_limit_clients_are_refused_until_one_leaves() {
         }
         let mut extra = SipStream::connect(tcp);
         extra.expect_closed();
-        assert_eq!(live.count(StreamEvent::Refused), 1);
+        wait_for(&server, StreamEvent::Refused, 1);
 
         let leaving = held.pop().unwrap();
         leaving.stream.shutdown(std::net::Shutdown::Both).unwrap();
-        live.wait_for(StreamEvent::ClosedByPeer, 1);
+        wait_for(&server, StreamEvent::ClosedByPeer, 1);
         let mut later = SipStream::connect(tcp);
         ping(&mut later, tcp, "later");
-        let total = watched_total(server);
-        assert_eq!(total.stream_count(StreamEvent::Accepted), 4, "{total:?}");
+        let total = server.shutdown().counters();
+        assert_eq!(total.stream(StreamEvent::Accepted), 4, "{total:?}");
     });
 }
 
@@ -125,14 +133,14 @@ fn past_the_per_worker_limit_clients_are_refused() {
     on_each_family("worker_limit", |family| {
         let mut settings = dual_settings(family, 1);
         settings.tcp.max_connections_per_worker = 2;
-        let (server, live) = start_watched(&settings);
+        let server = start_service(&settings);
         let tcp = server.local_addrs()[1];
         let mut held: Vec<SipStream> = (0..2).map(|_| SipStream::connect(tcp)).collect();
         for (i, c) in held.iter_mut().enumerate() {
             ping(c, tcp, &format!("w-{i}"));
         }
         SipStream::connect(tcp).expect_closed();
-        assert_eq!(live.count(StreamEvent::Refused), 1);
+        wait_for(&server, StreamEvent::Refused, 1);
         drop(held);
         drop(server);
     });
@@ -143,12 +151,12 @@ fn an_idle_connection_is_closed() {
     on_each_family("idle", |family| {
         let mut settings = dual_settings(family, 2);
         settings.tcp.idle_timeout = Duration::from_millis(200);
-        let (server, live) = start_watched(&settings);
+        let server = start_service(&settings);
         let tcp = server.local_addrs()[1];
         let mut client = SipStream::connect(tcp);
         ping(&mut client, tcp, "idle");
         client.expect_closed();
-        assert_eq!(live.count(StreamEvent::ClosedIdle), 1);
+        wait_for(&server, StreamEvent::ClosedIdle, 1);
         drop(server);
     });
 }
@@ -156,7 +164,7 @@ fn an_idle_connection_is_closed() {
 #[test]
 fn a_next_hop_that_refuses_is_counted_and_the_proxy_carries_on() {
     on_each_family("refused_hop", |family| {
-        let (server, live) = start_watched(&dual_settings(family, 1));
+        let server = start_service(&dual_settings(family, 1));
         let tcp = server.local_addrs()[1];
         let nobody = TcpListener::bind(family.any_port())
             .unwrap()
@@ -165,10 +173,10 @@ fn a_next_hop_that_refuses_is_counted_and_the_proxy_carries_on() {
         let mut client = SipStream::connect(tcp);
         let invite = invite_over("TCP", client.local_addr(), nobody, "tcp", "nobody");
         client.send(invite.as_bytes());
-        live.wait_for(StreamEvent::ConnectFailed, 1);
+        wait_for(&server, StreamEvent::ConnectFailed, 1);
         ping(&mut client, tcp, "still-here");
-        let total = watched_total(server);
-        assert_eq!(total.send_errors, 1, "the INVITE was lost: {total:?}");
+        let total = server.shutdown().counters();
+        assert_eq!(total.send_errors(), 1, "the INVITE was lost: {total:?}");
     });
 }
 
@@ -178,7 +186,7 @@ fn a_client_that_never_reads_is_dropped_at_its_send_queue_bound() {
         let mut settings = dual_settings(family, 1);
         settings.tcp.max_message = 1024;
         settings.tcp.send_queue = 4096;
-        let (server, live) = start_watched(&settings);
+        let server = start_service(&settings);
         let tcp = server.local_addrs()[1];
         let mut client = SipStream::connect(tcp);
         let me = client.local_addr();
@@ -187,14 +195,14 @@ fn a_client_that_never_reads_is_dropped_at_its_send_queue_bound() {
             .collect();
         // Each OPTIONS is answered; nobody reads the answers. Bounded: 100,000 pings.
         for _ in 0..1_000 {
-            if live.count(StreamEvent::ClosedSendOverflow) > 0 {
+            if count(&server, StreamEvent::ClosedSendOverflow) > 0 {
                 break;
             }
             if std::io::Write::write_all(&mut client.stream, burst.as_bytes()).is_err() {
                 break;
             }
         }
-        live.wait_for(StreamEvent::ClosedSendOverflow, 1);
+        wait_for(&server, StreamEvent::ClosedSendOverflow, 1);
         drop(server);
     });
 }

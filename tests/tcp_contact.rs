@@ -9,11 +9,11 @@ mod runtime_support;
 use std::net::{SocketAddr, UdpSocket};
 
 use ferrovia::proxy::NextHop;
-use ferrovia::runtime::{Server, StreamEvent};
+use ferrovia::record::StreamEvent;
 use ferrovia::settings::ContactSettings;
 use runtime_support::sip::{header, response, top_via_sent_by};
 use runtime_support::tcp::{Family, SipStream, dual_settings};
-use runtime_support::{RECV_LIMIT, recv_text};
+use runtime_support::{RECV_LIMIT, recv_text, start_service};
 
 /// Twenty phones: all on the worker the core's UDP flow reaches is a 1 in 2^20 draw, so
 /// some requests must cross workers.
@@ -68,7 +68,7 @@ fn phones_registered_over_tcp_are_reached_over_their_connections() {
     let mut settings = dual_settings(Family::V4, 2);
     settings.next_hop = Some(NextHop::parse(&format!("sip:{core_addr}")).unwrap());
     settings.rewrite_contact = Some(ContactSettings::default());
-    let server = Server::start(&settings).expect("the proxy starts");
+    let server = start_service(&settings);
     let (udp, tcp) = (server.local_addrs()[0], server.local_addrs()[1]);
 
     let mut phones: Vec<SipStream> = (0..PHONES).map(|_| SipStream::connect(tcp)).collect();
@@ -96,8 +96,8 @@ fn phones_registered_over_tcp_are_reached_over_their_connections() {
         assert!(invite.contains(&format!("to-{i}@core")), "{invite}");
     }
 
-    let total = server.shutdown().total();
-    assert_eq!(total.stream_count(StreamEvent::Connected), 0, "{total:?}");
-    assert!(total.stream_count(StreamEvent::HandedOff) > 0, "{total:?}");
-    assert_eq!(total.send_errors, 0, "{total:?}");
+    let total = server.shutdown().counters();
+    assert_eq!(total.stream(StreamEvent::Connected), 0, "{total:?}");
+    assert!(total.stream(StreamEvent::HandedOff) > 0, "{total:?}");
+    assert_eq!(total.send_errors(), 0, "{total:?}");
 }

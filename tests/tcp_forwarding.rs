@@ -7,7 +7,8 @@ mod runtime_support;
 
 use std::net::{SocketAddr, UdpSocket};
 
-use ferrovia::runtime::StreamEvent;
+use ferrovia::proxy::Direction;
+use ferrovia::record::StreamEvent;
 use runtime_support::sip::{headers, invite_over, response, status, top_via_sent_by, via_count};
 use runtime_support::tcp::{
     DualProxy, Family, NextHop, SipStream, dual_settings, on_each_family, start_dual,
@@ -90,14 +91,17 @@ fn tcp_in_tcp_out_and_the_responses_come_back_on_the_connection() {
             assert_eq!(status(&answer), Some(want), "{answer}");
             assert_eq!(via_count(&answer), 1, "{answer}");
         }
-        let total = proxy.server.shutdown().total();
+        let total = proxy.server.shutdown().counters();
         assert_eq!(
-            (total.forwarded_requests, total.forwarded_responses),
+            (
+                total.forwarded(Direction::Request),
+                total.forwarded(Direction::Response)
+            ),
             (1, 2)
         );
-        assert_eq!(total.stream_count(StreamEvent::Accepted), 1);
-        assert_eq!(total.stream_count(StreamEvent::Connected), 1);
-        assert_eq!(total.send_errors, 0, "{total:?}");
+        assert_eq!(total.stream(StreamEvent::Accepted), 1);
+        assert_eq!(total.stream(StreamEvent::Connected), 1);
+        assert_eq!(total.send_errors(), 0, "{total:?}");
     });
 }
 
@@ -184,15 +188,15 @@ fn responses_cross_workers_to_their_connection() {
                 assert!(answer.contains(&call), "{answer}");
             }
         }
-        let total = proxy.server.shutdown().total();
-        assert_eq!(total.forwarded_responses, 64, "{total:?}");
-        assert!(total.stream_count(StreamEvent::HandedOff) > 0, "{total:?}");
+        let total = proxy.server.shutdown().counters();
+        assert_eq!(total.forwarded(Direction::Response), 64, "{total:?}");
+        assert!(total.stream(StreamEvent::HandedOff) > 0, "{total:?}");
         assert_eq!(
-            total.stream_count(StreamEvent::HandedOff),
-            total.stream_count(StreamEvent::HandoffReceived),
+            total.stream(StreamEvent::HandedOff),
+            total.stream(StreamEvent::HandoffReceived),
             "{total:?}"
         );
-        assert_eq!(total.stream_count(StreamEvent::HandoffOverflow), 0);
+        assert_eq!(total.stream(StreamEvent::HandoffOverflow), 0);
     });
 }
 
@@ -218,12 +222,8 @@ fn requests_to_a_connected_client_reuse_its_connection() {
             assert!(request.contains(&call), "{request}");
             assert_eq!(top_via(&request), ("TCP".into(), proxy.tcp), "{request}");
         }
-        let total = proxy.server.shutdown().total();
-        assert_eq!(
-            total.stream_count(StreamEvent::Connected),
-            0,
-            "no new connection"
-        );
-        assert_eq!(total.forwarded_requests, 4);
+        let total = proxy.server.shutdown().counters();
+        assert_eq!(total.stream(StreamEvent::Connected), 0, "no new connection");
+        assert_eq!(total.forwarded(Direction::Request), 4);
     });
 }

@@ -9,7 +9,8 @@ mod runtime_support;
 use std::net::{Shutdown, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use ferrovia::runtime::StreamEvent;
+use ferrovia::proxy::Direction;
+use ferrovia::record::StreamEvent;
 use ferrovia::settings::Settings;
 use runtime_support::sip::{header, status};
 use runtime_support::tcp::{
@@ -57,13 +58,13 @@ fn call_id(message: &str) -> &str {
 fn run(
     name: &str,
     test: impl Fn(&DualProxy, &UdpSocket, Family),
-) -> Vec<ferrovia::runtime::Counters> {
+) -> Vec<ferrovia::stats::Counters> {
     let mut totals = Vec::new();
     on_each_family(name, |family| {
         let proxy = start_dual(&settings(family));
         let hop = next_hop(family);
         test(&proxy, &hop, family);
-        totals.push(proxy.server.shutdown().total());
+        totals.push(proxy.server.shutdown().counters());
     });
     totals
 }
@@ -86,7 +87,7 @@ fn two_messages_in_one_segment_are_both_forwarded_in_order() {
     });
     for total in totals {
         assert_eq!(
-            (total.received, total.forwarded_requests),
+            (total.received(), total.forwarded(Direction::Request)),
             (2, 2),
             "{total:?}"
         );
@@ -130,12 +131,8 @@ fn a_client_gone_mid_message_forwards_nothing() {
         assert_eq!(call_id(&forwarded), "after@framing.test");
     });
     for total in totals {
-        assert_eq!(
-            total.stream_count(StreamEvent::ClosedMidMessage),
-            1,
-            "{total:?}"
-        );
-        assert_eq!(total.forwarded_requests, 1);
+        assert_eq!(total.stream(StreamEvent::ClosedMidMessage), 1, "{total:?}");
+        assert_eq!(total.forwarded(Direction::Request), 1);
     }
 }
 
@@ -148,8 +145,8 @@ fn a_slow_sender_is_cut_by_the_header_timeout() {
         client.expect_closed();
     });
     for total in totals {
-        assert_eq!(total.stream_count(StreamEvent::ClosedSlow), 1, "{total:?}");
-        assert_eq!(total.received, 0);
+        assert_eq!(total.stream(StreamEvent::ClosedSlow), 1, "{total:?}");
+        assert_eq!(total.received(), 0);
     }
 }
 
@@ -174,11 +171,7 @@ fn an_oversized_message_gets_513_then_the_connection_closes() {
         endless.expect_closed();
     });
     for total in totals {
-        assert_eq!(
-            total.stream_count(StreamEvent::ClosedOversized),
-            2,
-            "{total:?}"
-        );
+        assert_eq!(total.stream(StreamEvent::ClosedOversized), 2, "{total:?}");
         assert_eq!(total.replies().collect::<Vec<_>>(), [(513, 2)], "{total:?}");
     }
 }
@@ -202,11 +195,7 @@ fn a_missing_content_length_gets_400_then_the_connection_closes() {
         client.expect_closed();
     });
     for total in totals {
-        assert_eq!(
-            total.stream_count(StreamEvent::ClosedUnframed),
-            1,
-            "{total:?}"
-        );
+        assert_eq!(total.stream(StreamEvent::ClosedUnframed), 1, "{total:?}");
     }
 }
 
@@ -225,7 +214,7 @@ fn a_double_crlf_ping_gets_a_crlf_pong_and_single_crlfs_are_ignored() {
         assert_eq!(client.recv_raw(2), b"\r\n", "still open and answering");
     });
     for total in totals {
-        assert_eq!(total.stream_count(StreamEvent::Ping), 2, "{total:?}");
-        assert_eq!(total.total_dropped(), 0, "{total:?}");
+        assert_eq!(total.stream(StreamEvent::Ping), 2, "{total:?}");
+        assert_eq!(total.dropped_total(), 0, "{total:?}");
     }
 }

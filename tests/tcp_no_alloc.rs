@@ -10,7 +10,7 @@ mod runtime_support;
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 
-use ferrovia::runtime::StreamEvent;
+use ferrovia::record::StreamEvent;
 use runtime_support::sip::{invite_over, response};
 use runtime_support::tcp::{Family, NextHop, SipStream, dual_settings, start_dual};
 use runtime_support::{RECV_LIMIT, recv_text};
@@ -105,10 +105,10 @@ fn round_trips_over_tcp_and_across_workers_allocate_nothing() {
     }
     let during = alloc_support::in_process() - before;
 
-    let total = proxy.server.shutdown().total();
+    let total = proxy.server.shutdown().counters();
     let expected = 2 * (2 * ROUND_TRIPS as u64 + 1 + 9 * SERVERS as u64);
-    assert_eq!(total.total_forwarded(), expected, "{total:?}");
-    assert!(total.stream_count(StreamEvent::HandedOff) > 0, "{total:?}");
+    assert_eq!(total.forwarded_total(), expected, "{total:?}");
+    assert!(total.stream(StreamEvent::HandedOff) > 0, "{total:?}");
     assert_eq!(
         during,
         0,

@@ -12,7 +12,8 @@ use std::process::Command;
 use ferrovia::runtime::StreamEvent;
 use runtime_support::RECV_LIMIT;
 use runtime_support::sip::{headers, invite_over, response, status, via_count};
-use runtime_support::tcp::{Family, on_each_family, start_watched};
+use runtime_support::tcp::{Family, on_each_family};
+use runtime_support::{start_service, wait_for};
 use secure_support::{Listeners, Pki, SipConn, TlsNextHop, secure_settings, tls_connect};
 
 fn host(addr: std::net::SocketAddr) -> String {
@@ -32,7 +33,7 @@ fn record_routes(message: &str) -> Vec<String> {
 fn tls_in_tls_out_and_the_response_comes_back() {
     let pki = Pki::new("tls-both");
     on_each_family("tls_both_ways", |family| {
-        let (server, live) = start_watched(&secure_settings(family, &pki, 2));
+        let server = start_service(&secure_settings(family, &pki, 2));
         let at = Listeners::of(server.local_addrs());
         let next = TlsNextHop::bind(family, &pki);
         let tls =
@@ -58,9 +59,9 @@ fn tls_in_tls_out_and_the_response_comes_back() {
         let answer = client.recv();
         assert_eq!(status(&answer), Some(200), "{answer}");
         assert_eq!(via_count(&answer), 1, "{answer}");
-        live.wait_for(StreamEvent::TlsHandshake, 2); // the client's and the next hop's
-        assert_eq!(live.count(StreamEvent::TlsAccepted), 1);
-        assert_eq!(live.count(StreamEvent::TlsOpened), 1);
+        wait_for(&server, StreamEvent::TlsHandshake, 2); // the client's and the next hop's
+        wait_for(&server, StreamEvent::TlsAccepted, 1);
+        wait_for(&server, StreamEvent::TlsOpened, 1);
     });
 }
 
@@ -68,7 +69,7 @@ fn tls_in_tls_out_and_the_response_comes_back() {
 fn udp_in_tls_out_doubles_the_record_route_and_back() {
     let pki = Pki::new("udp-tls");
     on_each_family("udp_to_tls", |family| {
-        let (server, _live) = start_watched(&secure_settings(family, &pki, 2));
+        let server = start_service(&secure_settings(family, &pki, 2));
         let at = Listeners::of(server.local_addrs());
         let next = TlsNextHop::bind(family, &pki);
         let udp = UdpSocket::bind(family.any_port()).unwrap();
@@ -112,7 +113,7 @@ fn the_next_hop_is_verified_by_the_name_it_was_routed_by() {
         ("sip.test".into(), family.ip()),
         ("wrong.test".into(), "127.0.0.2".parse().unwrap()),
     ];
-    let (server, live) = start_watched(&settings);
+    let server = start_service(&settings);
     let at = Listeners::of(server.local_addrs());
     let next = TlsNextHop::bind(family, &pki);
     let port = next.addr().port();
@@ -126,7 +127,7 @@ fn the_next_hop_is_verified_by_the_name_it_was_routed_by() {
     client.send(invite.as_bytes());
     let mut hop = next.accept();
     assert!(hop.recv().starts_with("INVITE "));
-    live.wait_for(StreamEvent::TlsHandshake, 2);
+    wait_for(&server, StreamEvent::TlsHandshake, 2);
 
     // A next hop on 127.0.0.2 known as wrong.test: its certificate does not name it.
     let wrong = std::net::TcpListener::bind("127.0.0.2:0");
@@ -148,7 +149,7 @@ fn the_next_hop_is_verified_by_the_name_it_was_routed_by() {
         &format!("<sip:wrong.test:{wport};transport=tls;lr>"),
     );
     client.send(invite.as_bytes());
-    live.wait_for(StreamEvent::TlsFailedCertificate, 1);
+    wait_for(&server, StreamEvent::TlsFailedCertificate, 1);
     assert!(serve.join().unwrap(), "the next hop saw the proxy give up");
 }
 
@@ -158,7 +159,7 @@ fn mutual_tls_accepts_a_client_certificate_and_refuses_none() {
     on_each_family("mutual_tls", |family| {
         let mut settings = secure_settings(family, &pki, 1);
         settings.tls.verify_client = true;
-        let (server, live) = start_watched(&settings);
+        let server = start_service(&settings);
         let at = Listeners::of(server.local_addrs());
         let options = |me| {
             format!(
@@ -184,7 +185,7 @@ fn mutual_tls_accepts_a_client_certificate_and_refuses_none() {
                 c.try_recv()
             });
         assert!(refused.is_err(), "{refused:?}");
-        live.wait_for(StreamEvent::TlsFailedCertificate, 1);
+        wait_for(&server, StreamEvent::TlsFailedCertificate, 1);
         // WSS never asks browsers for a certificate.
         let ws =
             secure_support::ws_connect(at.wss, Some(pki.client_config(false)), Some("sip"), None);
@@ -200,7 +201,7 @@ fn python_ssl_is_an_independent_client() {
     }
     let pki = Pki::new("python");
     on_each_family("python_ssl", |family| {
-        let (server, live) = start_watched(&secure_settings(family, &pki, 1));
+        let server = start_service(&secure_settings(family, &pki, 1));
         let at = Listeners::of(server.local_addrs());
         let script = r#"
 import socket, ssl, sys
@@ -240,6 +241,6 @@ with socket.create_connection((host, port), timeout=5) as raw:
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(stdout.starts_with("TLSv1.3"), "{stdout}");
-        live.wait_for(StreamEvent::TlsHandshake, 1);
+        wait_for(&server, StreamEvent::TlsHandshake, 1);
     });
 }

@@ -5,6 +5,7 @@ mod runtime_support;
 
 use std::net::SocketAddr;
 
+use ferrovia::proxy::Direction;
 use runtime_support::sip::{invite, response, status, top_via_sent_by, via_count};
 use runtime_support::{loopback_settings, peer, recv_text, start_proxy};
 
@@ -43,13 +44,16 @@ fn one_transaction(workers: usize) {
     );
     assert_eq!(top_via_sent_by(&answer), Some(bob_addr), "{answer}");
 
-    let total = proxy.shutdown().total();
-    assert_eq!(total.received, 2);
+    let total = proxy.shutdown().counters();
+    assert_eq!(total.received(), 2);
     assert_eq!(
-        (total.forwarded_requests, total.forwarded_responses),
+        (
+            total.forwarded(Direction::Request),
+            total.forwarded(Direction::Response)
+        ),
         (1, 1)
     );
-    assert_eq!((total.total_dropped(), total.send_errors), (0, 0));
+    assert_eq!((total.dropped_total(), total.send_errors()), (0, 0));
 }
 
 #[test]
@@ -81,8 +85,8 @@ fn every_client_flow_is_served_by_two_workers() {
         assert_eq!(status(&answer), Some(180), "{answer}");
     }
     let stopped = proxy.shutdown();
-    assert_eq!(stopped.recorders.len(), 2);
-    assert_eq!(stopped.total().total_forwarded(), 32);
+    assert_eq!(stopped.workers, 2);
+    assert_eq!(stopped.counters().forwarded_total(), 32);
 }
 
 #[test]
@@ -104,10 +108,10 @@ fn garbage_is_counted_and_never_stops_a_worker() {
     let (request, _) = recv_text(&alice);
     assert!(request.starts_with("INVITE"), "{request}");
     assert!(proxy.is_running());
-    let total = proxy.shutdown().total();
-    assert_eq!(total.received, 5, "{total:?}");
-    assert_eq!(total.total_dropped(), 4, "{total:?}");
-    assert_eq!(total.forwarded_requests, 1, "{total:?}");
+    let total = proxy.shutdown().counters();
+    assert_eq!(total.received(), 5, "{total:?}");
+    assert_eq!(total.dropped_total(), 4, "{total:?}");
+    assert_eq!(total.forwarded(Direction::Request), 1, "{total:?}");
 }
 
 #[test]
@@ -132,9 +136,9 @@ fn a_closed_port_downstream_does_not_stop_forwarding() {
         .unwrap();
     let (answer, _) = recv_text(&bob);
     assert_eq!(status(&answer), Some(200), "{answer}");
-    let total = proxy.shutdown().total();
-    assert_eq!(total.forwarded_requests, 2, "{total:?}");
-    assert_eq!(total.forwarded_responses, 1, "{total:?}");
+    let total = proxy.shutdown().counters();
+    assert_eq!(total.forwarded(Direction::Request), 2, "{total:?}");
+    assert_eq!(total.forwarded(Direction::Response), 1, "{total:?}");
 }
 
 #[test]
@@ -156,10 +160,10 @@ fn a_send_the_kernel_refuses_is_counted_and_the_rest_still_go() {
     .unwrap();
     let (request, _) = recv_text(&alice);
     assert!(request.contains("accepted@ferrovia.test"), "{request}");
-    let total = proxy.shutdown().total();
-    assert_eq!(total.received, 2, "{total:?}");
-    assert_eq!(total.forwarded_requests, 1, "{total:?}");
-    assert_eq!(total.send_errors, 1, "{total:?}");
+    let total = proxy.shutdown().counters();
+    assert_eq!(total.received(), 2, "{total:?}");
+    assert_eq!(total.forwarded(Direction::Request), 1, "{total:?}");
+    assert_eq!(total.send_errors(), 1, "{total:?}");
 }
 
 #[test]
@@ -189,5 +193,5 @@ fn ipv6_loopback_forwards_when_available() {
         .unwrap();
     let (answer, _) = recv_text(&bob);
     assert_eq!(status(&answer), Some(200), "{answer}");
-    assert_eq!(proxy.shutdown().total().total_forwarded(), 2);
+    assert_eq!(proxy.shutdown().counters().forwarded_total(), 2);
 }

@@ -40,9 +40,9 @@ fn round_trips_through_the_workers_allocate_nothing() {
     }
     let during = alloc_support::in_process() - before;
 
-    let total = proxy.shutdown().total();
+    let total = proxy.shutdown().counters();
     assert_eq!(
-        total.total_forwarded(),
+        total.forwarded_total(),
         2 * (ROUND_TRIPS as u64 + 1),
         "{total:?}"
     );

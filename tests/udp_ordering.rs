@@ -6,6 +6,7 @@ mod runtime_support;
 
 use std::net::UdpSocket;
 
+use ferrovia::proxy::Direction;
 use runtime_support::sip::{header, invite, response, status};
 use runtime_support::{loopback_settings, peer, recv_text, start_proxy};
 
@@ -72,8 +73,8 @@ fn two_hundred_back_to_back_180_200_pairs_arrive_in_order() {
         assert_eq!(got, expected, "flow {a} was reordered");
     }
     let stopped = proxy.shutdown();
-    let total = stopped.total();
-    assert_eq!(total.forwarded_requests, CALLS as u64);
-    assert_eq!(total.forwarded_responses, 2 * CALLS as u64);
-    assert_eq!(total.kernel_drops, 0);
+    let total = stopped.counters();
+    assert_eq!(total.forwarded(Direction::Request), CALLS as u64);
+    assert_eq!(total.forwarded(Direction::Response), 2 * CALLS as u64);
+    assert_eq!(total.kernel_drops(), 0);
 }

@@ -11,7 +11,8 @@ mod secure_support;
 use ferrovia::runtime::StreamEvent;
 use ferrovia::settings::ContactSettings;
 use runtime_support::sip::{header, headers, response, status, via_count};
-use runtime_support::tcp::{Family, NextHop, on_each_family, start_watched};
+use runtime_support::tcp::{Family, NextHop, on_each_family};
+use runtime_support::{start_service, wait_for};
 use secure_support::{Listeners, Pki, WsClient, secure_settings, ws_connect, ws_recv};
 use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
@@ -52,7 +53,7 @@ fn a_wss_browser_calls_a_tcp_next_hop_and_is_reached_back() {
     on_each_family("wss_to_tcp", |family| {
         let mut settings = secure_settings(family, &pki, 2);
         settings.rewrite_contact = Some(ContactSettings::default());
-        let (server, live) = start_watched(&settings);
+        let server = start_service(&settings);
         let at = Listeners::of(server.local_addrs());
         let next = NextHop::bind(family);
         let mut ws = wss(&at, &pki);
@@ -117,8 +118,8 @@ fn a_wss_browser_calls_a_tcp_next_hop_and_is_reached_back() {
                 .starts_with("SIP/2.0/WSS "),
             "{bye}"
         );
-        live.wait_for(StreamEvent::WsHandshake, 1);
-        assert_eq!(live.count(StreamEvent::WssAccepted), 1);
+        wait_for(&server, StreamEvent::WsHandshake, 1);
+        wait_for(&server, StreamEvent::WssAccepted, 1);
     });
 }
 
@@ -128,7 +129,7 @@ fn upgrades_without_sip_or_from_a_foreign_origin_are_refused() {
     on_each_family("ws_refusals", |family| {
         let mut settings = secure_settings(family, &pki, 1);
         settings.websocket.origins = vec!["https://phone.example.com".into()];
-        let (server, live) = start_watched(&settings);
+        let server = start_service(&settings);
         let at = Listeners::of(server.local_addrs());
         let http_status = |r: Result<WsClient, tungstenite::Error>| match r {
             Err(tungstenite::Error::Http(resp)) => resp.status().as_u16(),
@@ -144,8 +145,8 @@ fn upgrades_without_sip_or_from_a_foreign_origin_are_refused() {
         assert_eq!(http_status(ws_connect(at.ws, None, Some("sip"), evil)), 403);
         let config = Some(pki.client_config(false));
         assert_eq!(http_status(ws_connect(at.wss, config, None, None)), 400);
-        live.wait_for(StreamEvent::WsFailedNoSip, 3);
-        live.wait_for(StreamEvent::WsFailedOrigin, 1);
+        wait_for(&server, StreamEvent::WsFailedNoSip, 3);
+        wait_for(&server, StreamEvent::WsFailedOrigin, 1);
         let ok = ws_connect(at.ws, None, Some("sip"), Some("https://phone.example.com"));
         assert!(ok.is_ok());
     });
@@ -155,7 +156,7 @@ fn upgrades_without_sip_or_from_a_foreign_origin_are_refused() {
 fn fragments_pings_and_the_close_handshake() {
     let pki = Pki::new("ws-frames");
     on_each_family("ws_frames", |family| {
-        let (server, live) = start_watched(&secure_settings(family, &pki, 1));
+        let server = start_service(&secure_settings(family, &pki, 1));
         let at = Listeners::of(server.local_addrs());
         for (addr, transport) in [(at.ws, "WS"), (at.wss, "WSS")] {
             let tls = (transport == "WSS").then(|| pki.client_config(false));
@@ -202,8 +203,8 @@ fn fragments_pings_and_the_close_handshake() {
             };
             assert_eq!(echoed, Some(CloseCode::Normal));
         }
-        live.wait_for(StreamEvent::WsClose1000, 2);
-        assert!(live.count(StreamEvent::WsPing) >= 4);
+        wait_for(&server, StreamEvent::WsClose1000, 2);
+        wait_for(&server, StreamEvent::WsPing, 4);
     });
 }
 
@@ -213,7 +214,7 @@ fn an_oversize_frame_closes_with_1009() {
     let family = Family::V4;
     let mut settings = secure_settings(family, &pki, 1);
     settings.tcp.max_message = 4096;
-    let (server, live) = start_watched(&settings);
+    let server = start_service(&settings);
     let at = Listeners::of(server.local_addrs());
     for (addr, tls) in [(at.ws, None), (at.wss, Some(pki.client_config(false)))] {
         let mut ws = ws_connect(addr, tls, Some("sip"), None).expect("upgrade");
@@ -227,5 +228,5 @@ fn an_oversize_frame_closes_with_1009() {
         };
         assert_eq!(code, Some(CloseCode::Size));
     }
-    live.wait_for(StreamEvent::WsClose1009, 2);
+    wait_for(&server, StreamEvent::WsClose1009, 2);
 }

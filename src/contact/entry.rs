@@ -5,35 +5,10 @@
 //! [`Clock`]); `0` marks an entry that a sweep has claimed for removal, and such an entry is
 //! never brought back to life.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::proxy::{ConnectionId, Transport};
-
-/// Where a contact's packets really came from, and how to reach it again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Flow {
-    pub transport: Transport,
-    /// The packet's source address: the NAT's public side, not what the Contact says.
-    pub source: SocketAddr,
-    /// The proxy's listener it arrived on; a request back must leave from it.
-    pub local: SocketAddr,
-    /// For TCP, TLS and WebSocket: the connection, if the runtime names connections.
-    pub conn: Option<ConnectionId>,
-}
-
-impl Flow {
-    /// A flow without a connection id (UDP, or a stream the runtime does not number).
-    pub fn new(transport: Transport, source: SocketAddr, local: SocketAddr) -> Flow {
-        Flow {
-            transport,
-            source,
-            local,
-            conn: None,
-        }
-    }
-}
+use crate::sip::Flow;
 
 /// How long a new or refreshed entry lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,6 +127,7 @@ impl ContactEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::{ConnectionId, Transport};
 
     fn flow() -> Flow {
         Flow::new(

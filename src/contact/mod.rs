@@ -17,7 +17,8 @@ mod id_hash;
 mod table;
 pub mod token;
 
+pub use crate::sip::Flow;
 pub use counters::ContactCounters;
-pub use entry::{ContactEntry, Flow, Lifetime};
+pub use entry::{ContactEntry, Lifetime};
 pub use table::{ContactTable, ContactTableConfig, InsertRefused, LookupError};
 pub use token::{ContactToken, EntryId, NodeId, TOKEN_LEN, TokenError, TokenFields, TokenKey};

@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 use siphasher::sip128::{Hasher128, SipHasher13};
 
 use super::counters::{ContactCounters, Count, Counters};
-use super::entry::{Clock, ContactEntry, Flow, Lifetime, millis};
+use super::entry::{Clock, ContactEntry, Lifetime, millis};
 use super::id_hash::IdHash;
 use super::token::{ContactToken, EntryId, NodeId, TokenError, TokenFields, TokenKey};
+use crate::sip::Flow;
 
 /// How a table is sized, keyed and timed. Built by the runtime from its configuration.
 #[derive(Clone, Debug)]
@@ -345,7 +346,7 @@ impl fmt::Debug for ContactTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::Transport;
+    use crate::sip::Transport;
 
     const SECRET: [u8; 16] = *b"ferrovia-test-k!";
     const URI: &[u8] = b"sip:alice@192.168.1.10:5060;transport=udp";

@@ -26,9 +26,10 @@ use crate::sip::{
     parse_delta_seconds,
 };
 
-use super::contact::{ContactRewrite, is_our_token};
+use super::contact::is_our_token;
 use super::identity::SelfNames;
 use super::rewrite::{Edit, Edits, Insert};
+use crate::contact::ContactTable;
 
 /// What kind of Contact list a response carries, if any.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +105,8 @@ impl<'o> Staging<'o> {
 
 /// What a write-back needs besides the message.
 pub(crate) struct WriteBack<'r> {
-    pub rewrite: &'r ContactRewrite,
+    /// The shared contact table (`Tables::contact`).
+    pub table: &'r ContactTable,
     pub names: &'r SelfNames,
     pub listing: Listing,
     pub to: Recipient,
@@ -155,7 +157,7 @@ fn write_back<'o>(
         true => (b"", b""),
         false => (b"<", b">"),
     };
-    let table = &how.rewrite.table;
+    let table = how.table;
     let staged = table.confirm(user.of(buf), granted, how.now, |entry| {
         let flow = entry.flow();
         let owner = flow.source == how.to.addr && flow.transport == how.to.transport;
@@ -186,8 +188,9 @@ mod tests {
 
     use super::*;
     use crate::contact::{ContactTable, ContactTableConfig, Flow, Lifetime, LookupError, TokenKey};
+    use crate::proxy::test_support::{Core, core_with};
     use crate::proxy::{
-        DropReason, Input, Listener, NextHop, OUTPUT_BUFFER_SIZE, Outcome, Proxy, ProxyConfig,
+        ContactRewrite, DropReason, Input, NextHop, OUTPUT_BUFFER_SIZE, Outcome, Tables,
     };
 
     const PHONE: &str = "203.0.113.5:40000";
@@ -195,27 +198,28 @@ mod tests {
     const DAVE: &str = "sip:dave@192.168.1.20:5062;transport=udp";
 
     /// An edge at 192.0.2.10:5060 rewriting contacts both ways, the registrar as next hop.
-    fn edge() -> (Proxy, Arc<ContactTable>, Instant) {
+    fn edge() -> (Core, Arc<ContactTable>, Instant) {
         let t0 = Instant::now();
         let config = ContactTableConfig::new(TokenKey::new([5; 16]), 1000);
         let table = Arc::new(ContactTable::new(config, t0));
-        let listener = Listener {
-            transport: Transport::Udp,
-            addr: "192.0.2.10:5060".parse().unwrap(),
-            advertise: None,
+        let tables = Tables {
+            contact: Some(Arc::clone(&table)),
         };
-        let mut config = ProxyConfig::new(listener, [42; 16]);
-        config.next_hop = Some(NextHop::parse(&format!("sip:{REGISTRAR}")).unwrap());
-        config.contact = Some(ContactRewrite {
-            table: Arc::clone(&table),
-            requests: true,
-            responses: true,
-        });
-        (Proxy::new(config).unwrap(), table, t0)
+        let core = core_with(
+            |c| {
+                c.next_hop = Some(NextHop::parse(&format!("sip:{REGISTRAR}")).unwrap());
+                c.contact = Some(ContactRewrite {
+                    requests: true,
+                    responses: true,
+                });
+            },
+            tables,
+        );
+        (core, table, t0)
     }
 
     fn handle_in(
-        p: &Proxy,
+        p: &Core,
         raw: &str,
         from: &str,
         now: Instant,
@@ -223,16 +227,17 @@ mod tests {
     ) -> (Outcome, String) {
         let input = Input {
             data: raw.as_bytes(),
-            source: from.parse().unwrap(),
-            local: "192.0.2.10:5060".parse().unwrap(),
-            transport: Transport::Udp,
-            connection: None,
+            flow: Flow::new(
+                Transport::Udp,
+                from.parse().unwrap(),
+                "192.0.2.10:5060".parse().unwrap(),
+            ),
             now,
         };
         let outcome = p.handle(input, out);
         let len = match outcome {
             Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
-            Outcome::Drop(_) => 0,
+            Outcome::Drop(_) | Outcome::Park(_) => 0,
         };
         let text = String::from_utf8_lossy(&out[..len]).into_owned();
         if len > 0 {
@@ -241,7 +246,7 @@ mod tests {
         (outcome, text)
     }
 
-    fn handle(p: &Proxy, raw: &str, from: &str, now: Instant) -> (Outcome, String) {
+    fn handle(p: &Core, raw: &str, from: &str, now: Instant) -> (Outcome, String) {
         handle_in(p, raw, from, now, &mut vec![0u8; OUTPUT_BUFFER_SIZE])
     }
 

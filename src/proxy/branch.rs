@@ -20,7 +20,7 @@ pub(crate) struct BranchKey {
 }
 
 impl BranchKey {
-    pub fn new(secret: [u8; 16]) -> BranchKey {
+    pub(super) fn new(secret: [u8; 16]) -> BranchKey {
         let (a, b) = secret.split_at(8);
         // Both halves are exactly 8 bytes: `split_at(8)` of a 16-byte array.
         BranchKey {
@@ -30,7 +30,7 @@ impl BranchKey {
     }
 
     /// The hash identifying the transaction of `msg`, whose parsed top Via is `top`.
-    pub fn transaction_hash(&self, msg: &Message<'_>, top: &Via) -> u64 {
+    pub(super) fn transaction_hash(&self, msg: &Message<'_>, top: &Via) -> u64 {
         let buf = msg.buf();
         let mut h = SipHasher13::new_with_keys(self.k0, self.k1);
         match top.branch.filter(|_| top.has_magic_cookie(buf)) {
@@ -63,7 +63,7 @@ impl BranchKey {
 impl BranchKey {
     /// A 32-bit tag binding a connection id to the branch it travels with, so that a peer
     /// cannot steer a response onto another client's connection by editing our Via.
-    pub fn connection_tag(&self, connection: u64, branch_hash: u64) -> u32 {
+    pub(super) fn connection_tag(&self, connection: u64, branch_hash: u64) -> u32 {
         let mut h = SipHasher13::new_with_keys(self.k1, self.k0);
         h.write_u64(connection);
         h.write_u64(branch_hash);

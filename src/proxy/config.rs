@@ -171,13 +171,18 @@ pub struct ProxyConfig {
     pub max_stream_message: usize,
     /// Static name → address table for hosts in Route, Request-URI, Via and the next hop.
     pub hosts: Vec<(String, IpAddr)>,
-    /// Contact rewriting with the shared table, when enabled.
+    /// Contact rewriting, when enabled (the table itself is shared state: `Tables::contact`).
     pub contact: Option<super::contact::ContactRewrite>,
+    /// Host names that are neither IP literals nor in `hosts` park the request and are asked
+    /// of the resolver (a side thread the runtime wires); off: they get 503 at once.
+    pub resolver: bool,
+    /// What each worker's parking area may hold.
+    pub parking: super::park::ParkingLimits,
 }
 
 impl ProxyConfig {
     /// A config with one listener and the defaults: no Record-Route, no next hop,
-    /// 64 KiB stream limit.
+    /// 64 KiB stream limit, no contact rewriting, no resolver.
     pub fn new(listener: Listener, branch_secret: [u8; 16]) -> ProxyConfig {
         ProxyConfig {
             listeners: vec![listener],
@@ -188,6 +193,8 @@ impl ProxyConfig {
             max_stream_message: 64 * 1024,
             hosts: Vec::new(),
             contact: None,
+            resolver: false,
+            parking: super::park::ParkingLimits::default(),
         }
     }
 }

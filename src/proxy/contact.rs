@@ -3,10 +3,10 @@
 //! the flow its packets really came from (RFC 3261 §8.1.1.8, §10.2.1; behind NAT the Contact's
 //! own address is unreachable, the flow's source is not).
 //!
-//! The table (`crate::contact::ContactTable`) is shared by every worker; an insert may
-//! allocate, a lookup never does. Sans-IO like the rest of the core: `now` comes in the input.
+//! The table (`crate::contact::ContactTable`) is shared by every worker and reached through
+//! the context (`Tables::contact`); an insert may allocate, a lookup never does. Sans-IO like
+//! the rest of the core: `now` comes in the input.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::contact::{ContactTable, Flow, InsertRefused, Lifetime, LookupError, TOKEN_LEN};
@@ -15,10 +15,10 @@ use crate::sip::{HeaderName, Message, NameAddr, Scheme, SipUri, Span, Values};
 use super::identity::SelfNames;
 use super::rewrite::{Edit, Edits, Insert};
 
-/// Contact rewriting, when the operator enables it.
-#[derive(Clone, Debug)]
+/// Contact rewriting, when the operator enables it: which messages' Contacts are rewritten.
+/// The table they go into is shared state (`Tables::contact`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ContactRewrite {
-    pub table: Arc<ContactTable>,
     /// Rewrite the Contact of forwarded requests (REGISTER, INVITE, SUBSCRIBE, ...).
     pub requests: bool,
     /// Rewrite the Contact of forwarded 101–299 responses (the callee's Contact in a 180 or
@@ -48,7 +48,7 @@ pub(crate) struct Rewriting<'a> {
 /// `Err` when the table is full (the caller decides: 503 for a request, unchanged for a
 /// response); a URI too long for the table stays unrewritten (the table counts it).
 pub(crate) fn push_rewrites<'a>(
-    rewrite: &ContactRewrite,
+    table: &ContactTable,
     names: &SelfNames,
     msg: &Message<'_>,
     how: &Rewriting<'a>,
@@ -70,10 +70,7 @@ pub(crate) fn push_rewrites<'a>(
                 true => Lifetime::Registration(registration_expires(msg, &addr)),
                 false => Lifetime::Dialog,
             };
-            let token = match rewrite
-                .table
-                .insert(addr.uri.of(buf), how.flow, lifetime, how.now)
-            {
+            let token = match table.insert(addr.uri.of(buf), how.flow, lifetime, how.now) {
                 Ok(token) => token,
                 Err(InsertRefused::UriTooLong) => continue,
                 Err(full) => return Err(full),
@@ -128,7 +125,7 @@ impl RestoredUri {
         Some(restored)
     }
 
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(super) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
 }
@@ -153,8 +150,8 @@ pub(crate) enum Restore {
 }
 
 /// Looks the Request-URI's user part up (without touching the map when the MAC fails).
-pub(crate) fn restore(rewrite: &ContactRewrite, buf: &[u8], user: Span, now: Instant) -> Restore {
-    let found = rewrite.table.lookup(user.of(buf), now, |entry| {
+pub(crate) fn restore(table: &ContactTable, buf: &[u8], user: Span, now: Instant) -> Restore {
+    let found = table.lookup(user.of(buf), now, |entry| {
         (RestoredUri::copy(entry.original_uri()), entry.flow())
     });
     match found {
@@ -165,3 +162,6 @@ pub(crate) fn restore(rewrite: &ContactRewrite, buf: &[u8], user: Span, now: Ins
         Err(refused) => Restore::Refused(refused),
     }
 }
+
+#[cfg(test)]
+mod tests;

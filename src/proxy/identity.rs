@@ -112,7 +112,13 @@ impl SelfNames {
 
     /// Whether `host[:port]` names this proxy; `default_port` applies when `port` is absent
     /// (5060, or 5061 for SIPS/TLS: RFC 3261 §19.1.2).
-    pub fn is_me(&self, buf: &[u8], host: &HostSpan, port: Option<u16>, default_port: u16) -> bool {
+    pub(super) fn is_me(
+        &self,
+        buf: &[u8],
+        host: &HostSpan,
+        port: Option<u16>,
+        default_port: u16,
+    ) -> bool {
         let port = port.unwrap_or(default_port);
         self.me
             .iter()
@@ -148,7 +154,7 @@ impl HostTable {
     }
 
     /// The address of a host: itself when it is an IP literal, else from the table.
-    pub fn resolve(&self, buf: &[u8], host: &HostSpan) -> Option<IpAddr> {
+    pub(super) fn resolve(&self, buf: &[u8], host: &HostSpan) -> Option<IpAddr> {
         match host.kind {
             HostKind::Ipv4(ip) => Some(IpAddr::V4(ip)),
             HostKind::Ipv6(ip) => Some(IpAddr::V6(ip)),
@@ -156,7 +162,7 @@ impl HostTable {
         }
     }
 
-    pub fn lookup(&self, name: &[u8]) -> Option<IpAddr> {
+    pub(super) fn lookup(&self, name: &[u8]) -> Option<IpAddr> {
         self.entries
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -173,7 +179,7 @@ pub(crate) struct Identity {
 }
 
 impl Identity {
-    pub fn new(config: &ProxyConfig) -> Result<Identity, ConfigError> {
+    pub(super) fn new(config: &ProxyConfig) -> Result<Identity, ConfigError> {
         let locals = config
             .listeners
             .iter()
@@ -187,7 +193,7 @@ impl Identity {
     }
 
     /// The listener a message arrived on: same address and transport, else same transport.
-    pub fn arrival(&self, local: SocketAddr, transport: Transport) -> usize {
+    pub(super) fn arrival(&self, local: SocketAddr, transport: Transport) -> usize {
         self.locals
             .iter()
             .position(|l| l.addr == local && l.transport == transport)
@@ -197,7 +203,12 @@ impl Identity {
 
     /// The listener to send from toward `dest` over `transport`: the arrival listener when it
     /// fits (same transport and address family), else the first that does.
-    pub fn departure(&self, arrival: usize, transport: Transport, dest: IpAddr) -> Option<usize> {
+    pub(super) fn departure(
+        &self,
+        arrival: usize,
+        transport: Transport,
+        dest: IpAddr,
+    ) -> Option<usize> {
         let fits = |l: &Local| l.transport == transport && l.ipv6 == dest.is_ipv6();
         match self.locals.get(arrival) {
             Some(l) if fits(l) => Some(arrival),
@@ -206,7 +217,7 @@ impl Identity {
     }
 
     /// Whether sending to `dest` would reach one of our own listeners (a loop).
-    pub fn is_own_socket(&self, dest: SocketAddr, transport: Transport) -> bool {
+    pub(super) fn is_own_socket(&self, dest: SocketAddr, transport: Transport) -> bool {
         self.locals.iter().any(|l| {
             l.transport == transport
                 && l.addr.port() == dest.port()

@@ -1,7 +1,15 @@
 //! The stateless proxy's decisions and rewriting (RFC 3261 §16, §16.11, §18; RFC 3581).
 //!
-//! Sans-IO: [`Proxy::handle`] takes one received message (bytes, addresses, transport, `now`)
-//! and a buffer the caller owns, and returns an [`Outcome`]. No sockets, threads or clocks.
+//! Sans-IO: [`Proxy::handle`] takes one received message (bytes, its [`Flow`], `now`), a
+//! [`Context`] and a buffer the caller owns, and returns an [`Outcome`]. No sockets, threads or
+//! clocks. The `Proxy` is immutable configuration shared by every worker; what the core reads
+//! and writes beyond the message is in the context ([`context`] lists it): the shared
+//! [`Tables`] (the contact table) and the worker's own [`WorkerState`] (its parked messages).
+//! The core keeps no transaction state: once a message has left, nothing remembers it.
+//!
+//! A request that needs an answer from outside the worker first (a host name to resolve)
+//! parks ([`Outcome::Park`], see [`park`]); the runtime asks a side thread and calls
+//! [`Proxy::resume`] with the answer.
 
 #![forbid(unsafe_code)]
 
@@ -9,8 +17,10 @@ mod bindings;
 mod branch;
 pub mod config;
 mod contact;
+pub mod context;
 mod identity;
 pub mod outcome;
+pub mod park;
 mod reply;
 mod request;
 mod response;
@@ -21,7 +31,7 @@ mod via_fix;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::sip::{Message, ScanError, ScanFailure};
+use crate::sip::{Flow, Message, ScanError, ScanFailure};
 
 use branch::BranchKey;
 use identity::Identity;
@@ -29,7 +39,9 @@ use reply::Status;
 
 pub use config::{ConfigError, Host, HostPort, Listener, NextHop, ProxyConfig};
 pub use contact::{ContactRewrite, MAX_RESTORED_URI};
+pub use context::{Context, Tables, WorkerState};
 pub use outcome::{ConnectionId, Direction, DropReason, Outcome, Transmit, Transport};
+pub use park::{Answer, HostName, ParkingLimits, Query, Ticket};
 
 /// Output buffers must hold the largest message the proxy can emit: a 64 KiB datagram
 /// plus what the proxy adds (Via, Record-Route, Max-Forwards, received/rport).
@@ -46,20 +58,14 @@ pub const MAX_FORWARDED_HEADERS: usize = crate::sip::MAX_HEADERS - 5;
 pub struct Input<'a> {
     /// The message bytes: one datagram, or one framed message from a stream.
     pub data: &'a [u8],
-    /// Who sent it (the packet's source address).
-    pub source: SocketAddr,
-    /// The listener it arrived on (its configured address).
-    pub local: SocketAddr,
-    /// The transport it arrived over.
-    pub transport: Transport,
-    /// The connection it arrived on (stream transports only).
-    pub connection: Option<ConnectionId>,
+    /// Where it came from: transport, source, our listener, and the connection on a stream.
+    pub flow: Flow,
     /// The time it arrived; the core reads no clock.
     pub now: Instant,
 }
 
-/// The stateless proxy core. Cheap to share: `handle` takes `&self` and keeps no state
-/// between messages.
+/// The stateless proxy core: immutable configuration, shared by every worker (`handle` takes
+/// `&self`). State lives in the [`Context`] each call is given.
 #[derive(Debug)]
 pub struct Proxy {
     config: ProxyConfig,
@@ -69,6 +75,7 @@ pub struct Proxy {
     record_route: bool,
     max_stream_message: usize,
     contact: Option<ContactRewrite>,
+    resolver: bool,
 }
 
 impl Proxy {
@@ -88,7 +95,8 @@ impl Proxy {
             next_hop,
             record_route: config.record_route,
             max_stream_message: config.max_stream_message,
-            contact: config.contact.clone(),
+            contact: config.contact,
+            resolver: config.resolver,
             config,
         })
     }
@@ -100,17 +108,45 @@ impl Proxy {
 
     /// Decides what to do with one message, writing any bytes to send into `out`
     /// (which should be at least [`OUTPUT_BUFFER_SIZE`] long).
-    pub fn handle(&self, input: Input<'_>, out: &mut [u8]) -> Outcome {
-        let stream = input.transport.is_stream();
+    pub fn handle(&self, input: Input<'_>, ctx: &mut Context<'_>, out: &mut [u8]) -> Outcome {
+        let stream = input.flow.transport.is_stream();
         // RFC 3261 §18.3 / §21.5.14: over a stream the size is bounded by configuration; a
         // datagram is bounded by the transport itself.
         let too_large = stream && input.data.len() > self.max_stream_message;
         match Message::scan(input.data, stream) {
             Ok(msg) if too_large => self.too_large(&msg, &input, out),
-            Ok(msg) if msg.is_request() => request::handle(self, &msg, &input, out),
-            Ok(msg) => response::handle(self, &msg, &input, out),
+            Ok(msg) if msg.is_request() => request::handle(self, &msg, &input, ctx, out),
+            Ok(msg) => response::handle(self, &msg, &input, ctx.tables, out),
             Err(failure) => self.malformed(failure, &input, too_large, out),
         }
+    }
+
+    /// Handles a parked message again, now that its query has `answer` (or timed out):
+    /// the message leaves the parking area and gets the outcome it would have had with the
+    /// answer known (forward, or the reply the feature names, e.g. 503). `None` when the
+    /// ticket finds nothing: that message already left (timed out, or drained).
+    #[must_use]
+    pub fn resume(
+        &self,
+        ticket: Ticket,
+        answer: Answer,
+        ctx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Option<Outcome> {
+        let (bytes, parked) = ctx.worker.parking.take(ticket)?;
+        let input = Input {
+            data: &bytes,
+            flow: parked.flow,
+            now: parked.since,
+        };
+        let stream = input.flow.transport.is_stream();
+        let outcome = match Message::scan(input.data, stream) {
+            Ok(msg) => request::resume(self, &msg, &input, (parked.query, answer), ctx, out),
+            // It scanned when it parked; the same bytes scan the same way.
+            Err(_) => Outcome::Drop(DropReason::MalformedRequest),
+        };
+        ctx.worker.parking.give_back(ticket, bytes);
+        Some(outcome)
     }
 
     /// A stream message that outgrew the size limit before it was complete: `input.data`
@@ -191,5 +227,7 @@ fn resolve_next_hop(
     Ok((SocketAddr::new(ip, port), hop.transport))
 }
 
+#[cfg(test)]
+mod test_support;
 #[cfg(test)]
 mod tests;

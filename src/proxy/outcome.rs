@@ -1,4 +1,5 @@
-//! What the core decides about one message: forward it, answer it, or drop it.
+//! What the core decides about one message: forward it, answer it, drop it, or park it until
+//! an answer from outside the worker arrives.
 //!
 //! The bytes of a forward or a reply are in the caller's output buffer, `out[..len]`; the
 //! outcome says where they go. Every drop has a named reason that the runtime counts.
@@ -6,7 +7,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-pub use crate::sip::Transport;
+pub use crate::sip::{ConnectionId, Transport};
 
 /// Whether a transmitted message is a request or a response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,12 +15,6 @@ pub enum Direction {
     Request,
     Response,
 }
-
-/// A stream connection, as the runtime names it (opaque to the core). A request that arrives
-/// on a connection carries its id in this proxy's Via, so that the response can go back on
-/// the same connection (RFC 3261 §18.2.2) although the proxy keeps no state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ConnectionId(pub u64);
 
 /// Bytes to send: `out[..len]` of the buffer the caller passed in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +44,9 @@ pub enum Outcome {
     Reply { transmit: Transmit, status: u16 },
     /// Send nothing; count the reason.
     Drop(DropReason),
+    /// The message waits in the worker's parking area for the answer to its query
+    /// (`Parking::query(ticket)`); hand that to a side thread, then call `Proxy::resume`.
+    Park(super::Ticket),
 }
 
 macro_rules! drop_reasons {
@@ -99,6 +97,13 @@ drop_reasons! {
     /// So many header lines that what the proxy would send (with its own lines added) would
     /// pass the header limit, and no reply fits either.
     TooManyHeaders => "too_many_headers",
+    /// A retransmission of a request that is parked already: the parked copy will go on.
+    ParkedRetransmission => "parked_retransmission",
+    /// A request that had to park found the parking area full and cannot be answered (an
+    /// ACK); other requests get the feature's reply (503).
+    ParkingFull => "parking_full",
+    /// A parked request still waiting when the worker stopped.
+    ParkedAtShutdown => "parked_at_shutdown",
 }
 
 impl DropReason {

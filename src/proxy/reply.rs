@@ -19,7 +19,7 @@ pub(crate) struct Status {
 }
 
 impl Status {
-    pub const fn new(code: u16, reason: &'static str) -> Status {
+    pub(super) const fn new(code: u16, reason: &'static str) -> Status {
         Status {
             code,
             reason,

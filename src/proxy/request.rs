@@ -1,21 +1,29 @@
 //! Requests: validation (RFC 3261 §16.3), Route preprocessing (§16.4), the target (§16.5),
 //! and forwarding (§16.6) as a stateless proxy (§16.11), with RFC 3581 on the top Via.
+//!
+//! [`Request::decide`] reads the message, the proxy's configuration and the shared tables and
+//! returns a [`Decision`]: forward by a [`Plan`], answer with a status, or park until a host
+//! name is resolved. Only [`handle`] writes: the rewritten message or the reply into `out`,
+//! Contacts into the contact table, a parked message into the worker's parking area.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
+use crate::contact::{ContactTable, InsertRefused, LookupError};
 use crate::sip::{
-    HeaderName, Message, Method, Scheme, SipUri, Span, StartLine, Transport, Values, Via,
-    parse_cseq, parse_max_forwards, scheme_of,
+    Flow, HeaderName, HostKind, HostSpan, Message, Method, Scheme, SipUri, Span, StartLine,
+    Transport, Values, Via, parse_cseq, parse_max_forwards, scheme_of,
 };
 
 use super::branch::{tag_span, to_tag};
 use super::contact::{self, Restore, RestoredUri, Rewriting};
+use super::park::{Answer, HostName, Parked, Query, Refused};
 use super::reply::{self, Status};
 use super::rewrite::{Edit, Edits, Insert, Out, apply_range};
 use super::route::{RouteError, RouteSet};
 use super::via_fix::{ViaFix, reply_destination};
-use super::{ConnectionId, Direction, DropReason, Input, Outcome, Proxy, Transmit};
-use crate::contact::{Flow, InsertRefused, LookupError};
+use super::{
+    ConnectionId, Context, Direction, DropReason, Input, Outcome, Proxy, Tables, Transmit,
+};
 
 /// The largest UDP payload (IPv4); a forward that does not fit earns a 513.
 pub(crate) const MAX_UDP_PAYLOAD: usize = 65_507;
@@ -34,6 +42,7 @@ const LOOP: Status = Status::new(482, "Loop Detected");
 const TOO_MANY_HOPS: Status = Status::new(483, "Too Many Hops");
 pub(crate) const TOO_LARGE: Status = Status::new(513, "Message Too Large");
 const UNRESOLVABLE: Status = Status::new(503, "Unresolvable Destination");
+const RESOLVER_BUSY: Status = Status::new(503, "Resolver Busy");
 const NO_TRANSPORT: Status = Status::new(503, "Unsupported Transport");
 
 fn bad_request(reason: &'static str) -> Status {
@@ -50,7 +59,7 @@ pub(crate) struct TopVia {
 impl TopVia {
     /// `None` when the request has no Via or its first value is malformed: then nothing can
     /// be answered (RFC 3261 §18.2.2 needs it).
-    pub fn find(msg: &Message<'_>) -> Option<TopVia> {
+    pub(super) fn find(msg: &Message<'_>) -> Option<TopVia> {
         let line = msg
             .headers()
             .iter()
@@ -59,6 +68,52 @@ impl TopVia {
         let via = Via::parse(msg.buf(), first).ok()?;
         Some(TopVia { line, via })
     }
+}
+
+/// What the proxy does with a well-formed request.
+// Inline for the same reason as `contact::Restore`: no allocation per restored request.
+#[allow(clippy::large_enum_variant)]
+enum Decision {
+    /// Forward it (RFC 3261 §16.6).
+    Forward(Plan),
+    /// Answer it here with this status (an error, or 200 to an OPTIONS for the proxy).
+    Answer(Status),
+    /// Wait for the address of the host name at this span first (`Query::Resolve`).
+    Park(Span),
+}
+
+/// Why a decision step stopped before a plan was complete: the decision is made.
+/// `decided!` carries it out of `decide` (small: the name to resolve stays a span until it
+/// parks).
+enum Stop {
+    Answer(Status),
+    Park(Span),
+}
+
+impl From<Status> for Stop {
+    fn from(status: Status) -> Stop {
+        Stop::Answer(status)
+    }
+}
+
+impl From<Stop> for Decision {
+    fn from(stop: Stop) -> Decision {
+        match stop {
+            Stop::Answer(status) => Decision::Answer(status),
+            Stop::Park(name) => Decision::Park(name),
+        }
+    }
+}
+
+/// The value of a decision step, or returns the decision the step made (`Err` holds a
+/// `Status` or a `Stop`).
+macro_rules! decided {
+    ($step:expr) => {
+        match $step {
+            Ok(value) => value,
+            Err(stop) => return Decision::from(Stop::from(stop)),
+        }
+    };
 }
 
 /// Where a forwarded request goes, and what changes on the way.
@@ -90,15 +145,45 @@ enum Target {
     },
 }
 
+/// The Request-URI in effect after Route preprocessing (§16.4).
+struct Preprocessed {
+    /// The effective Request-URI (`None` for a non-SIP one such as `tel:`).
+    current: Option<SipUri>,
+    /// Where its text comes from when it changed (the last Route, undoing a strict router).
+    new_ruri: Option<Span>,
+}
+
+/// The next hop (§16.5) and the strict-routing rewrite it needs (§16.6 step 6).
+struct Targeted {
+    target: Target,
+    /// A URI from the input that becomes the Request-URI.
+    new_ruri: Option<Span>,
+    /// A URI from the input appended as the last Route.
+    append_route: Option<Span>,
+}
+
+/// A Max-Forwards header's value and where it is written.
+#[derive(Clone, Copy)]
+struct MaxForwards {
+    hops: u32,
+    value: Span,
+}
+
+/// A parked request's query and what came back for it.
+pub(crate) type Resolution = (Query, Answer);
+
 /// One request being decided.
 struct Request<'m, 'p> {
     proxy: &'p Proxy,
+    tables: &'p Tables,
     msg: &'m Message<'m>,
     input: &'m Input<'m>,
     arrival: usize,
     top: TopVia,
     fix: ViaFix,
     hash: u64,
+    /// When resuming a parked request: its query and the answer (then it never parks again).
+    resolution: Option<&'p Resolution>,
 }
 
 /// Handles a well-framed request.
@@ -106,14 +191,36 @@ pub(crate) fn handle(
     proxy: &Proxy,
     msg: &Message<'_>,
     input: &Input<'_>,
+    ctx: &mut Context<'_>,
     out: &mut [u8],
 ) -> Outcome {
-    let Some(req) = Request::new(proxy, msg, input) else {
+    let Some(req) = Request::new(proxy, ctx.tables, msg, input, None) else {
         return Outcome::Drop(DropReason::MalformedRequest);
     };
     match req.decide() {
-        Ok(plan) => req.forward(plan, out),
-        Err(status) => req.reply(status, out),
+        Decision::Forward(plan) => req.forward(plan, out),
+        Decision::Answer(status) => req.reply(status, out),
+        Decision::Park(name) => req.park(name, ctx, out),
+    }
+}
+
+/// Handles a parked request again with the answer to its query.
+pub(crate) fn resume(
+    proxy: &Proxy,
+    msg: &Message<'_>,
+    input: &Input<'_>,
+    resolution: Resolution,
+    ctx: &mut Context<'_>,
+    out: &mut [u8],
+) -> Outcome {
+    let Some(req) = Request::new(proxy, ctx.tables, msg, input, Some(&resolution)) else {
+        return Outcome::Drop(DropReason::MalformedRequest);
+    };
+    match req.decide() {
+        Decision::Forward(plan) => req.forward(plan, out),
+        Decision::Answer(status) => req.reply(status, out),
+        // `resolution` is set, so `decide` does not park again.
+        Decision::Park(_) => req.reply(UNRESOLVABLE, out),
     }
 }
 
@@ -127,23 +234,33 @@ pub(crate) fn reject(
     otherwise: DropReason,
     out: &mut [u8],
 ) -> Outcome {
-    match Request::new(proxy, msg, input) {
+    const NO_TABLES: &Tables = &Tables { contact: None };
+    match Request::new(proxy, NO_TABLES, msg, input, None) {
         Some(req) => req.reply(status, out),
         None => Outcome::Drop(otherwise),
     }
 }
 
 impl<'m, 'p> Request<'m, 'p> {
-    fn new(proxy: &'p Proxy, msg: &'m Message<'m>, input: &'m Input<'m>) -> Option<Self> {
+    fn new(
+        proxy: &'p Proxy,
+        tables: &'p Tables,
+        msg: &'m Message<'m>,
+        input: &'m Input<'m>,
+        resolution: Option<&'p Resolution>,
+    ) -> Option<Self> {
         let top = TopVia::find(msg)?;
+        let flow = &input.flow;
         Some(Request {
             proxy,
+            tables,
             msg,
             input,
-            arrival: proxy.identity.arrival(input.local, input.transport),
+            arrival: proxy.identity.arrival(flow.local, flow.transport),
             top,
-            fix: ViaFix::new(&top.via, input.source),
+            fix: ViaFix::new(&top.via, flow.source),
             hash: proxy.branch_key.transaction_hash(msg, &top.via),
+            resolution,
         })
     }
 
@@ -172,43 +289,47 @@ impl<'m, 'p> Request<'m, 'p> {
             .is_me(self.buf(), &uri.host, uri.port, default)
     }
 
-    /// RFC 3261 §16.3 to §16.6: a plan to forward, or the status to answer with.
-    fn decide(&self) -> Result<Plan, Status> {
+    /// RFC 3261 §16.3 to §16.6: forward by a plan, answer with a status, or park. Each step
+    /// either goes on or has made the decision (`decided!`); the plan is built where the
+    /// decision is returned, never copied (it holds a restored URI inline, over 500 bytes).
+    fn decide(&self) -> Decision {
         if self.msg.headers().len() > super::MAX_FORWARDED_HEADERS {
-            return Err(bad_request("Too Many Headers"));
+            return Decision::Answer(bad_request("Too Many Headers"));
         }
-        self.check_transaction_fields()?;
-        let ruri = self.check_request_uri()?;
-        self.check_max_forwards()?;
-        self.check_proxy_require()?;
-        let mut routes = RouteSet::collect(self.msg).map_err(|e| match e {
+        decided!(self.check_transaction_fields());
+        let ruri = decided!(self.check_request_uri());
+        decided!(self.check_max_forwards());
+        decided!(self.check_proxy_require());
+        let mut routes = decided!(RouteSet::collect(self.msg).map_err(|e| match e {
             RouteError::Malformed => bad_request("Bad Route"),
             RouteError::TooMany => bad_request("Too Many Routes"),
-        })?;
-        let (current, new_ruri) = self.preprocess_routes(ruri, &mut routes);
-        let (target, new_ruri, append_route) = self.target(current, new_ruri, &mut routes)?;
-        let (restored, flow) = match target {
+        }));
+        let preprocessed = self.preprocess_routes(ruri, &mut routes);
+        let targeted = decided!(self.target(preprocessed, &mut routes));
+        let (restored, flow) = match targeted.target {
             Target::Flow { uri, flow } => (Some(uri), Some(flow)),
             _ => (None, None),
         };
-        let (destination, transport) = self.resolve(target)?;
+        let (destination, transport) = decided!(self.resolve(targeted.target));
         let identity = &self.proxy.identity;
         let departure = match flow {
             // A request back to a contact leaves from the listener its packets came to.
             Some(flow) => identity.arrival(flow.local, flow.transport),
-            None => identity
-                .departure(self.arrival, transport, destination.ip())
-                .ok_or(NO_TRANSPORT)?,
+            None => decided!(
+                identity
+                    .departure(self.arrival, transport, destination.ip())
+                    .ok_or(NO_TRANSPORT)
+            ),
         };
         if self.proxy.identity.is_own_socket(destination, transport) {
-            return Err(LOOP);
+            return Decision::Answer(LOOP);
         }
-        Ok(Plan {
+        Decision::Forward(Plan {
             destination,
             transport,
             departure,
-            new_ruri,
-            append_route,
+            new_ruri: targeted.new_ruri,
+            append_route: targeted.append_route,
             routes,
             restored,
             connection: flow.and_then(|f| f.conn),
@@ -252,20 +373,26 @@ impl<'m, 'p> Request<'m, 'p> {
         }
     }
 
-    /// §16.3 step 3: Max-Forwards 0 ends the request here (OPTIONS is answered, §11).
+    /// §16.3 step 3: Max-Forwards 0 ends the request here: OPTIONS is answered (§11), anything
+    /// else gets 483.
     fn check_max_forwards(&self) -> Result<(), Status> {
         match self.max_forwards()? {
-            Some((0, _)) if self.method() == Method::Options => Err(OK),
-            Some((0, _)) => Err(TOO_MANY_HOPS),
+            Some(MaxForwards { hops: 0, .. }) if self.method() == Method::Options => Err(OK),
+            Some(MaxForwards { hops: 0, .. }) => Err(TOO_MANY_HOPS),
             _ => Ok(()),
         }
     }
 
-    fn max_forwards(&self) -> Result<Option<(u32, Span)>, Status> {
+    fn max_forwards(&self) -> Result<Option<MaxForwards>, Status> {
         match self.msg.header(HeaderName::MaxForwards) {
             None => Ok(None),
             Some(h) => parse_max_forwards(self.msg.bytes(h.value))
-                .map(|n| Some((n, h.value)))
+                .map(|hops| {
+                    Some(MaxForwards {
+                        hops,
+                        value: h.value,
+                    })
+                })
                 .map_err(|_| bad_request("Bad Max-Forwards")),
         }
     }
@@ -285,11 +412,7 @@ impl<'m, 'p> Request<'m, 'p> {
 
     /// §16.4: undo an upstream strict router, then drop the Route values naming this proxy.
     /// Returns the Request-URI now in effect and, if it changed, where its text comes from.
-    fn preprocess_routes(
-        &self,
-        ruri: Option<SipUri>,
-        routes: &mut RouteSet,
-    ) -> (Option<SipUri>, Option<Span>) {
+    fn preprocess_routes(&self, ruri: Option<SipUri>, routes: &mut RouteSet) -> Preprocessed {
         let mut current = ruri;
         let mut new_ruri = None;
         // Our Record-Route URIs carry `lr` and no user part; such a Request-URI means the
@@ -311,36 +434,38 @@ impl<'m, 'p> Request<'m, 'p> {
             }
             top.removed = true;
         }
-        (current, new_ruri)
+        Preprocessed { current, new_ruri }
     }
 
     /// §16.5 and §16.6 steps 6–7: the next hop, and the strict-routing rewrite when the next
     /// hop does not do loose routing.
-    #[allow(clippy::type_complexity)]
-    fn target(
-        &self,
-        current: Option<SipUri>,
-        new_ruri: Option<Span>,
-        routes: &mut RouteSet,
-    ) -> Result<(Target, Option<Span>, Option<Span>), Status> {
+    fn target(&self, pre: Preprocessed, routes: &mut RouteSet) -> Result<Targeted, Status> {
+        let keep = |target| Targeted {
+            target,
+            new_ruri: pre.new_ruri,
+            append_route: None,
+        };
         if let Some(top) = routes.top_mut() {
             if top.uri.lr {
-                return Ok((Target::Uri(top.uri), new_ruri, None));
+                return Ok(keep(Target::Uri(top.uri)));
             }
             // §16.6 step 6: a strict router gets the Route URI as its Request-URI, and the
             // Request-URI goes to the end of the Route set.
             top.removed = true;
             let uri = top.uri;
-            let old = new_ruri.unwrap_or(self.ruri());
-            return Ok((Target::Uri(uri), Some(uri.span), Some(old)));
+            return Ok(Targeted {
+                target: Target::Uri(uri),
+                new_ruri: Some(uri.span),
+                append_route: Some(pre.new_ruri.unwrap_or(self.ruri())),
+            });
         }
-        match current {
+        match pre.current {
             Some(uri) if self.is_me(&uri) => self
                 .restore_contact(&uri)
                 .unwrap_or_else(|| self.addressed_to_me(&uri))
-                .map(|t| (t, new_ruri, None)),
-            Some(uri) => Ok((Target::Uri(uri), new_ruri, None)),
-            None if self.proxy.next_hop.is_some() => Ok((Target::NextHop, new_ruri, None)),
+                .map(keep),
+            Some(uri) => Ok(keep(Target::Uri(uri))),
+            None if self.proxy.next_hop.is_some() => Ok(keep(Target::NextHop)),
             None => Err(UNSUPPORTED_SCHEME),
         }
     }
@@ -349,9 +474,9 @@ impl<'m, 'p> Request<'m, 'p> {
     /// contact over its recorded flow; a forged, unknown or foreign token is 404, an expired
     /// one 480. `None` when contact rewriting is off or the user part is not a token.
     fn restore_contact(&self, uri: &SipUri) -> Option<Result<Target, Status>> {
-        let rewrite = self.proxy.contact.as_ref()?;
+        let table = self.contact_table()?;
         let user = uri.user?;
-        match contact::restore(rewrite, self.buf(), user, self.input.now) {
+        match contact::restore(table, self.buf(), user, self.input.now) {
             Restore::NotAToken => None,
             Restore::Found { uri, flow } => Some(Ok(Target::Flow { uri, flow })),
             Restore::Refused(LookupError::Expired) => Some(Err(TEMPORARILY_UNAVAILABLE)),
@@ -372,26 +497,73 @@ impl<'m, 'p> Request<'m, 'p> {
         }
     }
 
-    /// §16.6 step 7 (RFC 3263 without DNS: IP literals, `maddr`, the static host table).
-    fn resolve(&self, target: Target) -> Result<(SocketAddr, Transport), Status> {
+    /// The contact table, when rewriting is on and the context has one.
+    fn contact_table(&self) -> Option<&'p ContactTable> {
+        self.proxy.contact?;
+        self.tables.contact.as_deref()
+    }
+
+    /// §16.6 step 7 (RFC 3263 without SRV: IP literals, `maddr`, the static host table, and
+    /// the resolver when there is one).
+    fn resolve(&self, target: Target) -> Result<(SocketAddr, Transport), Stop> {
         let uri = match target {
-            Target::NextHop => return self.proxy.next_hop.ok_or(NOT_FOUND),
+            Target::NextHop => return self.proxy.next_hop.ok_or(NOT_FOUND.into()),
             Target::Flow { flow, .. } => return Ok((flow.source, flow.transport)),
             Target::Uri(uri) => uri,
         };
         let buf = self.buf();
         let transport = uri.transport(buf).ok_or(NO_TRANSPORT)?;
         let port = uri.port.unwrap_or(transport.default_port());
-        let hosts = &self.proxy.identity.hosts;
         let ip = match uri.maddr {
             Some(maddr) => {
                 let (host, _) = crate::sip::parse_host(buf, maddr.start(), maddr.end())
                     .ok_or(bad_request("Bad maddr"))?;
-                hosts.resolve(buf, &host)
+                self.address(&host)?
             }
-            None => hosts.resolve(buf, &uri.host),
+            None => self.address(&uri.host)?,
         };
-        Ok((SocketAddr::new(ip.ok_or(UNRESOLVABLE)?, port), transport))
+        Ok((SocketAddr::new(ip, port), transport))
+    }
+
+    /// A host's address: an IP literal, a name in the static table, else the resolver's
+    /// answer (parking for it the first time), else 503.
+    fn address(&self, host: &HostSpan) -> Result<IpAddr, Stop> {
+        let buf = self.buf();
+        if let Some(ip) = self.proxy.identity.hosts.resolve(buf, host) {
+            return Ok(ip);
+        }
+        let name = host.span.of(buf);
+        match self.resolution.copied() {
+            Some((Query::Resolve(asked), Answer::Address(ip))) if asked.is(name) => Ok(ip),
+            Some(_) => Err(UNRESOLVABLE.into()),
+            None if self.proxy.resolver && matches!(host.kind, HostKind::Name) => {
+                Err(Stop::Park(host.span))
+            }
+            None => Err(UNRESOLVABLE.into()),
+        }
+    }
+
+    /// Keeps the request in the worker's parking area until the host name at `name` is
+    /// resolved; a copy of a request parked already is absorbed, and a full area gets 503.
+    fn park(&self, name: Span, ctx: &mut Context<'_>, out: &mut [u8]) -> Outcome {
+        let Some(name) = HostName::new(name.of(self.buf())) else {
+            return self.reply(UNRESOLVABLE, out);
+        };
+        let parked = Parked {
+            query: Query::Resolve(name),
+            flow: self.input.flow,
+            since: self.input.now,
+            hash: self.hash,
+            method: self.method(),
+        };
+        match ctx.worker.parking.park(self.input.data, parked) {
+            Ok(ticket) => Outcome::Park(ticket),
+            Err(Refused::Retransmission) => Outcome::Drop(DropReason::ParkedRetransmission),
+            Err(Refused::Full) if self.method() == Method::Ack => {
+                Outcome::Drop(DropReason::ParkingFull)
+            }
+            Err(Refused::Full) => self.reply(RESOLVER_BUSY, out),
+        }
     }
 
     /// §16.6 steps 3, 4, 8, 9 and the edits decided above, written in one pass.
@@ -425,7 +597,8 @@ impl<'m, 'p> Request<'m, 'p> {
         let key = &self.proxy.branch_key;
         let connection = self
             .input
-            .connection
+            .flow
+            .conn
             .map(|c| (c.0, key.connection_tag(c.0, self.hash)));
         edits.push(Edit::insert(
             top,
@@ -466,36 +639,29 @@ impl<'m, 'p> Request<'m, 'p> {
         host: &'a [u8],
         edits: &mut Edits<'a>,
     ) -> Result<(), InsertRefused> {
-        let Some(rewrite) = self.proxy.contact.as_ref().filter(|r| r.requests) else {
+        let Some(table) = self.contact_table() else {
             return Ok(());
         };
+        if !self.proxy.contact.is_some_and(|r| r.requests) {
+            return Ok(());
+        }
         let how = Rewriting {
             host,
-            flow: self.flow(),
+            flow: self.input.flow,
             register: self.method() == Method::Register,
             now: self.input.now,
         };
-        contact::push_rewrites(rewrite, &self.proxy.identity.names, self.msg, &how, edits)
-    }
-
-    /// Where this request's packets came from.
-    fn flow(&self) -> Flow {
-        Flow {
-            transport: self.input.transport,
-            source: self.input.source,
-            local: self.input.local,
-            conn: self.input.connection,
-        }
+        contact::push_rewrites(table, &self.proxy.identity.names, self.msg, &how, edits)
     }
 
     /// §16.6 step 3: decrement Max-Forwards, or add it with 70.
     fn push_max_forwards(&self, edits: &mut Edits<'_>) {
         match self.max_forwards() {
-            Ok(Some((n, value))) => edits.push(Edit::replace(
+            Ok(Some(MaxForwards { hops, value })) => edits.push(Edit::replace(
                 value,
                 Insert::Number {
                     prefix: b"",
-                    n: n.saturating_sub(1),
+                    n: hops.saturating_sub(1),
                     suffix: b"",
                 },
             )),
@@ -537,24 +703,25 @@ impl<'m, 'p> Request<'m, 'p> {
             return Outcome::Drop(DropReason::OutputTooLarge);
         };
         let local = &self.proxy.identity.locals[self.arrival];
-        let destination = if self.input.transport.is_stream() {
-            self.input.source
+        let flow = &self.input.flow;
+        let destination = if flow.transport.is_stream() {
+            flow.source
         } else {
             let default = self
                 .top
                 .via
                 .transport(self.buf())
                 .map_or(5060, Transport::default_port);
-            reply_destination(&self.top.via, &self.fix, self.input.source, default)
+            reply_destination(&self.top.via, &self.fix, flow.source, default)
         };
         Outcome::Reply {
             transmit: Transmit {
                 destination,
-                transport: self.input.transport,
+                transport: flow.transport,
                 local: local.addr,
                 len,
                 direction: Direction::Response,
-                connection: self.input.connection,
+                connection: flow.conn,
             },
             status: status.code,
         }
@@ -575,3 +742,6 @@ pub(crate) fn push_content_length(msg: &Message<'_>, edits: &mut Edits<'_>) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests;

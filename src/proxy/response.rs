@@ -15,17 +15,17 @@ use super::request::push_content_length;
 use super::rewrite::CONNECTION_PARAM;
 use super::rewrite::{Edits, Out, apply_range};
 use super::route::remove_first_value;
-use super::{ConnectionId, Direction, DropReason, Input, Outcome, Proxy, Transmit};
-use crate::contact::Flow;
+use super::{ConnectionId, Direction, DropReason, Input, Outcome, Proxy, Tables, Transmit};
 
 /// Handles a well-framed response.
 pub(crate) fn handle(
     proxy: &Proxy,
     msg: &Message<'_>,
     input: &Input<'_>,
+    tables: &Tables,
     out: &mut [u8],
 ) -> Outcome {
-    match forward(proxy, msg, input, out) {
+    match forward(proxy, msg, input, tables, out) {
         Ok(transmit) => Outcome::Forward(transmit),
         Err(reason) => Outcome::Drop(reason),
     }
@@ -35,6 +35,7 @@ fn forward(
     proxy: &Proxy,
     msg: &Message<'_>,
     input: &Input<'_>,
+    tables: &Tables,
     out: &mut [u8],
 ) -> Result<Transmit, DropReason> {
     let buf = msg.buf();
@@ -60,7 +61,9 @@ fn forward(
     let next = Via::parse(buf, next_value).map_err(|_| DropReason::MalformedResponse)?;
     let (destination, transport) =
         destination(proxy, buf, &next).ok_or(DropReason::ResponseUnroutable)?;
-    let arrival = proxy.identity.arrival(input.local, input.transport);
+    let arrival = proxy
+        .identity
+        .arrival(input.flow.local, input.flow.transport);
     let departure = proxy
         .identity
         .departure(arrival, transport, destination.ip())
@@ -76,15 +79,11 @@ fn forward(
         addr: destination,
         transport,
     };
-    rewrite_contacts(
-        proxy,
-        msg,
-        input,
-        &local.shown,
+    let leaving = Leaving {
+        host: &local.shown,
         to,
-        &mut staging,
-        &mut edits,
-    );
+    };
+    rewrite_contacts(proxy, msg, input, tables, leaving, &mut staging, &mut edits);
     push_content_length(msg, &mut edits);
     let mut writer = Out::new(staging.into_front());
     let whole = Span::new(msg.start_line().start(), msg.body().end());
@@ -103,6 +102,13 @@ fn forward(
     })
 }
 
+/// Where a forwarded response leaves to: our `host:port` on the departure listener (for
+/// rewritten Contacts) and the recipient (for written-back ones).
+struct Leaving<'a> {
+    host: &'a [u8],
+    to: Recipient,
+}
+
 /// Contact rewriting of a forwarded response, when enabled: a binding list (2xx to REGISTER,
 /// 3xx) gets our tokens written back (`bindings`); another 101–299 response gets the callee's
 /// Contact rewritten, unless disabled. A full table leaves the Contact as it is: a response
@@ -111,20 +117,23 @@ fn rewrite_contacts<'a>(
     proxy: &Proxy,
     msg: &Message<'_>,
     input: &Input<'_>,
-    host: &'a [u8],
-    to: Recipient,
+    tables: &Tables,
+    leaving: Leaving<'a>,
     staging: &mut Staging<'a>,
     edits: &mut Edits<'a>,
 ) {
-    let Some(rewrite) = proxy.contact.as_ref() else {
+    let Some(table) = tables.contact.as_deref() else {
+        return;
+    };
+    let Some(rewrite) = proxy.contact else {
         return;
     };
     if let Some(listing) = Listing::of(msg) {
         let how = WriteBack {
-            rewrite,
+            table,
             names: &proxy.identity.names,
             listing,
-            to,
+            to: leaving.to,
             now: input.now,
         };
         return bindings::push_write_backs(&how, msg, staging, edits);
@@ -136,17 +145,12 @@ fn rewrite_contacts<'a>(
         return;
     }
     let how = Rewriting {
-        host,
-        flow: Flow {
-            transport: input.transport,
-            source: input.source,
-            local: input.local,
-            conn: input.connection,
-        },
+        host: leaving.host,
+        flow: input.flow,
         register: false,
         now: input.now,
     };
-    let _ = contact::push_rewrites(rewrite, &proxy.identity.names, msg, &how, edits);
+    let _ = contact::push_rewrites(table, &proxy.identity.names, msg, &how, edits);
 }
 
 /// Our Via exactly as we wrote it (`SIP/2.0/UDP host:port;branch=z9hG4bKfv<16 hex>`, then
@@ -234,3 +238,6 @@ fn parse_ip(text: &[u8]) -> Option<IpAddr> {
         .unwrap_or(text);
     std::str::from_utf8(text).ok()?.parse().ok()
 }
+
+#[cfg(test)]
+mod tests;

@@ -66,7 +66,7 @@ pub(crate) struct Edit<'a> {
 }
 
 impl<'a> Edit<'a> {
-    pub fn insert(at: usize, insert: Insert<'a>) -> Edit<'a> {
+    pub(super) fn insert(at: usize, insert: Insert<'a>) -> Edit<'a> {
         Edit {
             at: at as u32,
             skip_to: at as u32,
@@ -74,7 +74,7 @@ impl<'a> Edit<'a> {
         }
     }
 
-    pub fn replace(span: Span, insert: Insert<'a>) -> Edit<'a> {
+    pub(super) fn replace(span: Span, insert: Insert<'a>) -> Edit<'a> {
         Edit {
             at: span.start,
             skip_to: span.end,
@@ -82,7 +82,7 @@ impl<'a> Edit<'a> {
         }
     }
 
-    pub fn delete(span: Span) -> Edit<'a> {
+    pub(super) fn delete(span: Span) -> Edit<'a> {
         Edit::replace(span, Insert::Nothing)
     }
 }
@@ -101,7 +101,7 @@ pub(crate) struct Out<'o> {
 }
 
 impl<'o> Out<'o> {
-    pub fn new(buf: &'o mut [u8]) -> Out<'o> {
+    pub(super) fn new(buf: &'o mut [u8]) -> Out<'o> {
         Out {
             buf,
             len: 0,
@@ -109,7 +109,7 @@ impl<'o> Out<'o> {
         }
     }
 
-    pub fn put(&mut self, bytes: &[u8]) {
+    pub(super) fn put(&mut self, bytes: &[u8]) {
         match self.buf.get_mut(self.len..self.len + bytes.len()) {
             Some(dst) => {
                 dst.copy_from_slice(bytes);
@@ -119,7 +119,7 @@ impl<'o> Out<'o> {
         }
     }
 
-    pub fn put_u32(&mut self, mut n: u32) {
+    pub(super) fn put_u32(&mut self, mut n: u32) {
         let mut digits = [0u8; 10];
         let mut i = digits.len();
         loop {
@@ -133,7 +133,7 @@ impl<'o> Out<'o> {
         self.put(&digits[i..]);
     }
 
-    pub fn put_hex64(&mut self, n: u64) {
+    pub(super) fn put_hex64(&mut self, n: u64) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut text = [0u8; 16];
         for (i, c) in text.iter_mut().enumerate() {
@@ -143,7 +143,7 @@ impl<'o> Out<'o> {
     }
 
     /// Hex without leading zeros (at least one digit).
-    pub fn put_hex_short(&mut self, n: u64) {
+    pub(super) fn put_hex_short(&mut self, n: u64) {
         let digits = (16 - n.leading_zeros() as usize / 4).max(1);
         let mut text = [0u8; 16];
         const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -153,7 +153,7 @@ impl<'o> Out<'o> {
         self.put(&text[..digits]);
     }
 
-    pub fn put_ip(&mut self, ip: IpAddr) {
+    pub(super) fn put_ip(&mut self, ip: IpAddr) {
         match ip {
             IpAddr::V4(v4) => {
                 for (i, octet) in v4.octets().into_iter().enumerate() {
@@ -172,7 +172,7 @@ impl<'o> Out<'o> {
     }
 
     /// The number of bytes written, or `None` if the buffer was too small.
-    pub fn finish(self) -> Option<usize> {
+    pub(super) fn finish(self) -> Option<usize> {
         (!self.overflow).then_some(self.len)
     }
 }

@@ -41,7 +41,7 @@ pub(crate) struct RouteSet {
 }
 
 impl RouteSet {
-    pub fn collect(msg: &Message<'_>) -> Result<RouteSet, RouteError> {
+    pub(super) fn collect(msg: &Message<'_>) -> Result<RouteSet, RouteError> {
         let mut set = RouteSet::default();
         let buf = msg.buf();
         for (line, header) in msg.headers().iter().enumerate() {
@@ -65,22 +65,22 @@ impl RouteSet {
         Ok(set)
     }
 
-    pub fn top_mut(&mut self) -> Option<&mut RouteEntry> {
+    pub(super) fn top_mut(&mut self) -> Option<&mut RouteEntry> {
         self.entries.iter_mut().find(|e| !e.removed)
     }
 
     /// The last value not removed.
-    pub fn last_mut(&mut self) -> Option<&mut RouteEntry> {
+    pub(super) fn last_mut(&mut self) -> Option<&mut RouteEntry> {
         self.entries.iter_mut().rev().find(|e| !e.removed)
     }
 
     /// The last Route line (new values are appended after it).
-    pub fn last_line(&self) -> Option<u8> {
+    pub(super) fn last_line(&self) -> Option<u8> {
         self.entries.last().map(|e| e.line)
     }
 
     /// Pushes the edits that delete every removed value.
-    pub fn removal_edits<'a>(&self, msg: &Message<'_>, edits: &mut Edits<'a>) {
+    pub(super) fn removal_edits<'a>(&self, msg: &Message<'_>, edits: &mut Edits<'a>) {
         let mut i = 0;
         while i < self.entries.len() {
             let line = self.entries[i].line;

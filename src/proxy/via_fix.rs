@@ -20,7 +20,7 @@ pub(crate) struct ViaFix {
 }
 
 impl ViaFix {
-    pub fn new(via: &Via, source: SocketAddr) -> ViaFix {
+    pub(super) fn new(via: &Via, source: SocketAddr) -> ViaFix {
         let ip = source.ip().to_canonical();
         let rport = match via.rport {
             Rport::Requested(name) => Some((name.end(), source.port())),
@@ -42,7 +42,7 @@ impl ViaFix {
     }
 
     /// Pushes the edits (none when the Via needs nothing).
-    pub fn push_edits(&self, edits: &mut Edits<'_>) {
+    pub(super) fn push_edits(&self, edits: &mut Edits<'_>) {
         if let Some((at, port)) = self.rport {
             edits.push(Edit::insert(
                 at,
@@ -61,7 +61,7 @@ impl ViaFix {
     }
 
     /// Whether the response should go to the source port (rport was asked for).
-    pub fn wants_source_port(&self) -> bool {
+    pub(super) fn wants_source_port(&self) -> bool {
         self.rport.is_some()
     }
 }

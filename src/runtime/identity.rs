@@ -39,12 +39,20 @@ pub(crate) fn proxy_config(settings: &Settings, bound: &[SocketAddr]) -> ProxyCo
         next_hop: settings.next_hop.clone(),
         hosts: settings.hosts.clone(),
         max_stream_message: settings.tcp.max_message,
+        parking: settings.parking,
+        contact: settings
+            .rewrite_contact
+            .as_ref()
+            .map(|wanted| ContactRewrite {
+                requests: wanted.requests,
+                responses: wanted.responses,
+            }),
         ..ProxyConfig::new(placeholder_listener(), branch_secret())
     }
 }
 
 /// The contact-rewrite table the settings ask for, shared by every worker (and the stats).
-pub fn contact_rewrite(settings: &Settings) -> Option<ContactRewrite> {
+pub fn contact_table(settings: &Settings) -> Option<Arc<ContactTable>> {
     let wanted = settings.rewrite_contact.as_ref()?;
     let key = TokenKey::new(wanted.secret.unwrap_or_else(branch_secret));
     let first = branch_secret();
@@ -58,11 +66,7 @@ pub fn contact_rewrite(settings: &Settings) -> Option<ContactRewrite> {
     config.idle_timeout = wanted.idle_timeout;
     config.max_expires = wanted.max_expires;
     config.max_uri_len = config.max_uri_len.min(MAX_RESTORED_URI);
-    Some(ContactRewrite {
-        table: Arc::new(ContactTable::new(config, Instant::now())),
-        requests: wanted.requests,
-        responses: wanted.responses,
-    })
+    Some(Arc::new(ContactTable::new(config, Instant::now())))
 }
 
 fn placeholder_listener() -> Listener {

@@ -1,7 +1,7 @@
 //! What the recorder is told about a message once its send has returned.
 
-use super::record::Recorder;
 use crate::proxy::Direction;
+use crate::record::Recorder;
 
 /// A forwarded message or a locally generated reply.
 #[derive(Clone, Copy, Debug)]

@@ -18,66 +18,68 @@ use std::time::{Duration, Instant};
 use log::{error, info, warn};
 use mio::{Interest, Poll, Token, Waker};
 
-use super::record::{Counters, Recorder};
+use super::side::{SideLink, SideService, SideThread};
 use super::stream::{self, Mesh, StreamListener, StreamSetup, Streams};
-use super::summary::Summary;
 use super::worker::{self, WAKE, WorkerSetup, WorkerSocket};
 use super::{identity, socket, sys};
-use crate::proxy::{ConfigError, ContactRewrite, Proxy, ProxyConfig};
+use crate::proxy::{ConfigError, Proxy, ProxyConfig, Tables};
+use crate::record::Recorder;
 use crate::settings::{ListenAddr, Settings};
 
 /// How long `start` waits for the workers to be ready.
 const READY_LIMIT: Duration = Duration::from_secs(10);
 
 /// A running proxy: its worker threads and how to stop them.
-pub struct Server<R: Recorder = Counters> {
+pub struct Server<R: Recorder> {
     local_addrs: Vec<SocketAddr>,
     proxy: Arc<Proxy>,
+    tables: Arc<Tables>,
+    side: Option<SideThread>,
     stop: Arc<AtomicBool>,
     wakers: Vec<Arc<Waker>>,
     threads: Vec<JoinHandle<R>>,
     started: Instant,
 }
 
-impl Server<Counters> {
-    /// Starts the workers with the built-in [`Counters`].
-    pub fn start(settings: &Settings) -> Result<Server<Counters>, StartError> {
-        Server::start_with(settings, |_| Counters::default())
-    }
-}
-
 impl<R: Recorder> Server<R> {
-    /// Starts the workers, giving worker `i` the recorder `recorder(i)`; contact rewriting,
-    /// when the settings ask for it, uses a table of its own.
-    pub fn start_with(
+    /// Starts the workers with the shared tables and side services of `wiring`: with a
+    /// resolver, a host name outside the static table parks its request until the resolver
+    /// answers (see `side`).
+    pub fn start(
         settings: &Settings,
-        recorder: impl FnMut(usize) -> R,
-    ) -> Result<Server<R>, StartError> {
-        let contact = identity::contact_rewrite(settings);
-        Server::start_with_contact(settings, contact, recorder)
-    }
-
-    /// Like [`Server::start_with`], with a contact-rewrite table made (and shared) elsewhere.
-    pub fn start_with_contact(
-        settings: &Settings,
-        contact: Option<ContactRewrite>,
+        wiring: Wiring,
         mut recorder: impl FnMut(usize) -> R,
     ) -> Result<Server<R>, StartError> {
         let workers = settings.workers.max(1);
-        let (mut groups, bound) = bind_all(settings, workers)?;
+        let BoundGroups {
+            mut groups,
+            addrs: bound,
+        } = bind_all(settings, workers)?;
         if settings.listen.iter().any(|l| l.transport.is_stream()) {
             raise_descriptor_limit(settings);
         }
         let mut config = identity::proxy_config(settings, &bound);
-        config.contact = contact;
+        config.resolver = wiring.resolver.is_some();
         let proxy = Arc::new(Proxy::new(config).map_err(StartError::Config)?);
-        let (polls, wakers) = event_loops(workers)?;
+        let EventLoops { polls, wakers } = event_loops(workers)?;
+        let queue = settings.parking.messages.max(1) * workers;
+        let (side, links) = match wiring.resolver {
+            Some(service) => {
+                let (thread, links) =
+                    SideThread::start("ferrovia-resolve", service, &wakers, queue)
+                        .map_err(StartError::Spawn)?;
+                (Some(thread), links.into_iter().map(Some).collect())
+            }
+            None => (None, (0..workers).map(|_| None).collect::<Vec<_>>()),
+        };
         let tcp = &settings.tcp;
         let (mesh, inboxes) = Mesh::new(wakers.clone(), tcp.handoff_queue, tcp.max_connections);
         let secure = stream::secure(settings).map_err(|e| StartError::Config(ConfigError(e)))?;
         let mut server = Server {
             local_addrs: bound,
             proxy,
+            tables: Arc::new(wiring.tables),
+            side,
             stop: Arc::new(AtomicBool::new(false)),
             wakers,
             threads: Vec::with_capacity(workers),
@@ -85,7 +87,8 @@ impl<R: Recorder> Server<R> {
         };
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let (ready, readiness) = crossbeam_channel::bounded(workers);
-        for ((index, poll), inbox) in polls.into_iter().enumerate().zip(inboxes) {
+        let parts = polls.into_iter().enumerate().zip(inboxes).zip(links);
+        for (((index, poll), inbox), side) in parts {
             let (sockets, listeners) = worker_sockets(&mut groups);
             let streams = StreamSetup {
                 listeners,
@@ -94,9 +97,15 @@ impl<R: Recorder> Server<R> {
                 options: settings.tcp,
                 secure: secure.clone(),
             };
-            let core = cores.get(index % cores.len().max(1)).copied();
-            let setup = (index, core, poll, sockets, streams);
-            server.spawn(setup, recorder(index), ready.clone(), settings.socket.batch)?;
+            let parts = WorkerParts {
+                index,
+                core: cores.get(index % cores.len().max(1)).copied(),
+                poll,
+                sockets,
+                streams,
+                side,
+            };
+            server.spawn(parts, recorder(index), ready.clone(), settings.socket.batch)?;
         }
         drop(ready);
         // Every worker has built its buffers before the server counts as started; a worker
@@ -112,12 +121,19 @@ impl<R: Recorder> Server<R> {
 
     fn spawn(
         &mut self,
-        (index, core, poll, sockets, streams): WorkerParts,
+        parts: WorkerParts,
         recorder: R,
         ready: crossbeam_channel::Sender<()>,
         batch: usize,
     ) -> Result<(), StartError> {
-        let mut sockets = sockets;
+        let WorkerParts {
+            index,
+            core,
+            poll,
+            mut sockets,
+            streams,
+            side,
+        } = parts;
         for (i, s) in sockets.iter_mut().enumerate() {
             poll.registry()
                 .register(&mut s.socket, Token(i), Interest::READABLE)
@@ -131,10 +147,12 @@ impl<R: Recorder> Server<R> {
             poll,
             sockets,
             proxy: Arc::clone(&self.proxy),
+            tables: Arc::clone(&self.tables),
             recorder,
             stop: Arc::clone(&self.stop),
             batch,
             streams,
+            side,
             ready: Some(ready),
         };
         let thread = std::thread::Builder::new()
@@ -200,6 +218,10 @@ impl<R: Recorder> Server<R> {
                 }
             }
         }
+        // Every worker has dropped its link: the side thread's queue is disconnected.
+        if let Some(side) = self.side.take() {
+            side.join();
+        }
         (recorders, failed)
     }
 }
@@ -212,15 +234,26 @@ impl<R: Recorder> Drop for Server<R> {
     }
 }
 
-/// What one worker is started with besides its recorder: index, core, event loop, UDP
-/// sockets and stream side.
-type WorkerParts = (
-    usize,
-    Option<core_affinity::CoreId>,
-    Poll,
-    Vec<WorkerSocket>,
-    StreamSetup,
-);
+/// What one worker is started with besides its recorder.
+struct WorkerParts {
+    index: usize,
+    /// The core to pin it to, when the core list is known.
+    core: Option<core_affinity::CoreId>,
+    poll: Poll,
+    sockets: Vec<WorkerSocket>,
+    streams: StreamSetup,
+    /// Its link to the resolver, when one is wired.
+    side: Option<SideLink>,
+}
+
+/// What the workers share besides the core's configuration: the tables the core reads and
+/// writes, and the side services that answer parked messages' queries.
+#[derive(Default)]
+pub struct Wiring {
+    pub tables: Tables,
+    /// Resolves host names outside the static host table (the core parks their requests).
+    pub resolver: Option<Box<dyn SideService>>,
+}
 
 /// The next socket of every group: one worker's UDP sockets and TCP listeners.
 fn worker_sockets(
@@ -244,8 +277,14 @@ enum Bound {
     Tcp(StreamListener),
 }
 
+/// Each worker's event loop and the waker that interrupts it (same order).
+struct EventLoops {
+    polls: Vec<Poll>,
+    wakers: Vec<Arc<Waker>>,
+}
+
 /// An event loop and its waker per worker, made before any worker starts.
-fn event_loops(workers: usize) -> Result<(Vec<Poll>, Vec<Arc<Waker>>), StartError> {
+fn event_loops(workers: usize) -> Result<EventLoops, StartError> {
     let mut polls = Vec::with_capacity(workers);
     let mut wakers = Vec::with_capacity(workers);
     for _ in 0..workers {
@@ -254,50 +293,56 @@ fn event_loops(workers: usize) -> Result<(Vec<Poll>, Vec<Arc<Waker>>), StartErro
         polls.push(poll);
         wakers.push(Arc::new(waker));
     }
-    Ok((polls, wakers))
+    Ok(EventLoops { polls, wakers })
 }
 
-/// Opens one reuse-port group per listen address; returns the groups and bound addresses.
-#[allow(clippy::type_complexity)]
-fn bind_all(
-    settings: &Settings,
-    workers: usize,
-) -> Result<(Vec<std::vec::IntoIter<Bound>>, Vec<SocketAddr>), StartError> {
+/// Every listen address's reuse-port group, and the addresses they bound (same order).
+struct BoundGroups {
+    groups: Vec<std::vec::IntoIter<Bound>>,
+    addrs: Vec<SocketAddr>,
+}
+
+/// Opens one reuse-port group per listen address.
+fn bind_all(settings: &Settings, workers: usize) -> Result<BoundGroups, StartError> {
     let mut groups = Vec::with_capacity(settings.listen.len());
     let mut bound = Vec::with_capacity(settings.listen.len());
     for listen in &settings.listen {
-        let (group, addr) =
-            bind_group(listen, settings, workers).map_err(|source| StartError::Bind {
-                listen: *listen,
-                source,
-            })?;
-        groups.push(group.into_iter());
-        bound.push(addr);
+        let group = bind_group(listen, settings, workers).map_err(|source| StartError::Bind {
+            listen: *listen,
+            source,
+        })?;
+        groups.push(group.sockets.into_iter());
+        bound.push(group.addr);
     }
-    Ok((groups, bound))
+    Ok(BoundGroups {
+        groups,
+        addrs: bound,
+    })
+}
+
+/// One reuse-port group: a socket per worker, all bound to `addr`.
+struct Group {
+    sockets: Vec<Bound>,
+    addr: SocketAddr,
 }
 
 /// One reuse-port group: a UDP socket or a TCP listener per worker.
-fn bind_group(
-    listen: &ListenAddr,
-    settings: &Settings,
-    workers: usize,
-) -> std::io::Result<(Vec<Bound>, SocketAddr)> {
+fn bind_group(listen: &ListenAddr, settings: &Settings, workers: usize) -> io::Result<Group> {
     if listen.transport.is_stream() {
         let (listeners, local) = stream::open_group(listen.addr, workers)?;
         let tcp = listeners.into_iter();
-        return Ok((
-            tcp.map(|listener| {
-                let transport = listen.transport;
-                Bound::Tcp(StreamListener {
-                    listener,
-                    local,
-                    transport,
+        return Ok(Group {
+            sockets: tcp
+                .map(|listener| {
+                    Bound::Tcp(StreamListener {
+                        listener,
+                        local,
+                        transport: listen.transport,
+                    })
                 })
-            })
-            .collect(),
-            local,
-        ));
+                .collect(),
+            addr: local,
+        });
     }
     let (sockets, local) = socket::open_group(listen.addr, workers, &settings.socket)?;
     let udp = sockets.into_iter().map(|socket| {
@@ -307,7 +352,10 @@ fn bind_group(
             transport: listen.transport,
         })
     });
-    Ok((udp.collect(), local))
+    Ok(Group {
+        sockets: udp.collect(),
+        addr: local,
+    })
 }
 
 /// Raises the open-file limit to what the connection limit needs (up to the hard limit),
@@ -332,20 +380,6 @@ pub struct Stopped<R> {
     /// Workers that panicked (their recorders are lost).
     pub failed_workers: usize,
     pub uptime: Duration,
-}
-
-impl Stopped<Counters> {
-    /// All workers' counters added up.
-    pub fn total(&self) -> Counters {
-        let mut total = Counters::default();
-        self.recorders.iter().for_each(|c| total.merge(c));
-        total
-    }
-
-    /// The one-screen report printed at exit.
-    pub fn summary(&self) -> Summary {
-        Summary::new(&self.recorders, self.uptime)
-    }
 }
 
 /// Why the proxy could not start.

@@ -18,6 +18,7 @@
 //! the worker's output slots, and every batch ends with one send per UDP socket and one
 //! `writev` per connection.
 
+mod parked;
 mod stream_input;
 mod ws_input;
 
@@ -32,10 +33,15 @@ use mio::net::UdpSocket;
 use mio::{Events, Poll, Token};
 
 use super::note::{Kind, Note};
-use super::record::Recorder;
+use super::side::SideLink;
 use super::stream::{LISTENER_TOKENS, Streams};
 use super::sys::{self, Outgoing, RecvBatch, SendScratch};
-use crate::proxy::{DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome, Proxy, Transmit, Transport};
+use crate::proxy::{
+    Context, DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome, Proxy, Tables, Transmit, Transport,
+    WorkerState,
+};
+use crate::record::Recorder;
+use crate::sip::Flow;
 
 /// The token of the waker that interrupts a worker's poll.
 pub(crate) const WAKE: Token = Token(usize::MAX);
@@ -58,10 +64,13 @@ pub(crate) struct WorkerSetup<R> {
     pub(crate) poll: Poll,
     pub(crate) sockets: Vec<WorkerSocket>,
     pub(crate) proxy: Arc<Proxy>,
+    pub(crate) tables: Arc<Tables>,
     pub(crate) recorder: R,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) batch: usize,
     pub(crate) streams: Streams,
+    /// The resolver's link, when one is wired (the core then parks unresolved names).
+    pub(crate) side: Option<SideLink>,
     /// Told once the worker has built its buffers, so that `Server::start` returns a server
     /// whose workers are all ready (and allocate nothing more).
     pub(crate) ready: Option<crossbeam_channel::Sender<()>>,
@@ -77,6 +86,7 @@ pub(crate) fn run<R: Recorder>(mut setup: WorkerSetup<R>) -> R {
     }
     worker.event_loop();
     worker.drain_all();
+    worker.drop_parked();
     worker.streams.shutdown(&mut worker.recorder);
     worker.recorder.flush();
     worker.recorder
@@ -102,6 +112,10 @@ struct Worker<R> {
     poll: Poll,
     sockets: Vec<WorkerSocket>,
     proxy: Arc<Proxy>,
+    /// The shared tables the core reads and writes through its context.
+    tables: Arc<Tables>,
+    /// This worker's own state in the core (its parked messages).
+    state: WorkerState,
     recorder: R,
     stop: Arc<AtomicBool>,
     rx: RecvBatch,
@@ -119,18 +133,25 @@ struct Worker<R> {
     streams: Streams,
     /// Output slots taken by stream messages since the last send.
     used: usize,
+    /// The resolver's link, when one is wired.
+    side: Option<SideLink>,
+    /// Per parking slot: the arrival time (ns) of the message parked there.
+    parked_arrival: Box<[u64]>,
 }
 
 impl<R: Recorder> Worker<R> {
     fn new(setup: WorkerSetup<R>) -> Worker<R> {
         let batch = setup.batch.max(1);
         let n = setup.sockets.len();
+        let parking = setup.proxy.config().parking.messages;
         Worker {
             index: setup.index,
             batch,
             poll: setup.poll,
             sockets: setup.sockets,
+            state: WorkerState::new(setup.proxy.config()),
             proxy: setup.proxy,
+            tables: setup.tables,
             recorder: setup.recorder,
             stop: setup.stop,
             rx: RecvBatch::new(batch),
@@ -142,6 +163,8 @@ impl<R: Recorder> Worker<R> {
             kernel_drops: vec![0; n],
             streams: setup.streams,
             used: 0,
+            parked_arrival: vec![0; parking].into_boxed_slice(),
+            side: setup.side,
         }
     }
 
@@ -150,6 +173,7 @@ impl<R: Recorder> Worker<R> {
         while !self.stop.load(Ordering::Acquire) {
             let busy = self.backlog.contains(&true) || self.streams.busy();
             let tick = self.streams.tick().map_or(IDLE_TICK, |t| t.min(IDLE_TICK));
+            let tick = self.parking_tick().map_or(tick, |t| t.min(tick));
             let timeout = if busy { Duration::ZERO } else { tick };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout))
                 && e.kind() != std::io::ErrorKind::Interrupted
@@ -165,6 +189,7 @@ impl<R: Recorder> Worker<R> {
             }
             let now = Instant::now();
             self.turn_streams(now);
+            self.turn_parked(now);
             self.recorder.maybe_flush(now);
         }
     }
@@ -243,13 +268,11 @@ impl<R: Recorder> Worker<R> {
             let out = &mut self.out[start..start + OUTPUT_BUFFER_SIZE];
             let input = Input {
                 data: datagram.data,
-                source: datagram.source,
-                local,
-                transport,
-                connection: None,
+                flow: Flow::new(transport, datagram.source, local),
                 now,
             };
-            let outcome = self.proxy.handle(input, out);
+            let mut ctx = Context::new(&self.tables, &mut self.state);
+            let outcome = self.proxy.handle(input, &mut ctx, out);
             let arrival_ns = datagram.arrival_ns.unwrap_or(received_ns);
             self.enqueue(k, outcome, arrival_ns);
         }
@@ -262,6 +285,7 @@ impl<R: Recorder> Worker<R> {
             Outcome::Forward(t) => (t, Kind::Forward(t.direction)),
             Outcome::Reply { transmit, status } => (transmit, Kind::Reply(status)),
             Outcome::Drop(reason) => return self.recorder.dropped(reason),
+            Outcome::Park(ticket) => return self.ask(slot, ticket, arrival_ns),
         };
         if transmit.len > OUTPUT_BUFFER_SIZE {
             return self.recorder.dropped(DropReason::OutputTooLarge);

@@ -9,6 +9,7 @@
 
 mod chars;
 mod fields;
+mod flow;
 mod header;
 mod list;
 mod name_addr;
@@ -21,6 +22,7 @@ mod via;
 pub use fields::{
     CSeq, FieldError, parse_content_length, parse_cseq, parse_delta_seconds, parse_max_forwards,
 };
+pub use flow::{ConnectionId, Flow};
 pub use header::HeaderName;
 pub use list::Values;
 pub use name_addr::NameAddr;

@@ -5,7 +5,7 @@
 //! counted under status 0.
 
 use crate::proxy::{Direction, DropReason};
-use crate::runtime::StreamEvent;
+use crate::record::StreamEvent;
 
 use super::Series;
 
@@ -15,17 +15,16 @@ const STATUS_OTHER: usize = STATUS_SLOTS - 1;
 
 /// Message counters of one worker (or the sum over workers).
 ///
-/// `malformed` is kept apart from drops: it counts messages the I/O shell rejected before the
-/// core saw them (a truncated datagram, broken stream framing). Malformed messages that the
-/// core dropped are under [`DropReason::MalformedRequest`], [`DropReason::MalformedResponse`]
-/// and [`DropReason::NotSip`]; those it answered with 400 are under `replied(400)`.
+/// Malformed messages are counted where they ended: dropped under
+/// [`DropReason::MalformedRequest`], [`DropReason::MalformedResponse`] or
+/// [`DropReason::NotSip`] (the runtime uses the same reasons for what it rejects before the
+/// core, e.g. `too_large` for a truncated datagram), answered under `replied(400)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Counters {
     received: u64,
     forwarded: [u64; 2],
     replied: [u64; STATUS_SLOTS],
     dropped: [u64; DropReason::COUNT],
-    malformed: u64,
     send_errors: u64,
     kernel_drops: u64,
     latency_sum_ns: [u64; Series::ALL.len()],
@@ -43,7 +42,6 @@ impl Counters {
         forwarded: [0; 2],
         replied: [0; STATUS_SLOTS],
         dropped: [0; DropReason::COUNT],
-        malformed: 0,
         send_errors: 0,
         kernel_drops: 0,
         latency_sum_ns: [0; Series::ALL.len()],
@@ -98,11 +96,6 @@ impl Counters {
         self.dropped.iter().sum()
     }
 
-    /// Messages the I/O shell rejected before the core saw them (see the type's docs).
-    pub fn malformed(&self) -> u64 {
-        self.malformed
-    }
-
     /// Sends that failed (the message was forwarded or answered but the system call failed).
     pub fn send_errors(&self) -> u64 {
         self.send_errors
@@ -135,7 +128,6 @@ impl Counters {
         add_all(&mut self.forwarded, &other.forwarded);
         add_all(&mut self.replied, &other.replied);
         add_all(&mut self.dropped, &other.dropped);
-        self.malformed = self.malformed.saturating_add(other.malformed);
         self.send_errors = self.send_errors.saturating_add(other.send_errors);
         self.kernel_drops = self.kernel_drops.saturating_add(other.kernel_drops);
         add_all(&mut self.latency_sum_ns, &other.latency_sum_ns);
@@ -171,10 +163,6 @@ impl Counters {
 
     pub(super) fn count_dropped(&mut self, reason: DropReason) {
         self.dropped[reason as usize] += 1;
-    }
-
-    pub(super) fn count_malformed(&mut self) {
-        self.malformed += 1;
     }
 
     pub(super) fn count_send_error(&mut self) {
@@ -233,7 +221,6 @@ mod tests {
         a.count_received(3);
         a.count_forwarded(Direction::Request, 10);
         a.count_dropped(DropReason::ALL[0]);
-        a.count_malformed();
         let mut b = a.clone();
         b.count_forwarded(Direction::Response, 5);
         b.count_send_error();
@@ -245,7 +232,6 @@ mod tests {
         assert_eq!(a.forwarded_total(), 3);
         assert_eq!(a.dropped(DropReason::ALL[0]), 2);
         assert_eq!(a.dropped_total(), 2);
-        assert_eq!(a.malformed(), 2);
         assert_eq!(a.send_errors(), 1);
         assert_eq!(a.kernel_drops(), 7);
         assert_eq!(a.latency_sum_ns(Series::Request), 20);

@@ -3,7 +3,7 @@
 //! - Counters, per worker (`worker="0"`, ...; sum them in PromQL for the whole proxy):
 //!   `ferrovia_received_total`, `ferrovia_forwarded_total{direction}`,
 //!   `ferrovia_replied_total{status}`, `ferrovia_dropped_total{reason}` (every reason, zeros
-//!   included), `ferrovia_malformed_total`, `ferrovia_send_errors_total`,
+//!   included), `ferrovia_send_errors_total`,
 //!   `ferrovia_kernel_drops_total`.
 //! - Histograms in seconds with buckets from 1 µs to 100 ms, per worker, since start:
 //!   `ferrovia_forward_latency_seconds{direction}` and `ferrovia_reply_latency_seconds`. The
@@ -125,8 +125,6 @@ impl Exposition {
         self.counter(report, "replied", help, |s| by("status", &s.replied));
         let help = "Messages dropped without a reply, by reason.";
         self.counter(report, "dropped", help, |s| by("reason", &s.dropped));
-        let help = "Messages rejected before the core saw them (bad framing).";
-        self.counter(report, "malformed", help, |s| vec![(None, s.malformed)]);
         let help = "Sends that failed.";
         self.counter(report, "send_errors", help, |s| vec![(None, s.send_errors)]);
         let help = "Datagrams the kernel dropped on a full receive queue.";

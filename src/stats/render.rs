@@ -167,7 +167,6 @@ fn counter_rows(merged: &Section) -> Vec<(String, Pick)> {
     }
     let total = |s: &Section| s.dropped.values().sum();
     rows.push(("dropped (all reasons)".into(), Box::new(total)));
-    rows.push(("malformed (before core)".into(), Box::new(|s| s.malformed)));
     rows.push(("send errors".into(), Box::new(|s| s.send_errors)));
     rows.push(("kernel drops".into(), Box::new(|s| s.kernel_drops)));
     rows

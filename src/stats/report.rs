@@ -5,7 +5,7 @@
 //! Percentiles carry HdrHistogram's resolution: 3 significant digits.
 
 use crate::contact::ContactCounters;
-use crate::runtime::StreamEvent;
+use crate::record::StreamEvent;
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
@@ -70,8 +70,6 @@ pub struct Section {
     pub replied: BTreeMap<String, u64>,
     /// Drops by reason (every reason, zero or not).
     pub dropped: BTreeMap<String, u64>,
-    /// Messages the I/O shell rejected before the core saw them.
-    pub malformed: u64,
     pub send_errors: u64,
     pub kernel_drops: u64,
     /// Stream connection events by kind (only kinds seen).
@@ -182,7 +180,6 @@ impl Section {
                 .iter()
                 .map(|&r| (r.name().to_string(), c.dropped(r)))
                 .collect(),
-            malformed: c.malformed(),
             send_errors: c.send_errors(),
             kernel_drops: c.kernel_drops(),
             stream: StreamEvent::ALL

@@ -13,8 +13,12 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use hdrhistogram::Histogram;
 
 use crate::proxy::{Direction, DropReason};
+use crate::record::{Recorder, StreamEvent};
 
 use super::{Counters, LATENCY_HIGH_NS, Series, latency_histogram};
+
+/// How long the last hand-off (at shutdown) waits for the stats thread to recycle an interval.
+const FLUSH_WAIT: Duration = Duration::from_secs(1);
 
 /// How many intervals each worker owns: the active one and one spare in flight.
 pub(super) const POOL: usize = 2;
@@ -127,18 +131,8 @@ impl WorkerStats {
         self.dirty = true;
     }
 
-    /// Counts one message the I/O shell rejected before the core saw it (a truncated datagram,
-    /// broken stream framing). The core's own malformed drops go to [`WorkerStats::dropped`].
-    #[inline]
-    pub fn malformed(&mut self) {
-        self.active.counters.count_malformed();
-        self.dirty = true;
-    }
-
-    /// Counts one failed send.
-    #[inline]
     /// A stream connection event (accepted, closed and why, a hand-off, a ping).
-    pub fn stream_event(&mut self, event: crate::runtime::StreamEvent) {
+    pub fn stream_event(&mut self, event: StreamEvent) {
         self.active.counters.count_stream(event);
         self.dirty = true;
     }
@@ -153,6 +147,8 @@ impl WorkerStats {
         self.dirty = true;
     }
 
+    /// Counts one failed send.
+    #[inline]
     pub fn send_error(&mut self) {
         self.active.counters.count_send_error();
         self.dirty = true;
@@ -184,8 +180,13 @@ impl WorkerStats {
         }
     }
 
-    /// Hands off whatever was recorded since the last hand-off, now (at shutdown).
+    /// Hands off whatever was recorded since the last hand-off, now (at shutdown). Unlike
+    /// the hand-offs while running, this one waits (up to a second) for the stats thread
+    /// to send a cleared interval back, so the last interval is not left behind.
     pub fn flush(&mut self) {
+        if self.spare.is_none() {
+            self.spare = self.recycled.recv_timeout(FLUSH_WAIT).ok();
+        }
         self.hand_off(Instant::now());
     }
 
@@ -226,6 +227,49 @@ impl Drop for WorkerStats {
         if self.dirty {
             self.flush();
         }
+    }
+}
+
+/// The workers' recorder: each call is the inherent method of the same name.
+impl Recorder for WorkerStats {
+    fn received(&mut self, n: usize) {
+        WorkerStats::received(self, n as u64);
+    }
+
+    fn forwarded(&mut self, direction: Direction, latency_ns: u64) {
+        WorkerStats::forwarded(self, direction, latency_ns);
+    }
+
+    fn replied(&mut self, status: u16, latency_ns: u64) {
+        WorkerStats::replied(self, status, latency_ns);
+    }
+
+    fn dropped(&mut self, reason: DropReason) {
+        WorkerStats::dropped(self, reason);
+    }
+
+    fn send_error(&mut self) {
+        WorkerStats::send_error(self);
+    }
+
+    fn kernel_drops(&mut self, cumulative: u64) {
+        WorkerStats::kernel_drops(self, cumulative);
+    }
+
+    fn maybe_flush(&mut self, now: Instant) {
+        WorkerStats::maybe_flush(self, now);
+    }
+
+    fn flush(&mut self) {
+        WorkerStats::flush(self);
+    }
+
+    fn stream_event(&mut self, event: StreamEvent) {
+        WorkerStats::stream_event(self, event);
+    }
+
+    fn open_connections(&mut self, open: usize) {
+        WorkerStats::open_connections(self, open);
     }
 }
 

@@ -1,13 +1,19 @@
 //! Shared by the core's black-box tests and benches: the realistic message vectors in
-//! `tests/vectors/` and a proxy configured for them (192.0.2.10:5060, Record-Route on, the
-//! registrar at 10.0.0.9 as next hop).
+//! `tests/vectors/` and a core configured for them (192.0.2.10:5060, Record-Route on, the
+//! registrar at 10.0.0.9 as next hop), with its context: shared tables and one worker's state.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-use ferrovia::proxy::{Input, Listener, NextHop, Proxy, ProxyConfig, Transport};
+use ferrovia::contact::{ContactTable, ContactTableConfig, TokenKey};
+use ferrovia::proxy::{
+    ContactRewrite, Context, Input, Listener, NextHop, Outcome, Proxy, ProxyConfig, Tables,
+    Transport, WorkerState,
+};
+use ferrovia::sip::Flow;
 
 pub const PROXY_ADDR: &str = "192.0.2.10:5060";
 
@@ -37,7 +43,36 @@ pub const VECTORS: &[(&str, &[u8], &str)] = &[
     ),
 ];
 
-pub fn proxy() -> Proxy {
+/// A proxy with the context a worker gives it: the shared tables and one worker's state.
+pub struct Core {
+    pub proxy: Proxy,
+    pub tables: Tables,
+    pub state: WorkerState,
+}
+
+impl Core {
+    pub fn new(config: ProxyConfig, tables: Tables) -> Core {
+        let proxy = Proxy::new(config).unwrap();
+        let state = WorkerState::new(proxy.config());
+        Core {
+            proxy,
+            tables,
+            state,
+        }
+    }
+
+    /// `Proxy::handle` with this core's context.
+    pub fn handle(&mut self, input: Input<'_>, out: &mut [u8]) -> Outcome {
+        let mut ctx = Context::new(&self.tables, &mut self.state);
+        self.proxy.handle(input, &mut ctx, out)
+    }
+
+    pub fn handle_oversized(&self, input: Input<'_>, out: &mut [u8]) -> Outcome {
+        self.proxy.handle_oversized(input, out)
+    }
+}
+
+pub fn config() -> ProxyConfig {
     let listener = Listener {
         transport: Transport::Udp,
         addr: PROXY_ADDR.parse().unwrap(),
@@ -46,16 +81,39 @@ pub fn proxy() -> Proxy {
     let mut config = ProxyConfig::new(listener, *b"ferrovia-testkey");
     config.record_route = true;
     config.next_hop = Some(NextHop::parse("sip:10.0.0.9:5060").unwrap());
-    Proxy::new(config).unwrap()
+    config
+}
+
+/// The core without contact rewriting.
+pub fn core() -> Core {
+    Core::new(config(), Tables::default())
+}
+
+/// The core with contact rewriting on, for requests and responses, over a table of its own.
+pub fn core_with_contacts() -> Core {
+    let mut config = config();
+    config.contact = Some(ContactRewrite {
+        requests: true,
+        responses: true,
+    });
+    let table = ContactTable::new(
+        ContactTableConfig::new(TokenKey::new(*b"ferrovia-contact"), 1),
+        Instant::now(),
+    );
+    let tables = Tables {
+        contact: Some(Arc::new(table)),
+    };
+    Core::new(config, tables)
 }
 
 pub fn input<'a>(data: &'a [u8], source: &str, now: Instant) -> Input<'a> {
     Input {
         data,
-        source: source.parse::<SocketAddr>().unwrap(),
-        local: PROXY_ADDR.parse().unwrap(),
-        transport: Transport::Udp,
-        connection: None,
+        flow: Flow::new(
+            Transport::Udp,
+            source.parse::<SocketAddr>().unwrap(),
+            PROXY_ADDR.parse().unwrap(),
+        ),
         now,
     }
 }

@@ -1,8 +1,9 @@
-//! Shared helpers for the runtime's black-box tests: loopback peers that speak just enough
+//! Shared helpers for the runtime's black-box tests: the shipping [`Service`] in process (the
+//! one `main` runs, recording into the stats module), loopback peers that speak just enough
 //! SIP, the ferrovia binary and sipp as child processes that are killed when dropped.
 //! Every port is chosen by the kernel; every wait is bounded.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 pub mod process;
 pub mod sip;
@@ -11,7 +12,8 @@ pub mod tcp;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use ferrovia::runtime::Server;
+use ferrovia::record::StreamEvent;
+use ferrovia::service::{Service, ServiceOptions};
 use ferrovia::settings::{ListenAddr, Metrics, Settings};
 
 /// How long a test waits for one datagram before it fails.
@@ -27,11 +29,66 @@ pub fn loopback_settings(workers: usize) -> Settings {
     }
 }
 
+/// How often the in-process proxies hand their statistics over, so a test sees events soon.
+pub const STATS_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Starts the shipping service in process, with a short statistics interval.
+pub fn start_service(settings: &Settings) -> Service {
+    start_service_with(settings, ServiceOptions::default())
+}
+
+/// [`start_service`] with side services of the test's own.
+pub fn start_service_with(settings: &Settings, options: ServiceOptions) -> Service {
+    let options = ServiceOptions {
+        stats_interval: STATS_INTERVAL,
+        ..options
+    };
+    Service::start_with(settings, options).expect("the proxy starts on loopback")
+}
+
 /// Starts an in-process proxy; returns it and its address.
-pub fn start_proxy(settings: &Settings) -> (Server, SocketAddr) {
-    let server = Server::start(settings).expect("the proxy starts on loopback");
-    let addr = server.local_addrs()[0];
-    (server, addr)
+pub fn start_proxy(settings: &Settings) -> (Service, SocketAddr) {
+    let service = start_service(settings);
+    let addr = service.local_addrs()[0];
+    (service, addr)
+}
+
+/// How often `event` was counted so far (as of the workers' last statistics hand-off).
+pub fn count(service: &Service, event: StreamEvent) -> u64 {
+    service
+        .snapshot()
+        .merged()
+        .cumulative
+        .counters()
+        .stream(event)
+}
+
+/// Waits until the proxy has received at least `n` messages; fails the test after
+/// [`RECV_LIMIT`].
+pub fn wait_for_received(service: &Service, n: u64) {
+    let received = || service.snapshot().merged().cumulative.counters().received();
+    let deadline = std::time::Instant::now() + RECV_LIMIT;
+    while received() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy received {}, not {n}",
+            received()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until `event` was counted at least `n` times; fails the test after [`RECV_LIMIT`].
+pub fn wait_for(service: &Service, event: StreamEvent, n: u64) {
+    let deadline = std::time::Instant::now() + RECV_LIMIT;
+    while count(service, event) < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy reported {event} {} times, not {n}",
+            count(service, event)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// A UDP socket on 127.0.0.1 with a bounded read timeout and room for bursts.

@@ -1,5 +1,8 @@
 //! Child processes for tests: the ferrovia binary and sipp, killed on drop.
 
+// Reading the clock tick rate and signalling a child need `libc` calls.
+#![allow(unsafe_code)]
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

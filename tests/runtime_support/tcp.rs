@@ -5,15 +5,12 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use ferrovia::proxy::{Direction, DropReason};
-use ferrovia::runtime::{Counters, Recorder, Server, StreamEvent};
+use ferrovia::service::Service;
 use ferrovia::settings::{ListenAddr, Metrics, Settings};
 
-use super::RECV_LIMIT;
+use super::{RECV_LIMIT, start_service};
 
 /// The loopback address of one family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,13 +69,13 @@ pub fn dual_settings(family: Family, workers: usize) -> Settings {
 
 /// A running in-process proxy with its UDP and TCP addresses.
 pub struct DualProxy {
-    pub server: Server,
+    pub server: Service,
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
 }
 
 pub fn start_dual(settings: &Settings) -> DualProxy {
-    let server = Server::start(settings).expect("the proxy starts on loopback");
+    let server = start_service(settings);
     let (udp, tcp) = (server.local_addrs()[0], server.local_addrs()[1]);
     DualProxy { server, udp, tcp }
 }
@@ -214,96 +211,5 @@ impl NextHop {
                 Err(e) => panic!("accept failed: {e}"),
             }
         }
-    }
-}
-
-/// A recorder that keeps the built-in counters and also publishes stream events live, so a
-/// test can wait for the proxy to report something (bounded) instead of sleeping.
-pub struct Watched {
-    pub counters: Counters,
-    live: Arc<Live>,
-}
-
-/// Stream events as they happen, shared by every worker's [`Watched`].
-pub struct Live {
-    events: [AtomicU64; StreamEvent::COUNT],
-}
-
-impl Default for Live {
-    fn default() -> Live {
-        Live {
-            events: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-}
-
-impl Live {
-    pub fn count(&self, event: StreamEvent) -> u64 {
-        self.events[event as usize].load(Ordering::SeqCst)
-    }
-
-    /// Waits until `event` was reported at least `n` times; fails the test after
-    /// [`RECV_LIMIT`].
-    pub fn wait_for(&self, event: StreamEvent, n: u64) {
-        let deadline = std::time::Instant::now() + RECV_LIMIT;
-        while self.count(event) < n {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the proxy reported {event} {} times, not {n}",
-                self.count(event)
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-/// Starts an in-process proxy whose workers record into [`Watched`].
-pub fn start_watched(settings: &Settings) -> (Server<Watched>, Arc<Live>) {
-    let live = Arc::new(Live::default());
-    let shared = Arc::clone(&live);
-    let server = Server::start_with(settings, move |_| Watched {
-        counters: Counters::default(),
-        live: Arc::clone(&shared),
-    })
-    .expect("the proxy starts on loopback");
-    (server, live)
-}
-
-/// All workers' counters after a watched proxy stopped.
-pub fn watched_total(server: Server<Watched>) -> Counters {
-    let mut total = Counters::default();
-    for w in server.shutdown().recorders {
-        total.merge(&w.counters);
-    }
-    total
-}
-
-impl Recorder for Watched {
-    fn received(&mut self, n: usize) {
-        self.counters.received(n);
-    }
-    fn forwarded(&mut self, direction: Direction, latency_ns: u64) {
-        self.counters.forwarded(direction, latency_ns);
-    }
-    fn replied(&mut self, status: u16, latency_ns: u64) {
-        self.counters.replied(status, latency_ns);
-    }
-    fn dropped(&mut self, reason: DropReason) {
-        self.counters.dropped(reason);
-    }
-    fn send_error(&mut self) {
-        self.counters.send_error();
-    }
-    fn kernel_drops(&mut self, cumulative: u64) {
-        self.counters.kernel_drops(cumulative);
-    }
-    fn maybe_flush(&mut self, _now: std::time::Instant) {}
-    fn flush(&mut self) {}
-    fn stream_event(&mut self, event: StreamEvent) {
-        self.counters.stream_event(event);
-        self.live.events[event as usize].fetch_add(1, Ordering::SeqCst);
-    }
-    fn open_connections(&mut self, open: usize) {
-        self.counters.open_connections(open);
     }
 }

@@ -3,7 +3,7 @@
 //! listening on every transport of one loopback family, a rustls client and next hop, and a
 //! tungstenite WebSocket client (plain or over rustls). Every read is bounded.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use super::buffer::Overflow;
 use super::connection::Connection;
-use super::event::StreamEvent;
 use super::tls::TlsIo;
+use crate::record::StreamEvent;
 use crate::websocket::{CloseCode, Opcode, encode_header};
 
 impl Connection {

@@ -20,7 +20,6 @@
 
 mod buffer;
 mod connection;
-mod event;
 mod framing;
 mod id;
 mod layered;
@@ -32,8 +31,8 @@ mod table;
 mod tls;
 mod ws;
 
+pub use crate::record::StreamEvent;
 pub(crate) use connection::Phase;
-pub use event::StreamEvent;
 pub(crate) use framing::{Frame, next_frame};
 pub(crate) use listener::open_group;
 pub(crate) use mesh::Mesh;

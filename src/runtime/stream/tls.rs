@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 
-use super::event::StreamEvent;
+use crate::record::StreamEvent;
 
 /// One connection's TLS session.
 pub(crate) struct TlsSession {

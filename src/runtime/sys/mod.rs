@@ -15,6 +15,8 @@
 
 // `ferrovia_portable` is a test switch set through RUSTFLAGS, not a Cargo feature.
 #![allow(unexpected_cfgs)]
+// The one place the crate-wide `unsafe_code = "deny"` lint is lifted.
+#![allow(unsafe_code)]
 
 use std::net::SocketAddr;
 

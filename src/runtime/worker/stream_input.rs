@@ -12,10 +12,11 @@ use std::io;
 use std::time::Instant;
 
 use super::Worker;
-use crate::proxy::{Input, OUTPUT_BUFFER_SIZE};
-use crate::runtime::record::Recorder;
+use crate::proxy::{Context, Input, OUTPUT_BUFFER_SIZE};
+use crate::record::Recorder;
 use crate::runtime::stream::{Frame, Phase, StreamEvent, next_frame};
 use crate::runtime::sys;
+use crate::sip::Flow;
 
 /// Reads from one connection before the loop turns to the others.
 const READS_PER_TURN: usize = 4;
@@ -210,10 +211,7 @@ impl<R: Recorder> Worker<R> {
         let end = start.saturating_add(len);
         let input = Input {
             data: conn.rx.data().get(start..end).unwrap_or_default(),
-            source: conn.peer,
-            local: conn.local,
-            transport: conn.layers.transport,
-            connection: Some(id),
+            flow: Flow::new(conn.layers.transport, conn.peer, conn.local).on(id),
             now,
         };
         let at = k * OUTPUT_BUFFER_SIZE;
@@ -221,7 +219,8 @@ impl<R: Recorder> Worker<R> {
         let outcome = if oversized {
             self.proxy.handle_oversized(input, out)
         } else {
-            self.proxy.handle(input, out)
+            let mut ctx = Context::new(&self.tables, &mut self.state);
+            self.proxy.handle(input, &mut ctx, out)
         };
         self.recorder.received(1);
         self.enqueue(k, outcome, arrival_ns);

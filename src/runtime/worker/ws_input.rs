@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use super::Worker;
-use crate::runtime::record::Recorder;
+use crate::record::Recorder;
 use crate::runtime::stream::WsStep;
 use crate::websocket::{Upgrade, accepted, parse_upgrade};
 

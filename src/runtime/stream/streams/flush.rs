@@ -6,10 +6,10 @@ use std::io::{self, IoSlice, Write};
 use std::time::Instant;
 
 use super::super::connection::Phase;
-use super::super::event::StreamEvent;
 use super::{Fate, Streams};
+use crate::record::Recorder;
+use crate::record::StreamEvent;
 use crate::runtime::note::Note;
-use crate::runtime::record::Recorder;
 use crate::runtime::sys;
 
 /// Messages gathered into one `writev`.

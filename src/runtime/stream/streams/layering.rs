@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::super::connection::Layers;
-use super::super::event::StreamEvent;
 use super::super::tls::TlsSession;
 use super::Streams;
 use crate::proxy::Transport;
-use crate::runtime::record::Recorder;
+use crate::record::Recorder;
+use crate::record::StreamEvent;
 use crate::websocket::{CloseCode, Opcode, Refusal};
 
 /// The event that counts a client accepted on a `transport` listener, besides `Accepted`.

@@ -11,12 +11,12 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use super::super::connection::{Connection, Layers, Origin, Phase};
-use super::super::event::StreamEvent;
 use super::super::listener;
 use super::layering::accepted_event;
 use super::{ACCEPTS_PER_TURN, CONNECTION_TOKENS, LINGER, Streams};
 use crate::proxy::Transport;
-use crate::runtime::record::Recorder;
+use crate::record::Recorder;
+use crate::record::StreamEvent;
 
 impl Streams {
     /// Accepts new clients on the listeners that reported readiness.

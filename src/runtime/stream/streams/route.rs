@@ -7,13 +7,13 @@ use std::net::SocketAddr;
 use log::debug;
 
 use super::super::connection::Connection;
-use super::super::event::StreamEvent;
 use super::super::id::ConnRef;
 use super::super::mesh::Handoff;
 use super::{Fate, HANDOFFS_PER_TURN, Outgoing, Route, Streams};
 use crate::proxy::{ConnectionId, Transmit, Transport};
+use crate::record::Recorder;
+use crate::record::StreamEvent;
 use crate::runtime::note::Note;
-use crate::runtime::record::Recorder;
 
 impl Streams {
     /// Routes one stream message whose bytes are `out[start..start + transmit.len]`.

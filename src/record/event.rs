@@ -1,5 +1,5 @@
 //! What happens to stream connections, as the worker reports it to its
-//! [`Recorder`](crate::runtime::Recorder): one event per connection change or per unusual
+//! [`Recorder`](super::Recorder): one event per connection change or per unusual
 //! message, never per ordinary message. Each event is a counter.
 
 use std::fmt;
