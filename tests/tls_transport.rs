@@ -194,6 +194,27 @@ fn mutual_tls_accepts_a_client_certificate_and_refuses_none() {
 }
 
 #[test]
+fn sni_chooses_the_certificate_and_no_match_gets_the_first() {
+    let pki = Pki::new("sni");
+    let mut settings = secure_settings(Family::V4, &pki, 1);
+    settings
+        .tls
+        .certificates
+        .push((pki.other_cert.clone(), pki.other_key.clone()));
+    let server = start_service(&settings);
+    let at = Listeners::of(server.local_addrs());
+    let presented = |name: &str| {
+        let tls = tls_connect(at.tls, pki.client_config(false), name).expect("handshake");
+        tls.conn.peer_certificates().expect("a chain")[0].clone()
+    };
+    assert_eq!(presented("other.test"), pki.other_der);
+    assert_eq!(presented("localhost"), pki.server_der);
+    assert_eq!(presented("sip.test"), pki.server_der);
+    // An IP address sends no SNI (RFC 6066 §3): the first certificate.
+    assert_eq!(presented("127.0.0.1"), pki.server_der);
+}
+
+#[test]
 fn python_ssl_is_an_independent_client() {
     let python = Command::new("python3").arg("--version").output();
     if python.is_err() {

@@ -30,6 +30,11 @@ pub struct Pki {
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// A second server certificate, for `other.test` only (SNI).
+    pub other_cert: PathBuf,
+    pub other_key: PathBuf,
+    pub server_der: CertificateDer<'static>,
+    pub other_der: CertificateDer<'static>,
     ca_der: CertificateDer<'static>,
     server_chain: Vec<CertificateDer<'static>>,
     server_key: Vec<u8>,
@@ -64,6 +69,7 @@ impl Pki {
         let issuer = Issuer::new(params, ca_key);
         let (server, server_key) = leaf(&["localhost", "sip.test", "127.0.0.1", "::1"], &issuer);
         let (client, client_key) = leaf(&["client.test"], &issuer);
+        let (other, other_key) = leaf(&["other.test"], &issuer);
         let pem = |der: &CertificateDer<'_>| {
             let b64 = base64_lines(der.as_ref());
             format!("-----BEGIN CERTIFICATE-----\n{b64}-----END CERTIFICATE-----\n")
@@ -76,11 +82,17 @@ impl Pki {
         let ca = write("ca.pem", ca_cert.pem());
         let cert = write("server.pem", pem(&server) + &ca_cert.pem());
         let key = write("server.key", server_key.serialize_pem());
+        let other_cert = write("other.pem", pem(&other));
+        let other_key = write("other.key", other_key.serialize_pem());
         Pki {
             dir,
             ca,
             cert,
             key,
+            other_cert,
+            other_key,
+            server_der: server.clone(),
+            other_der: other,
             ca_der: ca_cert.der().clone(),
             server_chain: vec![server],
             server_key: server_key.serialize_der(),
