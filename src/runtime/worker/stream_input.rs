@@ -84,7 +84,7 @@ impl<R: Recorder> Worker<R> {
         }
         let read = conn.read_in();
         if let Some(event) = conn.handshake_news() {
-            self.recorder.stream_event(event);
+            self.streams.handshake_done(slot, event, &mut self.recorder);
         }
         let Some(conn) = self.streams.connection_mut(slot) else {
             return Read::Done;

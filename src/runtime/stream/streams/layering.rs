@@ -71,6 +71,18 @@ impl Streams {
         }
     }
 
+    /// A TLS handshake on `slot` completed: counted, and what waited for it in the send queue
+    /// (beyond what rustls buffers itself) is written now; no writable edge would come for it.
+    pub(crate) fn handshake_done(
+        &mut self,
+        slot: u32,
+        event: StreamEvent,
+        recorder: &mut impl Recorder,
+    ) {
+        recorder.stream_event(event);
+        self.drain_queue(slot, recorder);
+    }
+
     /// Answers an accepted WebSocket upgrade on `slot` with `101` (RFC 6455 §4.2.2).
     pub(crate) fn ws_accept(&mut self, slot: u32, response: &[u8], recorder: &mut impl Recorder) {
         let Some(conn) = self.table.get_mut(slot) else {
