@@ -1,5 +1,5 @@
 //! The `ferrovia` binary: parse the command line, start the workers and the statistics, wait
-//! for SIGINT or SIGTERM, stop cleanly and print a summary (and the `.hgrm` file if asked).
+//! for SIGINT or SIGTERM (SIGHUP reloads the TLS certificates), stop cleanly and print a summary (and the `.hgrm` file if asked).
 //!
 //! Exit codes: 0 after a clean stop, 2 for bad flags or configuration, 1 when the system
 //! refuses (an address in use, a worker that died).
@@ -37,8 +37,8 @@ fn run(args: &RunArgs) -> ExitCode {
         }
     };
     init_logging(&settings);
-    let stop = match watch_signals() {
-        Ok(flag) => flag,
+    let (stop, reload) = match watch_signals() {
+        Ok(flags) => flags,
         Err(e) => {
             error!("cannot install signal handlers: {e}");
             return ExitCode::FAILURE;
@@ -60,6 +60,13 @@ fn run(args: &RunArgs) -> ExitCode {
     }
     while !stop.load(Ordering::Acquire) && service.is_running() {
         std::thread::park_timeout(WATCH_TICK);
+        if reload.swap(false, Ordering::AcqRel) {
+            match service.reload_certificates() {
+                Ok(true) => info!("SIGHUP: certificates reloaded for new TLS connections"),
+                Ok(false) => info!("SIGHUP: no TLS listener, nothing to reload"),
+                Err(e) => error!("SIGHUP: certificates not reloaded, the old ones stay: {e}"),
+            }
+        }
     }
     let crashed = !service.is_running();
     info!("stopping");
@@ -86,13 +93,15 @@ fn init_logging(settings: &Settings) {
         .init();
 }
 
-/// A flag set by SIGINT or SIGTERM.
-fn watch_signals() -> std::io::Result<Arc<AtomicBool>> {
+/// A flag set by SIGINT or SIGTERM (stop), and one set by SIGHUP (reload certificates).
+fn watch_signals() -> std::io::Result<(Arc<AtomicBool>, Arc<AtomicBool>)> {
     let flag = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&flag))?;
     }
-    Ok(flag)
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))?;
+    Ok((flag, reload))
 }
 
 /// `ferrovia stats`: a running proxy's counters and latency percentiles, read from its

@@ -1,7 +1,8 @@
 //! The binary with the config names an operator writes: `listen` with udp, tcp, tls, ws and
 //! wss (IPv4 and IPv6), `[tls] certificate / key / ca / verify-client`, `[websocket]
 //! origins`; a TLS client and a WSS client get through, the handshakes are counted in
-//! `/metrics` and in `ferrovia stats`, and `--listen tls:` works on the command line.
+//! `/metrics` and in `ferrovia stats`, and `--listen tls:` works on the command line; SIGHUP
+//! reloads the certificates for new connections, leaving established ones alone.
 
 mod runtime_support;
 mod secure_support;
@@ -107,4 +108,39 @@ fn tls_on_the_command_line_needs_a_certificate() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("[tls]"), "{err}");
+}
+
+#[test]
+fn sighup_reloads_certificates_for_new_connections_only() {
+    let pki = Pki::new("reload");
+    let config = format!(
+        "listen = [\"tls:127.0.0.1:0\"]\nworkers = 1\nmetrics = \"off\"\n[tls]\n\
+         certificate = {:?}\nkey = {:?}\nsystem-roots = false\n",
+        pki.cert, pki.key
+    );
+    let file = pki.dir.join("reload.toml");
+    std::fs::write(&file, config).unwrap();
+    let mut proxy = Ferrovia::start(&["--config", file.to_str().unwrap()], 1);
+    let tls = proxy.addrs[0];
+    let presented = |c: &secure_support::TlsClient| c.conn.peer_certificates().unwrap()[0].clone();
+
+    let mut before = SipConn::new(tls_connect(tls, pki.client_config(false), "localhost").unwrap());
+    assert_eq!(presented(&before.stream), pki.server_der);
+    let reissued = pki.reissue();
+    proxy.signal(libc::SIGHUP);
+    proxy.await_line("certificates reloaded");
+    let after = tls_connect(tls, pki.client_config(false), "localhost").unwrap();
+    assert_eq!(presented(&after), reissued);
+    // The connection made before the reload goes on with its session.
+    before.send(options(tls, "TLS").as_bytes());
+    assert_eq!(status(&before.recv()), Some(200));
+
+    // A broken file is refused and the certificates in use stay.
+    std::fs::write(&pki.key, "not a key").unwrap();
+    proxy.signal(libc::SIGHUP);
+    proxy.await_line("certificates not reloaded");
+    let still = tls_connect(tls, pki.client_config(false), "localhost").unwrap();
+    assert_eq!(presented(&still), reissued);
+    let (status, _) = proxy.terminate();
+    assert!(status.success());
 }

@@ -39,6 +39,8 @@ pub struct Server<R: Recorder> {
     wakers: Vec<Arc<Waker>>,
     threads: Vec<JoinHandle<R>>,
     started: Instant,
+    /// The TLS configuration the workers share, for a certificate reload.
+    secure: Option<Arc<stream::Secure>>,
 }
 
 impl<R: Recorder> Server<R> {
@@ -84,6 +86,7 @@ impl<R: Recorder> Server<R> {
             wakers,
             threads: Vec::with_capacity(workers),
             started: Instant::now(),
+            secure: secure.clone(),
         };
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let (ready, readiness) = crossbeam_channel::bounded(workers);
@@ -173,6 +176,15 @@ impl<R: Recorder> Server<R> {
                 Some(a) => info!("listening on {shown} as {a} ({} workers)", settings.workers),
                 None => info!("listening on {shown} ({} workers)", settings.workers),
             }
+        }
+    }
+
+    /// Reads the `[tls]` certificate, key and CA files again for new connections (SIGHUP);
+    /// established ones keep theirs. `Ok(false)` when no listener uses TLS.
+    pub fn reload_certificates(&self) -> Result<bool, String> {
+        match &self.secure {
+            Some(secure) => secure.reload().map(|()| true),
+            None => Ok(false),
         }
     }
 

@@ -36,6 +36,7 @@ pub struct Pki {
     pub server_der: CertificateDer<'static>,
     pub other_der: CertificateDer<'static>,
     ca_der: CertificateDer<'static>,
+    issuer: Issuer<'static, KeyPair>,
     server_chain: Vec<CertificateDer<'static>>,
     server_key: Vec<u8>,
     client_chain: Vec<CertificateDer<'static>>,
@@ -94,11 +95,22 @@ impl Pki {
             server_der: server.clone(),
             other_der: other,
             ca_der: ca_cert.der().clone(),
+            issuer,
             server_chain: vec![server],
             server_key: server_key.serialize_der(),
             client_chain: vec![client],
             client_key: client_key.serialize_der(),
         }
+    }
+
+    /// Writes a new server certificate and key (same names) over the files; returns it.
+    pub fn reissue(&self) -> CertificateDer<'static> {
+        let (server, key) = leaf(&["localhost", "sip.test", "127.0.0.1", "::1"], &self.issuer);
+        let b64 = base64_lines(server.as_ref());
+        let pem = format!("-----BEGIN CERTIFICATE-----\n{b64}-----END CERTIFICATE-----\n");
+        std::fs::write(&self.cert, pem).expect("write the certificate");
+        std::fs::write(&self.key, key.serialize_pem()).expect("write the key");
+        server
     }
 
     fn roots(&self) -> RootCertStore {

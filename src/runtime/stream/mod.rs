@@ -36,7 +36,7 @@ pub(crate) use connection::Phase;
 pub(crate) use framing::{Frame, next_frame};
 pub(crate) use listener::open_group;
 pub(crate) use mesh::Mesh;
-pub(crate) use secure::secure;
+pub(crate) use secure::{Secure, secure};
 pub(crate) use streams::{StreamListener, StreamSetup, Streams};
 pub(crate) use ws::WsStep;
 

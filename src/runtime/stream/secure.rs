@@ -13,6 +13,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
 use rustls::client::ResolvesClientCert;
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
@@ -36,57 +38,56 @@ pub(crate) fn secure(settings: &Settings) -> Result<Option<Arc<Secure>>, String>
 
 /// The TLS and WebSocket configuration every worker reads.
 pub(crate) struct Secure {
-    /// For `tls:` listeners (mutual TLS when `verify-client`).
-    tls_server: Option<Arc<ServerConfig>>,
-    /// For `wss:` listeners: browsers are never asked for a certificate.
-    wss_server: Option<Arc<ServerConfig>>,
-    client: Arc<ClientConfig>,
+    /// The rustls configurations; replaced whole on a reload (SIGHUP). A connection keeps the
+    /// configuration it started with, so established sessions are untouched.
+    configs: ArcSwap<Configs>,
+    /// What a reload reads again.
+    settings: Settings,
     /// RFC 5922 §7.2: the name a next hop's certificate must carry, by the address it was
-    /// resolved to (the configured next hop's and the static hosts' names); an address with
-    /// no name is verified as an IP address.
+    /// resolved to (the static hosts' names); an address with no name is verified as an IP
+    /// address.
     names: HashMap<IpAddr, ServerName<'static>>,
     pub(crate) origins: Vec<String>,
     pub(crate) tls_handshake: Duration,
     pub(crate) ws_handshake: Duration,
 }
 
+struct Configs {
+    /// For `tls:` listeners (mutual TLS when `verify-client`).
+    tls_server: Option<Arc<ServerConfig>>,
+    /// For `wss:` listeners: browsers are never asked for a certificate.
+    wss_server: Option<Arc<ServerConfig>>,
+    client: Arc<ClientConfig>,
+}
+
 impl Secure {
     /// Reads the PEM files and builds the configurations; the message names what failed.
     pub(crate) fn new(settings: &Settings) -> Result<Secure, String> {
-        let tls = &settings.tls;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let versions = versions(tls.min_version);
-        let ca = match &tls.ca {
-            Some(path) => Some(Arc::new(roots(path)?)),
-            None => None,
-        };
-        let (tls_server, wss_server) = if tls.certificates.is_empty() {
-            (None, None)
-        } else {
-            let resolver = Arc::new(SniResolver::load(&tls.certificates, &provider)?);
-            let client_ca = ca.clone().filter(|_| tls.verify_client);
-            let tls_server = server_config(&provider, versions, resolver.clone(), client_ca)?;
-            let wss_server = server_config(&provider, versions, resolver, None)?;
-            (Some(tls_server), Some(wss_server))
-        };
-        let client = client_config(&provider, versions, settings, ca.as_deref())?;
         Ok(Secure {
-            tls_server,
-            wss_server,
-            client,
+            configs: ArcSwap::from_pointee(Configs::load(settings)?),
+            settings: settings.clone(),
             names: names(settings),
             origins: settings.websocket.origins.clone(),
-            tls_handshake: tls.handshake_timeout,
+            tls_handshake: settings.tls.handshake_timeout,
             ws_handshake: settings.websocket.handshake_timeout,
         })
+    }
+
+    /// Reads the certificate, key and CA files again and uses them for new connections;
+    /// on an error the old ones stay.
+    pub(crate) fn reload(&self) -> Result<(), String> {
+        let configs = Configs::load(&self.settings)?;
+        self.configs.store(Arc::new(configs));
+        Ok(())
     }
 
     /// A fresh server session for a connection accepted on a `transport` listener, or `None`
     /// for a plain one.
     pub(crate) fn accept(&self, transport: Transport) -> Option<Result<rustls::Connection, ()>> {
+        let configs = self.configs.load();
         let config = match transport {
-            Transport::Tls => self.tls_server.as_ref(),
-            Transport::Wss => self.wss_server.as_ref(),
+            Transport::Tls => configs.tls_server.as_ref(),
+            Transport::Wss => configs.wss_server.as_ref(),
             _ => return None,
         };
         Some(match config {
@@ -104,7 +105,35 @@ impl Secure {
             .get(&peer)
             .cloned()
             .unwrap_or_else(|| ServerName::IpAddress(peer.into()));
-        rustls::ClientConnection::new(Arc::clone(&self.client), name).map(Into::into)
+        let client = Arc::clone(&self.configs.load().client);
+        rustls::ClientConnection::new(client, name).map(Into::into)
+    }
+}
+
+impl Configs {
+    fn load(settings: &Settings) -> Result<Configs, String> {
+        let tls = &settings.tls;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions = versions(tls.min_version);
+        let ca = match &tls.ca {
+            Some(path) => Some(Arc::new(roots(path)?)),
+            None => None,
+        };
+        let (tls_server, wss_server) = if tls.certificates.is_empty() {
+            (None, None)
+        } else {
+            let resolver = Arc::new(SniResolver::load(&tls.certificates, &provider)?);
+            let client_ca = ca.clone().filter(|_| tls.verify_client);
+            let tls_server = server_config(&provider, versions, resolver.clone(), client_ca)?;
+            let wss_server = server_config(&provider, versions, resolver, None)?;
+            (Some(tls_server), Some(wss_server))
+        };
+        let client = client_config(&provider, versions, settings, ca.as_deref())?;
+        Ok(Configs {
+            tls_server,
+            wss_server,
+            client,
+        })
     }
 }
 
