@@ -537,13 +537,14 @@ mod tests {
         let s = Settings::from_toml(
             "listen = [\"tls:127.0.0.1:5061\", \"ws:127.0.0.1:80\", \"wss:127.0.0.1:443\"]\n\
              [tls]\ncertificate = \"a.pem\"\nkey = \"a.key\"\nca = \"ca.pem\"\n\
-             verify-client = true\nmin-version = \"1.3\"\n\
+             verify-client = true\nmin-version = \"1.3\"\nallowed-clients = [\"carrier.example\"]\n\
              [websocket]\norigins = [\"https://phone.example.com\"]\n",
         )
         .unwrap();
         assert_eq!(s.tls.certificates, [("a.pem".into(), "a.key".into())]);
         assert_eq!(s.tls.ca, Some("ca.pem".into()));
         assert!(s.tls.verify_client);
+        assert_eq!(s.tls.allowed_clients, ["carrier.example"]);
         assert_eq!(s.tls.min_version, TlsVersion::V1_3);
         assert_eq!(s.websocket.origins, ["https://phone.example.com"]);
         let err = Settings::from_toml("listen = [\"tls:127.0.0.1:5061\"]").unwrap_err();

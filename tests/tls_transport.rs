@@ -194,6 +194,38 @@ fn mutual_tls_accepts_a_client_certificate_and_refuses_none() {
 }
 
 #[test]
+fn mutual_tls_with_an_allowlist_of_client_names() {
+    let pki = Pki::new("mtls-allow");
+    let options = |to, me| {
+        format!(
+            "OPTIONS sip:{} SIP/2.0\r\nVia: SIP/2.0/TLS {};branch=z9hG4bK-a\r\nMax-Forwards: 70\r\n\
+             From: <sip:c@client.test>;tag=a\r\nTo: <sip:p@proxy>\r\nCall-ID: allow@test\r\n\
+             CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            host(to),
+            host(me)
+        )
+    };
+    for (allowed, admitted) in [("client.test", true), ("carrier.example", false)] {
+        let mut settings = secure_settings(Family::V4, &pki, 1);
+        settings.tls.verify_client = true;
+        settings.tls.allowed_clients = vec![allowed.into()];
+        let server = start_service(&settings);
+        let at = Listeners::of(server.local_addrs());
+        let answer = tls_connect(at.tls, pki.client_config(true), "localhost")
+            .map(SipConn::new)
+            .and_then(|mut c| {
+                let me = c.stream.sock.local_addr()?;
+                std::io::Write::write_all(&mut c.stream, options(at.tls, me).as_bytes())?;
+                c.try_recv()
+            });
+        assert_eq!(answer.is_ok(), admitted, "{allowed}: {answer:?}");
+        if !admitted {
+            wait_for(&server, StreamEvent::TlsFailedCertificate, 1);
+        }
+    }
+}
+
+#[test]
 fn sni_chooses_the_certificate_and_no_match_gets_the_first() {
     let pki = Pki::new("sni");
     let mut settings = secure_settings(Family::V4, &pki, 1);

@@ -29,6 +29,9 @@ pub struct TlsSettings {
     pub ca: Option<PathBuf>,
     /// Mutual TLS on `tls:` listeners (never asked of browsers on `wss:`).
     pub verify_client: bool,
+    /// With `verify_client`: the names (DNS subject alternative names) a client certificate
+    /// must carry one of; empty: any certificate that chains to `ca`.
+    pub allowed_clients: Vec<String>,
     pub min_version: TlsVersion,
     /// A TLS handshake must complete within this time.
     pub handshake_timeout: Duration,
@@ -42,6 +45,7 @@ impl Default for TlsSettings {
             certificates: Vec::new(),
             ca: None,
             verify_client: false,
+            allowed_clients: Vec::new(),
             min_version: TlsVersion::V1_2,
             handshake_timeout: Duration::from_secs(10),
             system_roots: true,
@@ -77,6 +81,7 @@ pub(super) struct FileTls {
     certificates: Option<Vec<FilePair>>,
     ca: Option<PathBuf>,
     verify_client: Option<bool>,
+    allowed_clients: Option<Vec<String>>,
     min_version: Option<String>,
     handshake_timeout: Option<String>,
     system_roots: Option<bool>,
@@ -104,6 +109,9 @@ impl FileTls {
         tls.ca = self.ca.clone().or(tls.ca.take());
         tls.verify_client = self.verify_client.unwrap_or(tls.verify_client);
         tls.system_roots = self.system_roots.unwrap_or(tls.system_roots);
+        if let Some(names) = &self.allowed_clients {
+            tls.allowed_clients = names.clone();
+        }
         if let Some(v) = &self.min_version {
             tls.min_version = match v.as_str() {
                 "1.2" => TlsVersion::V1_2,

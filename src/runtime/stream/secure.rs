@@ -48,6 +48,8 @@ pub(crate) struct Secure {
     /// address.
     names: HashMap<IpAddr, ServerName<'static>>,
     pub(crate) origins: Vec<String>,
+    /// Mutual TLS: the client names allowed (any when empty).
+    allowed_clients: Vec<ServerName<'static>>,
     pub(crate) tls_handshake: Duration,
     pub(crate) ws_handshake: Duration,
 }
@@ -68,6 +70,12 @@ impl Secure {
             settings: settings.clone(),
             names: names(settings),
             origins: settings.websocket.origins.clone(),
+            allowed_clients: settings
+                .tls
+                .allowed_clients
+                .iter()
+                .filter_map(|n| ServerName::try_from(n.clone()).ok())
+                .collect(),
             tls_handshake: settings.tls.handshake_timeout,
             ws_handshake: settings.websocket.handshake_timeout,
         })
@@ -96,6 +104,24 @@ impl Secure {
                 .map_err(|_| ()),
             None => Err(()),
         })
+    }
+
+    /// Whether a client whose certificate chain is `chain` may use a `tls:` listener: any
+    /// (verified) client when no allowlist is set, else one whose certificate names an
+    /// allowed client (checked as webpki checks a server's name, wildcards included).
+    pub(crate) fn client_allowed(&self, chain: Option<&[CertificateDer<'_>]>) -> bool {
+        if self.allowed_clients.is_empty() || !self.settings.tls.verify_client {
+            return true;
+        }
+        let Some(ee) = chain
+            .and_then(<[_]>::first)
+            .and_then(|der| webpki::EndEntityCert::try_from(der).ok())
+        else {
+            return false;
+        };
+        self.allowed_clients
+            .iter()
+            .any(|name| ee.verify_is_valid_for_subject_name(name).is_ok())
     }
 
     /// A client session toward `peer` (RFC 5922: verified against the name it was reached by).

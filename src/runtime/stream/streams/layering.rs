@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::super::connection::Layers;
+use super::super::connection::{Layers, Origin};
 use super::super::tls::TlsSession;
 use super::Streams;
 use crate::proxy::Transport;
@@ -79,8 +79,25 @@ impl Streams {
         event: StreamEvent,
         recorder: &mut impl Recorder,
     ) {
+        if !self.client_allowed(slot) {
+            return self.close(slot, StreamEvent::TlsFailedCertificate, recorder);
+        }
         recorder.stream_event(event);
         self.drain_queue(slot, recorder);
+    }
+
+    /// Mutual TLS on a `tls:` listener: the client's certificate names an allowed client.
+    fn client_allowed(&self, slot: u32) -> bool {
+        let (Some(secure), Some(conn)) = (self.secure.as_deref(), self.table.get(slot)) else {
+            return true;
+        };
+        let Some(tls) = conn.layers.tls.as_deref() else {
+            return true;
+        };
+        if conn.origin != Origin::Accepted || conn.layers.transport != Transport::Tls {
+            return true;
+        }
+        secure.client_allowed(tls.conn.peer_certificates())
     }
 
     /// Answers an accepted WebSocket upgrade on `slot` with `101` (RFC 6455 §4.2.2).
