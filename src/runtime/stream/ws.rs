@@ -245,6 +245,37 @@ mod tests {
         assert_eq!(end, Some(WsStep::Fail(CloseCode::TOO_BIG)));
     }
 
+    proptest::proptest! {
+        /// Whatever a peer sends, stepping never panics, always makes progress or stops,
+        /// and every message handed out lies inside the buffer and within the limit.
+        #[test]
+        fn any_bytes_step_without_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+                                        limit in 1usize..300) {
+            let mut rx = buffer(&bytes);
+            let mut ws = WsSession::default();
+            for _ in 0..1000 {
+                let before = rx.data().len();
+                match ws.step(&mut rx, limit) {
+                    WsStep::Message { start, len, consumed } => {
+                        proptest::prop_assert!(start + len <= rx.data().len() && len <= limit);
+                        proptest::prop_assert!(consumed > 0);
+                        rx.consume(consumed);
+                    }
+                    WsStep::Ping { consumed, .. } | WsStep::Skip(consumed) => {
+                        rx.consume(consumed);
+                        proptest::prop_assert!(rx.data().len() < before || consumed == 0);
+                    }
+                    WsStep::Partial | WsStep::Close(_) | WsStep::Fail(_) => break,
+                }
+            }
+        }
+
+        #[test]
+        fn any_bytes_parse_as_an_upgrade_without_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let _ = crate::websocket::parse_upgrade(&bytes, &[]);
+        }
+    }
+
     #[test]
     fn close_and_protocol_errors() {
         let mut rx = buffer(&client_frame(true, 8, &1000u16.to_be_bytes()));
