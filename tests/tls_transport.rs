@@ -250,6 +250,10 @@ fn sni_chooses_the_certificate_and_no_match_gets_the_first() {
 fn python_ssl_is_an_independent_client() {
     let python = Command::new("python3").arg("--version").output();
     if python.is_err() {
+        assert!(
+            std::env::var_os("FERROVIA_REQUIRE_TOOLS").is_none(),
+            "python3 is required (FERROVIA_REQUIRE_TOOLS)"
+        );
         return eprintln!("python_ssl: skipped: no python3");
     }
     let pki = Pki::new("python");
