@@ -54,6 +54,17 @@ impl CloseCode {
     /// A close frame with no status code (§7.1.5); never sent on the wire.
     pub const NO_STATUS: CloseCode = CloseCode(1005);
     pub const TOO_BIG: CloseCode = CloseCode(1009);
+
+    /// The code to answer a peer's close with (RFC 6455 §5.5.1: echo it): itself when it may
+    /// be sent (§7.4.1–7.4.2: 1000–1003, 1007–1014, 3000–4999), none for 1005 (no code), else
+    /// 1002 — a peer may not send 1004–1006, 1015 or an unassigned code.
+    pub fn echo(self) -> CloseCode {
+        match self.0 {
+            1000..=1003 | 1007..=1014 | 3000..=4999 => self,
+            1005 => CloseCode::NO_STATUS,
+            _ => CloseCode::PROTOCOL_ERROR,
+        }
+    }
 }
 
 /// A parsed frame header; the payload is `buf[header_len..header_len + payload_len]`.
@@ -260,6 +271,22 @@ mod tests {
             parse_frame(b"\x81\x05hello", false),
             ParsedFrame::Frame(_)
         ));
+    }
+
+    #[test]
+    fn close_codes_a_peer_may_not_send_are_answered_with_1002() {
+        for (code, echo) in [
+            (1000, 1000),
+            (1001, 1001),
+            (1009, 1009),
+            (4000, 4000),
+            (1005, 1005),
+        ] {
+            assert_eq!(CloseCode(code).echo(), CloseCode(echo));
+        }
+        for code in [0, 999, 1004, 1006, 1015, 2000, 5000] {
+            assert_eq!(CloseCode(code).echo(), CloseCode::PROTOCOL_ERROR, "{code}");
+        }
     }
 
     #[test]

@@ -151,10 +151,12 @@ impl WsSession {
     }
 }
 
-/// The status code of a close frame's payload (RFC 6455 §5.5.1), 1005 when it has none.
+/// The status code of a close frame's payload (RFC 6455 §5.5.1), 1005 when it has none; a
+/// one-byte payload is malformed (1002).
 fn close_code(payload: Option<&[u8]>) -> CloseCode {
     match payload {
         Some([hi, lo, ..]) => CloseCode(u16::from_be_bytes([*hi, *lo])),
+        Some([_]) => CloseCode::PROTOCOL_ERROR,
         _ => CloseCode::NO_STATUS,
     }
 }

@@ -61,6 +61,8 @@ impl<R: Recorder> Worker<R> {
                     consumed
                 }
                 WsStep::Skip(n) => n,
+                // The peer's close is counted by its code and answered with its echo
+                // (§5.5.1); ours (1002, 1009) is sent as is.
                 WsStep::Close(code) | WsStep::Fail(code) => {
                     return self.streams.ws_close(slot, code, now, &mut self.recorder);
                 }

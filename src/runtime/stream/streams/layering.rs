@@ -160,7 +160,7 @@ impl Streams {
         recorder: &mut impl Recorder,
     ) {
         if let Some(conn) = self.table.get_mut(slot) {
-            let _ = conn.queue_close(code);
+            let _ = conn.queue_close(code.echo());
         }
         self.close_after_sending(slot, StreamEvent::ws_close(code.0), now, recorder);
         self.drain_queue(slot, recorder);
