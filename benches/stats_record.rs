@@ -39,7 +39,7 @@ fn recorder() -> (StatsHandle, WorkerStats) {
         workers: 1,
         interval: Duration::from_secs(3_600), // never due unless a bench says so
         metrics: None,
-        contact: None,
+        ..StatsConfig::default()
     };
     let (handle, workers) = stats::start(config).expect("stats start");
     let worker = workers.into_iter().next().expect("one worker");

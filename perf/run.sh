@@ -32,6 +32,7 @@
 #   PERF_WORKLOADS="A B"      which workloads to run
 #   PERF_SKIP_BUILD=1         use the binaries already in target/release
 #   PERF_FERROVIA=PATH        the ferrovia binary to run (default target/release/ferrovia)
+#   PERF_FERROVIA_ARGS="..."  extra ferrovia flags, e.g. "--config examples/policy/twenty-rules.toml"
 #   PERF_OUT=DIR              where to write (default perf/out)
 set -euo pipefail
 
@@ -39,6 +40,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 BIN="$ROOT/target/release"
 FERROVIA=${PERF_FERROVIA:-$BIN/ferrovia}
+read -r -a FERROVIA_ARGS <<<"${PERF_FERROVIA_ARGS:-}"
 KAM_CFG="$HERE/kamailio/kamailio-stateless.cfg"
 MEASURE=(python3 "$HERE/measure.py")
 
@@ -168,7 +170,7 @@ start_forwarder() {
             fi
             port
             start "$FERROVIA" --listen "udp:127.0.0.1:$listen" --workers "${name#ferrovia-w}" \
-                --metrics "127.0.0.1:$PORT" --log-level warn
+                --metrics "127.0.0.1:$PORT" --log-level warn "${FERROVIA_ARGS[@]}"
             METRICS_PORT=$PORT
             ;;
         kamailio-c*)

@@ -33,6 +33,61 @@ pub struct Cli {
 pub enum Command {
     /// Print a running proxy's counters and latency percentiles.
     Stats(StatsArgs),
+    /// Validate a config file: settings, routing policy and scripts. Exits 2 with file:line
+    /// on the first error. Example: ferrovia check --config /etc/ferrovia.toml
+    Check(CheckArgs),
+    /// Show what the routing policy does with one request read from standard input (the
+    /// matched rule, the action, the rewritten Request-URI, the destination) without
+    /// starting the proxy. Example: ferrovia route --config edge.toml --source 127.0.0.3:5060 < invite.txt
+    Route(RouteArgs),
+    /// Write a user's digest secrets (an MD5 and a SHA-256 HA1) into a users file,
+    /// replacing the user's old lines. The password comes from --password or, without it,
+    /// the first line of standard input.
+    Passwd(PasswdArgs),
+}
+
+/// Flags of `ferrovia passwd`.
+#[derive(Debug, Args)]
+pub struct PasswdArgs {
+    /// The users file ([registrar] users); created when missing. Example: --users users
+    #[arg(long, value_name = "FILE")]
+    pub users: PathBuf,
+    /// The realm ([registrar] realm). Example: --realm edge.example
+    #[arg(long, value_name = "REALM")]
+    pub realm: String,
+    /// The password (visible to other local users in the process list: prefer stdin).
+    #[arg(long, value_name = "PASSWORD")]
+    pub password: Option<String>,
+    /// The user name. Example: alice
+    pub user: String,
+}
+
+/// Flags of `ferrovia check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The config file to validate.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// Flags of `ferrovia route`.
+#[derive(Debug, Args)]
+pub struct RouteArgs {
+    /// The config file whose policy decides.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Where the request comes from.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:5060")]
+    pub source: SocketAddr,
+    /// The transport it arrives over: udp or tcp.
+    #[arg(long, value_name = "udp|tcp", default_value = "udp", value_parser = parse_transport)]
+    pub transport: crate::sip::Transport,
+}
+
+fn parse_transport(text: &str) -> Result<crate::sip::Transport, String> {
+    crate::sip::Transport::from_token(text.as_bytes())
+        .filter(|t| matches!(t, crate::sip::Transport::Udp | crate::sip::Transport::Tcp))
+        .ok_or_else(|| format!("{text:?}: expected udp or tcp"))
 }
 
 /// Flags of `ferrovia stats`.
@@ -79,8 +134,9 @@ pub struct RunArgs {
 
     /// TOML file with the same settings (keys named like the flags: listen, advertise,
     /// workers, record-route, next-hop, metrics, hgrm, log-level; plus aliases, [hosts],
-    /// [socket], [tcp] limits and timeouts, [rewrite-contact] and [parking]). Flags override it.
-    /// Example: --config /etc/ferrovia.toml
+    /// [socket], [tcp] limits and timeouts, [rewrite-contact] and [parking]; and the routing
+    /// policy: [policy], [sets], [[route]], see docs/POLICY.md). Flags override it; SIGHUP
+    /// reloads its policy. Example: --config /etc/ferrovia.toml
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 

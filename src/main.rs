@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::Parser;
 use log::{error, info};
 
-use ferrovia::cli::{Cli, Command, RunArgs, StatsArgs};
+use ferrovia::cli::{Cli, Command, PasswdArgs, RouteArgs, RunArgs, StatsArgs};
 use ferrovia::service::Service;
 use ferrovia::settings::Settings;
 use ferrovia::stats;
@@ -24,6 +24,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Stats(args)) => stats(&args),
+        Some(Command::Check(args)) => match ferrovia::policy_tools::check(&args.config) {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ferrovia check: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Some(Command::Route(args)) => route(&args),
+        Some(Command::Passwd(args)) => passwd(&args),
         None => run(&cli.run),
     }
 }
@@ -60,10 +72,13 @@ fn run(args: &RunArgs) -> ExitCode {
     }
     while !stop.load(Ordering::Acquire) && service.is_running() {
         std::thread::park_timeout(WATCH_TICK);
+        // SIGHUP: reload the policy (the service logs the result; a bad file changes nothing)
+        // and the TLS certificates (for new connections; established ones keep theirs).
         if reload.swap(false, Ordering::AcqRel) {
+            let _ = service.reload();
             match service.reload_certificates() {
                 Ok(true) => info!("SIGHUP: certificates reloaded for new TLS connections"),
-                Ok(false) => info!("SIGHUP: no TLS listener, nothing to reload"),
+                Ok(false) => {}
                 Err(e) => error!("SIGHUP: certificates not reloaded, the old ones stay: {e}"),
             }
         }
@@ -93,7 +108,8 @@ fn init_logging(settings: &Settings) {
         .init();
 }
 
-/// A flag set by SIGINT or SIGTERM (stop), and one set by SIGHUP (reload certificates).
+/// A flag set by SIGINT or SIGTERM, and one set by SIGHUP (reload the policy and the TLS
+/// certificates; never a stop).
 fn watch_signals() -> std::io::Result<(Arc<AtomicBool>, Arc<AtomicBool>)> {
     let flag = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -104,6 +120,25 @@ fn watch_signals() -> std::io::Result<(Arc<AtomicBool>, Arc<AtomicBool>)> {
     Ok((flag, reload))
 }
 
+/// `ferrovia route`: one request from standard input through the policy and the core.
+fn route(args: &RouteArgs) -> ExitCode {
+    let mut message = Vec::new();
+    if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut message) {
+        eprintln!("ferrovia route: cannot read standard input: {e}");
+        return ExitCode::FAILURE;
+    }
+    match ferrovia::policy_tools::route(&args.config, args.source, args.transport, &message) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ferrovia route: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// `ferrovia stats`: a running proxy's counters and latency percentiles, read from its
 /// metrics endpoint.
 fn stats(args: &StatsArgs) -> ExitCode {
@@ -111,6 +146,46 @@ fn stats(args: &StatsArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ferrovia stats: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `ferrovia passwd`: writes the user's HA1 lines into the users file.
+fn passwd(args: &PasswdArgs) -> ExitCode {
+    use ferrovia::registrar::{entry_lines, replace_entry};
+    let password = match &args.password {
+        Some(p) => p.clone(),
+        None => {
+            let mut line = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut line) {
+                eprintln!("ferrovia passwd: cannot read the password: {e}");
+                return ExitCode::FAILURE;
+            }
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    if args.user.is_empty() || args.user.contains(':') || args.realm.contains(':') {
+        eprintln!("ferrovia passwd: the user and realm must be non-empty and without ':'");
+        return ExitCode::from(2);
+    }
+    let old = match std::fs::read_to_string(&args.users) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            eprintln!("ferrovia passwd: cannot read {}: {e}", args.users.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let lines = entry_lines(&args.user, &args.realm, &password);
+    let new = replace_entry(&old, &args.user, &args.realm, &lines);
+    match std::fs::write(&args.users, new) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "ferrovia passwd: cannot write {}: {e}",
+                args.users.display()
+            );
             ExitCode::FAILURE
         }
     }

@@ -1,8 +1,9 @@
 //! The whole proxy as an operator runs it: the workers ([`runtime::Server`]) recording into
 //! the stats module's per-worker histograms (the one recording stack), the stats thread, the
 //! metrics endpoint, the core's shared tables (the contact-rewrite table and its sweeper when
-//! rewriting is on) and the side services that answer parked messages (a resolver, when one
-//! is given).
+//! rewriting is on), edge protection's shared tables (read by the workers before the core,
+//! reported by the stats, lifted through `/bans`) when configured, and the side services that
+//! answer parked messages (a resolver, when one is given).
 //!
 //! `main` and the integration tests start it the same way ([`Service::start`]; tests may add a
 //! side service or a shorter statistics interval with [`Service::start_with`]), so what the
@@ -16,9 +17,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod registrar;
+mod store;
+
 use crate::contact::ContactTable;
+use crate::groups::GroupError;
+use crate::policy::{CompileOptions, PolicyError, PolicyHandle};
 use crate::proxy::Tables;
-use crate::runtime::{self, Server, SideService, StartError, Wiring};
+use crate::runtime::{self, ProbeThread, Server, SideService, StartError, Wiring};
 use crate::settings::{Metrics, Settings};
 use crate::stats::{self, Snapshot, StatsConfig, StatsHandle, WorkerStats};
 
@@ -49,8 +55,14 @@ impl Default for ServiceOptions {
 /// A running proxy with its statistics.
 pub struct Service {
     server: Server<WorkerStats>,
+    policy: Arc<PolicyHandle>,
+    reload: stats::ReloadFn,
     stats: StatsHandle,
     sweeper: Option<Sweeper>,
+    keeper: Option<registrar::Keeper>,
+    store: Option<store::Store>,
+    /// Probes the destination groups, when any are configured.
+    prober: Option<ProbeThread>,
 }
 
 /// What is left after a stop: the final statistics and whether every worker ended well.
@@ -95,36 +107,97 @@ impl Service {
             Metrics::On(addr) => Some(addr),
             Metrics::Off => None,
         };
+        // The shared store's queue: bounded, filled without waiting by the workers.
+        let (changes, store_queue) = crossbeam_channel::bounded(4096);
+        let shared = settings
+            .registrar
+            .as_ref()
+            .and_then(|r| r.redis.clone().zip(r.node));
+        let registrar = match &settings.registrar {
+            Some(r) => {
+                let writer = shared.is_some().then_some(changes);
+                Some(registrar::build(r, writer).map_err(ServiceError::Registrar)?)
+            }
+            None => None,
+        };
+        let store = match (&registrar, shared) {
+            (Some(r), Some((url, node))) => Some(
+                store::Store::start(&url, node, Arc::clone(r), store_queue)
+                    .map_err(ServiceError::Registrar)?,
+            ),
+            _ => None,
+        };
         let table = runtime::contact_table(settings);
+        let protect = runtime::protection(settings);
+        let groups = runtime::destination_groups(settings).map_err(ServiceError::Groups)?;
         let config = StatsConfig {
             workers,
             interval: options.stats_interval,
             metrics,
             contact: table.clone(),
+            protect: protect.clone(),
+            registrar: registrar.clone(),
+            groups: groups.clone(),
         };
+        let policy = PolicyHandle::new(load_policy(settings)?, workers);
+        let reload = reloader(settings, Arc::clone(&policy));
         let (stats, recorders) = stats::start(config).map_err(ServiceError::Metrics)?;
+        stats.attach_policy(Arc::clone(&policy), Arc::clone(&reload));
         let mut recorders = recorders.into_iter();
         // `stats::start` made exactly `workers` recorders and the server asks for exactly
         // `workers` (it uses the same `settings.workers.max(1)`), once each.
         let wiring = Wiring {
             tables: Tables {
                 contact: table.clone(),
+                registrar: registrar.clone(),
+                groups: groups.clone(),
             },
+            policy: Some(Arc::clone(&policy)),
             resolver: options.resolver,
+            protect: protect.clone(),
         };
         let server = Server::start(settings, wiring, |_| {
             recorders.next().expect("one recorder per worker")
         })
         .map_err(ServiceError::Start)?;
+        let keeper = match (&registrar, &settings.registrar) {
+            (Some(r), Some(s)) => {
+                let snapshot = s.snapshot.clone().map(|p| (p, s.snapshot_interval));
+                let keeper = registrar::Keeper::start(Arc::clone(r.location()), snapshot);
+                Some(keeper.map_err(ServiceError::Sweeper)?)
+            }
+            _ => None,
+        };
         let sweeper = match table {
             Some(table) => Some(Sweeper::start(table).map_err(ServiceError::Sweeper)?),
             None => None,
         };
+        let prober = match groups {
+            Some(groups) => server.start_prober(groups).map_err(ServiceError::Prober)?,
+            None => None,
+        };
         Ok(Service {
             server,
+            policy,
+            reload,
             stats,
             sweeper,
+            keeper,
+            store,
+            prober,
         })
+    }
+
+    /// Re-reads the config file's policy, compiles it here (off the workers' path) and puts
+    /// it in force for every worker's next message; a file that does not compile leaves the
+    /// running policy in place (logged with file:line, counted as a failed reload).
+    pub fn reload(&self) -> Result<String, String> {
+        (self.reload)()
+    }
+
+    /// The routing policy in force and its counters.
+    pub fn policy(&self) -> &Arc<PolicyHandle> {
+        &self.policy
     }
 
     /// The bound listen addresses (port 0 resolved).
@@ -158,7 +231,17 @@ impl Service {
         if let Some(sweeper) = self.sweeper {
             sweeper.stop();
         }
+        if let Some(prober) = self.prober {
+            prober.stop();
+        }
         let stopped = self.server.shutdown();
+        // After the workers: the snapshot holds every REGISTER they answered.
+        if let Some(keeper) = self.keeper {
+            keeper.stop();
+        }
+        if let Some(store) = self.store {
+            store.stop();
+        }
         Stopped {
             snapshot: self.stats.shutdown(),
             failed_workers: stopped.failed_workers,
@@ -166,6 +249,40 @@ impl Service {
             uptime: stopped.uptime,
         }
     }
+}
+
+/// The policy of the config file, or the built-in relay guard (loopback trusted, no domains)
+/// when there is none: ferrovia is never an open relay by default.
+fn load_policy(settings: &Settings) -> Result<crate::policy::Policy, ServiceError> {
+    let options = CompileOptions {
+        workers: settings.workers.max(1),
+    };
+    match &settings.config_file {
+        Some(path) => crate::policy::compile_file(path, &options).map_err(ServiceError::Policy),
+        None => Ok(crate::policy::relay_guard(&options)),
+    }
+}
+
+/// What SIGHUP and `POST /reload` run.
+fn reloader(settings: &Settings, handle: Arc<PolicyHandle>) -> stats::ReloadFn {
+    let settings = settings.clone();
+    Arc::new(move || match load_policy(&settings) {
+        Ok(policy) => {
+            let what = format!(
+                "policy reloaded from {}: {} rules",
+                policy.origin().display(),
+                policy.len()
+            );
+            handle.replace(policy);
+            log::info!("{what}");
+            Ok(what)
+        }
+        Err(e) => {
+            handle.reload_failed();
+            log::error!("reload failed, the running policy stays: {e}");
+            Err(e.to_string())
+        }
+    })
 }
 
 /// Sweeps expired contacts out of the shared table, off the workers' path.
@@ -205,12 +322,24 @@ pub enum ServiceError {
     Sweeper(io::Error),
     /// The workers could not start.
     Start(StartError),
+    /// The routing policy does not compile.
+    Policy(PolicyError),
+    /// The registrar's users file cannot be used.
+    Registrar(String),
+    /// The destination groups cannot be built (a setting the checks let through).
+    Groups(GroupError),
+    /// The prober thread could not be started.
+    Prober(io::Error),
 }
 
 impl ServiceError {
     /// True when the operator's settings are at fault (exit code 2) rather than the system.
     pub fn is_config(&self) -> bool {
-        matches!(self, ServiceError::Start(e) if e.is_config())
+        match self {
+            ServiceError::Start(e) => e.is_config(),
+            ServiceError::Policy(_) | ServiceError::Registrar(_) | ServiceError::Groups(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -220,6 +349,10 @@ impl fmt::Display for ServiceError {
             ServiceError::Metrics(e) => write!(f, "cannot serve metrics: {e}"),
             ServiceError::Sweeper(e) => write!(f, "cannot start the contact sweeper: {e}"),
             ServiceError::Start(e) => write!(f, "{e}"),
+            ServiceError::Policy(e) => write!(f, "{e}"),
+            ServiceError::Registrar(e) => f.write_str(e),
+            ServiceError::Groups(e) => write!(f, "{e}"),
+            ServiceError::Prober(e) => write!(f, "cannot start the prober: {e}"),
         }
     }
 }

@@ -5,8 +5,11 @@
 //! override the file. Every value is parsed by the same function whether it came from a flag
 //! or from the file, so both report the same message for the same mistake.
 
+mod groups;
 mod overrides;
 mod parking;
+mod protect;
+mod registrar;
 mod secure;
 mod tcp;
 
@@ -21,9 +24,11 @@ use log::LevelFilter;
 use serde::Deserialize;
 
 use crate::contact::ContactTableConfig;
+use crate::protect::ProtectConfig;
 use crate::proxy::{HostPort, NextHop, ParkingLimits, Transport};
 
 pub use overrides::Overrides;
+pub use registrar::RegistrarSettings;
 pub use secure::{TlsSettings, TlsVersion, WebSocketSettings};
 pub use tcp::{MAX_CONNECTIONS_PER_WORKER, TcpOptions, parse_duration};
 
@@ -187,8 +192,21 @@ pub struct Settings {
     pub tls: TlsSettings,
     /// The HTTP upgrade of `ws:` / `wss:` listeners (`[websocket]`).
     pub websocket: WebSocketSettings,
+    /// The registrar and digest authentication (`[registrar]`), when enabled.
+    pub registrar: Option<RegistrarSettings>,
+    /// Destination groups (`[[group]]`).
+    pub groups: Vec<crate::groups::GroupConfig>,
+    /// The group every request not following our Record-Route goes to (`route-to-group`).
+    pub route_to_group: Option<String>,
     /// What each worker may hold of messages waiting for a side service's answer.
     pub parking: ParkingLimits,
+    /// The config file, read again for the routing policy (`[policy]`, `[sets]`,
+    /// `[[route]]`; see `crate::policy`) at start and on every reload.
+    pub config_file: Option<PathBuf>,
+    /// Where every request goes, whatever it is addressed to (`route-all-to`).
+    pub route_all_to: Option<NextHop>,
+    /// Edge protection (`[protect]`), when configured.
+    pub protect: Option<ProtectConfig>,
 }
 
 impl Default for Settings {
@@ -210,7 +228,13 @@ impl Default for Settings {
             rewrite_contact: None,
             tls: TlsSettings::default(),
             websocket: WebSocketSettings::default(),
+            registrar: None,
+            groups: Vec::new(),
+            route_to_group: None,
             parking: ParkingLimits::default(),
+            config_file: None,
+            route_all_to: None,
+            protect: None,
         }
     }
 }
@@ -222,6 +246,11 @@ impl Settings {
         let mut settings = Settings::default();
         if let Some(path) = &args.config {
             settings.apply_file(&FileSettings::read(path)?)?;
+            settings.config_file = Some(path.clone());
+            // Files the config names are found beside it.
+            if let (Some(r), Some(dir)) = (&mut settings.registrar, path.parent()) {
+                r.resolve_paths(dir);
+            }
         }
         settings.apply_args(args);
         settings.validate()?;
@@ -289,6 +318,24 @@ impl Settings {
         if let Some(contact) = &file.rewrite_contact {
             self.rewrite_contact = Some(contact.settings()?);
         }
+        if let Some(route_all_to) = &file.route_all_to {
+            self.route_all_to = Some(parse_next_hop(route_all_to)?);
+        }
+        if let Some(protect) = &file.protect {
+            self.protect = Some(protect.settings()?);
+        }
+        if let Some(registrar) = &file.registrar {
+            self.registrar = Some(registrar.settings()?);
+        }
+        if let Some(groups) = &file.group {
+            self.groups = groups
+                .iter()
+                .map(|g| g.config(&self.hosts))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(name) = &file.route_to_group {
+            self.route_to_group = Some(name.clone());
+        }
         Ok(())
     }
 
@@ -332,6 +379,7 @@ impl Settings {
                 "socket.batch must be between 1 and 1024".into(),
             ));
         }
+        self.validate_groups()?;
         self.tcp.validate()?;
         let secure = |l: &&ListenAddr| matches!(l.transport, Transport::Tls | Transport::Wss);
         if let Some(l) = self.listen.iter().find(secure)
@@ -342,6 +390,20 @@ impl Settings {
             )));
         }
         Ok(())
+    }
+
+    fn validate_groups(&self) -> Result<(), SettingsError> {
+        for (i, g) in self.groups.iter().enumerate() {
+            if self.groups[..i].iter().any(|h| h.name == g.name) {
+                return Err(SettingsError(format!("group {:?} twice", g.name)));
+            }
+        }
+        match &self.route_to_group {
+            Some(name) if !self.groups.iter().any(|g| &g.name == name) => Err(SettingsError(
+                format!("route-to-group {name:?}: there is no group of that name"),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -363,8 +425,21 @@ struct FileSettings {
     tls: Option<secure::FileTls>,
     websocket: Option<secure::FileWebSocket>,
     parking: Option<parking::FileParking>,
+    route_all_to: Option<String>,
+    protect: Option<protect::FileProtect>,
     hgrm: Option<PathBuf>,
     rewrite_contact: Option<FileContact>,
+    // The routing policy's tables: compiled by `crate::policy`, which reports their errors
+    // with file and line.
+    #[allow(dead_code)]
+    policy: Option<toml::Value>,
+    #[allow(dead_code)]
+    sets: Option<toml::Value>,
+    #[allow(dead_code)]
+    route: Option<toml::Value>,
+    registrar: Option<registrar::FileRegistrar>,
+    group: Option<Vec<groups::FileGroup>>,
+    route_to_group: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

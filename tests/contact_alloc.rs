@@ -181,6 +181,7 @@ fn edge(table: std::sync::Arc<ContactTable>) -> Edge {
     let state = std::cell::RefCell::new(WorkerState::new(proxy.config()));
     let tables = Tables {
         contact: Some(table),
+        ..Tables::default()
     };
     Edge {
         proxy,

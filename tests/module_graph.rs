@@ -105,6 +105,9 @@ fn the_named_layers_do_not_reach_up() {
         ("proxy", "runtime"),
         ("record", "runtime"),
         ("record", "stats"),
+        ("proxy", "protect"),
+        ("protect", "runtime"),
+        ("protect", "stats"),
     ];
     for (from, to) in forbidden {
         let edges = graph.get(from).cloned().unwrap_or_default();
@@ -115,7 +118,7 @@ fn the_named_layers_do_not_reach_up() {
 #[test]
 fn the_protocol_modules_forbid_unsafe_code() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    for module in ["sip", "proxy", "contact", "record", "stats"] {
+    for module in ["sip", "proxy", "contact", "record", "stats", "protect"] {
         let text = std::fs::read_to_string(src.join(module).join("mod.rs")).expect("mod.rs");
         assert!(
             text.contains("#![forbid(unsafe_code)]"),

@@ -65,7 +65,7 @@ fn recording_and_handing_off_allocate_nothing_after_warm_up() {
         workers: 1,
         interval,
         metrics: None,
-        contact: None,
+        ..StatsConfig::default()
     };
     let counted = alloc_support::on_this_thread();
     std::hint::black_box(Box::new(1u64));

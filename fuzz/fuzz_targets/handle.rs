@@ -50,6 +50,7 @@ fn tables() -> &'static Tables {
         config.capacity = 64;
         Tables {
             contact: Some(Arc::new(ContactTable::new(config, Instant::now()))),
+            ..Tables::default()
         }
     })
 }

@@ -204,6 +204,8 @@ mod tests {
         let table = Arc::new(ContactTable::new(config, t0));
         let tables = Tables {
             contact: Some(Arc::clone(&table)),
+            registrar: None,
+            groups: None,
         };
         let core = core_with(
             |c| {

@@ -164,6 +164,9 @@ pub struct ProxyConfig {
     pub record_route: bool,
     /// Where requests addressed to this proxy go (RFC 3261 §16.5).
     pub next_hop: Option<NextHop>,
+    /// Where every request goes, whatever its Route and Request-URI say (an edge in front of
+    /// one core); both are forwarded unchanged, but for Route values naming this proxy.
+    pub route_all_to: Option<NextHop>,
     /// The key of the stateless branch hash (RFC 3261 §16.11); random per process is fine
     /// for one instance, shared across instances behind one address.
     pub branch_secret: [u8; 16],
@@ -178,6 +181,9 @@ pub struct ProxyConfig {
     pub resolver: bool,
     /// What each worker's parking area may hold.
     pub parking: super::park::ParkingLimits,
+    /// Every request not following our Record-Route goes to this destination group (the
+    /// group is in the context's [`Tables::groups`](super::Tables)).
+    pub route_to_group: Option<crate::groups::GroupId>,
 }
 
 impl ProxyConfig {
@@ -189,12 +195,14 @@ impl ProxyConfig {
             aliases: Vec::new(),
             record_route: false,
             next_hop: None,
+            route_all_to: None,
             branch_secret,
             max_stream_message: 64 * 1024,
             hosts: Vec::new(),
             contact: None,
             resolver: false,
             parking: super::park::ParkingLimits::default(),
+            route_to_group: None,
         }
     }
 }

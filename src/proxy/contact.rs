@@ -116,7 +116,7 @@ pub(crate) struct RestoredUri {
 }
 
 impl RestoredUri {
-    fn copy(uri: &[u8]) -> Option<RestoredUri> {
+    pub(crate) fn copy(uri: &[u8]) -> Option<RestoredUri> {
         let mut restored = RestoredUri {
             bytes: [0; MAX_RESTORED_URI],
             len: uri.len(),

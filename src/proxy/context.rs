@@ -11,7 +11,9 @@
 //! | state | read | written |
 //! | --- | --- | --- |
 //! | [`Tables::contact`] | a request for a rewritten contact (`sip:<token>@us`) | each Contact rewritten on a forwarded request or 101–299 response (insert or refresh) |
+//! | [`Tables::registrar`] | a REGISTER for our domains, a request from one of our users (digest), a request for one of our AoRs (location lookup) | a REGISTER's bindings (one compare-and-swap per AoR) |
 //! | [`WorkerState::parking`] | each request that would park (a retransmission is absorbed) | a request that parks; `resume` takes it out |
+//! | [`WorkerState::router`] | each request, after Route preprocessing (`crate::policy`); the shared policy snapshot (`policy::PolicyHandle`, swapped whole on reload) is reached through it | what the router keeps (regex caches, its Lua VM, counters) |
 //!
 //! The shared tables are built for many readers and no lock on the hot path (the contact
 //! table is a lock-free map); new shared state (a policy snapshot, the location table,
@@ -22,6 +24,8 @@
 use std::sync::Arc;
 
 use crate::contact::ContactTable;
+use crate::groups::Groups;
+use crate::policy::Router;
 
 use super::ProxyConfig;
 use super::park::Parking;
@@ -33,13 +37,31 @@ pub struct Tables {
     /// The contact-rewrite table, when rewriting is on (`ProxyConfig::contact`); without it
     /// no Contact is rewritten and no token is restored.
     pub contact: Option<Arc<ContactTable>>,
+    /// The registrar: the location table, the users and the digest configuration, when
+    /// `[registrar]` is on (issue 14). Read by every request (authentication of requests
+    /// from our users, location lookups); written by a REGISTER for our domains.
+    pub registrar: Option<Arc<crate::registrar::Registrar>>,
+    /// The destination groups (selection and health), when any are configured; a request
+    /// routed to a group without them gets 503.
+    pub groups: Option<Arc<Groups>>,
 }
 
 /// State one worker owns and passes to the core by `&mut`; never shared between workers.
-#[derive(Debug)]
 pub struct WorkerState {
     /// Messages waiting for an answer from a side thread.
     pub parking: Parking,
+    /// The routing policy's router for this worker (the compiled rules' `Engine` with its Lua
+    /// VM, or an embedder's own); `None` routes every request as addressed.
+    pub router: Option<Box<dyn Router>>,
+}
+
+impl std::fmt::Debug for WorkerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerState")
+            .field("parking", &self.parking)
+            .field("router", &self.router.is_some())
+            .finish()
+    }
 }
 
 impl WorkerState {
@@ -47,6 +69,7 @@ impl WorkerState {
     pub fn new(config: &ProxyConfig) -> WorkerState {
         WorkerState {
             parking: Parking::new(config.parking),
+            router: None,
         }
     }
 }

@@ -15,12 +15,15 @@
 
 mod bindings;
 mod branch;
+mod canonical;
 pub mod config;
 mod contact;
 pub mod context;
 mod identity;
 pub mod outcome;
 pub mod park;
+mod policy_hook;
+mod registrar;
 mod reply;
 mod request;
 mod response;
@@ -72,10 +75,12 @@ pub struct Proxy {
     identity: Identity,
     branch_key: BranchKey,
     next_hop: Option<(SocketAddr, Transport)>,
+    route_all_to: Option<(SocketAddr, Transport)>,
     record_route: bool,
     max_stream_message: usize,
     contact: Option<ContactRewrite>,
     resolver: bool,
+    route_to_group: Option<crate::groups::GroupId>,
 }
 
 impl Proxy {
@@ -89,7 +94,12 @@ impl Proxy {
             Some(hop) => Some(resolve_next_hop(hop, &identity)?),
             None => None,
         };
+        let route_all_to = match &config.route_all_to {
+            Some(hop) => Some(resolve_next_hop(hop, &identity)?),
+            None => None,
+        };
         Ok(Proxy {
+            route_all_to,
             identity,
             branch_key: BranchKey::new(config.branch_secret),
             next_hop,
@@ -97,8 +107,16 @@ impl Proxy {
             max_stream_message: config.max_stream_message,
             contact: config.contact,
             resolver: config.resolver,
+            route_to_group: config.route_to_group,
             config,
         })
+    }
+
+    /// `host:port` as this proxy writes it in Via for its listener bound to `local` over
+    /// `transport` (health probes leave with it).
+    pub fn shown(&self, local: SocketAddr, transport: Transport) -> Option<&[u8]> {
+        let i = self.identity.arrival(local, transport);
+        self.identity.locals.get(i).map(|l| &*l.shown)
     }
 
     /// The configuration this proxy was built from.
@@ -164,6 +182,22 @@ impl Proxy {
         self.too_large(&msg, &input, out)
     }
 
+    /// A request edge protection refused before the core looked at it (over its source's
+    /// rate limit): 503 Service Unavailable with `Retry-After` when its Via allows an answer
+    /// (RFC 3261 §21.5.4), else dropped as [`DropReason::RateLimited`].
+    pub fn refuse(&self, input: Input<'_>, retry_after: u32, out: &mut [u8]) -> Outcome {
+        let status = Status {
+            retry_after,
+            ..Status::new(503, "Service Unavailable")
+        };
+        match Message::scan(input.data, input.flow.transport.is_stream()) {
+            Ok(msg) if msg.is_request() => {
+                request::reject(self, &msg, &input, status, DropReason::RateLimited, out)
+            }
+            _ => Outcome::Drop(DropReason::RateLimited),
+        }
+    }
+
     fn too_large(&self, msg: &Message<'_>, input: &Input<'_>, out: &mut [u8]) -> Outcome {
         if !msg.is_request() {
             return Outcome::Drop(DropReason::TooLarge);
@@ -199,13 +233,15 @@ impl Proxy {
                 let status = if too_large {
                     request::TOO_LARGE
                 } else {
-                    Status::new(400, error.reason_phrase())
+                    Status::new(error.status_code(), error.reason_phrase())
                 };
-                request::reject(self, &msg, input, status, DropReason::MalformedRequest, out)
+                let otherwise = canonical::drop_reason(error, true);
+                request::reject(self, &msg, input, status, otherwise, out)
             }
             ScanFailure {
-                partial: Some(_), ..
-            } => Outcome::Drop(DropReason::MalformedResponse),
+                partial: Some(_),
+                error,
+            } => Outcome::Drop(canonical::drop_reason(error, false)),
             ScanFailure { partial: None, .. } => Outcome::Drop(DropReason::NotSip),
         }
     }

@@ -104,6 +104,25 @@ drop_reasons! {
     ParkingFull => "parking_full",
     /// A parked request still waiting when the worker stopped.
     ParkedAtShutdown => "parked_at_shutdown",
+    /// The routing policy said `drop`.
+    PolicyDrop => "policy_drop",
+    /// Edge protection: a request over its source's rate limit (`protect`).
+    RateLimited => "rate",
+    /// Edge protection: a request from a banned source.
+    Banned => "ban",
+    /// Edge protection: a request a scanner pattern matched (User-Agent, From).
+    Scanner => "scanner",
+    /// Edge protection: a source the listener's access list refuses.
+    AccessDenied => "acl",
+    /// The answer to one of our own health probes (a destination group's OPTIONS): it is
+    /// consumed here, never forwarded.
+    ProbeAnswer => "probe_answer",
+    /// Framing another reader could read differently (a bare CR, a duplicated singleton such
+    /// as a second Content-Length) and no usable Via to answer 400 to (RFC 4475 §3.3.8, §3.3.9).
+    AmbiguousFraming => "ambiguous_framing",
+    /// A response whose next hop is a broadcast, multicast or unspecified address
+    /// (RFC 4475 §3.3.10).
+    NotUnicast => "not_unicast",
 }
 
 impl DropReason {

@@ -6,7 +6,7 @@
 
 use crate::sip::{HeaderName, Message, Span};
 
-use super::rewrite::{Edit, Edits, Insert, Out, apply_range};
+use super::rewrite::{Edit, Edits, Insert, Out, apply_range_crlf};
 use super::via_fix::ViaFix;
 
 /// What to say and what to add.
@@ -16,6 +16,8 @@ pub(crate) struct Status {
     pub reason: &'static str,
     /// Copy the request's Proxy-Require values into Unsupported (a 420, RFC 3261 §16.3 step 5).
     pub unsupported: bool,
+    /// Seconds for a `Retry-After` header (RFC 3261 §20.33); 0 adds none.
+    pub retry_after: u32,
 }
 
 impl Status {
@@ -24,27 +26,69 @@ impl Status {
             code,
             reason,
             unsupported: false,
+            retry_after: 0,
         }
     }
 }
 
 /// Lines a reply adds besides the request's Via lines: status line, From, To, Call-ID, CSeq,
-/// Unsupported, Server, Content-Length.
-const REPLY_LINES: usize = 8;
+/// Unsupported, Retry-After, Server, Content-Length.
+const REPLY_LINES: usize = 9;
 
 /// Whether the reply to `msg` stays within the header limit (every Via must be copied).
 pub(crate) fn fits(msg: &Message<'_>) -> bool {
     msg.headers_named(HeaderName::Via).count() + REPLY_LINES <= crate::sip::MAX_HEADERS
 }
 
+/// A status line and what a reply adds: the routing policy's replies carry their own reason
+/// and extra header lines (Contact for a redirect, a challenge, Retry-After).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Head<'a> {
+    pub code: u16,
+    pub reason: &'a str,
+    pub unsupported: bool,
+    /// Whole header lines, each ending in CRLF.
+    pub extra: &'a [u8],
+    /// Seconds for a `Retry-After` header (RFC 3261 §20.33); 0 adds none.
+    pub retry_after: u32,
+}
+
+impl Head<'static> {
+    /// The head of a core-generated [`Status`]: no extra lines.
+    pub(crate) fn of(status: Status) -> Head<'static> {
+        Head {
+            code: status.code,
+            reason: status.reason,
+            unsupported: status.unsupported,
+            extra: b"",
+            retry_after: status.retry_after,
+        }
+    }
+}
+
 /// Writes the response to `msg` into `out`. `top_via` is the index of the first Via line
-/// and the fix for its first value; `tag` the stateless To tag.
+/// and the fix for its first value; `tag` the stateless To tag; `answer` a registrar's
+/// answer whose header lines (challenges, bindings) go before Content-Length.
+#[cfg(test)]
 pub(crate) fn write(
     out: &mut Out<'_>,
     msg: &Message<'_>,
     top_via: Option<(usize, &ViaFix)>,
     status: Status,
     tag: u64,
+    answer: Option<&crate::registrar::Answer>,
+) {
+    write_head(out, msg, top_via, Head::of(status), tag, answer);
+}
+
+/// [`write`] with a [`Head`].
+pub(crate) fn write_head(
+    out: &mut Out<'_>,
+    msg: &Message<'_>,
+    top_via: Option<(usize, &ViaFix)>,
+    status: Head<'_>,
+    tag: u64,
+    answer: Option<&crate::registrar::Answer>,
 ) {
     let buf = msg.buf();
     out.put(b"SIP/2.0 ");
@@ -81,6 +125,15 @@ pub(crate) fn write(
             _ => {}
         }
     }
+    out.put(status.extra);
+    if status.retry_after > 0 {
+        out.put(b"Retry-After: ");
+        out.put_u32(status.retry_after);
+        out.put(b"\r\n");
+    }
+    if let Some(answer) = answer {
+        answer.write_headers(msg, &mut |bytes| out.put(bytes));
+    }
     out.put(b"Server: ferrovia\r\nContent-Length: 0\r\n\r\n");
 }
 
@@ -92,7 +145,9 @@ fn copy_line(out: &mut Out<'_>, buf: &[u8], line: Span, edits: &mut [Edit<'_>]) 
     } else {
         usize::from(text.ends_with(b"\n"))
     };
-    apply_range(out, buf, Span::new(line.start(), line.end() - trim), edits);
+    // A folded line's inner line ends are written as CRLF too (canonical output).
+    let content = Span::new(line.start(), line.end() - trim);
+    apply_range_crlf(out, buf, content, edits, content.end());
     out.put(b"\r\n");
 }
 
@@ -113,7 +168,7 @@ mod tests {
         let fix = ViaFix::new(&via, source.parse().unwrap());
         let mut buf = vec![0u8; 2048];
         let mut out = Out::new(&mut buf);
-        write(&mut out, &msg, Some((top, &fix)), status, 0xabc);
+        write(&mut out, &msg, Some((top, &fix)), status, 0xabc, None);
         let n = out.finish().unwrap();
         String::from_utf8_lossy(&buf[..n]).into_owned()
     }
@@ -142,11 +197,28 @@ Proxy-Require: foo, bar\n\n";
             code: 420,
             reason: "Bad Extension",
             unsupported: true,
+            retry_after: 0,
         };
         let got = reply(raw, status, "10.0.0.1:5060");
         let want = "SIP/2.0 420 Bad Extension\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n\
 To: <sip:bob@b>;tag=xyz\r\nFrom: <sip:al@a>;tag=1\r\nCall-ID: c1\r\nCSeq: 6 BYE\r\n\
 Unsupported: foo, bar\r\nServer: ferrovia\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_retry_after_is_written_when_asked() {
+        let raw = b"OPTIONS sip:b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n\
+To: <sip:b>;tag=x\r\nFrom: <sip:a>;tag=1\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let status = Status {
+            retry_after: 5,
+            ..Status::new(503, "Service Unavailable")
+        };
+        let got = reply(raw, status, "10.0.0.1:5060");
+        assert!(
+            got.starts_with("SIP/2.0 503 Service Unavailable\r\n"),
+            "{got}"
+        );
+        assert!(got.ends_with("Retry-After: 5\r\nServer: ferrovia\r\nContent-Length: 0\r\n\r\n"));
     }
 }

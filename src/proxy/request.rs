@@ -9,21 +9,26 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::contact::{ContactTable, InsertRefused, LookupError};
+use crate::groups::{GroupId, Selection};
 use crate::sip::{
     Flow, HeaderName, HostKind, HostSpan, Message, Method, Scheme, SipUri, Span, StartLine,
     Transport, Values, Via, parse_cseq, parse_max_forwards, scheme_of,
 };
 
 use super::branch::{tag_span, to_tag};
+use super::canonical;
 use super::contact::{self, Restore, RestoredUri, Rewriting};
 use super::park::{Answer, HostName, Parked, Query, Refused};
+use super::policy_hook::{self, Steering};
+use super::registrar::{self as location, CredentialLines, Reject};
 use super::reply::{self, Status};
-use super::rewrite::{Edit, Edits, Insert, Out, apply_range};
+use super::rewrite::{Edit, Edits, Insert, Out};
 use super::route::{RouteError, RouteSet};
 use super::via_fix::{ViaFix, reply_destination};
 use super::{
     ConnectionId, Context, Direction, DropReason, Input, Outcome, Proxy, Tables, Transmit,
 };
+use crate::policy::{Reply, RequestView, Router};
 
 /// The largest UDP payload (IPv4); a forward that does not fit earns a 513.
 pub(crate) const MAX_UDP_PAYLOAD: usize = 65_507;
@@ -37,12 +42,15 @@ const BAD_EXTENSION: Status = Status {
     code: 420,
     reason: "Bad Extension",
     unsupported: true,
+    retry_after: 0,
 };
 const LOOP: Status = Status::new(482, "Loop Detected");
 const TOO_MANY_HOPS: Status = Status::new(483, "Too Many Hops");
 pub(crate) const TOO_LARGE: Status = Status::new(513, "Message Too Large");
 const UNRESOLVABLE: Status = Status::new(503, "Unresolvable Destination");
 const RESOLVER_BUSY: Status = Status::new(503, "Resolver Busy");
+/// Every destination of the group is down (with the group's Retry-After).
+const NO_DESTINATION: Status = Status::new(503, "Service Unavailable");
 const NO_TRANSPORT: Status = Status::new(503, "Unsupported Transport");
 
 fn bad_request(reason: &'static str) -> Status {
@@ -73,13 +81,19 @@ impl TopVia {
 /// What the proxy does with a well-formed request.
 // Inline for the same reason as `contact::Restore`: no allocation per restored request.
 #[allow(clippy::large_enum_variant)]
-enum Decision {
+enum Decision<'r> {
     /// Forward it (RFC 3261 §16.6).
-    Forward(Plan),
+    Forward(Plan<'r>),
     /// Answer it here with this status (an error, or 200 to an OPTIONS for the proxy).
     Answer(Status),
+    /// The routing policy's answer.
+    Policy(Reply<'r>),
+    /// The routing policy said drop.
+    PolicyDrop,
     /// Wait for the address of the host name at this span first (`Query::Resolve`).
     Park(Span),
+    /// Answer with the registrar's answer: a challenge, the bindings (issue 14).
+    Registrar(crate::registrar::Answer),
 }
 
 /// Why a decision step stopped before a plan was complete: the decision is made.
@@ -88,6 +102,16 @@ enum Decision {
 enum Stop {
     Answer(Status),
     Park(Span),
+    Registrar(crate::registrar::Answer),
+}
+
+impl From<Reject> for Stop {
+    fn from(reject: Reject) -> Stop {
+        match reject {
+            Reject::Status(status) => Stop::Answer(status),
+            Reject::Answer(answer) => Stop::Registrar(answer),
+        }
+    }
 }
 
 impl From<Status> for Stop {
@@ -96,11 +120,12 @@ impl From<Status> for Stop {
     }
 }
 
-impl From<Stop> for Decision {
-    fn from(stop: Stop) -> Decision {
+impl From<Stop> for Decision<'_> {
+    fn from(stop: Stop) -> Self {
         match stop {
             Stop::Answer(status) => Decision::Answer(status),
             Stop::Park(name) => Decision::Park(name),
+            Stop::Registrar(answer) => Decision::Registrar(answer),
         }
     }
 }
@@ -117,7 +142,7 @@ macro_rules! decided {
 }
 
 /// Where a forwarded request goes, and what changes on the way.
-struct Plan {
+struct Plan<'r> {
     destination: SocketAddr,
     transport: Transport,
     departure: usize,
@@ -130,6 +155,12 @@ struct Plan {
     restored: Option<RestoredUri>,
     /// The connection of the recorded flow, for a restored contact over a stream.
     connection: Option<ConnectionId>,
+    /// The routing policy's modifiers.
+    steering: Steering<'r>,
+    /// Our realm's credentials, removed before forwarding (issue 14).
+    credentials: CredentialLines,
+    /// A binding's Path, sent as a preloaded Route (RFC 3327 §5.3).
+    preloaded: Option<RestoredUri>,
 }
 
 /// Where the request is headed before the address is known.
@@ -138,11 +169,19 @@ struct Plan {
 enum Target {
     Uri(SipUri),
     NextHop,
+    /// The configured destination of every request (`route_all_to`).
+    RouteAll,
+    /// A destination group: the destination is chosen among its live ones.
+    Group(GroupId),
     /// A rewritten contact: the original URI, reached over the recorded flow.
     Flow {
         uri: RestoredUri,
         flow: Flow,
+        /// A registered binding's Path (RFC 3327), as a preloaded Route.
+        route: Option<RestoredUri>,
     },
+    /// The routing policy's destination, resolved.
+    Policy((SocketAddr, Transport)),
 }
 
 /// The Request-URI in effect after Route preprocessing (§16.4).
@@ -151,6 +190,9 @@ struct Preprocessed {
     current: Option<SipUri>,
     /// Where its text comes from when it changed (the last Route, undoing a strict router).
     new_ruri: Option<Span>,
+    /// A Route value naming this proxy was removed (or a strict router undone): the request
+    /// came back through our Record-Route, if it is inside a dialog.
+    ours_removed: bool,
 }
 
 /// The next hop (§16.5) and the strict-routing rewrite it needs (§16.6 step 6).
@@ -197,14 +239,26 @@ pub(crate) fn handle(
     let Some(req) = Request::new(proxy, ctx.tables, msg, input, None) else {
         return Outcome::Drop(DropReason::MalformedRequest);
     };
-    match req.decide() {
+    if req.acks_our_reply() {
+        return Outcome::Drop(DropReason::AckNotForwarded);
+    }
+    // The router lives in the worker's state; taken out for the call so that parking (which
+    // needs the whole context) can follow the decision.
+    let mut router = ctx.worker.router.take();
+    let outcome = match req.decide(router.as_deref_mut()) {
         Decision::Forward(plan) => req.forward(plan, out),
         Decision::Answer(status) => req.reply(status, out),
+        Decision::Policy(reply) => req.reply_policy(reply.code, reply.reason, reply.headers, out),
+        Decision::PolicyDrop => Outcome::Drop(DropReason::PolicyDrop),
         Decision::Park(name) => req.park(name, ctx, out),
-    }
+        Decision::Registrar(answer) => req.answer(&answer, out),
+    };
+    ctx.worker.router = router;
+    outcome
 }
 
-/// Handles a parked request again with the answer to its query.
+/// Handles a parked request again with the answer to its query (the policy decides again:
+/// its rules are pure, so it decides the same).
 pub(crate) fn resume(
     proxy: &Proxy,
     msg: &Message<'_>,
@@ -216,12 +270,18 @@ pub(crate) fn resume(
     let Some(req) = Request::new(proxy, ctx.tables, msg, input, Some(&resolution)) else {
         return Outcome::Drop(DropReason::MalformedRequest);
     };
-    match req.decide() {
+    let mut router = ctx.worker.router.take();
+    let outcome = match req.decide(router.as_deref_mut()) {
         Decision::Forward(plan) => req.forward(plan, out),
         Decision::Answer(status) => req.reply(status, out),
+        Decision::Policy(reply) => req.reply_policy(reply.code, reply.reason, reply.headers, out),
+        Decision::PolicyDrop => Outcome::Drop(DropReason::PolicyDrop),
         // `resolution` is set, so `decide` does not park again.
         Decision::Park(_) => req.reply(UNRESOLVABLE, out),
-    }
+        Decision::Registrar(answer) => req.answer(&answer, out),
+    };
+    ctx.worker.router = router;
+    outcome
 }
 
 /// Answers a request that cannot be processed (broken framing, too large) when its Via
@@ -234,7 +294,11 @@ pub(crate) fn reject(
     otherwise: DropReason,
     out: &mut [u8],
 ) -> Outcome {
-    const NO_TABLES: &Tables = &Tables { contact: None };
+    const NO_TABLES: &Tables = &Tables {
+        contact: None,
+        registrar: None,
+        groups: None,
+    };
     match Request::new(proxy, NO_TABLES, msg, input, None) {
         Some(req) => req.reply(status, out),
         None => Outcome::Drop(otherwise),
@@ -262,6 +326,25 @@ impl<'m, 'p> Request<'m, 'p> {
             hash: proxy.branch_key.transaction_hash(msg, &top.via),
             resolution,
         })
+    }
+
+    /// RFC 3261 §17.2.1: the ACK of a non-2xx final response this proxy sent itself (a 407
+    /// challenge, a 404) carries our stateless To tag; with no server transaction to absorb
+    /// it, it ends here instead of following the Request-URI.
+    fn acks_our_reply(&self) -> bool {
+        if self.method() != Method::Ack {
+            return false;
+        }
+        let Some(tag) = tag_span(self.msg, HeaderName::To) else {
+            return false;
+        };
+        let ours = to_tag(self.hash);
+        let tag = tag.of(self.buf());
+        tag.len() == 16
+            && tag.iter().enumerate().all(|(i, c)| {
+                let nibble = (ours >> (60 - 4 * i)) & 15;
+                char::from_digit(nibble as u32, 16).is_some_and(|d| d as u8 == *c)
+            })
     }
 
     fn buf(&self) -> &'m [u8] {
@@ -292,7 +375,8 @@ impl<'m, 'p> Request<'m, 'p> {
     /// RFC 3261 §16.3 to §16.6: forward by a plan, answer with a status, or park. Each step
     /// either goes on or has made the decision (`decided!`); the plan is built where the
     /// decision is returned, never copied (it holds a restored URI inline, over 500 bytes).
-    fn decide(&self) -> Decision {
+    /// The routing policy, when there is one, decides between §16.4 and §16.5.
+    fn decide<'r>(&self, router: Option<&'r mut (dyn Router + 'static)>) -> Decision<'r> {
         if self.msg.headers().len() > super::MAX_FORWARDED_HEADERS {
             return Decision::Answer(bad_request("Too Many Headers"));
         }
@@ -305,10 +389,34 @@ impl<'m, 'p> Request<'m, 'p> {
             RouteError::TooMany => bad_request("Too Many Routes"),
         }));
         let preprocessed = self.preprocess_routes(ruri, &mut routes);
-        let targeted = decided!(self.target(preprocessed, &mut routes));
-        let (restored, flow) = match targeted.target {
-            Target::Flow { uri, flow } => (Some(uri), Some(flow)),
-            _ => (None, None),
+        // Issue 14 before issue 13: the registrar answers REGISTER for its domains and
+        // authenticates its users; the policy then steers what is left.
+        let credentials = decided!(self.registrar_first(preprocessed.current, &mut routes));
+        let steering = match router {
+            Some(router) => {
+                let view = self.view(ruri, &routes, &preprocessed);
+                match policy_hook::steering(router.route(&view)) {
+                    Ok(steering) => steering,
+                    Err(Some(reply)) => return Decision::Policy(reply),
+                    Err(None) => return Decision::PolicyDrop,
+                }
+            }
+            None => Steering::default(),
+        };
+        let targeted = match steering.to {
+            Some(to) => match policy_hook::resolve(&self.proxy.identity, &to) {
+                Some(hop) => Targeted {
+                    target: Target::Policy(hop),
+                    new_ruri: preprocessed.new_ruri,
+                    append_route: None,
+                },
+                None => return Decision::Answer(UNRESOLVABLE),
+            },
+            None => decided!(self.target(preprocessed, &mut routes)),
+        };
+        let (restored, flow, preloaded) = match targeted.target {
+            Target::Flow { uri, flow, route } => (Some(uri), Some(flow), route),
+            _ => (None, None, None),
         };
         let (destination, transport) = decided!(self.resolve(targeted.target));
         let identity = &self.proxy.identity;
@@ -333,7 +441,46 @@ impl<'m, 'p> Request<'m, 'p> {
             routes,
             restored,
             connection: flow.and_then(|f| f.conn),
+            steering,
+            credentials,
+            preloaded,
         })
+    }
+
+    /// Issue 14: the registrar answers a REGISTER for our domain and authenticates requests
+    /// from our users, before any routing (see `registrar.rs`).
+    fn registrar_first(
+        &self,
+        current: Option<SipUri>,
+        routes: &mut RouteSet,
+    ) -> Result<CredentialLines, Reject> {
+        let Some(registrar) = self.tables.registrar.as_deref() else {
+            return Ok(CredentialLines::new());
+        };
+        let ruri = current.map(|u| (u, self.is_me(&u)));
+        let routed = routes.top_mut().is_some();
+        location::before_routing(
+            registrar,
+            self.msg,
+            self.input.flow,
+            self.input.now,
+            ruri.as_ref().map(|(u, me)| (u, *me)),
+            routed,
+            &|uri| self.is_me(uri),
+        )
+    }
+
+    /// Issue 14: a Request-URI naming one of our AoRs goes to its best binding.
+    fn locate(&self, uri: &SipUri) -> Option<Result<Target, Status>> {
+        let registrar = self.tables.registrar.as_deref()?;
+        let me = self.is_me(uri);
+        let arrival = self.input.flow.local;
+        let found = location::locate(registrar, self.buf(), uri, me, arrival, self.input.now)?;
+        Some(found.map(|l| Target::Flow {
+            uri: l.uri,
+            flow: l.flow,
+            route: l.route,
+        }))
     }
 
     /// §16.3 step 1 (the fields a stateless proxy needs to answer and to hash) and §8.1.1.5.
@@ -410,6 +557,18 @@ impl<'m, 'p> Request<'m, 'p> {
         if required { Err(BAD_EXTENSION) } else { Ok(()) }
     }
 
+    /// What the routing policy sees: the request, where it came from, whether it names this
+    /// proxy and whether it follows our Record-Route — in a dialog (a To tag, RFC 3261 §12)
+    /// and carrying our Route; an initial request with a pre-loaded Route to us does not.
+    fn view(&self, ruri: Option<SipUri>, routes: &RouteSet, pre: &Preprocessed) -> RequestView<'m> {
+        let follows = (routes.any_removed() || pre.new_ruri.is_some())
+            && tag_span(self.msg, HeaderName::To).is_some();
+        let to_me = ruri.is_some_and(|u| self.is_me(&u));
+        let flow = &self.input.flow;
+        RequestView::with_uri(self.msg, ruri, flow.source, flow.local, flow.transport)
+            .with_routing(to_me, follows)
+    }
+
     /// §16.4: undo an upstream strict router, then drop the Route values naming this proxy.
     /// Returns the Request-URI now in effect and, if it changed, where its text comes from.
     fn preprocess_routes(&self, ruri: Option<SipUri>, routes: &mut RouteSet) -> Preprocessed {
@@ -418,10 +577,12 @@ impl<'m, 'p> Request<'m, 'p> {
         // Our Record-Route URIs carry `lr` and no user part; such a Request-URI means the
         // previous hop was a strict router (§16.4, first paragraph).
         let ours = ruri.is_some_and(|u| u.user.is_none() && u.lr && self.is_me(&u));
+        let mut ours_removed = false;
         if let Some(last) = routes.last_mut().filter(|_| ours) {
             last.removed = true;
             current = Some(last.uri);
             new_ruri = Some(last.uri.span);
+            ours_removed = true;
         }
         // Double Record-Routing puts two of our values on top (one per interface).
         while let Some(top) = routes.top_mut() {
@@ -433,8 +594,13 @@ impl<'m, 'p> Request<'m, 'p> {
                 break;
             }
             top.removed = true;
+            ours_removed = true;
         }
-        Preprocessed { current, new_ruri }
+        Preprocessed {
+            current,
+            new_ruri,
+            ours_removed,
+        }
     }
 
     /// §16.5 and §16.6 steps 6–7: the next hop, and the strict-routing rewrite when the next
@@ -445,6 +611,17 @@ impl<'m, 'p> Request<'m, 'p> {
             new_ruri: pre.new_ruri,
             append_route: None,
         };
+        if self.proxy.route_all_to.is_some() {
+            return Ok(keep(Target::RouteAll));
+        }
+        if let Some(group) = self.route_to_group(&pre) {
+            // A request for a contact this proxy rewrote still reaches its contact.
+            let restored = pre.current.filter(|u| self.is_me(u));
+            if let Some(found) = restored.and_then(|u| self.restore_contact(&u)) {
+                return found.map(keep);
+            }
+            return Ok(keep(Target::Group(group)));
+        }
         if let Some(top) = routes.top_mut() {
             if top.uri.lr {
                 return Ok(keep(Target::Uri(top.uri)));
@@ -459,6 +636,17 @@ impl<'m, 'p> Request<'m, 'p> {
                 append_route: Some(pre.new_ruri.unwrap_or(self.ruri())),
             });
         }
+        // A contact token of ours (`sip:<token>@us`) first, then one of our AoRs.
+        if let Some(restored) = pre
+            .current
+            .filter(|uri| self.is_me(uri))
+            .and_then(|uri| self.restore_contact(&uri))
+        {
+            return restored.map(keep);
+        }
+        if let Some(located) = pre.current.and_then(|uri| self.locate(&uri)) {
+            return located.map(keep);
+        }
         match pre.current {
             Some(uri) if self.is_me(&uri) => self
                 .restore_contact(&uri)
@@ -470,6 +658,17 @@ impl<'m, 'p> Request<'m, 'p> {
         }
     }
 
+    /// The group of `route-to-group` when this request does not follow our Record-Route: one
+    /// that came with a Route naming us (removed above) *and* a To tag (inside a dialog) goes
+    /// on by its Route set or Request-URI; every other request (initial requests, their
+    /// CANCELs and non-2xx ACKs, which carry the INVITE's Route set, RFC 3261 §17.1.1.3)
+    /// goes to the group, whatever its Request-URI.
+    fn route_to_group(&self, pre: &Preprocessed) -> Option<GroupId> {
+        let group = self.proxy.route_to_group?;
+        let follows_ours = pre.ours_removed && tag_span(self.msg, HeaderName::To).is_some();
+        (!follows_ours).then_some(group)
+    }
+
     /// A Request-URI `sip:<token>@<this proxy>` (a contact this proxy rewrote): the original
     /// contact over its recorded flow; a forged, unknown or foreign token is 404, an expired
     /// one 480. `None` when contact rewriting is off or the user part is not a token.
@@ -478,7 +677,11 @@ impl<'m, 'p> Request<'m, 'p> {
         let user = uri.user?;
         match contact::restore(table, self.buf(), user, self.input.now) {
             Restore::NotAToken => None,
-            Restore::Found { uri, flow } => Some(Ok(Target::Flow { uri, flow })),
+            Restore::Found { uri, flow } => Some(Ok(Target::Flow {
+                uri,
+                flow,
+                route: None,
+            })),
             Restore::Refused(LookupError::Expired) => Some(Err(TEMPORARILY_UNAVAILABLE)),
             Restore::Refused(_) => Some(Err(NOT_FOUND)),
         }
@@ -508,7 +711,10 @@ impl<'m, 'p> Request<'m, 'p> {
     fn resolve(&self, target: Target) -> Result<(SocketAddr, Transport), Stop> {
         let uri = match target {
             Target::NextHop => return self.proxy.next_hop.ok_or(NOT_FOUND.into()),
+            Target::RouteAll => return self.proxy.route_all_to.ok_or(NOT_FOUND.into()),
             Target::Flow { flow, .. } => return Ok((flow.source, flow.transport)),
+            Target::Policy(hop) => return Ok(hop),
+            Target::Group(group) => return self.group_destination(group),
             Target::Uri(uri) => uri,
         };
         let buf = self.buf();
@@ -523,6 +729,27 @@ impl<'m, 'p> Request<'m, 'p> {
             None => self.address(&uri.host)?,
         };
         Ok((SocketAddr::new(ip, port), transport))
+    }
+
+    /// The live destination of `group` for this request, or 503 with the group's Retry-After
+    /// when none is live (or the context has no groups).
+    fn group_destination(&self, group: GroupId) -> Result<(SocketAddr, Transport), Stop> {
+        let all_down = |retry_after| {
+            Stop::Answer(Status {
+                retry_after,
+                ..NO_DESTINATION
+            })
+        };
+        let Some(groups) = self.tables.groups.as_deref() else {
+            return Err(all_down(0));
+        };
+        let source = self.input.flow.source;
+        match groups.select(group, self.msg, source, self.hash) {
+            Selection::To {
+                addr, transport, ..
+            } => Ok((addr, transport)),
+            Selection::AllDown { retry_after } => Err(all_down(retry_after)),
+        }
     }
 
     /// A host's address: an IP literal, a name in the static table, else the resolver's
@@ -567,12 +794,19 @@ impl<'m, 'p> Request<'m, 'p> {
     }
 
     /// §16.6 steps 3, 4, 8, 9 and the edits decided above, written in one pass.
-    fn forward(&self, plan: Plan, out: &mut [u8]) -> Outcome {
+    fn forward(&self, plan: Plan<'_>, out: &mut [u8]) -> Outcome {
         let msg = self.msg;
         let local = &self.proxy.identity.locals[plan.departure];
         let mut edits = Edits::new();
+        let modifiers = &plan.steering.modifiers;
         if let Some(uri) = plan.new_ruri {
             edits.push(Edit::replace(self.ruri(), Insert::Copy(uri)));
+        } else if plan.restored.is_none() {
+            let parsed = modifiers
+                .touches_request_uri()
+                .then(|| SipUri::parse(self.buf(), self.ruri()).ok())
+                .flatten();
+            policy_hook::push_edits(modifiers, msg, self.ruri(), parsed, &mut edits);
         }
         if let Some(restored) = &plan.restored {
             edits.push(Edit::replace(
@@ -580,11 +814,18 @@ impl<'m, 'p> Request<'m, 'p> {
                 Insert::Bytes(restored.as_bytes()),
             ));
         }
-        if self.rewrite_contacts(&local.shown, &mut edits).is_err() {
+        // RFC 3261 §19.1.5, RFC 4475 §3.1.2.11: escaped headers never reach the next hop's Request-URI (a
+        // policy that rewrites the Request-URI writes its own).
+        if plan.new_ruri.is_none() && plan.restored.is_none() && !modifiers.touches_request_uri() {
+            canonical::strip_uri_headers(msg, &mut edits);
+        }
+        if modifiers.rewrite_contacts != Some(false)
+            && self.rewrite_contacts(&local.shown, &mut edits).is_err()
+        {
             return self.reply(CONTACT_TABLE_FULL, out);
         }
         let top = msg.headers_start();
-        if self.record_route() {
+        if self.record_route(modifiers.record_route) {
             // §16.6 step 4; two values when the request changes interface (RFC 5658 style),
             // the one facing the next hop first.
             edits.push(Edit::insert(top, Insert::Bytes(&local.record_route)));
@@ -611,14 +852,20 @@ impl<'m, 'p> Request<'m, 'p> {
         self.push_max_forwards(&mut edits);
         self.fix.push_edits(&mut edits);
         plan.routes.removal_edits(msg, &mut edits);
+        for line in &plan.credentials {
+            edits.push(Edit::delete(*line));
+        }
+        if let Some(path) = &plan.preloaded {
+            edits.push(Edit::insert(top, Insert::Bytes(b"Route: ")));
+            edits.push(Edit::insert(top, Insert::Bytes(path.as_bytes())));
+            edits.push(Edit::insert(top, Insert::Bytes(b"\r\n")));
+        }
         if let (Some(uri), Some(line)) = (plan.append_route, plan.routes.last_line()) {
             let after = msg.headers()[line as usize].line.end();
             edits.push(Edit::insert(after, Insert::RouteLine(uri)));
         }
-        push_content_length(msg, &mut edits);
         let mut writer = Out::new(out);
-        let whole = Span::new(msg.start_line().start(), msg.body().end());
-        apply_range(&mut writer, msg.buf(), whole, &mut edits);
+        canonical::write(&mut writer, msg, &mut edits);
         let len = match writer.finish() {
             Some(len) if plan.transport.is_stream() || len <= MAX_UDP_PAYLOAD => len,
             _ => return self.reply(TOO_LARGE, out),
@@ -674,8 +921,8 @@ impl<'m, 'p> Request<'m, 'p> {
 
     /// Record-Route on dialog-creating requests outside a dialog (no To tag), when enabled:
     /// the same decision for every retransmission.
-    fn record_route(&self) -> bool {
-        self.proxy.record_route
+    fn record_route(&self, policy: Option<bool>) -> bool {
+        policy.unwrap_or(self.proxy.record_route)
             && matches!(
                 self.method(),
                 Method::Invite | Method::Subscribe | Method::Refer | Method::Notify
@@ -683,8 +930,45 @@ impl<'m, 'p> Request<'m, 'p> {
             && tag_span(self.msg, HeaderName::To).is_none()
     }
 
+    /// A registrar's answer: its status with its header lines.
+    fn answer(&self, answer: &crate::registrar::Answer, out: &mut [u8]) -> Outcome {
+        let status = Status::new(answer.code, answer.reason);
+        self.reply_with(status, Some(answer), out)
+    }
+
     /// A stateless response (never for ACK: RFC 3261 §17.2.1 / §16.11; never 1xx).
     fn reply(&self, status: Status, out: &mut [u8]) -> Outcome {
+        self.reply_as(reply::Head::of(status), None, out)
+    }
+
+    /// The policy's answer: its code, reason and extra header lines.
+    fn reply_policy(&self, code: u16, reason: &str, extra: &[u8], out: &mut [u8]) -> Outcome {
+        let head = reply::Head {
+            code,
+            reason,
+            unsupported: false,
+            extra,
+            retry_after: 0,
+        };
+        self.reply_as(head, None, out)
+    }
+
+    /// A status with a registrar's header lines (challenges, bindings).
+    fn reply_with(
+        &self,
+        status: Status,
+        answer: Option<&crate::registrar::Answer>,
+        out: &mut [u8],
+    ) -> Outcome {
+        self.reply_as(reply::Head::of(status), answer, out)
+    }
+
+    fn reply_as(
+        &self,
+        head: reply::Head<'_>,
+        answer: Option<&crate::registrar::Answer>,
+        out: &mut [u8],
+    ) -> Outcome {
         if self.method() == Method::Ack {
             return Outcome::Drop(DropReason::AckNotForwarded);
         }
@@ -692,26 +976,26 @@ impl<'m, 'p> Request<'m, 'p> {
             return Outcome::Drop(DropReason::TooManyHeaders);
         }
         let mut writer = Out::new(out);
-        reply::write(
+        reply::write_head(
             &mut writer,
             self.msg,
             Some((self.top.line, &self.fix)),
-            status,
+            head,
             to_tag(self.hash),
+            answer,
         );
         let Some(len) = writer.finish() else {
             return Outcome::Drop(DropReason::OutputTooLarge);
         };
         let local = &self.proxy.identity.locals[self.arrival];
+        // RFC 3261 §18.2.2 for UDP; over a stream, or when the Via names another transport
+        // than the request came over (RFC 4475 §3.1.1.10), back to where it came from.
         let flow = &self.input.flow;
-        let destination = if flow.transport.is_stream() {
+        let via_transport = self.top.via.transport(self.buf());
+        let destination = if flow.transport.is_stream() || via_transport != Some(flow.transport) {
             flow.source
         } else {
-            let default = self
-                .top
-                .via
-                .transport(self.buf())
-                .map_or(5060, Transport::default_port);
+            let default = via_transport.map_or(5060, Transport::default_port);
             reply_destination(&self.top.via, &self.fix, flow.source, default)
         };
         Outcome::Reply {
@@ -723,23 +1007,8 @@ impl<'m, 'p> Request<'m, 'p> {
                 direction: Direction::Response,
                 connection: flow.conn,
             },
-            status: status.code,
+            status: head.code,
         }
-    }
-}
-
-/// Adds Content-Length when the message has none (required on streams, RFC 3261 §18.3;
-/// harmless on UDP and it keeps a transport switch safe).
-pub(crate) fn push_content_length(msg: &Message<'_>, edits: &mut Edits<'_>) {
-    if msg.header(HeaderName::ContentLength).is_none() {
-        edits.push(Edit::insert(
-            msg.headers_end(),
-            Insert::Number {
-                prefix: b"Content-Length: ",
-                n: msg.body().len() as u32,
-                suffix: b"\r\n",
-            },
-        ));
     }
 }
 

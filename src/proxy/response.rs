@@ -9,11 +9,11 @@ use crate::sip::{
 };
 
 use super::bindings::{self, Listing, Recipient, Staging, WriteBack};
+use super::canonical;
 use super::contact::{self, Rewriting};
 use super::identity::{BRANCH_PREFIX, our_branch_hash, parse_hex};
-use super::request::push_content_length;
 use super::rewrite::CONNECTION_PARAM;
-use super::rewrite::{Edits, Out, apply_range};
+use super::rewrite::{Edits, Out};
 use super::route::remove_first_value;
 use super::{ConnectionId, Direction, DropReason, Input, Outcome, Proxy, Tables, Transmit};
 
@@ -25,8 +25,21 @@ pub(crate) fn handle(
     tables: &Tables,
     out: &mut [u8],
 ) -> Outcome {
+    let groups = tables.groups.as_deref();
+    let (source, now) = (input.flow.source, input.now);
+    // A 503 with Retry-After from a group's destination holds it down (and goes on as usual).
+    if let Some(groups) = groups {
+        groups.note_response(msg, source, now);
+    }
     match forward(proxy, msg, input, tables, out) {
         Ok(transmit) => Outcome::Forward(transmit),
+        // Our own health probes' answers are not ours to forward (their branch is not a
+        // forwarding branch): they are stored for the prober and consumed.
+        Err(DropReason::ResponseNotOurs)
+            if groups.is_some_and(|g| g.consume_probe_answer(msg, source, now)) =>
+        {
+            Outcome::Drop(DropReason::ProbeAnswer)
+        }
         Err(reason) => Outcome::Drop(reason),
     }
 }
@@ -61,6 +74,7 @@ fn forward(
     let next = Via::parse(buf, next_value).map_err(|_| DropReason::MalformedResponse)?;
     let (destination, transport) =
         destination(proxy, buf, &next).ok_or(DropReason::ResponseUnroutable)?;
+    canonical::check_unicast(destination)?;
     let arrival = proxy
         .identity
         .arrival(input.flow.local, input.flow.transport);
@@ -84,10 +98,8 @@ fn forward(
         to,
     };
     rewrite_contacts(proxy, msg, input, tables, leaving, &mut staging, &mut edits);
-    push_content_length(msg, &mut edits);
     let mut writer = Out::new(staging.into_front());
-    let whole = Span::new(msg.start_line().start(), msg.body().end());
-    apply_range(&mut writer, buf, whole, &mut edits);
+    canonical::write(&mut writer, msg, &mut edits);
     let len = writer
         .finish()
         .filter(|&len| transport.is_stream() || len <= super::request::MAX_UDP_PAYLOAD)

@@ -247,18 +247,58 @@ fn emit(out: &mut Out<'_>, input: &[u8], insert: &Insert<'_>) {
 
 /// Copies `input[range]` into `out`, applying `edits` (sorted here, stably). Edits outside the
 /// range, or overlapping an earlier one, are clamped rather than trusted.
+// Forwarded messages go through `canonical::write`; this stays for plain copies.
+#[allow(dead_code)]
 pub(crate) fn apply_range(out: &mut Out<'_>, input: &[u8], range: Span, edits: &mut [Edit<'_>]) {
+    apply_range_crlf(out, input, range, edits, 0);
+}
+
+/// [`apply_range`], writing every bare LF of `input[..crlf_until]` that is copied as CRLF
+/// (the canonical header block, `proxy::canonical`). With `crlf_until` 0 it is a plain copy.
+pub(crate) fn apply_range_crlf(
+    out: &mut Out<'_>,
+    input: &[u8],
+    range: Span,
+    edits: &mut [Edit<'_>],
+    crlf_until: usize,
+) {
     sort_stable(edits);
     let end = range.end().min(input.len());
     let mut pos = range.start().min(end);
     for edit in edits.iter() {
         let at = (edit.at as usize).clamp(pos, end);
         let skip_to = (edit.skip_to as usize).clamp(at, end);
-        out.put(&input[pos..at]);
+        copy(out, input, pos, at, crlf_until);
         emit(out, input, &edit.insert);
         pos = skip_to;
     }
-    out.put(&input[pos..end]);
+    copy(out, input, pos, end, crlf_until);
+}
+
+/// Copies `input[from..to]` (`from <= to <= input.len()`), bare LFs before `crlf_until` as CRLF.
+#[inline(always)]
+fn copy(out: &mut Out<'_>, input: &[u8], from: usize, to: usize, crlf_until: usize) {
+    if from >= crlf_until {
+        out.put(&input[from..to]);
+    } else {
+        copy_crlf(out, input, from, to, crlf_until);
+    }
+}
+
+/// The rare path of [`copy`]: a message the scanner did not find canonical.
+#[cold]
+#[inline(never)]
+fn copy_crlf(out: &mut Out<'_>, input: &[u8], from: usize, to: usize, crlf_until: usize) {
+    let split = to.min(crlf_until);
+    let mut seg = from;
+    for lf in memchr::memchr_iter(b'\n', &input[from..split]).map(|i| from + i) {
+        if lf == 0 || input[lf - 1] != b'\r' {
+            out.put(&input[seg..lf]);
+            out.put(b"\r\n");
+            seg = lf + 1;
+        }
+    }
+    out.put(&input[seg..to]);
 }
 
 /// Insertion sort by `at`: stable, allocation-free, and fast for the dozen edits we have.
@@ -354,6 +394,17 @@ mod tests {
             let len = out.finish().unwrap();
             assert_eq!(&buf[..len], text.as_bytes());
         }
+    }
+
+    #[test]
+    fn bare_lfs_become_crlf_up_to_the_limit() {
+        let input = b"A\nB\r\nC\n\nbody\n";
+        let mut buf = vec![0u8; 64];
+        let mut out = Out::new(&mut buf);
+        let mut edits = [Edit::delete(Span::new(2, 5))];
+        apply_range_crlf(&mut out, input, Span::new(0, input.len()), &mut edits, 10);
+        let n = out.finish().unwrap();
+        assert_eq!(&buf[..n], b"A\r\nC\r\n\r\nbody\n");
     }
 
     #[test]

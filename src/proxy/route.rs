@@ -69,6 +69,11 @@ impl RouteSet {
         self.entries.iter_mut().find(|e| !e.removed)
     }
 
+    /// Whether a value naming this proxy was removed (the request follows our Record-Route).
+    pub(super) fn any_removed(&self) -> bool {
+        self.entries.iter().any(|e| e.removed)
+    }
+
     /// The last value not removed.
     pub(super) fn last_mut(&mut self) -> Option<&mut RouteEntry> {
         self.entries.iter_mut().rev().find(|e| !e.removed)

@@ -263,7 +263,8 @@ fn replies_copy_single_valued_headers_once() {
             "CSeq: 314159 INVITE\r\nTo: <sip:second@b>\r\nCall-ID: second\r\n",
         );
     let r = run(&proxy(), &raw, "10.0.0.1:5060");
-    assert_eq!(replied(&r).0, 483);
+    // A duplicated singleton is itself a 400 (RFC 4475 §3.3.8).
+    assert_eq!(replied(&r).0, 400);
     assert_eq!(r.text.matches("\r\nTo:").count(), 1, "{}", r.text);
     assert_eq!(r.text.matches("\r\nCall-ID:").count(), 1, "{}", r.text);
     assert!(

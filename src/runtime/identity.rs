@@ -13,11 +13,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::contact::{ContactTable, ContactTableConfig, NodeId, TokenKey};
+use crate::groups::{GroupError, Groups};
+use crate::protect::Protection;
 use crate::proxy::{ContactRewrite, Host, HostPort, Listener, MAX_RESTORED_URI, ProxyConfig};
 use crate::settings::Settings;
 
 /// The core's configuration for listeners `settings.listen` bound at `bound` (same order).
-pub(crate) fn proxy_config(settings: &Settings, bound: &[SocketAddr]) -> ProxyConfig {
+pub fn proxy_config(settings: &Settings, bound: &[SocketAddr]) -> ProxyConfig {
     let listeners = settings
         .listen
         .iter()
@@ -37,9 +39,14 @@ pub(crate) fn proxy_config(settings: &Settings, bound: &[SocketAddr]) -> ProxyCo
         aliases: aliases(settings, bound),
         record_route: settings.record_route,
         next_hop: settings.next_hop.clone(),
+        route_all_to: settings.route_all_to.clone(),
         hosts: settings.hosts.clone(),
         max_stream_message: settings.tcp.max_message,
         parking: settings.parking,
+        route_to_group: settings.route_to_group.as_ref().and_then(|name| {
+            let i = settings.groups.iter().position(|g| &g.name == name)?;
+            Some(crate::groups::GroupId(u16::try_from(i).ok()?))
+        }),
         contact: settings
             .rewrite_contact
             .as_ref()
@@ -51,7 +58,25 @@ pub(crate) fn proxy_config(settings: &Settings, bound: &[SocketAddr]) -> ProxyCo
     }
 }
 
+/// Edge protection as the settings configure it, shared by every worker (and the stats); its
+/// tables' hashes are keyed with a random seed.
+pub fn protection(settings: &Settings) -> Option<Arc<Protection>> {
+    let config = settings.protect.as_ref()?;
+    let seed = u64::from_le_bytes(branch_secret()[..8].try_into().unwrap_or_default());
+    Some(Arc::new(Protection::new(config, seed)))
+}
+
 /// The contact-rewrite table the settings ask for, shared by every worker (and the stats).
+/// The destination groups' shared table, when groups are configured (the settings checked
+/// them; a random probe key per start).
+pub fn destination_groups(settings: &Settings) -> Result<Option<Arc<Groups>>, GroupError> {
+    if settings.groups.is_empty() {
+        return Ok(None);
+    }
+    let groups = Groups::new(settings.groups.clone(), branch_secret(), Instant::now())?;
+    Ok(Some(Arc::new(groups)))
+}
+
 pub fn contact_table(settings: &Settings) -> Option<Arc<ContactTable>> {
     let wanted = settings.rewrite_contact.as_ref()?;
     let key = TokenKey::new(wanted.secret.unwrap_or_else(branch_secret));
@@ -153,7 +178,7 @@ fn aliases(settings: &Settings, bound: &[SocketAddr]) -> Vec<HostPort> {
 }
 
 /// 16 random bytes keying the stateless branch hash: from the OS, else hashed entropy.
-pub(crate) fn branch_secret() -> [u8; 16] {
+pub fn branch_secret() -> [u8; 16] {
     let mut secret = [0u8; 16];
     let from_os = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut secret));
     if from_os.is_err() {

@@ -24,6 +24,7 @@
 
 mod identity;
 mod note;
+mod prober;
 mod server;
 mod side;
 mod socket;
@@ -32,7 +33,10 @@ mod sys;
 mod worker;
 
 pub use crate::record::Recorder;
-pub use identity::contact_table;
+/// 16 random bytes (from the OS when it can), for keys made at start.
+pub use identity::branch_secret as random_secret;
+pub use identity::{contact_table, destination_groups, protection, proxy_config};
+pub use prober::ProbeThread;
 pub use server::{Server, StartError, Stopped, Wiring};
 pub use side::SideService;
 pub use stream::StreamEvent;

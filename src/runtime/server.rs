@@ -18,10 +18,14 @@ use std::time::{Duration, Instant};
 use log::{error, info, warn};
 use mio::{Interest, Poll, Token, Waker};
 
+use super::prober::ProbeThread;
 use super::side::{SideLink, SideService, SideThread};
 use super::stream::{self, Mesh, StreamListener, StreamSetup, Streams};
 use super::worker::{self, WAKE, WorkerSetup, WorkerSocket};
 use super::{identity, socket, sys};
+use crate::groups::{Groups, ProbeOrigin};
+use crate::policy::PolicyHandle;
+use crate::protect::Protection;
 use crate::proxy::{ConfigError, Proxy, ProxyConfig, Tables};
 use crate::record::Recorder;
 use crate::settings::{ListenAddr, Settings};
@@ -33,7 +37,9 @@ const READY_LIMIT: Duration = Duration::from_secs(10);
 pub struct Server<R: Recorder> {
     local_addrs: Vec<SocketAddr>,
     proxy: Arc<Proxy>,
+    protect: Option<Arc<Protection>>,
     tables: Arc<Tables>,
+    policy: Option<Arc<PolicyHandle>>,
     side: Option<SideThread>,
     stop: Arc<AtomicBool>,
     wakers: Vec<Arc<Waker>>,
@@ -41,6 +47,8 @@ pub struct Server<R: Recorder> {
     started: Instant,
     /// The TLS configuration the workers share, for a certificate reload.
     secure: Option<Arc<stream::Secure>>,
+    /// A duplicate of the first UDP listener's socket (and its address), for health probes.
+    probe_socket: Option<(std::net::UdpSocket, SocketAddr)>,
 }
 
 impl<R: Recorder> Server<R> {
@@ -60,6 +68,7 @@ impl<R: Recorder> Server<R> {
         if settings.listen.iter().any(|l| l.transport.is_stream()) {
             raise_descriptor_limit(settings);
         }
+        let probe_socket = first_udp_duplicate(&groups);
         let mut config = identity::proxy_config(settings, &bound);
         config.resolver = wiring.resolver.is_some();
         let proxy = Arc::new(Proxy::new(config).map_err(StartError::Config)?);
@@ -80,13 +89,16 @@ impl<R: Recorder> Server<R> {
         let mut server = Server {
             local_addrs: bound,
             proxy,
+            protect: wiring.protect,
             tables: Arc::new(wiring.tables),
+            policy: wiring.policy,
             side,
             stop: Arc::new(AtomicBool::new(false)),
             wakers,
             threads: Vec::with_capacity(workers),
             started: Instant::now(),
             secure: secure.clone(),
+            probe_socket,
         };
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let (ready, readiness) = crossbeam_channel::bounded(workers);
@@ -150,7 +162,9 @@ impl<R: Recorder> Server<R> {
             poll,
             sockets,
             proxy: Arc::clone(&self.proxy),
+            protect: self.protect.clone(),
             tables: Arc::clone(&self.tables),
+            policy: self.policy.clone(),
             recorder,
             stop: Arc::clone(&self.stop),
             batch,
@@ -186,6 +200,23 @@ impl<R: Recorder> Server<R> {
             Some(secure) => secure.reload().map(|()| true),
             None => Ok(false),
         }
+    }
+
+    /// Starts the prober thread for `groups`: its OPTIONS leave from the first UDP listener,
+    /// shown as the proxy shows that listener in Via. `None` without a UDP listener (nothing
+    /// is probed then; destinations stay up).
+    pub fn start_prober(&self, groups: Arc<Groups>) -> io::Result<Option<ProbeThread>> {
+        let Some((socket, local)) = &self.probe_socket else {
+            warn!("destination groups are not probed: there is no UDP listener to probe from");
+            return Ok(None);
+        };
+        let Some(shown) = self.proxy.shown(*local, crate::sip::Transport::Udp) else {
+            return Ok(None);
+        };
+        let origin = ProbeOrigin {
+            sent_by: String::from_utf8_lossy(shown).into_owned(),
+        };
+        ProbeThread::start(groups, origin, socket.try_clone()?).map(Some)
     }
 
     /// The bound address of each listen address, in the order given (ports resolved).
@@ -263,8 +294,12 @@ struct WorkerParts {
 #[derive(Default)]
 pub struct Wiring {
     pub tables: Tables,
+    /// The routing policy: each worker makes its `policy::Engine` (its router) from it.
+    pub policy: Option<Arc<PolicyHandle>>,
     /// Resolves host names outside the static host table (the core parks their requests).
     pub resolver: Option<Box<dyn SideService>>,
+    /// Edge protection, screening each message in the worker before the core.
+    pub protect: Option<Arc<Protection>>,
 }
 
 /// The next socket of every group: one worker's UDP sockets and TCP listeners.
@@ -281,6 +316,21 @@ fn worker_sockets(
         }
     }
     (sockets, listeners)
+}
+
+/// A duplicate (same open socket, another descriptor) of the first UDP listener socket.
+fn first_udp_duplicate(
+    groups: &[std::vec::IntoIter<Bound>],
+) -> Option<(std::net::UdpSocket, SocketAddr)> {
+    groups
+        .iter()
+        .find_map(|group| match group.as_slice().first() {
+            Some(Bound::Udp(s)) => {
+                let duplicate = socket2::SockRef::from(&s.socket).try_clone().ok()?;
+                Some((duplicate.into(), s.local))
+            }
+            _ => None,
+        })
 }
 
 /// One worker's socket of a reuse-port group.

@@ -36,6 +36,8 @@ use super::note::{Kind, Note};
 use super::side::SideLink;
 use super::stream::{LISTENER_TOKENS, Streams};
 use super::sys::{self, Outgoing, RecvBatch, SendScratch};
+use crate::policy::{Engine, PolicyHandle, Router};
+use crate::protect::Protection;
 use crate::proxy::{
     Context, DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome, Proxy, Tables, Transmit, Transport,
     WorkerState,
@@ -64,7 +66,11 @@ pub(crate) struct WorkerSetup<R> {
     pub(crate) poll: Poll,
     pub(crate) sockets: Vec<WorkerSocket>,
     pub(crate) proxy: Arc<Proxy>,
+    /// Edge protection, screening each message before the core.
+    pub(crate) protect: Option<Arc<Protection>>,
     pub(crate) tables: Arc<Tables>,
+    /// The routing policy, when the service runs one (the worker makes its engine).
+    pub(crate) policy: Option<Arc<PolicyHandle>>,
     pub(crate) recorder: R,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) batch: usize,
@@ -105,6 +111,20 @@ fn pin(index: usize, core: Option<CoreId>) {
     }
 }
 
+/// The core's outcome for `input`, unless edge protection decides first (a drop, a 503).
+fn screen_then_handle(
+    protect: Option<&Protection>,
+    proxy: &Proxy,
+    ctx: &mut Context<'_>,
+    input: Input<'_>,
+    out: &mut [u8],
+) -> Outcome {
+    match protect.and_then(|p| p.screen(proxy, input, out)) {
+        Some(outcome) => outcome,
+        None => proxy.handle(input, ctx, out),
+    }
+}
+
 struct Worker<R> {
     index: usize,
     /// Datagrams one receive call can return.
@@ -112,6 +132,7 @@ struct Worker<R> {
     poll: Poll,
     sockets: Vec<WorkerSocket>,
     proxy: Arc<Proxy>,
+    protect: Option<Arc<Protection>>,
     /// The shared tables the core reads and writes through its context.
     tables: Arc<Tables>,
     /// This worker's own state in the core (its parked messages).
@@ -144,13 +165,20 @@ impl<R: Recorder> Worker<R> {
         let batch = setup.batch.max(1);
         let n = setup.sockets.len();
         let parking = setup.proxy.config().parking.messages;
+        let mut state = WorkerState::new(setup.proxy.config());
+        // The routing policy's engine is made here, on the worker's thread: its Lua VM never
+        // leaves it.
+        state.router = setup.policy.as_ref().map(|handle| {
+            Box::new(Engine::new(Arc::clone(handle), setup.index)) as Box<dyn Router>
+        });
         Worker {
             index: setup.index,
             batch,
             poll: setup.poll,
             sockets: setup.sockets,
-            state: WorkerState::new(setup.proxy.config()),
+            state,
             proxy: setup.proxy,
+            protect: setup.protect,
             tables: setup.tables,
             recorder: setup.recorder,
             stop: setup.stop,
@@ -272,7 +300,8 @@ impl<R: Recorder> Worker<R> {
                 now,
             };
             let mut ctx = Context::new(&self.tables, &mut self.state);
-            let outcome = self.proxy.handle(input, &mut ctx, out);
+            let protect = self.protect.as_deref();
+            let outcome = screen_then_handle(protect, &self.proxy, &mut ctx, input, out);
             let arrival_ns = datagram.arrival_ns.unwrap_or(received_ns);
             self.enqueue(k, outcome, arrival_ns);
         }

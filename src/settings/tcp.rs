@@ -109,11 +109,11 @@ impl FileTcp {
     }
 }
 
-/// Parses a duration with its unit: `250ms`, `10s`, `5m`.
+/// Parses a duration with its unit: `250ms`, `10s`, `5m`, `1h` (ban times run to hours).
 pub fn parse_duration(text: &str) -> Result<Duration, SettingsError> {
     let bad = || {
         SettingsError(format!(
-            "duration {text:?}: expected a whole number with a unit, e.g. 250ms, 10s or 5m"
+            "duration {text:?}: expected a whole number with a unit, e.g. 250ms, 10s, 5m or 1h"
         ))
     };
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
@@ -123,6 +123,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, SettingsError> {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
         "m" => n.checked_mul(60).map(Duration::from_secs).ok_or_else(bad),
+        "h" => n.checked_mul(3600).map(Duration::from_secs).ok_or_else(bad),
         _ => Err(bad()),
     }
 }
@@ -136,7 +137,8 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        for bad in ["", "10", "s", "1.5s", "-1s", "10 s", "10h"] {
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        for bad in ["", "10", "s", "1.5s", "-1s", "10 s", "10d", "1H"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

@@ -16,6 +16,18 @@ pub(crate) static TOKEN: [bool; 256] = {
     t
 };
 
+/// Bytes no Request-URI may hold (RFC 3261 §25.1: no URI grammar allows them): white space,
+/// controls, DEL and `<>` (RFC 4475 §3.1.2.7, §3.1.2.8).
+pub(crate) static NOT_IN_URI: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = b <= b' ' as usize || b == 0x7f || b == b'<' as usize || b == b'>' as usize;
+        b += 1;
+    }
+    t
+};
+
 /// Characters of a host name or IPv4 address (`hostname` / `IPv4address`).
 pub(crate) static HOST: [bool; 256] = {
     let mut t = [false; 256];

@@ -37,6 +37,36 @@ impl HeaderName {
     /// How many variants there are (the size of a per-name index table).
     pub const COUNT: usize = HeaderName::Other as usize + 1;
 
+    /// Whether the header may appear at most once (RFC 3261 §7.3.1, §20: not a comma list),
+    /// among the ones a proxy relies on: a duplicate makes readers disagree on the
+    /// transaction, the hop count or the body (RFC 4475 §3.3.8, §3.3.9).
+    pub fn is_singleton(self) -> bool {
+        matches!(
+            self,
+            HeaderName::ContentLength
+                | HeaderName::CallId
+                | HeaderName::CSeq
+                | HeaderName::From
+                | HeaderName::To
+                | HeaderName::MaxForwards
+                | HeaderName::ContentType
+        )
+    }
+
+    /// The reason phrase of the 400 for a duplicated singleton.
+    pub fn duplicate_phrase(self) -> &'static str {
+        match self {
+            HeaderName::ContentLength => "Multiple Content-Length",
+            HeaderName::CallId => "Multiple Call-ID",
+            HeaderName::CSeq => "Multiple CSeq",
+            HeaderName::From => "Multiple From",
+            HeaderName::To => "Multiple To",
+            HeaderName::MaxForwards => "Multiple Max-Forwards",
+            HeaderName::ContentType => "Multiple Content-Type",
+            _ => "Duplicate Header",
+        }
+    }
+
     /// Recognises a header name (full or compact form), ignoring ASCII case.
     pub fn classify(name: &[u8]) -> HeaderName {
         if name.len() > 16 {

@@ -4,13 +4,18 @@
 //! and records every header as offsets into the received bytes. The field parsers
 //! ([`Via`], [`SipUri`], [`NameAddr`], the numeric fields) then read one header value at a
 //! time, again as offsets, so the proxy can rewrite the original bytes in one pass.
+//!
+//! [`next_frame`] splits a stream into messages with the scanner's own line and header
+//! rules (`line`, one rule for both), so a message is framed exactly as it is parsed.
 
 #![forbid(unsafe_code)]
 
 mod chars;
 mod fields;
 mod flow;
+mod framing;
 mod header;
+mod line;
 mod list;
 mod name_addr;
 mod params;
@@ -23,6 +28,7 @@ pub use fields::{
     CSeq, FieldError, parse_content_length, parse_cseq, parse_delta_seconds, parse_max_forwards,
 };
 pub use flow::{ConnectionId, Flow};
+pub use framing::{Frame, next_frame};
 pub use header::HeaderName;
 pub use list::Values;
 pub use name_addr::NameAddr;

@@ -5,14 +5,23 @@
 //! Content-Length. It follows `memchr` from line end to line end and never allocates for
 //! messages with up to 32 header lines; past [`MAX_HEADERS`] it rejects the message rather
 //! than grow. RFC 3261 §7 (message format), §7.5 (leading CRLFs), §18.3 (framing).
+//!
+//! Lines end by the one rule of [`line`](super::line) (CRLF or a bare LF, never a bare CR).
+//! While scanning, the scanner notes whether the message is already canonical — CRLF line
+//! ends only, no white space after the Request-Line's version, a plain Content-Length line —
+//! so the proxy does extra work only for the messages that need it
+//! ([`Message::is_canonical`]). Singleton headers that appear twice (Content-Length, Call-ID,
+//! CSeq, From, To, Max-Forwards, Content-Type) are refused (RFC 4475 §3.3.8, §3.3.9): a
+//! downstream reader might take either one.
 
-use memchr::memchr;
+use memchr::{memchr, memrchr};
 use smallvec::SmallVec;
 
 use super::Span;
-use super::chars::{TOKEN, is_token, trim_lws_end};
+use super::chars::{NOT_IN_URI, TOKEN, is_token, trim_lws_end};
 use super::fields::parse_content_length;
 use super::header::{HeaderName, find_in_word, words_at};
+use super::line::{Line, LineError, line_at, line_to_lf};
 
 /// Hard limit of header lines in one message; more is rejected (400), never grown.
 pub const MAX_HEADERS: usize = 128;
@@ -111,6 +120,12 @@ pub enum ScanError {
     BodyTruncated,
     /// A message on a stream transport without Content-Length (RFC 3261 §18.3).
     MissingContentLength,
+    /// A CR that does not end a line ([`line`](super::line)): readers disagree on it.
+    BareCr,
+    /// A header that may appear once appears twice (RFC 3261 §7.3.1, RFC 4475 §3.3.8, §3.3.9).
+    Duplicate(HeaderName),
+    /// A Request-Line whose SIP-Version is not 2.0 (RFC 3261 §8.2.2 answers 505).
+    UnsupportedVersion,
 }
 
 impl ScanError {
@@ -125,6 +140,25 @@ impl ScanError {
             ScanError::BadContentLength => "Bad Content-Length",
             ScanError::BodyTruncated => "Content-Length Larger Than Body",
             ScanError::MissingContentLength => "Missing Content-Length",
+            ScanError::BareCr => "Bare CR",
+            ScanError::Duplicate(name) => name.duplicate_phrase(),
+            ScanError::UnsupportedVersion => "Version Not Supported",
+        }
+    }
+
+    /// The status code of the reply this error earns: 505 for a version (RFC 3261 §8.2.2,
+    /// §21.5.20), else 400.
+    pub fn status_code(self) -> u16 {
+        match self {
+            ScanError::UnsupportedVersion => 505,
+            _ => 400,
+        }
+    }
+
+    fn from_line(error: LineError, incomplete: ScanError) -> ScanError {
+        match error {
+            LineError::Incomplete => incomplete,
+            LineError::BareCr => ScanError::BareCr,
         }
     }
 }
@@ -148,6 +182,11 @@ pub struct Message<'a> {
     body: Span,
     headers: SmallVec<[Header; INLINE_HEADERS]>,
     first: [u8; HeaderName::COUNT],
+    /// CRLF line ends, no white space after the Request-Line's version, a plain
+    /// Content-Length line: what the proxy may copy as it is.
+    canonical: bool,
+    /// The first singleton header seen twice.
+    duplicate: Option<HeaderName>,
 }
 
 impl<'a> Message<'a> {
@@ -167,24 +206,43 @@ impl<'a> Message<'a> {
             .iter()
             .position(|&b| b != b'\r' && b != b'\n')
             .ok_or(fail(ScanError::Empty))?;
-        let (line_end, next) = line_at(buf, begin).ok_or(fail(ScanError::BadStartLine))?;
-        let start = parse_start_line(buf, begin, line_end).ok_or(fail(ScanError::BadStartLine))?;
+        // A start line with a bare CR is still read (to its LF) so that it can be answered.
+        let (line, bare_cr) = match line_at(buf, begin) {
+            Ok(line) => (line, None),
+            Err(LineError::BareCr) => (
+                line_to_lf(buf, begin).ok_or(fail(ScanError::BadStartLine))?,
+                Some(ScanError::BareCr),
+            ),
+            Err(LineError::Incomplete) => return Err(fail(ScanError::BadStartLine)),
+        };
+        let (start, start_error) = match parse_start_line(buf, begin, line.end) {
+            Parsed::Valid(start) => (start, bare_cr),
+            Parsed::Invalid(start, error) => (start, bare_cr.or(Some(error))),
+            Parsed::NotSip => return Err(fail(ScanError::BadStartLine)),
+        };
         let mut msg = Message {
             buf,
             start,
-            start_line: Span::new(begin, line_end),
-            headers_start: next as u32,
-            headers_end: next as u32,
+            start_line: Span::new(begin, line.end),
+            headers_start: line.next as u32,
+            headers_end: line.next as u32,
             body: Span::new(buf.len(), buf.len()),
             headers: SmallVec::new(),
             first: [NONE; HeaderName::COUNT],
+            canonical: !line.bare_lf && !request_line_has_trailing_lws(buf, start, line.end),
+            duplicate: None,
         };
         let framed = msg
-            .scan_headers(next)
+            .scan_headers(line.next)
             .and_then(|body_start| msg.frame_body(body_start, stream));
-        match framed {
-            Ok(()) => Ok(msg),
-            Err(error) => Err(ScanFailure {
+        // A broken start line or a duplicate is reported once every header is read, so that
+        // the partial message has its Via wherever it is.
+        let error = start_error
+            .or(msg.duplicate.map(ScanError::Duplicate))
+            .or(framed.err());
+        match error {
+            None => Ok(msg),
+            Some(error) => Err(ScanFailure {
                 error,
                 partial: Some(msg),
             }),
@@ -197,7 +255,10 @@ impl<'a> Message<'a> {
         loop {
             match buf.get(pos..pos + 2) {
                 Some(b"\r\n") => return Ok(self.end_headers(pos, pos + 2)),
-                _ if buf.get(pos) == Some(&b'\n') => return Ok(self.end_headers(pos, pos + 1)),
+                _ if buf.get(pos) == Some(&b'\n') => {
+                    self.canonical = false;
+                    return Ok(self.end_headers(pos, pos + 1));
+                }
                 _ => {}
             }
             if pos >= buf.len() {
@@ -206,9 +267,17 @@ impl<'a> Message<'a> {
             if self.headers.len() == MAX_HEADERS {
                 return Err(ScanError::TooManyHeaders);
             }
-            let header = scan_header_line(buf, pos)?;
+            let (header, shape) = scan_header_line(buf, pos)?;
             pos = header.line.end();
+            self.note(header.name, shape);
             self.push(header);
+        }
+    }
+
+    /// Records what makes the output of this header non-canonical.
+    fn note(&mut self, name: HeaderName, shape: LineShape) {
+        if shape.bare_lf || (name == HeaderName::ContentLength && !shape.plain) {
+            self.canonical = false;
         }
     }
 
@@ -222,6 +291,8 @@ impl<'a> Message<'a> {
         if *slot == NONE {
             // MAX_HEADERS < u8::MAX, checked by the caller before pushing.
             *slot = self.headers.len() as u8;
+        } else if header.name.is_singleton() && self.duplicate.is_none() {
+            self.duplicate = Some(header.name);
         }
         self.headers.push(header);
     }
@@ -310,18 +381,51 @@ impl<'a> Message<'a> {
     pub fn bytes(&self, span: Span) -> &'a [u8] {
         span.of(self.buf)
     }
+
+    /// Whether the start line and header block can be copied as they are: CRLF line ends
+    /// only, no white space after a Request-Line's version, a Content-Length (if any) on a
+    /// plain unfolded line. When false, the proxy rewrites them (`proxy::canonical`).
+    pub fn is_canonical(&self) -> bool {
+        self.canonical
+    }
 }
 
-/// The end of the line content starting at `pos` (before CR LF or a bare LF) and the start of
-/// the next line. `None` when no LF follows.
-fn line_at(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
-    let nl = pos + memchr(b'\n', buf.get(pos..)?)?;
-    let end = if nl > pos && buf[nl - 1] == b'\r' {
-        nl - 1
-    } else {
-        nl
-    };
-    Some((end, nl + 1))
+/// A stream message's head read by the scanner's rules ([`super::framing`]): where the body
+/// starts and the Content-Length, if there is one. The start line is not judged here (the core
+/// does that once the message is whole); a second Content-Length is an error, never a guess.
+pub(crate) fn stream_head(buf: &[u8]) -> Result<(usize, Option<u32>), ScanError> {
+    let mut pos = header_line_end(buf, 0)?.next;
+    let mut length = None;
+    loop {
+        let line = header_line_end(buf, pos)?;
+        if line.is_empty_at(pos) {
+            return Ok((line.next, length));
+        }
+        let (header, _) = scan_header_line(buf, pos)?;
+        if header.name == HeaderName::ContentLength {
+            if length.is_some() {
+                return Err(ScanError::Duplicate(HeaderName::ContentLength));
+            }
+            let value = parse_content_length(header.value.of(buf))
+                .map_err(|_| ScanError::BadContentLength)?;
+            length = Some(value);
+        }
+        pos = header.line.end();
+    }
+}
+
+/// What a header line looked like, for the canonical-output check.
+#[derive(Clone, Copy, Debug)]
+struct LineShape {
+    /// One of its lines ended with a bare LF.
+    bare_lf: bool,
+    /// One line, no white space before the colon.
+    plain: bool,
+}
+
+#[inline(always)]
+fn header_line_end(buf: &[u8], pos: usize) -> Result<Line, ScanError> {
+    line_at(buf, pos).map_err(|e| ScanError::from_line(e, ScanError::UnterminatedHeaders))
 }
 
 /// One header line at `pos`, with its continuation lines (RFC 3261 §7.3.1).
@@ -329,8 +433,12 @@ fn line_at(buf: &[u8], pos: usize) -> Option<(usize, usize)> {
 /// The line end comes from `memchr`; the colon is looked for in the first sixteen bytes a
 /// word at a time (every name the proxy knows is shorter), and those same two words classify
 /// the name. Only names the proxy does not know are checked byte by byte for `token`.
-fn scan_header_line(buf: &[u8], pos: usize) -> Result<Header, ScanError> {
-    let (first_end, mut next) = line_at(buf, pos).ok_or(ScanError::UnterminatedHeaders)?;
+// Inlined into the scanner's loop: the hot path of every message (the framer calls it too).
+#[inline(always)]
+fn scan_header_line(buf: &[u8], pos: usize) -> Result<(Header, LineShape), ScanError> {
+    let first = header_line_end(buf, pos)?;
+    let first_end = first.end;
+    let mut next = first.next;
     let (w0, w1) = words_at(buf, pos);
     let colon = match find_in_word(w0, b':').or_else(|| find_in_word(w1, b':').map(|i| i + 8)) {
         Some(i) if pos + i < first_end => pos + i,
@@ -350,48 +458,96 @@ fn scan_header_line(buf: &[u8], pos: usize) -> Result<Header, ScanError> {
         value_start += 1;
     }
     let mut content_end = first_end;
+    let mut shape = LineShape {
+        bare_lf: first.bare_lf,
+        plain: name_end == colon,
+    };
+    // RFC 3261 §7.3.1: a line starting with white space continues the header above.
     while matches!(buf.get(next), Some(b' ' | b'\t')) {
-        let (end, after) = line_at(buf, next).ok_or(ScanError::UnterminatedHeaders)?;
-        content_end = end;
-        next = after;
+        let line = header_line_end(buf, next)?;
+        content_end = line.end;
+        next = line.next;
+        shape.bare_lf |= line.bare_lf;
+        shape.plain = false;
     }
     // A value may start on a continuation line ("Subject:\r\n text").
     while value_start < content_end && super::chars::is_lws(buf[value_start]) {
         value_start += 1;
     }
     let value_end = trim_lws_end(buf, value_start, content_end);
-    Ok(Header {
+    let header = Header {
         name,
         line: Span::new(pos, next),
         value: Span::new(value_start, value_end),
-    })
+    };
+    Ok((header, shape))
+}
+
+/// What the start line turned out to be.
+enum Parsed {
+    Valid(StartLine),
+    /// A Request-Line with a method and a `SIP/` version but broken otherwise: scanned on so
+    /// that the request can be answered (400, or 505 for the version).
+    Invalid(StartLine, ScanError),
+    /// Not a SIP start line at all.
+    NotSip,
+}
+
+/// Whether a Request-Line has white space after its version (RFC 4475 §3.1.2.10): accepted,
+/// and removed from what is forwarded.
+fn request_line_has_trailing_lws(buf: &[u8], start: StartLine, end: usize) -> bool {
+    matches!(start, StartLine::Request { .. }) && matches!(buf[..end].last(), Some(b' ' | b'\t'))
 }
 
 /// Parses `buf[begin..end]` as a Request-Line or Status-Line.
-fn parse_start_line(buf: &[u8], begin: usize, end: usize) -> Option<StartLine> {
+fn parse_start_line(buf: &[u8], begin: usize, end: usize) -> Parsed {
     let line = &buf[begin..end];
     if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
-        return parse_status_line(buf, begin, end);
+        return parse_status_line(buf, begin, end).map_or(Parsed::NotSip, Parsed::Valid);
     }
-    // Request-Line = Method SP Request-URI SP SIP-Version (RFC 3261 §7.1)
-    let sp1 = memchr(b' ', line)?;
+    parse_request_line(buf, begin, end)
+}
+
+/// Request-Line = Method SP Request-URI SP SIP-Version (RFC 3261 §7.1). White space after the
+/// version is tolerated (RFC 4475 §3.1.2.10) and removed when forwarding.
+fn parse_request_line(buf: &[u8], begin: usize, end: usize) -> Parsed {
+    let line = &buf[begin..end];
+    let Some(sp1) = memchr(b' ', line) else {
+        return Parsed::NotSip;
+    };
     let method_name = &line[..sp1];
-    if !method_name.iter().all(|&b| TOKEN[b as usize]) || method_name.is_empty() {
-        return None;
+    if method_name.is_empty() || !method_name.iter().all(|&b| TOKEN[b as usize]) {
+        return Parsed::NotSip;
     }
-    let sp2 = sp1 + 1 + memchr(b' ', &line[sp1 + 1..])?;
-    let uri = &line[sp1 + 1..sp2];
-    if uri.is_empty() || uri.iter().any(|&b| b <= b' ' || b == 0x7f) {
-        return None;
+    // The usual ending, ` SIP/2.0`, in one comparison; anything else the long way.
+    const VERSION: &[u8] = b" SIP/2.0";
+    let usual = line.len() >= sp1 + VERSION.len()
+        && line[line.len() - VERSION.len()..].eq_ignore_ascii_case(VERSION);
+    let (last_sp, version) = if usual {
+        (line.len() - VERSION.len(), &VERSION[1..])
+    } else {
+        let trimmed = &line[..trim_lws_end(line, 0, line.len())];
+        let last_sp = memrchr(b' ', trimmed).unwrap_or(sp1);
+        // Past the end when the only SP was trailing white space: no version at all.
+        (last_sp, trimmed.get(last_sp + 1..).unwrap_or_default())
+    };
+    if version.len() < 4 || !version[..4].eq_ignore_ascii_case(b"SIP/") {
+        return Parsed::NotSip;
     }
-    if !is_sip_version(&line[sp2 + 1..]) {
-        return None;
-    }
-    Some(StartLine::Request {
+    let uri_end = last_sp.max(sp1 + 1);
+    let start = StartLine::Request {
         method: Method::parse(method_name),
         method_name: Span::new(begin, begin + sp1),
-        uri: Span::new(begin + sp1 + 1, begin + sp2),
-    })
+        uri: Span::new(begin + sp1 + 1, begin + uri_end),
+    };
+    let uri = &line[sp1 + 1..uri_end];
+    if uri.is_empty() || uri.iter().any(|&b| NOT_IN_URI[b as usize]) {
+        return Parsed::Invalid(start, ScanError::BadStartLine);
+    }
+    if !version.eq_ignore_ascii_case(b"SIP/2.0") {
+        return Parsed::Invalid(start, ScanError::UnsupportedVersion);
+    }
+    Parsed::Valid(start)
 }
 
 /// Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (RFC 3261 §7.2).
@@ -415,10 +571,9 @@ fn parse_status_line(buf: &[u8], begin: usize, end: usize) -> Option<StartLine> 
     })
 }
 
-/// `SIP/2.0`, case-insensitively (RFC 3261 §7.1), with trailing white space tolerated.
+/// `SIP/2.0`, case-insensitively (RFC 3261 §7.1).
 fn is_sip_version(text: &[u8]) -> bool {
-    let end = trim_lws_end(text, 0, text.len());
-    text[..end].eq_ignore_ascii_case(b"SIP/2.0")
+    text.eq_ignore_ascii_case(b"SIP/2.0")
 }
 
 #[cfg(test)]
@@ -583,6 +738,133 @@ pick up the phone\r\n\tand talk to me!\r\nVia: SIP/2.0/UDP h\r\n\r\n";
         assert_eq!(m.bytes(m.body()), b"body");
         let m = scan(b"OPTIONS sip:a@b SIP/2.0\r\nTo: x\n\r\n");
         assert_eq!(value(&m, HeaderName::To), b"x");
+    }
+
+    /// Issue 11's smuggle: the header block ends at the bare LF of `\r\n\n`; what follows,
+    /// a Content-Length line included, is body.
+    #[test]
+    fn the_bare_lf_smuggle_ends_the_headers_at_the_bare_lf() {
+        let body = "x".repeat(114);
+        let raw = format!(
+            "INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+Content-Type: application/sdp\r\n\nContent-Length: 114\r\n\r\n{body}"
+        );
+        let m = scan(raw.as_bytes());
+        assert!(m.header(HeaderName::ContentLength).is_none());
+        assert_eq!(m.headers().len(), 2);
+        assert_eq!(m.body().len(), 137);
+        assert!(!m.is_canonical());
+        // The same over a stream: no Content-Length in the header block.
+        assert_eq!(
+            scan_err(raw.as_bytes(), true),
+            ScanError::MissingContentLength
+        );
+    }
+
+    #[test]
+    fn a_bare_lf_before_the_empty_line() {
+        // `\n\r\n`: the line ends at the LF, the CRLF after it is the empty line.
+        let raw = b"INVITE sip:b@h SIP/2.0\r\nTo: x\n\r\nContent-Length: 2\r\n\r\nhi";
+        let m = scan(raw);
+        assert_eq!(m.headers().len(), 1);
+        assert_eq!(m.bytes(m.body()), b"Content-Length: 2\r\n\r\nhi");
+        assert!(!m.is_canonical());
+    }
+
+    #[test]
+    fn a_bare_cr_is_refused_wherever_it_is() {
+        // Issue 11: `SIP/2.0\r \n` — a reader that ends lines at CR sees another message.
+        for raw in [
+            &b"INVITE sip:b@h SIP/2.0\r \nVia: SIP/2.0/UDP h\r\n\r\n"[..],
+            b"INVITE sip:b@h SIP/2.0\r\nSubject: a\rb\r\n\r\n",
+            b"INVITE sip:b@h SIP/2.0\r\nSubject: a\r\n b\rc\r\n\r\n",
+            b"INVITE sip:b@h SIP/2.0\r\nTo: x\r\n\r\r\n",
+        ] {
+            assert_eq!(scan_err(raw, false), ScanError::BareCr, "{raw:?}");
+        }
+        // In the body a CR is just a byte.
+        assert!(Message::scan(b"MESSAGE sip:a@b SIP/2.0\r\nl: 3\r\n\r\na\rb", false).is_ok());
+    }
+
+    #[test]
+    fn canonical_means_crlf_no_trailing_space_and_a_plain_content_length() {
+        assert!(scan(INVITE).is_canonical());
+        for raw in [
+            &b"OPTIONS sip:a@b SIP/2.0 \r\nl: 0\r\n\r\n"[..],
+            b"OPTIONS sip:a@b SIP/2.0\nl: 0\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\n\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length : 0\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length:\r\n 0\r\n\r\n",
+        ] {
+            assert!(!scan(raw).is_canonical(), "{raw:?}");
+        }
+        // Folding elsewhere and white space around other colons are fine as they are.
+        assert!(
+            scan(b"OPTIONS sip:a@b SIP/2.0\r\nSubject : a\r\n b\r\nl: 0\r\n\r\n").is_canonical()
+        );
+    }
+
+    #[test]
+    fn duplicated_singletons_are_refused_after_the_whole_head_is_read() {
+        // RFC 4475 §3.3.8, §3.3.9: the error comes with every header, the Via included.
+        let raw = b"OPTIONS sip:a@b SIP/2.0\r\nl: 13\r\nContent-Length: 5\r\n\
+Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\nhello";
+        let failure = Message::scan(raw, false).unwrap_err();
+        assert_eq!(
+            failure.error,
+            ScanError::Duplicate(HeaderName::ContentLength)
+        );
+        assert!(failure.partial.unwrap().header(HeaderName::Via).is_some());
+        for name in [
+            "Call-ID",
+            "CSeq",
+            "From",
+            "To",
+            "Max-Forwards",
+            "Content-Type",
+        ] {
+            let raw = format!("OPTIONS sip:a@b SIP/2.0\r\n{name}: 1\r\n{name}: 1\r\n\r\n");
+            assert!(
+                matches!(scan_err(raw.as_bytes(), false), ScanError::Duplicate(_)),
+                "{name}"
+            );
+        }
+        // Lists may repeat.
+        assert!(
+            Message::scan(
+                b"OPTIONS sip:a@b SIP/2.0\r\nVia: a\r\nv: b\r\nRoute: c\r\nRoute: d\r\n\r\n",
+                false
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_broken_request_line_still_reads_the_headers() {
+        for (raw, error) in [
+            (
+                &b"INVITE  sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n"[..],
+                ScanError::BadStartLine,
+            ),
+            (
+                b"INVITE sip:a@b; lr SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n",
+                ScanError::BadStartLine,
+            ),
+            (
+                b"INVITE <sip:a@b> SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n",
+                ScanError::BadStartLine,
+            ),
+            (
+                b"OPTIONS sip:a@b SIP/7.0\r\nVia: SIP/2.0/UDP h\r\n\r\n",
+                ScanError::UnsupportedVersion,
+            ),
+        ] {
+            let failure = Message::scan(raw, false).unwrap_err();
+            assert_eq!(failure.error, error, "{raw:?}");
+            let partial = failure.partial.expect("headers read");
+            assert!(partial.header(HeaderName::Via).is_some());
+        }
+        assert_eq!(ScanError::UnsupportedVersion.status_code(), 505);
     }
 
     #[test]

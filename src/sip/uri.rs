@@ -194,7 +194,9 @@ impl SipUri {
             Scheme::Sips => 5,
             _ => return Err(UriError::NotSip),
         };
-        if text.iter().any(|&b| b <= b' ' || b == 0x7f) {
+        // The same bytes the scanner refuses in a Request-URI: a URI copied there (strict
+        // routing) must scan again (cargo fuzz, issue 11).
+        if text.iter().any(|&b| super::chars::NOT_IN_URI[b as usize]) {
             return Err(UriError::BadByte);
         }
         let base = span.start();

@@ -116,27 +116,34 @@ impl Via {
 }
 
 /// The offset after `SIP / 2.0 /` (white space allowed around the slashes, RFC 3261 §25.1
-/// SLASH); the usual `SIP/2.0/` is checked in one comparison.
+/// SLASH); the usual `SIP/2.0/` is checked in one comparison. The version is a `token`
+/// (§20.42 `protocol-version`): a request saying `SIP/7.0` keeps a Via its 505 can follow.
 fn protocol_end(buf: &[u8], start: usize, end: usize) -> Result<usize, ViaError> {
     const USUAL: &[u8] = b"SIP/2.0/";
     let usual = buf.get(start..start + USUAL.len());
     if start + USUAL.len() <= end && usual.is_some_and(|p| p.eq_ignore_ascii_case(USUAL)) {
         return Ok(start + USUAL.len());
     }
-    let mut pos = start;
-    for (i, part) in [&b"SIP"[..], b"/", b"2.0", b"/"].iter().enumerate() {
-        if i > 0 {
-            pos = skip(buf, pos, end);
-        }
+    let expect = |pos: usize, part: &[u8]| -> Result<usize, ViaError> {
         let got = buf
             .get(pos..pos + part.len())
             .ok_or(ViaError::BadProtocol)?;
         if pos + part.len() > end || !got.eq_ignore_ascii_case(part) {
             return Err(ViaError::BadProtocol);
         }
-        pos += part.len();
+        Ok(pos + part.len())
+    };
+    let pos = expect(start, b"SIP")?;
+    let pos = expect(skip(buf, pos, end), b"/")?;
+    let version = skip(buf, pos, end);
+    let mut pos = version;
+    while pos < end && TOKEN[buf[pos] as usize] {
+        pos += 1;
     }
-    Ok(pos)
+    if pos == version {
+        return Err(ViaError::BadProtocol);
+    }
+    expect(skip(buf, pos, end), b"/")
 }
 
 fn skip(buf: &[u8], mut pos: usize, end: usize) -> usize {
@@ -225,7 +232,7 @@ mod tests {
         let bad: &[(&[u8], ViaError)] = &[
             (b"", ViaError::BadProtocol),
             (b"SIP/2.0/UDP", ViaError::BadProtocol),
-            (b"SIP/3.0/UDP h", ViaError::BadProtocol),
+            (b"SIP//UDP h", ViaError::BadProtocol),
             (b"SIP/2.0/UDPh", ViaError::BadProtocol),
             (b"SIP/2.0 h", ViaError::BadProtocol),
             (b"SIP/2.0/UDP ;branch=1", ViaError::BadSentBy),

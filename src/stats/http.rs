@@ -19,7 +19,9 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::routes::{self, Head, Response};
+use super::routes_bans;
 use super::thread::{Command, request_snapshot};
+use crate::protect::Protection;
 
 /// The longest a connection may take to send its request and read the answer.
 pub(super) const DEADLINE: Duration = Duration::from_secs(2);
@@ -60,7 +62,12 @@ impl Server {
 }
 
 /// Binds `addr` and serves on a new thread.
-pub(super) fn spawn(addr: SocketAddr, commands: Sender<Command>) -> io::Result<Server> {
+pub(super) fn spawn(
+    addr: SocketAddr,
+    commands: Sender<Command>,
+    protect: Option<Arc<Protection>>,
+) -> io::Result<Server> {
+    let backend = Backend { commands, protect };
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
@@ -71,7 +78,7 @@ pub(super) fn spawn(addr: SocketAddr, commands: Sender<Command>) -> io::Result<S
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
     let thread = std::thread::Builder::new()
         .name("ferrovia-metrics".into())
-        .spawn(move || serve(poll, listener, commands))?;
+        .spawn(move || serve(poll, listener, &backend))?;
     log::info!("metrics on http://{addr}/metrics");
     Ok(Server {
         addr,
@@ -80,7 +87,13 @@ pub(super) fn spawn(addr: SocketAddr, commands: Sender<Command>) -> io::Result<S
     })
 }
 
-fn serve(mut poll: Poll, listener: TcpListener, commands: Sender<Command>) {
+/// What the server answers from: the stats thread, and protection's bans.
+struct Backend {
+    commands: Sender<Command>,
+    protect: Option<Arc<Protection>>,
+}
+
+fn serve(mut poll: Poll, listener: TcpListener, backend: &Backend) {
     let mut events = Events::with_capacity(8);
     loop {
         if let Err(e) = poll.poll(&mut events, None) {
@@ -93,15 +106,15 @@ fn serve(mut poll: Poll, listener: TcpListener, commands: Sender<Command>) {
         if events.iter().any(|e| e.token() == WAKE) {
             return;
         }
-        accept_all(&listener, &commands);
+        accept_all(&listener, backend);
     }
 }
 
 /// Serves every pending connection (the listener is edge-triggered).
-fn accept_all(listener: &TcpListener, commands: &Sender<Command>) {
+fn accept_all(listener: &TcpListener, backend: &Backend) {
     loop {
         match listener.accept() {
-            Ok((stream, _)) => serve_connection(stream.into(), commands),
+            Ok((stream, _)) => serve_connection(stream.into(), backend),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -112,15 +125,25 @@ fn accept_all(listener: &TcpListener, commands: &Sender<Command>) {
     }
 }
 
-fn serve_connection(mut stream: TcpStream, commands: &Sender<Command>) {
+fn serve_connection(mut stream: TcpStream, backend: &Backend) {
     let deadline = Instant::now() + DEADLINE;
     if stream.set_nonblocking(false).is_err() {
         return;
     }
     let response = match read_head(&mut stream, deadline) {
-        Received::Complete { method, target } => routes::answer(&method, &target, || {
-            request_snapshot(commands, Some(remaining(deadline)))
-        }),
+        Received::Complete { method, target } if target == "/reload" => {
+            routes::answer_reload(&method, || {
+                super::thread::request_reload(&backend.commands, remaining(deadline))
+            })
+        }
+        Received::Complete { method, target } => {
+            let protect = backend.protect.as_deref();
+            routes_bans::answer(&method, &target, protect, Instant::now()).unwrap_or_else(|| {
+                routes::answer(&method, &target, || {
+                    request_snapshot(&backend.commands, Some(remaining(deadline)))
+                })
+            })
+        }
         Received::Invalid => Response::error(400, "malformed HTTP request"),
         Received::TooLarge => Response::error(431, "request head too large"),
         Received::TimedOut => Response::error(408, "request not received in time"),

@@ -28,7 +28,7 @@
 //! use ferrovia::proxy::Direction;
 //! use ferrovia::stats::{self, StatsConfig};
 //!
-//! let config = StatsConfig { workers: 1, interval: Duration::from_secs(1), metrics: None, contact: None };
+//! let config = StatsConfig { workers: 1, interval: Duration::from_secs(1), ..StatsConfig::default() };
 //! let (handle, mut workers) = stats::start(config)?;
 //! let mut w = workers.pop().unwrap(); // one worker was asked for
 //! // In the worker's loop: count, record, and offer a hand-off once per turn.
@@ -49,10 +49,13 @@ pub mod client;
 mod counters;
 mod hgrm;
 mod http;
+mod policy;
 mod prometheus;
+mod protect_render;
 mod render;
 mod report;
 mod routes;
+mod routes_bans;
 mod snapshot;
 mod thread;
 mod worker;
@@ -69,6 +72,7 @@ use crate::proxy::Direction;
 
 pub use counters::Counters;
 pub use hgrm::hgrm;
+pub use policy::ReloadFn;
 pub use report::{
     Bucket, Forwarded, LATENCY_BUCKETS_NS, Latency, LatencySet, Report, Section, WorkerReport,
 };
@@ -127,6 +131,13 @@ pub struct StatsConfig {
     pub metrics: Option<SocketAddr>,
     /// The contact-rewrite table whose counters every snapshot carries, when rewriting is on.
     pub contact: Option<std::sync::Arc<crate::contact::ContactTable>>,
+    /// Edge protection, whose bans, top talkers and scanner counts every snapshot carries and
+    /// whose bans `/bans` lists and lifts.
+    pub protect: Option<std::sync::Arc<crate::protect::Protection>>,
+    /// The registrar whose counters and bindings every snapshot carries, when enabled.
+    pub registrar: Option<std::sync::Arc<crate::registrar::Registrar>>,
+    /// The destination groups whose state and counters every snapshot carries (`/groups`).
+    pub groups: Option<std::sync::Arc<crate::groups::Groups>>,
 }
 
 impl Default for StatsConfig {
@@ -136,6 +147,9 @@ impl Default for StatsConfig {
             interval: Duration::from_secs(1),
             metrics: None,
             contact: None,
+            protect: None,
+            registrar: None,
+            groups: None,
         }
     }
 }
@@ -153,9 +167,19 @@ pub fn latency_histogram() -> Histogram<u64> {
 /// Returns the handle and `config.workers` recorders; give recorder `i` to worker `i`.
 /// Fails only if the metrics address cannot be bound or a thread cannot be spawned.
 pub fn start(config: StatsConfig) -> io::Result<(StatsHandle, Vec<WorkerStats>)> {
-    let (aggregator, recorders) = thread::spawn(config.workers, config.interval, config.contact)?;
+    let tables = thread::Tables {
+        contact: config.contact,
+        protect: config.protect.clone(),
+        registrar: config.registrar,
+        groups: config.groups,
+    };
+    let (aggregator, recorders) = thread::spawn(config.workers, config.interval, tables)?;
     let metrics = match config.metrics {
-        Some(addr) => Some(http::spawn(addr, aggregator.commands.clone())?),
+        Some(addr) => Some(http::spawn(
+            addr,
+            aggregator.commands.clone(),
+            config.protect,
+        )?),
         None => None,
     };
     let handle = StatsHandle {
@@ -175,6 +199,17 @@ pub struct StatsHandle {
 }
 
 impl StatsHandle {
+    /// Carries the routing policy's counters in every snapshot and serves `POST /reload`
+    /// on the metrics listener with `reload`.
+    pub fn attach_policy(
+        &self,
+        handle: std::sync::Arc<crate::policy::PolicyHandle>,
+        reload: ReloadFn,
+    ) {
+        let hooks = policy::PolicyHooks { handle, reload };
+        let _ = self.commands.send(thread::Command::AttachPolicy(hooks));
+    }
+
     /// The current cumulative and last-interval views, per worker and merged. Every hand-off
     /// sent before this call is included.
     pub fn snapshot(&self) -> Snapshot {

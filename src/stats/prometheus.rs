@@ -12,7 +12,14 @@
 //!   with quantiles 0.5 0.9 0.99 0.999 over the last interval (like a client library's
 //!   sliding window), and `_sum` / `_count` since start.
 //!
-//! Every label value is a number or a fixed snake_case name, so none needs escaping.
+//! - Destination groups: `ferrovia_group_live_destinations{group}`, and per destination
+//!   (`{group,destination}`, the destination's URI) `ferrovia_group_destination_up`,
+//!   `_messages_total`, `_probes_total`, `_probes_failed_total`, `_probe_rtt_seconds`,
+//!   `_state_changes_total`.
+//!
+//! Every label value is a number, a fixed snake_case name, a group name (letters, digits, `-`,
+//! `_`) or a destination URI (checked at start to hold no `"`, `\\`, `{`, `}`), so none needs
+//! escaping.
 
 use std::collections::BTreeMap;
 use std::fmt::{Display, Write};
@@ -33,6 +40,18 @@ pub(super) fn render(snapshot: &Snapshot) -> String {
     if let Some(contact) = &report.contact {
         out.contact(contact);
     }
+    if let Some(policy) = &report.policy {
+        super::policy::prometheus(&mut out.text, policy);
+    }
+    if let Some(protect) = &report.protect {
+        super::protect_render::prometheus(&mut out.text, protect);
+    }
+    if let Some(registrar) = &report.registrar {
+        out.registrar(registrar);
+    }
+    if let Some(groups) = &report.groups {
+        out.groups(groups);
+    }
     out.text
 }
 
@@ -45,6 +64,120 @@ struct Exposition {
 type Samples = Vec<(Option<(&'static str, String)>, u64)>;
 
 impl Exposition {
+    /// The registrar: REGISTER, authentication and lookup outcomes by result, and the
+    /// table's size.
+    fn registrar(&mut self, r: &crate::registrar::RegistrarStats) {
+        let families = [
+            (
+                "registrations",
+                "REGISTER requests answered by the registrar, by result.",
+                &r.register,
+            ),
+            ("auth", "Digest authentications, by result.", &r.auth),
+            (
+                "lookups",
+                "Requests for our AoRs through the location service, by result.",
+                &r.lookup,
+            ),
+            (
+                "store",
+                "Shared location store (Redis) operations, by result.",
+                &r.store,
+            ),
+        ];
+        for (name, help, values) in families {
+            let metric = format!("ferrovia_registrar_{name}_total");
+            let _ = writeln!(self.text, "# HELP {metric} {help}\n# TYPE {metric} counter");
+            for (result, value) in values {
+                let _ = writeln!(self.text, "{metric}{{result=\"{result}\"}} {value}");
+            }
+        }
+        for (name, help, value) in [
+            ("aors", "Addresses-of-record with bindings.", r.aors),
+            (
+                "bindings",
+                "Registered bindings (expired ones until swept).",
+                r.bindings,
+            ),
+        ] {
+            let metric = format!("ferrovia_registrar_{name}");
+            let _ = writeln!(
+                self.text,
+                "# HELP {metric} {help}\n# TYPE {metric} gauge\n{metric} {value}"
+            );
+        }
+    }
+
+    /// Destination groups: per destination state and counters, per group the live count.
+    fn groups(&mut self, groups: &crate::groups::GroupsSnapshot) {
+        let _ = writeln!(
+            self.text,
+            "# HELP ferrovia_group_live_destinations Destinations of the group that are up.\n\
+             # TYPE ferrovia_group_live_destinations gauge"
+        );
+        for g in &groups.groups {
+            let _ = writeln!(
+                self.text,
+                "ferrovia_group_live_destinations{{group=\"{}\"}} {}",
+                g.name, g.live
+            );
+        }
+        type Field = fn(&crate::groups::DestinationSnapshot) -> f64;
+        let families: [(&str, &str, &str, Field); 6] = [
+            (
+                "destination_up",
+                "gauge",
+                "1 when the destination is up, 0 when down.",
+                |d| f64::from(u8::from(d.state == "up")),
+            ),
+            (
+                "destination_messages_total",
+                "counter",
+                "Requests sent to the destination.",
+                |d| d.messages_sent as f64,
+            ),
+            (
+                "destination_probes_total",
+                "counter",
+                "Health probes sent to the destination.",
+                |d| d.probes_sent as f64,
+            ),
+            (
+                "destination_probes_failed_total",
+                "counter",
+                "Health probes unanswered, or answered with a code not counted as alive.",
+                |d| d.probes_failed as f64,
+            ),
+            (
+                "destination_probe_rtt_seconds",
+                "gauge",
+                "Round-trip time of the last answered probe (0 before the first).",
+                |d| d.last_probe_rtt_us as f64 / 1e6,
+            ),
+            (
+                "destination_state_changes_total",
+                "counter",
+                "Times the destination went down or came up.",
+                |d| (d.went_down + d.went_up) as f64,
+            ),
+        ];
+        for (name, kind, help, field) in families {
+            let metric = format!("ferrovia_group_{name}");
+            let _ = writeln!(self.text, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
+            for g in &groups.groups {
+                for d in &g.destinations {
+                    let _ = writeln!(
+                        self.text,
+                        "{metric}{{group=\"{}\",destination=\"{}\"}} {}",
+                        g.name,
+                        d.uri,
+                        field(d)
+                    );
+                }
+            }
+        }
+    }
+
     /// The contact-rewrite table: a counter family per event and the table's size.
     fn contact(&mut self, c: &crate::contact::ContactCounters) {
         let families: [(&str, &str, u64); 10] = [

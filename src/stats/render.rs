@@ -31,6 +31,14 @@ impl Display for Report {
         self.fmt_counters(f, shown)?;
         self.fmt_stream(f)?;
         self.fmt_contact(f)?;
+        if let Some(policy) = &self.policy {
+            super::policy::summary(f, policy)?;
+        }
+        if let Some(protect) = &self.protect {
+            super::protect_render::text(f, protect)?;
+        }
+        self.fmt_registrar(f)?;
+        self.fmt_groups(f)?;
         writeln!(f)?;
         self.fmt_latency(f, shown)?;
         writeln!(f)?;
@@ -103,6 +111,53 @@ impl Report {
         Ok(())
     }
 
+    fn fmt_registrar(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let Some(r) = &self.registrar else {
+            return Ok(());
+        };
+        let sum = |list: &[(String, u64)], names: &[&str]| -> u64 {
+            list.iter()
+                .filter(|(n, _)| names.contains(&n.as_str()))
+                .map(|(_, v)| v)
+                .sum()
+        };
+        let rows = [
+            ("registrar bindings", r.bindings),
+            ("registrar AoRs", r.aors),
+            ("registrations", sum(&r.register, &["ok", "removed"])),
+            (
+                "registrations refused",
+                r.register.iter().map(|(_, v)| v).sum::<u64>()
+                    - sum(&r.register, &["ok", "removed"]),
+            ),
+            ("auth ok", sum(&r.auth, &["ok"])),
+            (
+                "auth challenged",
+                sum(
+                    &r.auth,
+                    &["missing", "stale_nonce", "bad_nonce", "bad_algorithm"],
+                ),
+            ),
+            ("auth failed", r.auth_failures()),
+            ("location found", sum(&r.lookup, &["found"])),
+            (
+                "location not found",
+                sum(&r.lookup, &["no_binding", "unknown"]),
+            ),
+        ];
+        for (label, value) in rows {
+            writeln!(f, "{label:<28}{value:>12}")?;
+        }
+        for (name, value) in r.auth.iter().filter(|(n, v)| n != "ok" && *v > 0) {
+            writeln!(
+                f,
+                "{:<28}{value:>12}",
+                format!("auth {}", name.replace('_', " "))
+            )?;
+        }
+        Ok(())
+    }
+
     fn fmt_contact(&self, f: &mut Formatter<'_>) -> fmt::Result {
         let Some(c) = &self.contact else {
             return Ok(());
@@ -120,6 +175,37 @@ impl Report {
         ];
         for (label, value) in rows {
             writeln!(f, "{label:<28}{value:>12}")?;
+        }
+        Ok(())
+    }
+
+    /// One line per group (live count) and per destination (state and counters).
+    fn fmt_groups(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let Some(groups) = &self.groups else {
+            return Ok(());
+        };
+        for g in &groups.groups {
+            writeln!(
+                f,
+                "group {} ({} by {}): {} of {} live",
+                g.name,
+                g.algorithm,
+                g.key,
+                g.live,
+                g.destinations.len()
+            )?;
+            for d in &g.destinations {
+                writeln!(
+                    f,
+                    "  {:<26}{:>5} sent {:>10}  probes {:>7} failed {:>6}  rtt {:>7} us",
+                    d.uri,
+                    d.state,
+                    d.messages_sent,
+                    d.probes_sent,
+                    d.probes_failed,
+                    d.last_probe_rtt_us
+                )?;
+            }
         }
         Ok(())
     }

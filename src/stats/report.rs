@@ -5,6 +5,8 @@
 //! Percentiles carry HdrHistogram's resolution: 3 significant digits.
 
 use crate::contact::ContactCounters;
+use crate::groups::GroupsSnapshot;
+use crate::protect::ProtectReport;
 use crate::record::StreamEvent;
 use std::collections::BTreeMap;
 
@@ -50,6 +52,18 @@ pub struct Report {
     /// The contact-rewrite table's counters, when rewriting is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<ContactCounters>,
+    /// The routing policy's counters, when the service runs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::policy::PolicyCounters>,
+    /// Edge protection: bans, top talkers, scanner hits, the rate table's fill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protect: Option<ProtectReport>,
+    /// The registrar's counters and table size, when the registrar is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registrar: Option<crate::registrar::RegistrarStats>,
+    /// The destination groups, when any are configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<GroupsSnapshot>,
 }
 
 /// One worker (or all of them): since start and over the last interval.
@@ -144,6 +158,10 @@ impl Report {
                 .map(WorkerReport::from_views)
                 .collect(),
             contact: snapshot.contact(),
+            policy: snapshot.policy(),
+            protect: snapshot.protect().cloned(),
+            registrar: snapshot.registrar(),
+            groups: snapshot.groups().cloned(),
         }
     }
 

@@ -21,16 +21,17 @@ const MAX_HEADERS: usize = 32;
 pub(super) struct Response {
     pub(super) status: u16,
     content_type: &'static str,
-    allow: bool,
+    /// The methods a 405 names in `Allow`.
+    allow: Option<&'static str>,
     pub(super) body: String,
 }
 
 impl Response {
-    fn ok(content_type: &'static str, body: String) -> Response {
+    pub(super) fn ok(content_type: &'static str, body: String) -> Response {
         Response {
             status: 200,
             content_type,
-            allow: false,
+            allow: None,
             body,
         }
     }
@@ -39,14 +40,25 @@ impl Response {
         Response {
             status,
             content_type: "text/plain; charset=utf-8",
-            allow: status == 405,
+            allow: (status == 405).then_some("GET"),
             body: format!("{message}\n"),
+        }
+    }
+
+    /// 405, naming the methods the path takes.
+    pub(super) fn not_allowed(allow: &'static str) -> Response {
+        Response {
+            allow: Some(allow),
+            ..Response::error(405, &format!("only {allow} is allowed here"))
         }
     }
 
     /// The bytes on the wire.
     pub(super) fn to_bytes(&self) -> Vec<u8> {
-        let allow = if self.allow { "Allow: GET\r\n" } else { "" };
+        let allow = match self.allow {
+            Some(methods) => format!("Allow: {methods}\r\n"),
+            None => String::new(),
+        };
         let head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{allow}\
              Connection: close\r\n\r\n",
@@ -66,9 +78,11 @@ fn reason(status: u16) -> &'static str {
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
+        409 => "Conflict",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "",
     }
@@ -109,9 +123,12 @@ pub(super) fn answer(
     snapshot: impl FnOnce() -> Option<Snapshot>,
 ) -> Response {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let known = ["/metrics", "/stats", "/stats.hgrm"];
+    let known = ["/metrics", "/stats", "/stats.hgrm", "/location", "/groups"];
     if !known.contains(&path) {
-        return Response::error(404, "not found: try /metrics, /stats or /stats.hgrm");
+        return Response::error(
+            404,
+            "not found: try /metrics, /stats, /stats.hgrm, /location or /groups",
+        );
     }
     if method != "GET" {
         return Response::error(405, "only GET is allowed");
@@ -127,11 +144,42 @@ pub(super) fn answer(
     match path {
         "/metrics" => Response::ok(prometheus::CONTENT_TYPE, snapshot.prometheus()),
         "/stats" => Response::ok("application/json", snapshot.json()),
+        "/location" => match snapshot.location_json() {
+            Some(json) => Response::ok("application/json", json),
+            None => Response::error(404, "the registrar is off"),
+        },
+        "/groups" => Response::ok("application/json", groups_json(&snapshot)),
         _ => match selection.histogram(&snapshot) {
             Some(h) => Response::ok("text/plain; charset=utf-8", hgrm(&h)),
             None => Response::error(404, "no such worker"),
         },
     }
+}
+
+/// `POST /reload`: re-read and recompile the policy (200), or say why the old one stays
+/// (500 with file:line; 503 when the service runs no policy or did not answer in time).
+pub(super) fn answer_reload(
+    method: &str,
+    reload: impl FnOnce() -> Option<Result<String, String>>,
+) -> Response {
+    if method != "POST" {
+        return Response::not_allowed("POST");
+    }
+    match reload() {
+        Some(Ok(message)) => Response::ok("text/plain; charset=utf-8", format!("{message}\n")),
+        Some(Err(message)) if message == "no policy to reload" => Response::error(503, &message),
+        Some(Err(message)) => Response::error(500, &message),
+        None => Response::error(503, "the reload did not finish in time"),
+    }
+}
+
+/// `GET /groups`: every group's live count and each destination's state and counters (an
+/// empty list when no group is configured).
+fn groups_json(snapshot: &Snapshot) -> String {
+    let empty = crate::groups::GroupsSnapshot::default();
+    let groups = snapshot.groups().unwrap_or(&empty);
+    // Strings, integers and lists only: serde_json writes them without error.
+    serde_json::to_string_pretty(groups).expect("a groups snapshot always serializes")
 }
 
 /// Which histogram `/stats.hgrm` prints.
@@ -218,6 +266,8 @@ mod tests {
         assert_eq!(get("/stats").status, 200);
         assert_eq!(get("/stats?pretty").status, 200);
         assert_eq!(get("/stats.hgrm").status, 200);
+        assert_eq!(get("/groups").status, 200);
+        assert_eq!(get("/groups").body.trim(), "{\n  \"groups\": []\n}");
         assert_eq!(get("/stats.hgrm?series=reply&window=last").status, 200);
         assert_eq!(get("/stats.hgrm?series=bogus").status, 400);
         assert_eq!(get("/stats.hgrm?worker=x").status, 400);

@@ -4,6 +4,8 @@
 //! worker and merged, each as a cumulative [`View`] (since start) and a last-interval one.
 
 use crate::contact::ContactCounters;
+use crate::groups::GroupsSnapshot;
+use crate::protect::ProtectReport;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,6 +111,10 @@ pub struct Snapshot {
     inner: Arc<Inner>,
     uptime: Duration,
     contact: Option<ContactCounters>,
+    policy: Option<crate::policy::PolicyCounters>,
+    protect: Option<Arc<ProtectReport>>,
+    registrar: Option<Arc<crate::registrar::Registrar>>,
+    groups: Option<GroupsSnapshot>,
 }
 
 impl Snapshot {
@@ -117,12 +123,68 @@ impl Snapshot {
             inner,
             uptime,
             contact: None,
+            policy: None,
+            protect: None,
+            registrar: None,
+            groups: None,
         }
+    }
+
+    pub(super) fn with_policy(mut self, policy: Option<crate::policy::PolicyCounters>) -> Snapshot {
+        self.policy = policy;
+        self
+    }
+
+    /// The routing policy's counters, when the service runs one.
+    pub fn policy(&self) -> Option<crate::policy::PolicyCounters> {
+        self.policy.clone()
+    }
+
+    pub(super) fn with_protect(mut self, protect: Option<ProtectReport>) -> Snapshot {
+        self.protect = protect.map(Arc::new);
+        self
+    }
+
+    /// Edge protection's figures (bans, top talkers, scanner hits), when it is configured.
+    pub fn protect(&self) -> Option<&ProtectReport> {
+        self.protect.as_deref()
+    }
+
+    pub(super) fn with_registrar(
+        mut self,
+        registrar: Option<Arc<crate::registrar::Registrar>>,
+    ) -> Snapshot {
+        self.registrar = registrar;
+        self
+    }
+
+    /// The registrar's counters and table size, when the registrar is on.
+    pub fn registrar(&self) -> Option<crate::registrar::RegistrarStats> {
+        self.registrar.as_ref().map(|r| r.stats())
+    }
+
+    /// Every live binding as JSON (`GET /location`), when the registrar is on.
+    pub fn location_json(&self) -> Option<String> {
+        let registrar = self.registrar.as_ref()?;
+        let records =
+            crate::registrar::snapshot::records(registrar.location(), std::time::Instant::now());
+        // Records hold strings, numbers and addresses: serde_json always writes them.
+        Some(serde_json::to_string_pretty(&records).expect("records serialize"))
     }
 
     pub(super) fn with_contact(mut self, contact: Option<ContactCounters>) -> Snapshot {
         self.contact = contact;
         self
+    }
+
+    pub(super) fn with_groups(mut self, groups: Option<GroupsSnapshot>) -> Snapshot {
+        self.groups = groups;
+        self
+    }
+
+    /// The destination groups' state and counters, when groups are configured.
+    pub fn groups(&self) -> Option<&GroupsSnapshot> {
+        self.groups.as_ref()
     }
 
     /// The contact-rewrite table's counters, when rewriting is on.

@@ -7,6 +7,7 @@
 //! `Arc`; a snapshot shares them, and absorbing copies them only while a snapshot is held.
 
 use crate::contact::ContactTable;
+use crate::protect::Protection;
 use std::io;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 
 use super::Snapshot;
+use super::policy::PolicyHooks;
 use super::snapshot::{Inner, Views, add_histogram};
 use super::worker::{Interval, POOL, WorkerStats};
 
@@ -25,6 +27,10 @@ pub(super) enum Command {
     Snapshot(Sender<Snapshot>),
     /// Reply with a last snapshot and stop.
     Shutdown(Sender<Snapshot>),
+    /// Carry the policy's counters in every snapshot and answer reloads with it.
+    AttachPolicy(PolicyHooks),
+    /// Reload the policy and reply with the result.
+    Reload(Sender<Result<String, String>>),
 }
 
 /// The running stats thread.
@@ -33,11 +39,19 @@ pub(super) struct Aggregator {
     pub(super) thread: JoinHandle<()>,
 }
 
+/// The shared tables whose figures every snapshot carries.
+pub(super) struct Tables {
+    pub(super) contact: Option<Arc<ContactTable>>,
+    pub(super) protect: Option<Arc<Protection>>,
+    pub(super) registrar: Option<Arc<crate::registrar::Registrar>>,
+    pub(super) groups: Option<Arc<crate::groups::Groups>>,
+}
+
 /// Makes the recorders and the channels between them and a new stats thread.
 pub(super) fn spawn(
     workers: usize,
     interval: Duration,
-    contact: Option<Arc<ContactTable>>,
+    tables: Tables,
 ) -> io::Result<(Aggregator, Vec<WorkerStats>)> {
     let now = Instant::now();
     // Every interval that exists fits in this channel at once, so a send never finds it full.
@@ -64,7 +78,10 @@ pub(super) fn spawn(
     drop(to_stats);
     let (commands, requests) = unbounded();
     let mut state = State::new(workers, interval, now, recycle);
-    state.contact = contact;
+    state.contact = tables.contact;
+    state.protect = tables.protect;
+    state.registrar = tables.registrar;
+    state.groups = tables.groups;
     let thread = std::thread::Builder::new()
         .name("ferrovia-stats".into())
         .spawn(move || state.run(intervals, requests))?;
@@ -82,6 +99,16 @@ pub(super) fn request_snapshot(
         Some(timeout) => answer.recv_timeout(timeout).ok(),
         None => answer.recv().ok(),
     }
+}
+
+/// Asks the stats thread to reload the policy; `None` when it is gone or too slow.
+pub(super) fn request_reload(
+    commands: &Sender<Command>,
+    timeout: Duration,
+) -> Option<Result<String, String>> {
+    let (reply, answer) = bounded(1);
+    commands.send(Command::Reload(reply)).ok()?;
+    answer.recv_timeout(timeout).ok()
 }
 
 /// Asks the stats thread for its last snapshot and to stop.
@@ -104,6 +131,10 @@ struct State {
     recycle: Vec<Sender<Box<Interval>>>,
     merged_stale: bool,
     contact: Option<Arc<ContactTable>>,
+    policy: Option<PolicyHooks>,
+    protect: Option<Arc<Protection>>,
+    registrar: Option<Arc<crate::registrar::Registrar>>,
+    groups: Option<Arc<crate::groups::Groups>>,
 }
 
 impl State {
@@ -124,6 +155,10 @@ impl State {
             recycle,
             merged_stale: false,
             contact: None,
+            policy: None,
+            protect: None,
+            registrar: None,
+            groups: None,
         }
     }
 
@@ -153,6 +188,18 @@ impl State {
         let (reply, stop) = match command {
             Command::Snapshot(reply) => (reply, false),
             Command::Shutdown(reply) => (reply, true),
+            Command::AttachPolicy(hooks) => {
+                self.policy = Some(hooks);
+                return false;
+            }
+            Command::Reload(reply) => {
+                let result = match &self.policy {
+                    Some(p) => (p.reload)(),
+                    None => Err("no policy to reload".into()),
+                };
+                let _ = reply.send(result);
+                return false;
+            }
         };
         // The asker may have given up waiting; that is not an error here.
         let _ = reply.send(self.snapshot());
@@ -190,7 +237,15 @@ impl State {
             self.merged_stale = false;
         }
         let contact = self.contact.as_ref().map(|table| table.counters());
-        Snapshot::new(self.inner.clone(), self.started.elapsed()).with_contact(contact)
+        let policy = self.policy.as_ref().map(|p| p.handle.counters());
+        let groups = self.groups.as_ref().map(|groups| groups.snapshot());
+        let protect = self.protect.as_ref().map(|p| p.report(Instant::now()));
+        Snapshot::new(self.inner.clone(), self.started.elapsed())
+            .with_contact(contact)
+            .with_policy(policy)
+            .with_protect(protect)
+            .with_registrar(self.registrar.clone())
+            .with_groups(groups)
     }
 
     /// Rebuilds the merged views as the sum of the workers' views.

@@ -4,6 +4,9 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod differential;
+pub mod strict;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -102,6 +105,7 @@ pub fn core_with_contacts() -> Core {
     );
     let tables = Tables {
         contact: Some(Arc::new(table)),
+        ..Tables::default()
     };
     Core::new(config, tables)
 }

@@ -108,6 +108,11 @@ impl Ferrovia {
         self.addrs[0]
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// CPU time (user + system) the process has used so far, from /proc (Linux only).
     pub fn cpu_time(&self) -> Option<Duration> {
         let pid = self.child.as_ref()?.id();
@@ -122,6 +127,21 @@ impl Ferrovia {
             .ok()?
             .max(1);
         Some(Duration::from_micros(ticks * 1_000_000 / hz))
+    }
+
+    /// Sends `signal` and leaves the process running (SIGHUP: reload).
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("the child is running");
+        let pid = i32::try_from(child.id()).expect("pid fits i32");
+        // SAFETY: kill(2) on our own child's pid; it has not been waited for, so it exists.
+        unsafe { libc::kill(pid, signal) };
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     /// Sends SIGTERM, waits for the exit, and returns its status and all of stderr.

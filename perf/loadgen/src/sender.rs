@@ -9,7 +9,7 @@
 //! small machine every core it does not take is one the forwarder under test can use.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -245,10 +245,25 @@ impl Run {
 impl Sender {
     /// Opens `flows` sockets (at least 1) toward `target`, each sending `batch` requests per call.
     pub fn open(target: SocketAddr, flows: usize, batch: usize) -> io::Result<Sender> {
+        Sender::open_from(target, None, flows, batch)
+    }
+
+    /// Like [`Sender::open`], with every flow bound to `source` (any loopback address, e.g.
+    /// `127.0.0.2`, to be one source among many) instead of the loopback address.
+    pub fn open_from(
+        target: SocketAddr,
+        source: Option<IpAddr>,
+        flows: usize,
+        batch: usize,
+    ) -> io::Result<Sender> {
         let poll = Poll::new()?;
         let mut opened = Vec::with_capacity(flows.max(1));
+        let bind = match source {
+            Some(ip) => SocketAddr::new(ip, 0),
+            None => any_port_toward(target),
+        };
         for i in 0..flows.max(1) {
-            let mut socket = udp_socket(any_port_toward(target), Sharing::Exclusive)?;
+            let mut socket = udp_socket(bind, Sharing::Exclusive)?;
             poll.registry()
                 .register(&mut socket, Token(i), Interest::READABLE)?;
             let local = socket.local_addr()?;

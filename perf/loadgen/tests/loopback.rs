@@ -75,6 +75,24 @@ fn every_request_sent_straight_to_the_reflector_is_answered_once() {
 }
 
 #[test]
+fn a_sender_can_send_from_another_loopback_address() {
+    let config = reflector_config();
+    let sockets = reflector::bind(&config).unwrap();
+    let reflector_addr = sockets[0].local_addr().unwrap();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let served = s.spawn(|| reflector::run(sockets, &config, &stop).unwrap());
+        let source = "127.0.0.2".parse().unwrap();
+        let mut sender = Sender::open_from(reflector_addr, Some(source), 2, 8).unwrap();
+        let report = sender.run(&plan(reflector_addr, Method::Options, 200), &stop);
+        stop.store(true, Ordering::Relaxed);
+        let report = report.unwrap();
+        served.join().unwrap();
+        assert_eq!((report.sent, report.answered), (200, 200));
+    });
+}
+
+#[test]
 fn consecutive_runs_on_one_sender_each_match_their_own_answers() {
     let config = reflector_config();
     let sockets = reflector::bind(&config).unwrap();

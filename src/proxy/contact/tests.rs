@@ -20,6 +20,8 @@ fn table_from(capacity: usize, first: u64) -> Arc<ContactTable> {
 fn edge(table: &Arc<ContactTable>) -> Core {
     let tables = Tables {
         contact: Some(Arc::clone(table)),
+        registrar: None,
+        groups: None,
     };
     core_with(
         |c| {

@@ -442,3 +442,66 @@ fn local_replies_on_a_stream_use_its_connection() {
         other => panic!("{other:?}"),
     }
 }
+
+// ---- route-all-to: an edge in front of one core -------------------------------------------
+
+#[test]
+fn route_all_to_sends_every_request_to_one_place() {
+    let p = proxy_with(|c| c.route_all_to = Some(NextHop::parse("sip:10.0.0.9:5070").unwrap()));
+    let core: SocketAddr = "10.0.0.9:5070".parse().unwrap();
+    // Addressed elsewhere, to the proxy, or with a Route of someone else's: all to the core,
+    // the Request-URI and the foreign Route unchanged; a Route naming the proxy removed.
+    for (ruri, route) in [
+        ("INVITE sip:bob@198.51.100.7:5090", ""),
+        ("REGISTER sip:192.0.2.10", ""),
+        ("OPTIONS sip:192.0.2.10:5060", ""),
+        (
+            "BYE sip:bob@198.51.100.7",
+            "Route: <sip:198.51.100.1;lr>\r\n",
+        ),
+        ("BYE sip:bob@198.51.100.7", "Route: <sip:192.0.2.10;lr>\r\n"),
+    ] {
+        let r = run(&p, &request(ruri, route), "10.0.0.1:5060");
+        assert_eq!(forwarded_to(&r), core, "{ruri} {route}");
+        assert!(
+            r.text.starts_with(&format!("{ruri} SIP/2.0\r\n")),
+            "{}",
+            r.text
+        );
+        assert_eq!(
+            r.text.contains("198.51.100.1;lr"),
+            route.contains("198.51.100.1")
+        );
+        assert!(!r.text.contains("Route: <sip:192.0.2.10;lr>"));
+    }
+}
+
+#[test]
+fn refused_requests_get_503_with_retry_after() {
+    let raw = request("INVITE sip:bob@198.51.100.7", "");
+    let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
+    let input = Input {
+        data: raw.as_bytes(),
+        flow: Flow {
+            transport: Transport::Udp,
+            source: "10.0.0.1:5060".parse().unwrap(),
+            local: PROXY.parse().unwrap(),
+            conn: None,
+        },
+        now: Instant::now(),
+    };
+    let p = proxy();
+    let outcome = p.proxy.refuse(input, 5, &mut out);
+    let Outcome::Reply { transmit, status } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(status, 503);
+    let text = String::from_utf8_lossy(&out[..transmit.len]);
+    assert!(text.contains("\r\nRetry-After: 5\r\n"), "{text}");
+    let garbage = Input {
+        data: b"SIP/2.0 200 OK\r\n\r\n",
+        ..input
+    };
+    let dropped = p.proxy.refuse(garbage, 5, &mut out);
+    assert_eq!(dropped, Outcome::Drop(DropReason::RateLimited));
+}

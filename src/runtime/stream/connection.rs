@@ -80,6 +80,14 @@ pub(crate) struct Connection {
     /// The kernel reported the peer's FIN (or an error): read to the end, not just until a
     /// short read.
     pub(crate) read_closed: bool,
+    /// Half-closed: the peer finished sending between messages and may still read. Kept
+    /// open for the responses to what it sent (RFC 3261 §18.2.2: on the same connection),
+    /// its close already counted and its place under the connection limit given back.
+    pub(crate) half_closed: bool,
+    /// Requests read (ACK aside) minus final responses written: what a half-closed client
+    /// may still be waiting for. A stateless count (retransmissions and requests that get no
+    /// answer skew it), so a half-closed connection also ends after a bounded linger.
+    pub(crate) awaiting: u32,
     /// Readiness reported and not yet acted on (the slot is in the worker's list).
     pub(crate) read_ready: bool,
     pub(crate) write_ready: bool,
@@ -115,6 +123,8 @@ impl Connection {
             peer_done: false,
             fin_sent: false,
             read_closed: false,
+            half_closed: false,
+            awaiting: 0,
             read_ready: false,
             write_ready: false,
         }
@@ -148,8 +158,60 @@ impl Connection {
         first
     }
 
+    /// A message of `bytes` was read: a request other than ACK awaits a final response.
+    pub(crate) fn note_read(&mut self, bytes: &[u8]) {
+        if awaits_answer(bytes) {
+            self.awaiting = self.awaiting.saturating_add(1);
+        }
+    }
+
+    /// A message of `bytes` is being sent on it: a final response (RFC 3261 §7.2, 2xx–6xx)
+    /// answers one request.
+    pub(crate) fn note_sent(&mut self, bytes: &[u8]) {
+        if is_final_response(bytes) {
+            self.awaiting = self.awaiting.saturating_sub(1);
+        }
+    }
+
     /// Whether a message may be queued on it (not once it is closing).
     pub(crate) fn usable(&self) -> bool {
         !matches!(self.phase, Phase::Closing(..))
+    }
+}
+
+/// A request that earns a response: anything but a response or an ACK (RFC 3261 §17.1.1.3).
+fn awaits_answer(message: &[u8]) -> bool {
+    let response = message
+        .get(..4)
+        .is_some_and(|b| b.eq_ignore_ascii_case(b"SIP/"));
+    !response && !message.starts_with(b"ACK ")
+}
+
+/// A final response: status 200–699 (RFC 3261 §7.2; 1xx are provisional).
+fn is_final_response(message: &[u8]) -> bool {
+    let response = message
+        .get(..8)
+        .is_some_and(|b| b.eq_ignore_ascii_case(b"SIP/2.0 "));
+    response && message.get(8).is_some_and(|&c| (b'2'..=b'6').contains(&c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_half_closed_client_still_waits_for() {
+        for (message, awaits, is_final) in [
+            (&b"INVITE sip:a SIP/2.0\r\n"[..], true, false),
+            (b"BYE sip:a SIP/2.0\r\n", true, false),
+            (b"ACK sip:a SIP/2.0\r\n", false, false),
+            (b"SIP/2.0 180 Ringing\r\n", false, false),
+            (b"SIP/2.0 200 OK\r\n", false, true),
+            (b"sip/2.0 486 Busy\r\n", false, true),
+            (b"SIP/2.0 100 Trying\r\n", false, false),
+        ] {
+            assert_eq!(awaits_answer(message), awaits, "{message:?}");
+            assert_eq!(is_final_response(message), is_final, "{message:?}");
+        }
     }
 }

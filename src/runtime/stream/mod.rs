@@ -5,7 +5,8 @@
 //!   it accepts or opens, in its own `mio` loop; a connection is only ever touched by its
 //!   owner. A [`ConnectionId`](crate::proxy::ConnectionId) names the owner, the slot and the
 //!   slot's generation ([`id`]), so the core can carry it in Via and a stale one finds nothing.
-//! - Messages are framed by Content-Length ([`framing`]): several per read, one across many
+//! - Messages are framed by Content-Length ([`crate::sip::next_frame`], the scanner's own
+//!   rules): several per read, one across many
 //!   reads, CRLF keep-alives answered (RFC 5626 §3.5.1). A message that cannot be framed or
 //!   is too large is answered by the core (400 / 513) and the connection is closed.
 //! - A message for a connection another worker owns is handed to that worker through its
@@ -20,7 +21,6 @@
 
 mod buffer;
 mod connection;
-mod framing;
 mod id;
 mod layered;
 mod listener;
@@ -33,7 +33,6 @@ mod ws;
 
 pub use crate::record::StreamEvent;
 pub(crate) use connection::Phase;
-pub(crate) use framing::{Frame, next_frame};
 pub(crate) use listener::open_group;
 pub(crate) use mesh::Mesh;
 pub(crate) use secure::{Secure, secure};

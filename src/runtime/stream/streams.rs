@@ -94,6 +94,9 @@ const ACCEPTS_PER_TURN: usize = 64;
 const HANDOFFS_PER_TURN: usize = 256;
 /// How long a closing connection may take to flush and to see the peer's FIN.
 const LINGER: Duration = Duration::from_secs(2);
+/// How long a half-closed client connection waits for responses: 64·T1, how long a client
+/// transaction waits for its final response (RFC 3261 §17.1.1.2 Timer B, §17.1.2.2 Timer F).
+const HALF_CLOSED_LINGER: Duration = Duration::from_secs(32);
 
 pub(crate) struct Streams {
     worker: usize,
@@ -195,6 +198,23 @@ impl Streams {
     /// The longest the worker may sleep in `poll` and still sweep on time.
     pub(crate) fn tick(&self) -> Option<Duration> {
         (self.table.open() > 0).then_some(self.sweep_every)
+    }
+
+    /// The first `len` bytes of `slot`'s read buffer are a message being handed to the core.
+    pub(crate) fn note_read(&mut self, slot: u32, len: usize) {
+        if let Some(conn) = self.table.get_mut(slot) {
+            let message = conn.rx.data().get(..len.min(12)).unwrap_or_default();
+            let mut head = [0u8; 12];
+            head[..message.len()].copy_from_slice(message);
+            conn.note_read(&head[..message.len()]);
+        }
+    }
+
+    /// `bytes` are being sent on `slot`.
+    fn note_sent(&mut self, slot: u32, bytes: &[u8]) {
+        if let Some(conn) = self.table.get_mut(slot) {
+            conn.note_sent(bytes);
+        }
     }
 
     /// The largest message read from a stream.

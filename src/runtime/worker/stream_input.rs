@@ -14,9 +14,9 @@ use std::time::Instant;
 use super::Worker;
 use crate::proxy::{Context, Input, OUTPUT_BUFFER_SIZE};
 use crate::record::Recorder;
-use crate::runtime::stream::{Frame, Phase, StreamEvent, next_frame};
+use crate::runtime::stream::{Phase, StreamEvent};
 use crate::runtime::sys;
-use crate::sip::Flow;
+use crate::sip::{Flow, Frame, next_frame};
 
 /// Reads from one connection before the loop turns to the others.
 const READS_PER_TURN: usize = 4;
@@ -170,6 +170,7 @@ impl<R: Recorder> Worker<R> {
     ) -> (usize, Option<StreamEvent>) {
         match frame {
             Frame::Message(len) => {
+                self.streams.note_read(slot, len);
                 self.handle(slot, (0, len), false, now, arrival_ns);
                 (len, None)
             }
@@ -220,7 +221,7 @@ impl<R: Recorder> Worker<R> {
             self.proxy.handle_oversized(input, out)
         } else {
             let mut ctx = Context::new(&self.tables, &mut self.state);
-            self.proxy.handle(input, &mut ctx, out)
+            super::screen_then_handle(self.protect.as_deref(), &self.proxy, &mut ctx, input, out)
         };
         self.recorder.received(1);
         self.enqueue(k, outcome, arrival_ns);

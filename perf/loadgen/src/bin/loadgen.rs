@@ -1,7 +1,7 @@
 //! `ferrovia-loadgen`: the SIP reflector, the load generator, the zero-loss rate search and the
 //! latency plot. Each subcommand prints a human summary on stderr and one JSON line on stdout.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -79,6 +79,10 @@ struct LoadArgs {
     /// Pad each request to at least this many bytes (INVITE: SDP attribute; OPTIONS: header).
     #[arg(long, default_value_t = 900)]
     size: usize,
+    /// Send from this loopback address (e.g. 127.0.0.2: one source among many) instead of
+    /// 127.0.0.1 / ::1.
+    #[arg(long)]
+    source: Option<IpAddr>,
     /// Leave out `Route: <sip:REFLECTOR;lr>` (forward by Request-URI only).
     #[arg(long)]
     no_route: bool,
@@ -223,9 +227,15 @@ fn seconds(what: &str, secs: f64) -> Result<Duration, Failure> {
 fn open_sender(load: &LoadArgs) -> Result<Sender, Failure> {
     require_loopback("--target", load.target).map_err(Failure::Usage)?;
     require_loopback("--reflector", load.reflector).map_err(Failure::Usage)?;
+    if let Some(source) = load.source
+        && !source.is_loopback()
+    {
+        return Err(Failure::Usage("--source must be a loopback address".into()));
+    }
     let flows = load.flows.clamp(1, MAX_FLOWS);
-    Ok(Sender::open(
+    Ok(Sender::open_from(
         load.target,
+        load.source,
         flows,
         load.batch.clamp(1, MAX_BATCH),
     )?)

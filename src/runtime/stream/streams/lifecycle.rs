@@ -13,7 +13,7 @@ use mio::{Interest, Token};
 use super::super::connection::{Connection, Layers, Origin, Phase};
 use super::super::listener;
 use super::layering::accepted_event;
-use super::{ACCEPTS_PER_TURN, CONNECTION_TOKENS, LINGER, Streams};
+use super::{ACCEPTS_PER_TURN, CONNECTION_TOKENS, HALF_CLOSED_LINGER, LINGER, Streams};
 use crate::proxy::Transport;
 use crate::record::Recorder;
 use crate::record::StreamEvent;
@@ -145,10 +145,13 @@ impl Streams {
         if conn.origin == Origin::Accepted {
             self.mesh.remove_client(conn.peer, at.id());
         }
-        self.mesh.release();
+        // A half-closed connection was counted, and released, when the peer finished.
+        if !conn.half_closed {
+            self.mesh.release();
+        }
         // Counted once the connection no longer counts against any limit, and before the
         // peer can see it closed (the socket is dropped on return).
-        if conn.usable() {
+        if conn.usable() && !conn.half_closed {
             recorder.stream_event(conn.failure(event));
         }
         debug!(
@@ -175,12 +178,34 @@ impl Streams {
         }
     }
 
-    /// The peer finished sending on `slot`: a message it left unfinished is discarded.
+    /// The peer finished sending on `slot`: a message it left unfinished is discarded. A
+    /// client that finished between messages with requests still unanswered may be reading:
+    /// its connection stays open for those responses (RFC 3261 §18.2.2), until they are
+    /// written or for at most [`HALF_CLOSED_LINGER`], counted as closed by the peer now. One
+    /// with nothing outstanding is closed at once (clients that wait for our FIN, as sipp
+    /// does with a connection per call, must not be kept waiting).
     pub(crate) fn end_of_stream(&mut self, slot: u32, now: Instant, recorder: &mut impl Recorder) {
         let Some(conn) = self.table.get_mut(slot) else {
             return;
         };
+        if conn.half_closed {
+            return; // an end of stream seen again
+        }
         conn.peer_done = true;
+        let answered = conn.awaiting == 0;
+        if conn.origin == Origin::Accepted
+            && conn.usable()
+            && !conn.reading_a_message()
+            && !answered
+        {
+            conn.half_closed = true;
+            conn.last_active = now;
+            conn.partial_since = None;
+            conn.rx.consume(usize::MAX);
+            self.mesh.release();
+            recorder.stream_event(StreamEvent::ClosedByPeer);
+            return recorder.open_connections(self.table.open());
+        }
         let event = if conn.reading_a_message() {
             StreamEvent::ClosedMidMessage
         } else {
@@ -268,6 +293,13 @@ impl Streams {
                 Some(StreamEvent::ConnectFailed)
             }
             Phase::Closing(since) => past(since, LINGER).then_some(StreamEvent::ClosedIdle),
+            // Half-closed: closed once its requests are answered and written, or at the latest
+            // after the linger.
+            _ if conn.half_closed && conn.awaiting == 0 && !conn.has_output() => {
+                Some(StreamEvent::ClosedByPeer)
+            }
+            _ if conn.half_closed => past(conn.last_active, o.idle_timeout.min(HALF_CLOSED_LINGER))
+                .then_some(StreamEvent::ClosedIdle),
             _ if conn
                 .partial_since
                 .is_some_and(|t| past(t, o.header_timeout)) =>

@@ -48,6 +48,10 @@ impl Streams {
                 None => return recorder.send_error(),
             },
         };
+        self.note_sent(
+            connection,
+            out.get(start..start + transmit.len).unwrap_or_default(),
+        );
         self.outgoing.push(Outgoing {
             connection,
             start,
@@ -148,7 +152,10 @@ impl Streams {
                 note,
             } = handoff;
             match self.owner_route(&transmit, recorder) {
-                Some(slot) => self.send_bytes(slot, &bytes, Some(note), recorder),
+                Some(slot) => {
+                    self.note_sent(slot, &bytes);
+                    self.send_bytes(slot, &bytes, Some(note), recorder)
+                }
                 None => recorder.send_error(),
             }
             self.mesh.recycle(bytes);

@@ -5,16 +5,20 @@
 //! answer with a single CRLF pong, CRLFs between messages to skip, not enough bytes yet, a
 //! header section that cannot be framed (no usable Content-Length: the core answers 400 and
 //! the connection is closed), or a message over the size limit (the core answers 513 from what
-//! was read, and the connection is closed). It never allocates and never panics; it reads the
-//! header section once, to find its end and the first Content-Length.
+//! was read, and the connection is closed). It never allocates and never panics.
+//!
+//! It lives next to the scanner and reads the header section with the scanner's own line and
+//! header rules ([`line`](super::line), [`scan::stream_head`](super::scan)): the header block
+//! ends where the scanner ends it, a folded or compact Content-Length counts exactly as the
+//! core counts it, and two Content-Lengths are never framed by the first one. So a message is
+//! split under the same rules it is parsed by, and `Frame::Message(len)` always scans whole.
 
-use memchr::memchr_iter;
-
-use crate::sip::{HeaderName, parse_content_length};
+use super::line::{LineError, end_of_block};
+use super::scan::{ScanError, stream_head};
 
 /// What the bytes at the start of a connection's buffer hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Frame {
+pub enum Frame {
     /// A whole message of this many bytes: headers and Content-Length bytes of body.
     Message(usize),
     /// `CRLF CRLF`: a keep-alive ping (4 bytes) to answer with one CRLF.
@@ -23,7 +27,8 @@ pub(crate) enum Frame {
     Skip(usize),
     /// Not enough bytes to decide.
     Partial,
-    /// A header section of this many bytes with no usable Content-Length.
+    /// A header section of this many bytes with no usable Content-Length (or that cannot be
+    /// read at all: then every byte read so far); the connection closes after the answer.
     Unframed(usize),
     /// The message is larger than the limit; this many bytes (its headers, or as much of them
     /// as fits the limit) are what the core may answer from.
@@ -33,30 +38,48 @@ pub(crate) enum Frame {
 const PING: &[u8] = b"\r\n\r\n";
 
 /// The next frame of `buf`, for messages of at most `limit` bytes.
-pub(crate) fn next_frame(buf: &[u8], limit: usize) -> Frame {
+pub fn next_frame(buf: &[u8], limit: usize) -> Frame {
     match buf.first() {
         None => return Frame::Partial,
         Some(b'\r' | b'\n') => return keepalive(buf),
         Some(_) => {}
     }
-    let Some(headers_end) = end_of_headers(buf) else {
-        return if buf.len() >= limit {
-            Frame::Oversized(limit)
-        } else {
-            Frame::Partial
-        };
+    let (headers_end, body) = match stream_head(buf) {
+        Ok(head) => head,
+        Err(ScanError::UnterminatedHeaders) => return partial(buf, limit),
+        Err(_) => return unframed(buf, limit),
     };
     if headers_end > limit {
         return Frame::Oversized(limit);
     }
-    let Some(body) = content_length(&buf[..headers_end]) else {
+    let Some(body) = body else {
         return Frame::Unframed(headers_end);
     };
-    match headers_end.checked_add(body) {
+    match headers_end.checked_add(body as usize) {
         Some(total) if total > limit => Frame::Oversized(headers_end),
         Some(total) if total <= buf.len() => Frame::Message(total),
         Some(_) => Frame::Partial,
         None => Frame::Oversized(headers_end),
+    }
+}
+
+/// No end of the header section yet.
+fn partial(buf: &[u8], limit: usize) -> Frame {
+    if buf.len() >= limit {
+        Frame::Oversized(limit)
+    } else {
+        Frame::Partial
+    }
+}
+
+/// A header section the scanner refuses: handed to the core whole when its end is known (the
+/// core answers from it), else every byte read so far (a bare CR: no end can be trusted).
+fn unframed(buf: &[u8], limit: usize) -> Frame {
+    match end_of_block(buf, 0) {
+        Ok(end) if end > limit => Frame::Oversized(limit),
+        Ok(end) => Frame::Unframed(end),
+        Err(LineError::Incomplete) => partial(buf, limit),
+        Err(LineError::BareCr) => Frame::Unframed(buf.len().min(limit)),
     }
 }
 
@@ -76,42 +99,6 @@ fn keepalive(buf: &[u8]) -> Frame {
     } else {
         Frame::Skip(1)
     }
-}
-
-/// Where the body starts: just past the first empty line (CRLF or a bare LF, as the
-/// scanner accepts), or `None` when the header section is not complete yet.
-fn end_of_headers(buf: &[u8]) -> Option<usize> {
-    for lf in memchr_iter(b'\n', buf) {
-        match buf.get(lf + 1..) {
-            Some([b'\n', ..]) => return Some(lf + 2),
-            Some([b'\r', b'\n', ..]) => return Some(lf + 3),
-            _ => {}
-        }
-    }
-    None
-}
-
-/// The value of the first Content-Length header (full or compact name), as the core reads
-/// it; `None` when there is none or it is not a number.
-fn content_length(headers: &[u8]) -> Option<usize> {
-    // Header lines start after each LF; the start line is skipped, and so are continuation
-    // lines (they start with whitespace).
-    let mut lines = memchr_iter(b'\n', headers).peekable();
-    while let Some(lf) = lines.next() {
-        let end = lines.peek().copied().unwrap_or(headers.len());
-        let line = &headers[lf + 1..end];
-        if line.first().is_none_or(|b| b.is_ascii_whitespace()) {
-            continue;
-        }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        if HeaderName::classify(line[..colon].trim_ascii_end()) == HeaderName::ContentLength {
-            let value = line[colon + 1..].trim_ascii();
-            return parse_content_length(value).ok().map(|n| n as usize);
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -174,6 +161,47 @@ Content-Length: 4\r\n\r\nbody";
         }
     }
 
+    /// Issue 12 item 5: the framer reads the head by the scanner's rules.
+    #[test]
+    fn framing_follows_the_scanner() {
+        let cases: &[(&[u8], Frame)] = &[
+            // A folded Content-Length counts, as the scanner counts it.
+            (
+                b"BYE s SIP/2.0\r\nContent-Length:\r\n 1\r\n\r\nx",
+                Frame::Message(39),
+            ),
+            // Two Content-Lengths: never framed by the first (RFC 4475 §3.3.9).
+            (
+                b"BYE s SIP/2.0\r\nl: 1\r\nContent-Length: 2\r\n\r\nxy",
+                Frame::Unframed(42),
+            ),
+            // Issue 11's smuggle: the block ends at the bare LF, where there is no length.
+            (
+                b"BYE s SIP/2.0\r\nTo: x\r\n\nContent-Length: 2\r\n\r\nxy",
+                Frame::Unframed(23),
+            ),
+            // `\n\r\n`: the same.
+            (
+                b"BYE s SIP/2.0\r\nTo: x\n\r\nContent-Length: 2\r\n\r\nxy",
+                Frame::Unframed(23),
+            ),
+            // A bare CR: no end can be trusted; everything read goes to the core (400).
+            (b"BYE s SIP/2.0\r \nl: 0\r\n\r\n", Frame::Unframed(24)),
+            // A header line that is not one: the block still ends where the scanner ends it.
+            (
+                b"BYE s SIP/2.0\r\nno colon\r\nl: 0\r\n\r\n",
+                Frame::Unframed(33),
+            ),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(frame(bytes), *want, "{}", String::from_utf8_lossy(bytes));
+            if let Frame::Message(len) = want {
+                let msg = crate::sip::Message::scan(&bytes[..*len], true).expect("scans whole");
+                assert_eq!(msg.body().end(), *len);
+            }
+        }
+    }
+
     #[test]
     fn keepalives() {
         assert_eq!(frame(b"\r\n\r\n"), Frame::Ping);
@@ -222,7 +250,6 @@ Content-Length: 4\r\n\r\nbody";
     }
 
     mod properties {
-        use super::super::super::buffer::ReadBuffer;
         use super::*;
         use proptest::prelude::*;
 
@@ -255,6 +282,29 @@ Content-Length: 4\r\n\r\nbody";
                 }
                 Item::Ping => b"\r\n\r\n".to_vec(),
                 Item::Crlf => b"\r\n".to_vec(),
+            }
+        }
+
+        /// What a connection's read buffer does, without the runtime: bytes read and not yet
+        /// consumed.
+        #[derive(Default)]
+        struct ReadBuffer(Vec<u8>);
+
+        impl ReadBuffer {
+            fn read_from(&mut self, r: &mut impl std::io::Read) -> std::io::Result<Option<usize>> {
+                let mut chunk = [0u8; 256];
+                let n = r.read(&mut chunk)?;
+                self.0.extend_from_slice(&chunk[..n]);
+                Ok(Some(n))
+            }
+            fn data(&self) -> &[u8] {
+                &self.0
+            }
+            fn slice(&self, len: usize) -> &[u8] {
+                &self.0[..len]
+            }
+            fn consume(&mut self, n: usize) {
+                self.0.drain(..n.min(self.0.len()));
             }
         }
 
@@ -299,7 +349,7 @@ Content-Length: 4\r\n\r\nbody";
                     stream.extend_from_slice(&bytes);
                 }
                 let mut reader = Chunked { bytes: &stream, sizes: sizes.into_iter().cycle() };
-                let mut buf = ReadBuffer::new(64, LIMIT);
+                let mut buf = ReadBuffer::default();
                 let mut got = Vec::new();
                 while let Ok(Some(n)) = buf.read_from(&mut reader) {
                     loop {

@@ -1,0 +1,341 @@
+//! Destination groups: load sharing and fail-over over a farm of next hops.
+//!
+//! A group is a list of destinations (a SIP URI each, with weight and priority) and a rule to
+//! choose one ([`Algorithm`]): rendezvous hashing over a key (`hash`, the default), the lowest
+//! live priority tier (`priority`), or a weighted spread (`weighted`). [`Groups`] is the shared
+//! table: workers read it on the hot path ([`Groups::select`]: one atomic load of the group's
+//! live set, a few hashes, no allocation, no lock) and store what they see of destinations
+//! ([`Groups::consume_probe_answer`]: probe answers, consumed; [`Groups::note_response`]: 503
+//! with Retry-After, a passive hold). A prober thread drives [`Prober`], which sends the OPTIONS
+//! probes and alone decides up and down from their answers.
+//!
+//! Contract: a destination is up until probes say otherwise (or a 503 holds it down); the live
+//! set changes only at probe verdicts and holds, so every message of a call reaches the same
+//! destination while it is up, and a retransmission after it went down reaches the next live
+//! one. When nothing is live, [`Selection::AllDown`] carries the Retry-After of the 503 to
+//! answer. Sans-IO like the core: no socket, no clock (time comes in), no thread.
+
+#![forbid(unsafe_code)]
+
+mod config;
+mod health;
+mod key;
+mod probe;
+mod select;
+mod snapshot;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use crate::sip::{HeaderName, Message, StartLine, Transport, Values, Via, parse_delta_seconds};
+
+pub use config::{
+    Algorithm, DestinationConfig, GroupConfig, GroupError, HashKey, MAX_DESTINATIONS, ProbeConfig,
+};
+pub use health::DestinationHealth;
+pub use probe::{ProbeOrigin, Prober};
+pub use snapshot::{DestinationSnapshot, GroupSnapshot, GroupsSnapshot};
+
+use select::Candidate;
+
+/// A group's index in the table (its position in the configuration).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GroupId(pub u16);
+
+/// A destination's index within its group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DestinationId(pub u8);
+
+/// One destination as the table holds it.
+#[derive(Debug)]
+pub struct Destination {
+    pub uri: String,
+    pub addr: SocketAddr,
+    pub transport: Transport,
+    pub weight: u32,
+    pub priority: u32,
+    pub health: DestinationHealth,
+}
+
+/// The live set, alone on its cache line: the prober writes it rarely, every worker reads it.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct LiveSet(AtomicU64);
+
+/// One group as the table holds it.
+#[derive(Debug)]
+pub struct Group {
+    pub name: String,
+    pub algorithm: Algorithm,
+    pub key: HashKey,
+    pub probe: ProbeConfig,
+    pub retry_after: u32,
+    pub destinations: Vec<Destination>,
+    candidates: Vec<Candidate>,
+    /// Bit `i` set: destination `i` is up.
+    live: LiveSet,
+}
+
+impl Group {
+    /// The live destinations as a bit set (bit `i`: destination `i`).
+    pub fn live(&self) -> u64 {
+        self.live.0.load(Relaxed)
+    }
+}
+
+/// Where a request for a group goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    To {
+        addr: SocketAddr,
+        transport: Transport,
+        destination: DestinationId,
+    },
+    /// Nothing is live: answer 503 with this Retry-After (seconds).
+    AllDown { retry_after: u32 },
+}
+
+/// Every configured group: shared by the workers (selection, answers) and the prober.
+#[derive(Debug)]
+pub struct Groups {
+    groups: Vec<Group>,
+    /// The key of the probe branches' tags.
+    probe_key: [u8; 16],
+    /// The zero of the nanosecond times stored in atomics.
+    epoch: Instant,
+}
+
+impl Groups {
+    /// Builds the table; every destination starts up. `probe_key` should be random per
+    /// process; `epoch` is any instant before the first message.
+    pub fn new(
+        configs: Vec<GroupConfig>,
+        probe_key: [u8; 16],
+        epoch: Instant,
+    ) -> Result<Groups, GroupError> {
+        if configs.len() > usize::from(u8::MAX) {
+            return Err(GroupError("at most 255 groups".into()));
+        }
+        let mut groups = Vec::with_capacity(configs.len());
+        for config in configs {
+            config.validate()?;
+            if groups.iter().any(|g: &Group| g.name == config.name) {
+                return Err(GroupError(format!("group {:?} twice", config.name)));
+            }
+            groups.push(Group::new(config));
+        }
+        Ok(Groups {
+            groups,
+            probe_key,
+            epoch,
+        })
+    }
+
+    /// The group called `name` (for routing rules that name a group).
+    pub fn id(&self, name: &str) -> Option<GroupId> {
+        self.groups
+            .iter()
+            .position(|g| g.name == name)
+            .map(|i| GroupId(i as u16))
+    }
+
+    pub fn group(&self, id: GroupId) -> Option<&Group> {
+        self.groups.get(usize::from(id.0))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Group> {
+        self.groups.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    /// Chooses the destination of `msg` (from `source`) in group `id`; `transaction` is the
+    /// request's stateless transaction hash (what `weighted` spreads by). One atomic load of
+    /// the live set; no allocation. Counts the message as sent to the chosen destination.
+    pub fn select(
+        &self,
+        id: GroupId,
+        msg: &Message<'_>,
+        source: SocketAddr,
+        transaction: u64,
+    ) -> Selection {
+        let Some(group) = self.group(id) else {
+            return Selection::AllDown { retry_after: 0 };
+        };
+        let live = group.live();
+        let c = &group.candidates;
+        let chosen = match group.algorithm {
+            Algorithm::Hash => {
+                select::rendezvous(c, live, key::key_hash(msg, group.key, source), None)
+            }
+            Algorithm::Priority => select::lowest_live_tier(c, live).and_then(|tier| {
+                select::rendezvous(c, live, key::key_hash(msg, group.key, source), Some(tier))
+            }),
+            Algorithm::Weighted => select::weighted(c, live, transaction),
+        };
+        match chosen {
+            Some(i) => {
+                let d = &group.destinations[i];
+                d.health.messages_sent.fetch_add(1, Relaxed);
+                Selection::To {
+                    addr: d.addr,
+                    transport: d.transport,
+                    destination: DestinationId(i as u8),
+                }
+            }
+            None => Selection::AllDown {
+                retry_after: group.retry_after,
+            },
+        }
+    }
+
+    /// A response whose top Via is not one the core forwarded for: when it answers one of our
+    /// probes it is stored for the prober, and `true` says to consume it (never forward it).
+    pub fn consume_probe_answer(
+        &self,
+        msg: &Message<'_>,
+        source: SocketAddr,
+        now: Instant,
+    ) -> bool {
+        let StartLine::Response { code, .. } = msg.start() else {
+            return false;
+        };
+        match top_branch(msg).filter(|b| b.starts_with(probe::PROBE_BRANCH_PREFIX)) {
+            Some(branch) => {
+                self.note_probe_answer(branch, source, code, now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every response the core receives: a 503 with Retry-After from a group destination holds
+    /// that destination down for that long (RFC 3261 §21.5.4); the response is forwarded as
+    /// usual. Costs one comparison for any other status.
+    pub fn note_response(&self, msg: &Message<'_>, source: SocketAddr, now: Instant) {
+        if matches!(msg.start(), StartLine::Response { code: 503, .. }) {
+            self.note_unavailable(msg, source, now);
+        }
+    }
+
+    fn note_probe_answer(&self, branch: &[u8], source: SocketAddr, code: u16, now: Instant) {
+        let Some(id) = probe::parse_branch(branch, &self.probe_key) else {
+            return;
+        };
+        let Some(dest) = self
+            .group(id.group)
+            .and_then(|g| g.destinations.get(usize::from(id.destination.0)))
+        else {
+            return;
+        };
+        // Only the destination itself answers for itself.
+        if dest.addr == source {
+            dest.health
+                .note_answer(id.seq, code, self.nanos_since_epoch(now));
+        }
+    }
+
+    /// A 503 with Retry-After from a destination: down until then, at once (the prober keeps
+    /// it down until the hold ends and probes bring it back).
+    fn note_unavailable(&self, msg: &Message<'_>, source: SocketAddr, now: Instant) {
+        let Some(seconds) = retry_after(msg) else {
+            return;
+        };
+        let until = self.nanos_since_epoch(now + Duration::from_secs(u64::from(seconds)));
+        for (g, group) in self.groups.iter().enumerate() {
+            for (d, dest) in group.destinations.iter().enumerate() {
+                if dest.addr == source {
+                    dest.health.hold_down(until);
+                    self.set_live(GroupId(g as u16), DestinationId(d as u8), false);
+                }
+            }
+        }
+    }
+
+    /// Marks a destination live or not (the prober's verdicts, passive holds).
+    pub(crate) fn set_live(&self, group: GroupId, dest: DestinationId, live: bool) {
+        let Some(g) = self.group(group) else {
+            return;
+        };
+        let bit = 1u64 << dest.0;
+        if live {
+            if g.live() & bit == 0 {
+                g.live.0.fetch_or(bit, Relaxed);
+            }
+        } else if g.live() & bit != 0 {
+            g.live.0.fetch_and(!bit, Relaxed);
+        }
+    }
+
+    fn nanos_since_epoch(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_nanos() as u64
+    }
+}
+
+impl Group {
+    fn new(config: GroupConfig) -> Group {
+        let n = config.destinations.len();
+        let candidates = config
+            .destinations
+            .iter()
+            .map(|d| Candidate {
+                seed: key::seed(&d.uri),
+                weight: d.weight,
+                priority: d.priority,
+            })
+            .collect();
+        let destinations = config
+            .destinations
+            .into_iter()
+            .map(|d| Destination {
+                uri: d.uri,
+                addr: d.addr,
+                transport: d.transport,
+                weight: d.weight,
+                priority: d.priority,
+                health: DestinationHealth::default(),
+            })
+            .collect();
+        let all = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+        Group {
+            name: config.name,
+            algorithm: config.algorithm,
+            key: config.key,
+            probe: config.probe,
+            retry_after: config.retry_after,
+            destinations,
+            candidates,
+            live: LiveSet(AtomicU64::new(all)),
+        }
+    }
+}
+
+/// The branch of a message's top Via.
+fn top_branch<'a>(msg: &Message<'a>) -> Option<&'a [u8]> {
+    let line = msg.header(HeaderName::Via)?;
+    let value = Values::new(msg.buf(), line.value).next()?;
+    let via = Via::parse(msg.buf(), value).ok()?;
+    Some(msg.bytes(via.branch?))
+}
+
+/// The delta-seconds of a Retry-After header (RFC 3261 §20.33), comment and params ignored.
+fn retry_after(msg: &Message<'_>) -> Option<u32> {
+    let buf = msg.buf();
+    let header = msg.headers().iter().find(|h| {
+        h.name == HeaderName::Other
+            && buf
+                .get(h.line.start()..h.line.start() + 12)
+                .is_some_and(|n| n.eq_ignore_ascii_case(b"retry-after:"))
+    })?;
+    let value = msg.bytes(header.value);
+    let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
+    parse_delta_seconds(&value[..digits])
+        .ok()
+        .filter(|&s| s > 0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,296 @@
+//! Health probes: the OPTIONS request a probe sends (RFC 3261 §11), the branch that lets a
+//! worker recognise its answer, and [`Prober`], the sans-IO schedule a prober thread drives.
+//!
+//! A probe's Via branch is `z9hG4bKfvp` + group (2 hex) + destination (2 hex) + sequence
+//! (8 hex) + a keyed tag (8 hex). The `p` after our stateless prefix `z9hG4bKfv` is not a hex
+//! digit, so no forwarded request's branch looks like a probe's; the tag (SipHash-1-3 under a
+//! per-process key) keeps a forged answer from keeping a dead destination up. Whichever
+//! worker receives the answer (the kernel spreads them over the `SO_REUSEPORT` sockets) hands
+//! it to [`Groups::consume_probe_answer`](super::Groups::consume_probe_answer), which stores it in the
+//! destination's answer slot and consumes it: a probe answer is never forwarded.
+
+use std::hash::Hasher;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use siphasher::sip::SipHasher13;
+
+use super::health::{Change, Tracker};
+use super::{DestinationId, GroupId, Groups};
+
+/// The start of every probe's branch.
+pub(crate) const PROBE_BRANCH_PREFIX: &[u8] = b"z9hG4bKfvp";
+const PROBE_BRANCH_LEN: usize = PROBE_BRANCH_PREFIX.len() + 2 + 2 + 8 + 8;
+
+/// Which probe an answer belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ProbeId {
+    pub group: GroupId,
+    pub destination: DestinationId,
+    pub seq: u32,
+}
+
+fn tag(key: &[u8; 16], id: ProbeId) -> u32 {
+    let mut h = SipHasher13::new_with_key(key);
+    h.write_u16(id.group.0);
+    h.write_u8(id.destination.0);
+    h.write_u32(id.seq);
+    h.finish() as u32
+}
+
+/// Writes the probe branch for `id`.
+pub(crate) fn write_branch(out: &mut Vec<u8>, key: &[u8; 16], id: ProbeId) {
+    out.extend_from_slice(PROBE_BRANCH_PREFIX);
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        out,
+        "{:02x}{:02x}{:08x}{:08x}",
+        id.group.0,
+        id.destination.0,
+        id.seq,
+        tag(key, id)
+    );
+}
+
+/// The probe a branch names, when it is one of ours with a valid tag.
+pub(crate) fn parse_branch(branch: &[u8], key: &[u8; 16]) -> Option<ProbeId> {
+    if branch.len() != PROBE_BRANCH_LEN || !branch.starts_with(PROBE_BRANCH_PREFIX) {
+        return None;
+    }
+    let hex = &branch[PROBE_BRANCH_PREFIX.len()..];
+    let field = |from: usize, to: usize| -> Option<u32> {
+        let text = std::str::from_utf8(hex.get(from..to)?).ok()?;
+        u32::from_str_radix(text, 16).ok()
+    };
+    let id = ProbeId {
+        group: GroupId(u16::try_from(field(0, 2)?).ok()?),
+        destination: DestinationId(u8::try_from(field(2, 4)?).ok()?),
+        seq: field(4, 12)?,
+    };
+    (field(12, 20)? == tag(key, id)).then_some(id)
+}
+
+/// Where probes leave from: the listener whose socket sends them, as Via and From show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbeOrigin {
+    /// `host:port` of the listener (its advertised address when it has one).
+    pub sent_by: String,
+}
+
+/// Writes the OPTIONS probe `id` to `uri` into `out` (cleared first). RFC 3261 §11: OPTIONS
+/// with Max-Forwards 70, a fresh branch per probe, a Call-ID per destination.
+pub(crate) fn write_options(
+    out: &mut Vec<u8>,
+    origin: &ProbeOrigin,
+    key: &[u8; 16],
+    uri: &str,
+    id: ProbeId,
+) {
+    out.clear();
+    let sent_by = &origin.sent_by;
+    let _ = write!(
+        out,
+        "OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {sent_by};branch="
+    );
+    write_branch(out, key, id);
+    let _ = write!(
+        out,
+        ";rport\r\nMax-Forwards: 70\r\nFrom: <sip:ferrovia@{sent_by}>;tag=fvprobe\r\n\
+         To: <{uri}>\r\nCall-ID: fvprobe-{:x}-{:x}-{}\r\nCSeq: {} OPTIONS\r\n\
+         Accept: application/sdp\r\nUser-Agent: ferrovia-probe\r\nContent-Length: 0\r\n\r\n",
+        id.group.0,
+        id.destination.0,
+        sent_by,
+        id.seq % 0x7fff_ffff + 1,
+    );
+}
+
+/// One destination's probing state.
+#[derive(Debug)]
+struct Probed {
+    group: GroupId,
+    destination: DestinationId,
+    tracker: Tracker,
+    next_send: Instant,
+    seq: u32,
+    /// The probe in flight: its sequence number and when it left.
+    pending: Option<(u32, Instant)>,
+}
+
+/// The probing schedule of every destination of every group: sans-IO, driven by a thread
+/// that calls [`Prober::poll`] and sends what it is told to. It owns the up/down decision;
+/// workers only store answers (and passive holds).
+#[derive(Debug)]
+pub struct Prober {
+    groups: Arc<Groups>,
+    origin: ProbeOrigin,
+    probed: Vec<Probed>,
+    buf: Vec<u8>,
+}
+
+impl Prober {
+    /// A schedule starting at `now` for probes leaving from `origin`; destinations start up,
+    /// the first probes leave at once.
+    pub fn new(groups: Arc<Groups>, origin: ProbeOrigin, now: Instant) -> Prober {
+        let mut probed = Vec::new();
+        for (g, group) in groups.groups.iter().enumerate() {
+            for d in 0..group.destinations.len() {
+                probed.push(Probed {
+                    group: GroupId(g as u16),
+                    destination: DestinationId(d as u8),
+                    tracker: Tracker::new(),
+                    next_send: now,
+                    seq: 0,
+                    pending: None,
+                });
+            }
+        }
+        Prober {
+            groups,
+            origin,
+            probed,
+            buf: Vec::with_capacity(512),
+        }
+    }
+
+    /// Settles answered and timed-out probes, applies state changes, and hands `send` each
+    /// probe due at `now` (the OPTIONS bytes and where they go). Returns when to poll next at
+    /// the latest (answers arriving earlier are picked up by an earlier poll).
+    pub fn poll(&mut self, now: Instant, mut send: impl FnMut(&[u8], SocketAddr)) -> Instant {
+        let mut next = now + Duration::from_secs(1);
+        for i in 0..self.probed.len() {
+            self.settle(i, now);
+            let p = &mut self.probed[i];
+            let group = &self.groups.groups[usize::from(p.group.0)];
+            let config = &group.probe;
+            let dest = &group.destinations[usize::from(p.destination.0)];
+            // Probes leave from a UDP listener: a destination over TCP or TLS may not listen
+            // on UDP at all, so it is not probed (it stays up unless a 503 holds it down).
+            if !config.enabled || dest.transport != crate::sip::Transport::Udp {
+                continue;
+            }
+            if p.pending.is_none() && now >= p.next_send {
+                p.seq = p.seq.wrapping_add(1).max(1);
+                p.pending = Some((p.seq, now));
+                p.next_send = (p.next_send + config.interval).max(now);
+                let id = ProbeId {
+                    group: p.group,
+                    destination: p.destination,
+                    seq: p.seq,
+                };
+                let key = &self.groups.probe_key;
+                write_options(&mut self.buf, &self.origin, key, &dest.uri, id);
+                dest.health.probes_sent.fetch_add(1, Relaxed);
+                send(&self.buf, dest.addr);
+            }
+            let p = &self.probed[i];
+            if let Some((_, sent)) = p.pending {
+                next = next.min(sent + config.timeout);
+            }
+            next = next.min(p.next_send);
+        }
+        next
+    }
+
+    /// Settles destination `i`'s probe in flight (answered, or timed out) and its passive hold.
+    fn settle(&mut self, i: usize, now: Instant) {
+        let groups = Arc::clone(&self.groups);
+        let p = &mut self.probed[i];
+        let group = &groups.groups[usize::from(p.group.0)];
+        let dest = &group.destinations[usize::from(p.destination.0)];
+        let probe = &group.probe;
+        let mut verdict = None;
+        if let Some((seq, sent)) = p.pending {
+            let answer = dest.health.last_answer().filter(|a| a.seq == seq);
+            if let Some(answer) = answer {
+                let at = groups.epoch + Duration::from_nanos(answer.at_nanos);
+                let rtt = at.saturating_duration_since(sent).as_micros() as u64;
+                dest.health.last_rtt_us.store(rtt.max(1), Relaxed);
+                verdict = Some(probe.alive_codes.contains(&answer.code));
+                p.pending = None;
+            } else if now >= sent + probe.timeout {
+                verdict = Some(false);
+                p.pending = None;
+            }
+        }
+        if verdict == Some(false) {
+            dest.health.probes_failed.fetch_add(1, Relaxed);
+        }
+        let held = dest.health.held_at(groups.nanos_since_epoch(now));
+        let change = if held {
+            p.tracker.force_down()
+        } else {
+            verdict.and_then(|alive| p.tracker.observe(alive, probe.down_after, probe.up_after))
+        };
+        let live = p.tracker.up && !held;
+        groups.set_live(p.group, p.destination, live);
+        match change {
+            Some(Change::WentDown) => {
+                dest.health.went_down.fetch_add(1, Relaxed);
+                let why = if held {
+                    "held down by 503 Retry-After"
+                } else {
+                    "probes failed"
+                };
+                log::warn!(
+                    "group {}: destination {} is down ({why})",
+                    group.name,
+                    dest.uri
+                );
+            }
+            Some(Change::WentUp) => {
+                dest.health.went_up.fetch_add(1, Relaxed);
+                log::info!("group {}: destination {} is up", group.name, dest.uri);
+            }
+            None => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: [u8; 16] = *b"0123456789abcdef";
+
+    #[test]
+    fn branches_round_trip_and_forgeries_fail() {
+        let id = ProbeId {
+            group: GroupId(3),
+            destination: DestinationId(63),
+            seq: 0xdead_beef,
+        };
+        let mut b = Vec::new();
+        write_branch(&mut b, &KEY, id);
+        assert_eq!(b.len(), PROBE_BRANCH_LEN);
+        assert_eq!(parse_branch(&b, &KEY), Some(id));
+        assert_eq!(parse_branch(&b, b"fedcba9876543210"), None);
+        let mut forged = b.clone();
+        forged[PROBE_BRANCH_PREFIX.len() + 5] ^= 1;
+        assert_eq!(parse_branch(&forged, &KEY), None);
+        assert_eq!(parse_branch(b"z9hG4bKfv0123456789abcdef", &KEY), None);
+        assert_eq!(parse_branch(&b[..b.len() - 1], &KEY), None);
+    }
+
+    #[test]
+    fn the_probe_is_a_well_formed_options() {
+        let origin = ProbeOrigin {
+            sent_by: "127.0.0.1:5060".into(),
+        };
+        let id = ProbeId {
+            group: GroupId(0),
+            destination: DestinationId(1),
+            seq: 5,
+        };
+        let mut out = Vec::new();
+        write_options(&mut out, &origin, &KEY, "sip:127.0.0.1:5071", id);
+        let msg = crate::sip::Message::scan(&out, false).unwrap();
+        assert_eq!(msg.method(), Some(crate::sip::Method::Options));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKfvp0001"));
+        assert!(text.contains("CSeq: 6 OPTIONS\r\n"), "{text}");
+    }
+}

@@ -1,0 +1,284 @@
+//! The table end to end in virtual time: selection, probe answers, verdicts, passive holds.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+const KEY: [u8; 16] = *b"probe-key-tests!";
+
+fn no_hosts(_: &str) -> Option<std::net::IpAddr> {
+    None
+}
+
+/// The worked example's group: 5071 (w1), 5072 (w1), 5073 (w2), hash over Call-ID, probes
+/// every second, failed after 0.9 s, down after 2, up after 1.
+fn core_farm(epoch: Instant) -> Arc<Groups> {
+    let d = |port: u16, weight| {
+        DestinationConfig::parse(&format!("sip:127.0.0.1:{port}"), weight, 0, no_hosts).unwrap()
+    };
+    let mut g = GroupConfig::new("core", vec![d(5071, 1), d(5072, 1), d(5073, 2)]);
+    g.probe = ProbeConfig {
+        enabled: true,
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_millis(900),
+        down_after: 2,
+        up_after: 1,
+        alive_codes: vec![200],
+    };
+    g.retry_after = 17;
+    Arc::new(Groups::new(vec![g], KEY, epoch).unwrap())
+}
+
+fn origin() -> ProbeOrigin {
+    ProbeOrigin {
+        sent_by: "127.0.0.1:5060".into(),
+    }
+}
+
+fn invite(call_id: &str) -> Vec<u8> {
+    format!(
+        "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK{call_id}\r\n\
+From: <sip:alice@a>;tag=1\r\nTo: <sip:bob@b>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn pick(groups: &Groups, call_id: &str) -> Selection {
+    let raw = invite(call_id);
+    let msg = Message::scan(&raw, false).unwrap();
+    let src: SocketAddr = "10.0.0.1:5060".parse().unwrap();
+    groups.select(GroupId(0), &msg, src, 0)
+}
+
+fn port_of(s: Selection) -> Option<u16> {
+    match s {
+        Selection::To { addr, .. } => Some(addr.port()),
+        Selection::AllDown { .. } => None,
+    }
+}
+
+/// The answer a destination gives to a probe: the probe's headers under a status line.
+fn answer(probe: &[u8], code: u16) -> Vec<u8> {
+    let text = String::from_utf8_lossy(probe);
+    let (_, rest) = text.split_once("\r\n").unwrap();
+    format!("SIP/2.0 {code} Whatever\r\n{rest}").into_bytes()
+}
+
+/// Polls at `now`, answering every probe sent to a port in `answering` (`code`) at once.
+fn tick(groups: &Groups, prober: &mut Prober, now: Instant, answering: &[u16]) -> usize {
+    let mut sent = Vec::new();
+    prober.poll(now, |bytes, to| sent.push((bytes.to_vec(), to)));
+    for (bytes, to) in &sent {
+        if answering.contains(&to.port()) {
+            let raw = answer(bytes, 200);
+            let msg = Message::scan(&raw, false).unwrap();
+            assert!(groups.consume_probe_answer(&msg, *to, now + Duration::from_millis(5)));
+        }
+    }
+    prober.poll(now + Duration::from_millis(10), |_, _| {});
+    sent.len()
+}
+
+#[test]
+fn calls_spread_by_weight_and_stick() {
+    let groups = core_farm(Instant::now());
+    let mut counts = [0u32; 3];
+    for i in 0..20_000 {
+        let port = port_of(pick(&groups, &format!("call-{i}@host"))).unwrap();
+        counts[usize::from(port - 5071)] += 1;
+        assert_eq!(
+            port_of(pick(&groups, &format!("call-{i}@host"))),
+            Some(port)
+        );
+    }
+    let share = |i: usize| f64::from(counts[i]) / 20_000.0;
+    assert!((share(0) - 0.25).abs() < 0.02, "{counts:?}");
+    assert!((share(1) - 0.25).abs() < 0.02, "{counts:?}");
+    assert!((share(2) - 0.5).abs() < 0.02, "{counts:?}");
+    let sent = groups.snapshot().groups[0].destinations[2].messages_sent;
+    assert_eq!(sent, 2 * u64::from(counts[2]));
+}
+
+#[test]
+fn a_silent_destination_goes_down_within_three_seconds_and_comes_back() {
+    let t0 = Instant::now();
+    let groups = core_farm(t0);
+    let mut prober = Prober::new(Arc::clone(&groups), origin(), t0);
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    assert_eq!(tick(&groups, &mut prober, ms(0), &[5071, 5072, 5073]), 3);
+    let snap = groups.snapshot();
+    assert!(snap.groups[0].destinations[0].last_probe_rtt_us > 0);
+    assert_eq!(snap.groups[0].live, 3);
+
+    // 5073 stops answering just after its first probe was answered.
+    let mut down_at = None;
+    for step in 1..=60u64 {
+        let now = ms(step * 100);
+        tick(&groups, &mut prober, now, &[5071, 5072]);
+        if groups.groups[0].live() & 0b100 == 0 && down_at.is_none() {
+            down_at = Some(step * 100);
+        }
+    }
+    let down_at = down_at.expect("5073 went down");
+    assert!(down_at <= 3000, "down after {down_at} ms");
+    assert_eq!(groups.groups[0].live(), 0b011);
+    let snap = groups.snapshot();
+    let d = &snap.groups[0].destinations[2];
+    assert_eq!((d.state.as_str(), d.went_down), ("down", 1));
+    assert!(d.probes_failed >= 2);
+
+    // Its calls moved; nobody else's did.
+    for i in 0..2000 {
+        let call = format!("call-{i}@host");
+        let port = port_of(pick(&groups, &call)).unwrap();
+        assert_ne!(port, 5073);
+    }
+
+    // Back: one answered probe brings it up within the next interval.
+    let mut up_at = None;
+    for step in 61..=100u64 {
+        tick(&groups, &mut prober, ms(step * 100), &[5071, 5072, 5073]);
+        if groups.groups[0].live() == 0b111 && up_at.is_none() {
+            up_at = Some(step * 100 - 6000);
+        }
+    }
+    assert!(up_at.expect("5073 came back") <= 3000);
+}
+
+#[test]
+fn nothing_live_is_all_down_with_the_retry_after() {
+    let t0 = Instant::now();
+    let groups = core_farm(t0);
+    let mut prober = Prober::new(Arc::clone(&groups), origin(), t0);
+    for step in 0..40u64 {
+        tick(
+            &groups,
+            &mut prober,
+            t0 + Duration::from_millis(step * 100),
+            &[],
+        );
+    }
+    assert_eq!(groups.groups[0].live(), 0);
+    assert_eq!(pick(&groups, "x"), Selection::AllDown { retry_after: 17 });
+}
+
+#[test]
+fn probe_answers_are_consumed_and_checked() {
+    let t0 = Instant::now();
+    let groups = core_farm(t0);
+    let mut prober = Prober::new(Arc::clone(&groups), origin(), t0);
+    let mut sent = Vec::new();
+    prober.poll(t0, |bytes, to| sent.push((bytes.to_vec(), to)));
+    let (probe, to) = &sent[0];
+    let raw = answer(probe, 200);
+    let msg = Message::scan(&raw, false).unwrap();
+    // From another address: consumed, but not counted as the destination's answer.
+    let stranger: SocketAddr = "127.0.0.1:9999".parse().unwrap();
+    assert!(groups.consume_probe_answer(&msg, stranger, t0));
+    assert_eq!(groups.groups[0].destinations[0].health.last_answer(), None);
+    assert!(groups.consume_probe_answer(&msg, *to, t0));
+    assert!(
+        groups.groups[0].destinations[0]
+            .health
+            .last_answer()
+            .is_some()
+    );
+    // A response to a forwarded request is not a probe answer.
+    let other =
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKfv0011223344556677\r\n\
+From: <sip:a@a>;tag=1\r\nTo: <sip:b@b>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n";
+    let msg = Message::scan(other, false).unwrap();
+    assert!(!groups.consume_probe_answer(&msg, *to, t0));
+}
+
+#[test]
+fn an_unalive_code_is_a_failure() {
+    let t0 = Instant::now();
+    let groups = core_farm(t0);
+    let mut prober = Prober::new(Arc::clone(&groups), origin(), t0);
+    for step in 0..3u64 {
+        let now = t0 + Duration::from_secs(step);
+        let mut sent = Vec::new();
+        prober.poll(now, |bytes, to| sent.push((bytes.to_vec(), to)));
+        for (bytes, to) in &sent {
+            let raw = answer(bytes, 404);
+            let msg = Message::scan(&raw, false).unwrap();
+            groups.consume_probe_answer(&msg, *to, now);
+        }
+        prober.poll(now + Duration::from_millis(1), |_, _| {});
+    }
+    assert_eq!(groups.groups[0].live(), 0);
+}
+
+#[test]
+fn a_503_with_retry_after_holds_a_destination_down() {
+    let t0 = Instant::now();
+    let groups = core_farm(t0);
+    let mut prober = Prober::new(Arc::clone(&groups), origin(), t0);
+    let busy = b"SIP/2.0 503 Busy\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKfv0011223344556677\r\n\
+From: <sip:a@a>;tag=1\r\nTo: <sip:b@b>;tag=2\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nRetry-After: 5 (maintenance)\r\n\r\n";
+    let msg = Message::scan(busy, false).unwrap();
+    let from: SocketAddr = "127.0.0.1:5072".parse().unwrap();
+    assert!(
+        !groups.consume_probe_answer(&msg, from, t0),
+        "not a probe answer"
+    );
+    groups.note_response(&msg, from, t0);
+    assert_eq!(groups.groups[0].live(), 0b101, "down at once");
+    // Probes answered during the hold do not bring it back.
+    for step in 0..=45u64 {
+        tick(
+            &groups,
+            &mut prober,
+            t0 + Duration::from_millis(step * 100),
+            &[5071, 5072, 5073],
+        );
+        assert_eq!(groups.groups[0].live(), 0b101, "at {step}");
+    }
+    for step in 50..=70u64 {
+        tick(
+            &groups,
+            &mut prober,
+            t0 + Duration::from_millis(step * 100),
+            &[5071, 5072, 5073],
+        );
+    }
+    assert_eq!(groups.groups[0].live(), 0b111, "back after the hold");
+    assert_eq!(groups.snapshot().groups[0].destinations[1].passive_downs, 1);
+}
+
+#[test]
+fn destinations_over_streams_are_not_probed_and_stay_up() {
+    let t0 = Instant::now();
+    let d = |uri: &str| DestinationConfig::parse(uri, 1, 0, no_hosts).unwrap();
+    let g = GroupConfig::new(
+        "mixed",
+        vec![
+            d("sip:127.0.0.1:5071"),
+            d("sip:127.0.0.1:5072;transport=tcp"),
+        ],
+    );
+    let groups = Arc::new(Groups::new(vec![g], KEY, t0).unwrap());
+    let mut prober = Prober::new(Arc::clone(&groups), origin(), t0);
+    let mut probed = Vec::new();
+    for step in 0..40u64 {
+        prober.poll(t0 + Duration::from_millis(step * 500), |_, to| {
+            probed.push(to.port())
+        });
+    }
+    assert!(probed.iter().all(|&p| p == 5071), "{probed:?}");
+    assert_eq!(
+        groups.groups[0].live(),
+        0b10,
+        "the UDP one failed, the TCP one stays up"
+    );
+}
+
+#[test]
+fn groups_are_found_by_name() {
+    let groups = core_farm(Instant::now());
+    assert_eq!(groups.id("core"), Some(GroupId(0)));
+    assert_eq!(groups.id("edge"), None);
+}

@@ -1,0 +1,125 @@
+//! The registrar as the service runs it: built from `[registrar]` (the users file read, the
+//! nonce keys made, the snapshot loaded), and a keeper thread that sweeps expired bindings
+//! every second and writes the snapshot every `snapshot-interval` and at stop.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use log::{info, warn};
+
+use crate::registrar::{Auth, Location, NonceKey, Nonces, Registrar, Users, snapshot};
+use crate::settings::RegistrarSettings;
+
+/// How often expired bindings are swept.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Builds the registrar; a users file that cannot be read or parsed is an error. With a
+/// shared store, `replicate` receives every change.
+pub(super) fn build(
+    settings: &RegistrarSettings,
+    replicate: Option<crossbeam_channel::Sender<crate::registrar::Changed>>,
+) -> Result<Arc<Registrar>, String> {
+    let auth = match &settings.users {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("registrar.users: cannot read {}: {e}", path.display()))?;
+            let users = Users::parse(&text, &settings.realm)
+                .map_err(|e| format!("registrar.users: {}: {e}", path.display()))?;
+            info!(
+                "registrar: {} users in realm {}",
+                users.len(),
+                settings.realm
+            );
+            Some(Auth::new(
+                settings.algorithms.clone(),
+                users,
+                nonces(settings),
+                settings.match_from_user,
+            ))
+        }
+    };
+    let location = Arc::new(Location::new(settings.config.capacity));
+    if let Some(path) = &settings.snapshot {
+        match snapshot::load(&location, path, Instant::now()) {
+            Ok(n) => info!("registrar: {n} bindings restored from {}", path.display()),
+            Err(e) => warn!("registrar: cannot read {}: {e}", path.display()),
+        }
+    }
+    let registrar = Registrar::new(settings.config.clone(), auth, location);
+    for peer in &settings.peers {
+        registrar.add_peer(*peer);
+    }
+    Ok(Arc::new(match replicate {
+        Some(writer) => registrar.with_replication(writer),
+        None => registrar,
+    }))
+}
+
+fn nonces(settings: &RegistrarSettings) -> Nonces {
+    let keys = if settings.nonce_keys.is_empty() {
+        let mut secret = [0u8; 32];
+        secret[..16].copy_from_slice(&crate::runtime::random_secret());
+        secret[16..].copy_from_slice(&crate::runtime::random_secret());
+        vec![NonceKey { id: 0, secret }]
+    } else {
+        settings.nonce_keys.clone()
+    };
+    let unix = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // `keys` is never empty here, so `new` returns a table.
+    Nonces::new(keys, settings.nonce_lifetime, Instant::now(), unix).expect("at least one key")
+}
+
+/// Sweeps the location table and writes its snapshot, off the workers' path.
+pub(super) struct Keeper {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Keeper {
+    pub(super) fn start(
+        location: Arc<Location>,
+        snapshot: Option<(PathBuf, Duration)>,
+    ) -> io::Result<Keeper> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("ferrovia-location".into())
+            .spawn(move || {
+                let mut saved = Instant::now();
+                while !flag.load(Ordering::Acquire) {
+                    std::thread::park_timeout(SWEEP_INTERVAL);
+                    let now = Instant::now();
+                    location.sweep(now);
+                    if let Some((path, every)) = &snapshot
+                        && now.duration_since(saved) >= *every
+                    {
+                        save(&location, path);
+                        saved = now;
+                    }
+                }
+                if let Some((path, _)) = &snapshot {
+                    save(&location, path);
+                }
+            })?;
+        Ok(Keeper { stop, thread })
+    }
+
+    pub(super) fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
+}
+
+fn save(location: &Location, path: &std::path::Path) {
+    if let Err(e) = snapshot::save(location, path, Instant::now()) {
+        warn!("registrar: cannot write {}: {e}", path.display());
+    }
+}
