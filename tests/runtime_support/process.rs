@@ -95,14 +95,6 @@ impl Ferrovia {
         }
     }
 
-    /// Sends `signal` to the process (it keeps running unless the signal stops it).
-    pub fn signal(&self, signal: i32) {
-        if let Some(child) = &self.child {
-            // SAFETY: kill(2) with a child's pid and a signal number has no memory effects.
-            unsafe { libc::kill(child.id() as i32, signal) };
-        }
-    }
-
     /// The first listener's address.
     pub fn addr(&self) -> SocketAddr {
         self.addrs[0]
