@@ -101,11 +101,11 @@ pub struct StatsArgs {
 /// Flags that run the proxy. Each one overrides the same setting of `--config`.
 #[derive(Clone, Debug, Default, Args)]
 pub struct RunArgs {
-    /// Address to receive SIP on, over UDP or TCP; repeat for several (IPv6 in brackets).
-    /// List udp: and tcp: on the same address to switch transports between hops.
-    /// Example: --listen udp:192.0.2.10:5060 --listen tcp:192.0.2.10:5060 --listen udp:[::1]:5060
-    /// [default: udp:0.0.0.0:5060]
-    #[arg(long, value_name = "udp|tcp:IP:PORT", value_parser = parse_listen)]
+    /// Address to receive SIP on, over UDP, TCP, TLS, WebSocket (ws) or secure WebSocket
+    /// (wss); repeat for several (IPv6 in brackets). tls: and wss: need [tls] certificate
+    /// and key in --config. Example: --listen udp:192.0.2.10:5060 --listen
+    /// tls:192.0.2.10:5061 --listen wss:[::1]:443 [default: udp:0.0.0.0:5060]
+    #[arg(long, value_name = "udp|tcp|tls|ws|wss:IP:PORT", value_parser = parse_listen)]
     pub listen: Vec<ListenAddr>,
 
     /// Host (and port) to write in Via and Record-Route instead of the bound address, when

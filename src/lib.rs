@@ -19,3 +19,4 @@ pub mod service;
 pub mod settings;
 pub mod sip;
 pub mod stats;
+pub mod websocket;

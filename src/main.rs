@@ -1,5 +1,5 @@
 //! The `ferrovia` binary: parse the command line, start the workers and the statistics, wait
-//! for SIGINT or SIGTERM, stop cleanly and print a summary (and the `.hgrm` file if asked).
+//! for SIGINT or SIGTERM (SIGHUP reloads the TLS certificates), stop cleanly and print a summary (and the `.hgrm` file if asked).
 //!
 //! Exit codes: 0 after a clean stop, 2 for bad flags or configuration, 1 when the system
 //! refuses (an address in use, a worker that died).
@@ -72,9 +72,15 @@ fn run(args: &RunArgs) -> ExitCode {
     }
     while !stop.load(Ordering::Acquire) && service.is_running() {
         std::thread::park_timeout(WATCH_TICK);
-        // SIGHUP: reload the policy (the service logs the result; a bad file changes nothing).
+        // SIGHUP: reload the policy (the service logs the result; a bad file changes nothing)
+        // and the TLS certificates (for new connections; established ones keep theirs).
         if reload.swap(false, Ordering::AcqRel) {
             let _ = service.reload();
+            match service.reload_certificates() {
+                Ok(true) => info!("SIGHUP: certificates reloaded for new TLS connections"),
+                Ok(false) => {}
+                Err(e) => error!("SIGHUP: certificates not reloaded, the old ones stay: {e}"),
+            }
         }
     }
     let crashed = !service.is_running();
@@ -102,7 +108,8 @@ fn init_logging(settings: &Settings) {
         .init();
 }
 
-/// A flag set by SIGINT or SIGTERM, and one set by SIGHUP (reload; never a stop).
+/// A flag set by SIGINT or SIGTERM, and one set by SIGHUP (reload the policy and the TLS
+/// certificates; never a stop).
 fn watch_signals() -> std::io::Result<(Arc<AtomicBool>, Arc<AtomicBool>)> {
     let flag = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -215,6 +215,12 @@ impl Service {
         self.stats.snapshot()
     }
 
+    /// Reads the `[tls]` files again for new connections (SIGHUP); established connections
+    /// keep their certificates. `Ok(false)` when no listener uses TLS.
+    pub fn reload_certificates(&self) -> Result<bool, String> {
+        self.server.reload_certificates()
+    }
+
     /// False once a worker has stopped on its own.
     pub fn is_running(&self) -> bool {
         self.server.is_running()

@@ -10,6 +10,7 @@ mod overrides;
 mod parking;
 mod protect;
 mod registrar;
+mod secure;
 mod tcp;
 
 use std::collections::BTreeMap;
@@ -28,10 +29,11 @@ use crate::proxy::{HostPort, NextHop, ParkingLimits, Transport};
 
 pub use overrides::Overrides;
 pub use registrar::RegistrarSettings;
+pub use secure::{TlsSettings, TlsVersion, WebSocketSettings};
 pub use tcp::{MAX_CONNECTIONS_PER_WORKER, TcpOptions, parse_duration};
 
-/// One address to receive SIP on, written `udp:IP:PORT` or `tcp:IP:PORT` (IPv6 in brackets:
-/// `udp:[::1]:5060`).
+/// One address to receive SIP on, written `udp:IP:PORT`, `tcp:`, `tls:`, `ws:` or `wss:`
+/// (IPv6 in brackets: `udp:[::1]:5060`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListenAddr {
     pub transport: Transport,
@@ -62,13 +64,11 @@ impl FromStr for ListenAddr {
     fn from_str(text: &str) -> Result<ListenAddr, SettingsError> {
         let bad = |why: &str| SettingsError(format!("listen address {text:?}: {why}"));
         let (scheme, rest) = text.split_once(':').ok_or_else(|| {
-            bad("expected udp:IP:PORT or tcp:IP:PORT, e.g. udp:0.0.0.0:5060 or tcp:[::1]:5060")
+            bad("expected udp:IP:PORT (or tcp:, tls:, ws:, wss:), e.g. tls:[::1]:5061")
         })?;
-        let transport = Transport::from_token(scheme.as_bytes())
-            .filter(|t| matches!(t, Transport::Udp | Transport::Tcp))
-            .ok_or_else(|| {
-                bad("expected udp:IP:PORT or tcp:IP:PORT (the transport must be udp or tcp)")
-            })?;
+        let transport = Transport::from_token(scheme.as_bytes()).ok_or_else(|| {
+            bad("expected udp:IP:PORT (the transport must be udp, tcp, tls, ws or wss)")
+        })?;
         let addr = rest.parse().map_err(|_| {
             bad("expected IP:PORT after the transport, IPv6 in brackets ([::1]:5060)")
         })?;
@@ -188,6 +188,10 @@ pub struct Settings {
     pub hgrm: Option<PathBuf>,
     /// Contact rewriting, when enabled.
     pub rewrite_contact: Option<ContactSettings>,
+    /// Certificates and peers' verification for `tls:` / `wss:` and outbound TLS (`[tls]`).
+    pub tls: TlsSettings,
+    /// The HTTP upgrade of `ws:` / `wss:` listeners (`[websocket]`).
+    pub websocket: WebSocketSettings,
     /// The registrar and digest authentication (`[registrar]`), when enabled.
     pub registrar: Option<RegistrarSettings>,
     /// Destination groups (`[[group]]`).
@@ -222,6 +226,8 @@ impl Default for Settings {
             tcp: TcpOptions::default(),
             hgrm: None,
             rewrite_contact: None,
+            tls: TlsSettings::default(),
+            websocket: WebSocketSettings::default(),
             registrar: None,
             groups: Vec::new(),
             route_to_group: None,
@@ -297,6 +303,12 @@ impl Settings {
         if let Some(tcp) = &file.tcp {
             tcp.apply(&mut self.tcp)?;
         }
+        if let Some(tls) = &file.tls {
+            tls.apply(&mut self.tls)?;
+        }
+        if let Some(ws) = &file.websocket {
+            ws.apply(&mut self.websocket)?;
+        }
         if let Some(parking) = &file.parking {
             parking.apply(&mut self.parking)?;
         }
@@ -368,7 +380,16 @@ impl Settings {
             ));
         }
         self.validate_groups()?;
-        self.tcp.validate()
+        self.tcp.validate()?;
+        let secure = |l: &&ListenAddr| matches!(l.transport, Transport::Tls | Transport::Wss);
+        if let Some(l) = self.listen.iter().find(secure)
+            && self.tls.certificates.is_empty()
+        {
+            return Err(SettingsError(format!(
+                "listener {l} needs [tls] certificate and key"
+            )));
+        }
+        Ok(())
     }
 
     fn validate_groups(&self) -> Result<(), SettingsError> {
@@ -401,6 +422,8 @@ struct FileSettings {
     hosts: Option<BTreeMap<String, IpAddr>>,
     socket: Option<FileSocket>,
     tcp: Option<tcp::FileTcp>,
+    tls: Option<secure::FileTls>,
+    websocket: Option<secure::FileWebSocket>,
     parking: Option<parking::FileParking>,
     route_all_to: Option<String>,
     protect: Option<protect::FileProtect>,
@@ -577,7 +600,34 @@ mod tests {
         let l: ListenAddr = "tcp:[::1]:5060".parse().unwrap();
         assert_eq!(l, ListenAddr::tcp("[::1]:5060".parse().unwrap()));
         assert_eq!(l.to_string(), "tcp:[::1]:5060");
-        assert!("tls:127.0.0.1:5061".parse::<ListenAddr>().is_err());
+        let l: ListenAddr = "wss:[::1]:443".parse().unwrap();
+        assert_eq!(
+            (l.transport, l.to_string()),
+            (Transport::Wss, "wss:[::1]:443".into())
+        );
+    }
+
+    #[test]
+    fn tls_and_websocket_tables() {
+        let s = Settings::from_toml(
+            "listen = [\"tls:127.0.0.1:5061\", \"ws:127.0.0.1:80\", \"wss:127.0.0.1:443\"]\n\
+             [tls]\ncertificate = \"a.pem\"\nkey = \"a.key\"\nca = \"ca.pem\"\n\
+             verify-client = true\nmin-version = \"1.3\"\nallowed-clients = [\"carrier.example\"]\n\
+             [websocket]\norigins = [\"https://phone.example.com\"]\n",
+        )
+        .unwrap();
+        assert_eq!(s.tls.certificates, [("a.pem".into(), "a.key".into())]);
+        assert_eq!(s.tls.ca, Some("ca.pem".into()));
+        assert!(s.tls.verify_client);
+        assert_eq!(s.tls.allowed_clients, ["carrier.example"]);
+        assert_eq!(s.tls.min_version, TlsVersion::V1_3);
+        assert_eq!(s.websocket.origins, ["https://phone.example.com"]);
+        let err = Settings::from_toml("listen = [\"tls:127.0.0.1:5061\"]").unwrap_err();
+        assert!(err.0.contains("[tls]"), "{err}");
+        let err =
+            Settings::from_toml("[tls]\ncertificate = \"a\"\nkey = \"b\"\nverify-client = true")
+                .unwrap_err();
+        assert!(err.0.contains("ca"), "{err}");
     }
 
     #[test]

@@ -61,7 +61,10 @@ fn bad_flags_exit_2_with_a_message() {
     for (args, says) in [
         (&["--bogus"][..], "--bogus"),
         (&["--listen", "127.0.0.1:5060"], "udp:IP:PORT"),
-        (&["--listen", "sctp:127.0.0.1:5060"], "udp or tcp"),
+        (
+            &["--listen", "sctp:127.0.0.1:5060"],
+            "udp, tcp, tls, ws or wss",
+        ),
         (&["--workers", "0"], "workers"),
         (&["--next-hop", "10.0.0.9"], "sip:"),
         (&["--metrics", "9090"], "off"),

@@ -45,6 +45,8 @@ pub struct Server<R: Recorder> {
     wakers: Vec<Arc<Waker>>,
     threads: Vec<JoinHandle<R>>,
     started: Instant,
+    /// The TLS configuration the workers share, for a certificate reload.
+    secure: Option<Arc<stream::Secure>>,
     /// A duplicate of the first UDP listener's socket (and its address), for health probes.
     probe_socket: Option<(std::net::UdpSocket, SocketAddr)>,
 }
@@ -83,6 +85,7 @@ impl<R: Recorder> Server<R> {
         };
         let tcp = &settings.tcp;
         let (mesh, inboxes) = Mesh::new(wakers.clone(), tcp.handoff_queue, tcp.max_connections);
+        let secure = stream::secure(settings).map_err(|e| StartError::Config(ConfigError(e)))?;
         let mut server = Server {
             local_addrs: bound,
             proxy,
@@ -94,6 +97,7 @@ impl<R: Recorder> Server<R> {
             wakers,
             threads: Vec::with_capacity(workers),
             started: Instant::now(),
+            secure: secure.clone(),
             probe_socket,
         };
         let cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -106,6 +110,7 @@ impl<R: Recorder> Server<R> {
                 inbox,
                 mesh: Arc::clone(&mesh),
                 options: settings.tcp,
+                secure: secure.clone(),
             };
             let parts = WorkerParts {
                 index,
@@ -185,6 +190,15 @@ impl<R: Recorder> Server<R> {
                 Some(a) => info!("listening on {shown} as {a} ({} workers)", settings.workers),
                 None => info!("listening on {shown} ({} workers)", settings.workers),
             }
+        }
+    }
+
+    /// Reads the `[tls]` certificate, key and CA files again for new connections (SIGHUP);
+    /// established ones keep theirs. `Ok(false)` when no listener uses TLS.
+    pub fn reload_certificates(&self) -> Result<bool, String> {
+        match &self.secure {
+            Some(secure) => secure.reload().map(|()| true),
+            None => Ok(false),
         }
     }
 
@@ -381,7 +395,13 @@ fn bind_group(listen: &ListenAddr, settings: &Settings, workers: usize) -> io::R
         let tcp = listeners.into_iter();
         return Ok(Group {
             sockets: tcp
-                .map(|listener| Bound::Tcp(StreamListener { listener, local }))
+                .map(|listener| {
+                    Bound::Tcp(StreamListener {
+                        listener,
+                        local,
+                        transport: listen.transport,
+                    })
+                })
                 .collect(),
             addr: local,
         });

@@ -20,6 +20,7 @@
 
 mod parked;
 mod stream_input;
+mod ws_input;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

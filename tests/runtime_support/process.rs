@@ -171,9 +171,7 @@ impl Drop for Ferrovia {
 /// Parses `... listening on udp:ADDR, ...` or `... listening on tcp:ADDR as ...`.
 fn listening_addr(line: &str) -> Option<SocketAddr> {
     let rest = line.split("listening on ").nth(1)?;
-    let rest = rest
-        .strip_prefix("udp:")
-        .or_else(|| rest.strip_prefix("tcp:"))?;
+    let (_, rest) = rest.split_once(':')?; // udp, tcp, tls, ws or wss
     let end = rest.find([',', ' ']).unwrap_or(rest.len());
     rest[..end].parse().ok()
 }

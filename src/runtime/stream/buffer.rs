@@ -36,7 +36,27 @@ impl ReadBuffer {
         &self.bytes[self.start..self.end]
     }
 
+    /// The unread bytes, to change in place (a WebSocket payload is unmasked there).
+    pub(crate) fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[self.start..self.end]
+    }
+
+    /// Removes `data()[at..at + n]`, moving the bytes behind it up (a WebSocket fragment's
+    /// header or a control frame between fragments). Out of bounds: clamped.
+    pub(crate) fn cut(&mut self, at: usize, n: usize) {
+        let from = self.start.saturating_add(at).min(self.end);
+        let to = from.saturating_add(n).min(self.end);
+        self.bytes.copy_within(to..self.end, from);
+        self.end -= to - from;
+    }
+
+    /// The limit the buffer may grow to.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// `data()[range]` without a panic: empty when out of bounds.
+    #[cfg(test)]
     pub(crate) fn slice(&self, len: usize) -> &[u8] {
         self.data().get(..len).unwrap_or_default()
     }

@@ -7,6 +7,9 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use super::buffer::{ReadBuffer, SendQueue};
+use super::tls::TlsSession;
+use super::ws::WsSession;
+use crate::sip::Transport;
 
 /// The first size of a connection's read buffer; it doubles up to the message limit when
 /// one message needs it.
@@ -34,8 +37,31 @@ pub(crate) enum Phase {
     Closing(Instant),
 }
 
+/// What runs over a connection's bytes besides TCP: the transport the core knows it by, a TLS
+/// session (TLS, WSS), a WebSocket session (WS, WSS), and the deadline of their handshakes.
+pub(crate) struct Layers {
+    pub(crate) transport: Transport,
+    pub(crate) tls: Option<Box<TlsSession>>,
+    pub(crate) ws: Option<Box<WsSession>>,
+    pub(crate) handshake_until: Option<Instant>,
+}
+
+impl Layers {
+    /// Plain TCP.
+    pub(crate) fn tcp() -> Layers {
+        Layers {
+            transport: Transport::Tcp,
+            tls: None,
+            ws: None,
+            handshake_until: None,
+        }
+    }
+}
+
 pub(crate) struct Connection {
     pub(crate) socket: TcpStream,
+    /// TCP, TLS, WS or WSS, with the sessions that carry it (see [`super::layered`]).
+    pub(crate) layers: Layers,
     pub(crate) peer: SocketAddr,
     /// The listener the core knows this connection by (the arrival of what is read on it).
     pub(crate) local: SocketAddr,
@@ -73,21 +99,24 @@ impl Connection {
         peer: SocketAddr,
         local: SocketAddr,
         origin: Origin,
-        limits: (usize, usize),
+        (layers, limits): (Layers, (usize, usize)),
         now: Instant,
     ) -> Connection {
         let (max_message, send_queue) = limits;
+        // A WebSocket buffer holds a whole message and the header of the frame behind it.
+        let max_read = max_message + layers.ws.as_ref().map_or(0, |_| super::ws::MAX_HEADER);
         let phase = match origin {
             Origin::Accepted => Phase::Open,
             Origin::Opened => Phase::Connecting(now),
         };
         Connection {
             socket,
+            layers,
             peer,
             local,
             origin,
             phase,
-            rx: ReadBuffer::new(READ_BUFFER_START, max_message),
+            rx: ReadBuffer::new(READ_BUFFER_START, max_read),
             tx: SendQueue::new(send_queue),
             last_active: now,
             partial_since: None,

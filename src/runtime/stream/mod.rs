@@ -22,16 +22,22 @@
 mod buffer;
 mod connection;
 mod id;
+mod layered;
 mod listener;
 mod mesh;
+mod secure;
 mod streams;
 mod table;
+mod tls;
+mod ws;
 
 pub use crate::record::StreamEvent;
 pub(crate) use connection::Phase;
 pub(crate) use listener::open_group;
 pub(crate) use mesh::Mesh;
+pub(crate) use secure::{Secure, secure};
 pub(crate) use streams::{StreamListener, StreamSetup, Streams};
+pub(crate) use ws::WsStep;
 
 /// Tokens at and above this (below [`CONNECTION_TOKENS`]) are TCP listeners; below it, the
 /// worker's UDP sockets.

@@ -19,6 +19,7 @@
 //!    §18.2.2 for a response whose connection is gone).
 
 mod flush;
+mod layering;
 mod lifecycle;
 mod route;
 
@@ -34,9 +35,10 @@ use mio::{Interest, Registry, Token};
 use super::connection::Connection;
 use super::id::ConnRef;
 use super::mesh::{Handoff, Mesh};
+use super::secure::Secure;
 use super::table::Table;
 use super::{CONNECTION_TOKENS, LISTENER_TOKENS};
-use crate::proxy::ConnectionId;
+use crate::proxy::{ConnectionId, Transport};
 use crate::runtime::note::Note;
 use crate::settings::TcpOptions;
 
@@ -45,6 +47,8 @@ pub(crate) struct StreamListener {
     pub(crate) listener: TcpListener,
     /// The listen address as the core knows it.
     pub(crate) local: SocketAddr,
+    /// TCP, TLS, WS or WSS.
+    pub(crate) transport: Transport,
 }
 
 /// What a worker starts its stream side with.
@@ -53,6 +57,8 @@ pub(crate) struct StreamSetup {
     pub(crate) inbox: Receiver<Handoff>,
     pub(crate) mesh: Arc<Mesh>,
     pub(crate) options: TcpOptions,
+    /// Certificates and WebSocket rules, when a listener speaks TLS, WS or WSS.
+    pub(crate) secure: Option<Arc<Secure>>,
 }
 
 /// A message of this batch for one of this worker's connections, still in its output slot.
@@ -106,6 +112,7 @@ pub(crate) struct Streams {
     closing: Vec<u32>,
     wake: Vec<bool>,
     options: TcpOptions,
+    secure: Option<Arc<Secure>>,
     sweep_every: Duration,
     next_sweep: Instant,
 }
@@ -145,6 +152,7 @@ impl Streams {
             outgoing: Vec::with_capacity(256),
             closing: Vec::with_capacity(16),
             options,
+            secure: setup.secure,
             sweep_every,
             next_sweep: Instant::now() + sweep_every,
         })
@@ -242,6 +250,11 @@ impl Streams {
 
     pub(crate) fn connection_mut(&mut self, slot: u32) -> Option<&mut Connection> {
         self.table.get_mut(slot)
+    }
+
+    /// The allowed WebSocket origins (any when empty).
+    pub(crate) fn origins(&self) -> &[String] {
+        self.secure.as_deref().map_or(&[], |s| &s.origins)
     }
 
     /// The reference the core carries for the connection in `slot`.

@@ -143,7 +143,7 @@ mod tests {
             peer,
             local,
             Origin::Accepted,
-            (4096, 4096),
+            (super::super::connection::Layers::tcp(), (4096, 4096)),
             Instant::now(),
         )
     }

@@ -12,7 +12,7 @@ use std::io;
 use std::time::Instant;
 
 use super::Worker;
-use crate::proxy::{Context, Input, OUTPUT_BUFFER_SIZE, Transport};
+use crate::proxy::{Context, Input, OUTPUT_BUFFER_SIZE};
 use crate::record::Recorder;
 use crate::runtime::stream::{Phase, StreamEvent};
 use crate::runtime::sys;
@@ -82,7 +82,14 @@ impl<R: Recorder> Worker<R> {
         if closing {
             conn.rx.consume(usize::MAX);
         }
-        match conn.rx.read_from(&mut conn.socket) {
+        let read = conn.read_in();
+        if let Some(event) = conn.handshake_news() {
+            self.streams.handshake_done(slot, event, &mut self.recorder);
+        }
+        let Some(conn) = self.streams.connection_mut(slot) else {
+            return Read::Done;
+        };
+        match read {
             Ok(Some(0)) => {
                 self.streams.end_of_stream(slot, now, &mut self.recorder);
                 Read::Done
@@ -91,7 +98,7 @@ impl<R: Recorder> Worker<R> {
             Ok(Some(_)) => {
                 conn.last_active = now;
                 Read::Data {
-                    drained: !conn.rx.is_full() && !conn.read_closed,
+                    drained: conn.drained(),
                 }
             }
             // Full at the limit: framing decides before that, so this is a peer that kept
@@ -113,6 +120,13 @@ impl<R: Recorder> Worker<R> {
 
     /// Hands every whole message now in `slot`'s buffer to the core.
     fn frame(&mut self, slot: u32, now: Instant, arrival_ns: u64) {
+        if self
+            .streams
+            .connection(slot)
+            .is_some_and(|c| c.layers.ws.is_some())
+        {
+            return self.frame_ws(slot, now, arrival_ns);
+        }
         let at = self.streams.reference(slot);
         let limit = self.streams.max_message();
         let mut completed = false;
@@ -157,7 +171,7 @@ impl<R: Recorder> Worker<R> {
         match frame {
             Frame::Message(len) => {
                 self.streams.note_read(slot, len);
-                self.handle(slot, len, false, now, arrival_ns);
+                self.handle(slot, (0, len), false, now, arrival_ns);
                 (len, None)
             }
             Frame::Ping => {
@@ -167,18 +181,25 @@ impl<R: Recorder> Worker<R> {
             Frame::Skip(n) => (n, None),
             Frame::Partial => (0, None),
             Frame::Unframed(len) => {
-                self.handle(slot, len, false, now, arrival_ns);
+                self.handle(slot, (0, len), false, now, arrival_ns);
                 (len, Some(StreamEvent::ClosedUnframed))
             }
             Frame::Oversized(len) => {
-                self.handle(slot, len, true, now, arrival_ns);
+                self.handle(slot, (0, len), true, now, arrival_ns);
                 (len, Some(StreamEvent::ClosedOversized))
             }
         }
     }
 
-    /// Hands the first `len` bytes of `slot`'s buffer to the core in the next output slot.
-    fn handle(&mut self, slot: u32, len: usize, oversized: bool, now: Instant, arrival_ns: u64) {
+    /// Hands `len` bytes from `start` of `slot`'s buffer to the core in the next output slot.
+    pub(super) fn handle(
+        &mut self,
+        slot: u32,
+        (start, len): (usize, usize),
+        oversized: bool,
+        now: Instant,
+        arrival_ns: u64,
+    ) {
         if self.used == self.batch {
             self.send_queued();
         }
@@ -188,13 +209,14 @@ impl<R: Recorder> Worker<R> {
         let Some(conn) = self.streams.connection(slot) else {
             return;
         };
+        let end = start.saturating_add(len);
         let input = Input {
-            data: conn.rx.slice(len),
-            flow: Flow::new(Transport::Tcp, conn.peer, conn.local).on(id),
+            data: conn.rx.data().get(start..end).unwrap_or_default(),
+            flow: Flow::new(conn.layers.transport, conn.peer, conn.local).on(id),
             now,
         };
-        let start = k * OUTPUT_BUFFER_SIZE;
-        let out = &mut self.out[start..start + OUTPUT_BUFFER_SIZE];
+        let at = k * OUTPUT_BUFFER_SIZE;
+        let out = &mut self.out[at..at + OUTPUT_BUFFER_SIZE];
         let outcome = if oversized {
             self.proxy.handle_oversized(input, out)
         } else {

@@ -116,7 +116,7 @@ impl Streams {
         let Some(conn) = self.table.get_mut(slot) else {
             return Wrote::Failed;
         };
-        if matches!(conn.phase, Phase::Connecting(_)) || !conn.tx.is_empty() {
+        if matches!(conn.phase, Phase::Connecting(_)) || !conn.tx.is_empty() || !conn.direct() {
             return Wrote::Bytes(0);
         }
         let mut slices = [IoSlice::new(&[]); GATHER];
@@ -137,7 +137,7 @@ impl Streams {
     /// Queues a message (or its unwritten tail) on `slot`; false on overflow.
     fn queue(&mut self, slot: u32, bytes: &[u8]) -> bool {
         match self.table.get_mut(slot) {
-            Some(conn) => conn.tx.push(bytes, true).is_ok(),
+            Some(conn) => conn.queue_message(bytes, true).is_ok(),
             None => false,
         }
     }
@@ -153,14 +153,14 @@ impl Streams {
 
     /// Writes `slot`'s send queue until it is empty or the kernel would block (so that a
     /// writable event follows); closes the connection on an error.
-    fn drain_queue(&mut self, slot: u32, recorder: &mut impl Recorder) {
+    pub(super) fn drain_queue(&mut self, slot: u32, recorder: &mut impl Recorder) {
         let Some(conn) = self.table.get_mut(slot) else {
             return;
         };
-        if matches!(conn.phase, Phase::Connecting(_)) || conn.tx.is_empty() {
+        if matches!(conn.phase, Phase::Connecting(_)) || !conn.has_output() {
             return;
         }
-        match conn.tx.write_to(&mut conn.socket) {
+        match conn.write_out() {
             Ok(_) => {}
             Err(_) => {
                 self.fail_pending(slot);
@@ -178,7 +178,7 @@ impl Streams {
         recorder: &mut impl Recorder,
     ) {
         let queued = match self.table.get_mut(slot) {
-            Some(conn) => conn.tx.push(bytes, note.is_some()).is_ok(),
+            Some(conn) => conn.queue_message(bytes, note.is_some()).is_ok(),
             None => false,
         };
         if !queued {

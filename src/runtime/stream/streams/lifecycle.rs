@@ -10,9 +10,11 @@ use log::{debug, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
-use super::super::connection::{Connection, Origin, Phase};
+use super::super::connection::{Connection, Layers, Origin, Phase};
 use super::super::listener;
+use super::layering::accepted_event;
 use super::{ACCEPTS_PER_TURN, CONNECTION_TOKENS, HALF_CLOSED_LINGER, LINGER, Streams};
+use crate::proxy::Transport;
 use crate::record::Recorder;
 use crate::record::StreamEvent;
 
@@ -45,13 +47,20 @@ impl Streams {
     }
 
     fn adopt(&mut self, socket: TcpStream, peer: SocketAddr, i: usize, rec: &mut impl Recorder) {
-        let local = self.listeners[i].local;
+        let (local, transport) = (self.listeners[i].local, self.listeners[i].transport);
         let _ = socket.set_nodelay(true);
-        match self.insert(socket, peer, local, Origin::Accepted) {
+        let Some(layers) = self.accepted_layers(transport) else {
+            rec.stream_event(StreamEvent::Refused);
+            return;
+        };
+        match self.insert(socket, peer, local, Origin::Accepted, layers) {
             Ok(slot) => {
                 let id = self.table.reference(slot).id();
                 self.mesh.add_client(peer, id);
                 rec.stream_event(StreamEvent::Accepted);
+                if let Some(event) = accepted_event(transport) {
+                    rec.stream_event(event);
+                }
                 rec.open_connections(self.table.open());
             }
             Err(socket) => {
@@ -66,9 +75,13 @@ impl Streams {
     pub(super) fn open(
         &mut self,
         destination: SocketAddr,
-        local: SocketAddr,
+        (local, transport): (SocketAddr, Transport),
         recorder: &mut impl Recorder,
     ) -> Option<u32> {
+        let Some(layers) = self.opened_layers(transport, destination) else {
+            recorder.stream_event(StreamEvent::ConnectFailed);
+            return None;
+        };
         let socket = match listener::connect(destination, local) {
             Ok(socket) => socket,
             Err(e) => {
@@ -77,8 +90,11 @@ impl Streams {
                 return None;
             }
         };
-        match self.insert(socket, destination, local, Origin::Opened) {
+        match self.insert(socket, destination, local, Origin::Opened, layers) {
             Ok(slot) => {
+                if transport == Transport::Tls {
+                    recorder.stream_event(StreamEvent::TlsOpened);
+                }
                 recorder.open_connections(self.table.open());
                 Some(slot)
             }
@@ -97,6 +113,7 @@ impl Streams {
         peer: SocketAddr,
         local: SocketAddr,
         origin: Origin,
+        layers: Layers,
     ) -> Result<u32, TcpStream> {
         let Some(at) = self.table.vacant() else {
             return Err(socket);
@@ -112,7 +129,8 @@ impl Streams {
             return Err(socket);
         }
         let limits = (self.options.max_message, self.options.send_queue);
-        let connection = Connection::new(socket, peer, local, origin, limits, Instant::now());
+        let now = Instant::now();
+        let connection = Connection::new(socket, peer, local, origin, (layers, limits), now);
         self.table.fill(at, connection);
         Ok(at.slot)
     }
@@ -134,7 +152,7 @@ impl Streams {
         // Counted once the connection no longer counts against any limit, and before the
         // peer can see it closed (the socket is dropped on return).
         if conn.usable() && !conn.half_closed {
-            recorder.stream_event(event);
+            recorder.stream_event(conn.failure(event));
         }
         debug!(
             "worker {}: {:?} connection with {} closed: {event}",
@@ -193,7 +211,7 @@ impl Streams {
         } else {
             StreamEvent::ClosedByPeer
         };
-        if conn.tx.is_empty() {
+        if !conn.has_output() {
             return self.close(slot, event, recorder);
         }
         self.close_after_sending(slot, event, now, recorder);
@@ -205,7 +223,7 @@ impl Streams {
         let Some(conn) = self.table.get_mut(slot) else {
             return;
         };
-        if conn.usable() || !conn.tx.is_empty() {
+        if conn.usable() || conn.has_output() {
             return;
         }
         if conn.peer_done {
@@ -213,6 +231,7 @@ impl Streams {
         }
         if !conn.fin_sent {
             conn.fin_sent = true;
+            conn.close_layers();
             if conn.socket.shutdown(Shutdown::Write).is_err() {
                 self.close(slot, StreamEvent::ClosedError, recorder);
             }
@@ -266,6 +285,9 @@ impl Streams {
     fn expired(&self, conn: &Connection, now: Instant) -> Option<StreamEvent> {
         let o = &self.options;
         let past = |since: Instant, limit| now.saturating_duration_since(since) >= limit;
+        if let Some(event) = conn.handshake_expired(now).filter(|_| conn.usable()) {
+            return Some(event);
+        }
         match conn.phase {
             Phase::Connecting(since) if past(since, o.connect_timeout) => {
                 Some(StreamEvent::ConnectFailed)
@@ -273,7 +295,7 @@ impl Streams {
             Phase::Closing(since) => past(since, LINGER).then_some(StreamEvent::ClosedIdle),
             // Half-closed: closed once its requests are answered and written, or at the latest
             // after the linger.
-            _ if conn.half_closed && conn.awaiting == 0 && conn.tx.is_empty() => {
+            _ if conn.half_closed && conn.awaiting == 0 && !conn.has_output() => {
                 Some(StreamEvent::ClosedByPeer)
             }
             _ if conn.half_closed => past(conn.last_active, o.idle_timeout.min(HALF_CLOSED_LINGER))

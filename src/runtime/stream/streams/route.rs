@@ -26,7 +26,9 @@ impl Streams {
         recorder: &mut impl Recorder,
     ) {
         let route = match transmit.transport {
-            Transport::Tcp => self.route(&transmit, recorder),
+            Transport::Tcp | Transport::Tls | Transport::Ws | Transport::Wss => {
+                self.route(&transmit, recorder)
+            }
             other => {
                 debug!(
                     "worker {}: no {other} transport for {transmit:?}",
@@ -41,7 +43,7 @@ impl Streams {
                 let bytes = out.get(start..start + transmit.len).unwrap_or_default();
                 return self.hand_off(worker, id, bytes, transmit, note, recorder);
             }
-            Route::Open => match self.open(transmit.destination, transmit.local, recorder) {
+            Route::Open => match self.open_for(&transmit, recorder) {
                 Some(slot) => slot,
                 None => return recorder.send_error(),
             },
@@ -70,13 +72,13 @@ impl Streams {
             }
             recorder.stream_event(StreamEvent::ConnectionGone);
         }
-        self.by_destination(transmit.destination)
+        self.by_destination(transmit.destination, transmit.transport)
     }
 
-    /// A connection toward `destination`: this worker's own, else a client's on another
-    /// worker, else a new one.
-    fn by_destination(&self, destination: SocketAddr) -> Route {
-        if let Some(slot) = self.usable(self.table.by_peer(destination)) {
+    /// A connection toward `destination` over `transport`: this worker's own, else a
+    /// client's on another worker, else a new one.
+    fn by_destination(&self, destination: SocketAddr, transport: Transport) -> Route {
+        if let Some(slot) = self.usable_for(self.table.by_peer(destination), transport) {
             return Route::Here(slot);
         }
         match self.mesh.client(destination) {
@@ -89,6 +91,25 @@ impl Streams {
 
     fn usable(&self, slot: Option<u32>) -> Option<u32> {
         slot.filter(|&s| self.table.get(s).is_some_and(Connection::usable))
+    }
+
+    /// `usable`, and carrying `transport` (a TLS message never takes a plain connection).
+    fn usable_for(&self, slot: Option<u32>, transport: Transport) -> Option<u32> {
+        self.usable(slot).filter(|&s| {
+            self.table
+                .get(s)
+                .is_some_and(|c| c.layers.transport == transport)
+        })
+    }
+
+    /// A new connection for `transmit` (never toward a WebSocket client: RFC 7118 §5).
+    fn open_for(&mut self, transmit: &Transmit, recorder: &mut impl Recorder) -> Option<u32> {
+        if matches!(transmit.transport, Transport::Ws | Transport::Wss) {
+            recorder.stream_event(StreamEvent::WsNoConnection);
+            return None;
+        }
+        let from = (transmit.local, transmit.transport);
+        self.open(transmit.destination, from, recorder)
     }
 
     fn hand_off(
@@ -151,9 +172,9 @@ impl Streams {
         if named.is_some() {
             recorder.stream_event(StreamEvent::ConnectionGone);
         }
-        match self.usable(self.table.by_peer(transmit.destination)) {
+        match self.usable_for(self.table.by_peer(transmit.destination), transmit.transport) {
             Some(slot) => Some(slot),
-            None => self.open(transmit.destination, transmit.local, recorder),
+            None => self.open_for(transmit, recorder),
         }
     }
 
