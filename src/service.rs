@@ -60,6 +60,7 @@ pub struct Service {
     stats: StatsHandle,
     sweeper: Option<Sweeper>,
     keeper: Option<registrar::Keeper>,
+    keepalive: Option<registrar::KeepaliveThread>,
     store: Option<store::Store>,
     /// Probes the destination groups, when any are configured.
     prober: Option<ProbeThread>,
@@ -113,12 +114,14 @@ impl Service {
             .registrar
             .as_ref()
             .and_then(|r| r.redis.clone().zip(r.node));
-        let registrar = match &settings.registrar {
+        let (registrar, keepalives) = match &settings.registrar {
             Some(r) => {
                 let writer = shared.is_some().then_some(changes);
-                Some(registrar::build(r, writer).map_err(ServiceError::Registrar)?)
+                let (built, keepalives) =
+                    registrar::build(r, writer).map_err(ServiceError::Registrar)?;
+                (Some(built), keepalives)
             }
-            None => None,
+            None => (None, None),
         };
         let store = match (&registrar, shared) {
             (Some(r), Some((url, node))) => Some(
@@ -168,6 +171,14 @@ impl Service {
             }
             _ => None,
         };
+        let keepalive = match (&registrar, keepalives) {
+            (Some(r), Some(schedule)) => {
+                let senders = server.udp_senders().map_err(ServiceError::Sweeper)?;
+                let thread = registrar::KeepaliveThread::start(Arc::clone(r), schedule, senders);
+                Some(thread.map_err(ServiceError::Sweeper)?)
+            }
+            _ => None,
+        };
         let sweeper = match table {
             Some(table) => Some(Sweeper::start(table).map_err(ServiceError::Sweeper)?),
             None => None,
@@ -183,6 +194,7 @@ impl Service {
             stats,
             sweeper,
             keeper,
+            keepalive,
             store,
             prober,
         })
@@ -233,6 +245,9 @@ impl Service {
         }
         if let Some(prober) = self.prober {
             prober.stop();
+        }
+        if let Some(keepalive) = self.keepalive {
+            keepalive.stop();
         }
         let stopped = self.server.shutdown();
         // After the workers: the snapshot holds every REGISTER they answered.

@@ -117,6 +117,9 @@ drop_reasons! {
     /// The answer to one of our own health probes (a destination group's OPTIONS): it is
     /// consumed here, never forwarded.
     ProbeAnswer => "probe_answer",
+    /// The answer to one of the registrar's OPTIONS keepalives to a UDP binding's flow: it
+    /// proves the flow alive and is consumed here.
+    KeepaliveAnswer => "keepalive_answer",
     /// Framing another reader could read differently (a bare CR, a duplicated singleton such
     /// as a second Content-Length) and no usable Via to answer 400 to (RFC 4475 §3.3.8, §3.3.9).
     AmbiguousFraming => "ambiguous_framing",

@@ -40,6 +40,15 @@ pub(crate) fn handle(
         {
             Outcome::Drop(DropReason::ProbeAnswer)
         }
+        // Answers to the registrar's OPTIONS keepalives prove their flow alive; consumed.
+        Err(DropReason::ResponseNotOurs)
+            if tables
+                .registrar
+                .as_deref()
+                .is_some_and(|r| r.consume_keepalive_answer(msg, source)) =>
+        {
+            Outcome::Drop(DropReason::KeepaliveAnswer)
+        }
         Err(reason) => Outcome::Drop(reason),
     }
 }

@@ -59,6 +59,20 @@ named_results! {
 }
 
 named_results! {
+    /// NAT keepalives to UDP bindings (on their side thread; answers on the workers).
+    KeepaliveResult {
+        /// A CRLF or OPTIONS ping sent to a flow.
+        Sent => "sent",
+        /// A ping that could not be sent (the socket's buffer full, no listener to send from).
+        Failed => "failed",
+        /// An answer to an OPTIONS ping from its flow.
+        Answered => "answered",
+        /// A flow that left `dead-after` OPTIONS unanswered: its bindings were removed.
+        Dead => "dead",
+    }
+}
+
+named_results! {
     /// What a request for one of our AoRs found (RFC 3261 §16.5 through the location service).
     LookupResult {
         Found => "found",
@@ -76,6 +90,7 @@ pub struct RegistrarCounters {
     auth: [AtomicU64; AuthResult::COUNT],
     lookup: [AtomicU64; LookupResult::COUNT],
     store: [AtomicU64; StoreResult::COUNT],
+    keepalive: [AtomicU64; KeepaliveResult::COUNT],
 }
 
 impl Default for RegistrarCounters {
@@ -85,6 +100,7 @@ impl Default for RegistrarCounters {
             auth: std::array::from_fn(|_| AtomicU64::new(0)),
             lookup: std::array::from_fn(|_| AtomicU64::new(0)),
             store: std::array::from_fn(|_| AtomicU64::new(0)),
+            keepalive: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -104,6 +120,10 @@ impl RegistrarCounters {
 
     pub fn store(&self, r: StoreResult) {
         self.store[r as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn keepalive(&self, r: KeepaliveResult) {
+        self.keepalive[r as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A copy for the stats.
@@ -126,6 +146,10 @@ impl RegistrarCounters {
                 .iter()
                 .map(|r| (r.name().to_owned(), load(&self.store[*r as usize])))
                 .collect(),
+            keepalive: KeepaliveResult::ALL
+                .iter()
+                .map(|r| (r.name().to_owned(), load(&self.keepalive[*r as usize])))
+                .collect(),
             aors: 0,
             bindings: 0,
         }
@@ -141,6 +165,9 @@ pub struct RegistrarStats {
     /// The shared store's counters (all zero without one).
     #[serde(default)]
     pub store: Vec<(String, u64)>,
+    /// NAT keepalives (all zero when they are off).
+    #[serde(default)]
+    pub keepalive: Vec<(String, u64)>,
     pub aors: u64,
     pub bindings: u64,
 }

@@ -187,6 +187,45 @@ impl Location {
         }
     }
 
+    /// Calls `visit` with every AoR and its bindings (off the workers' path: the keepalive
+    /// schedule), without copying them.
+    pub fn each(&self, mut visit: impl FnMut(&[u8], &[Binding])) {
+        for (aor, bindings) in self.map.pin().iter() {
+            visit(aor, bindings);
+        }
+    }
+
+    /// Removes `aor`'s bindings whose flow `dead` names; returns what is left when any went.
+    pub fn remove_where(
+        &self,
+        aor: &[u8],
+        dead: impl Fn(&Binding) -> bool,
+    ) -> Option<Vec<Binding>> {
+        let map = self.map.pin();
+        let result = map.compute(aor.into(), |entry| match entry {
+            Some((_, v)) if v.iter().any(&dead) => {
+                let live: Vec<Binding> = v.iter().filter(|b| !dead(b)).cloned().collect();
+                if live.is_empty() {
+                    Operation::Remove
+                } else {
+                    Operation::Insert(live)
+                }
+            }
+            _ => Operation::Abort(()),
+        });
+        match result {
+            Compute::Updated { old, new } => {
+                self.adjust(old.1.len(), new.1.len());
+                Some(new.1.clone())
+            }
+            Compute::Removed(_, old) => {
+                self.adjust(old.len(), 0);
+                Some(Vec::new())
+            }
+            _ => None,
+        }
+    }
+
     /// Every AoR with its bindings (for `/location` and the snapshot), sorted by AoR.
     pub fn entries(&self) -> Vec<(Box<[u8]>, Vec<Binding>)> {
         let map = self.map.pin();

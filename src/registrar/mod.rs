@@ -24,6 +24,7 @@ mod counters;
 mod credentials;
 mod digest;
 mod fields;
+mod keepalive;
 mod location;
 pub mod nonce;
 mod register;
@@ -43,9 +44,12 @@ use crate::sip::{HeaderName, Message, Method};
 pub use answer::{Answer, Extra};
 pub use auth::{Auth, AuthResult, Challenge, Verified};
 pub use bindings::{Binding, ContactSpec, Limits, MAX_CONTACT_URI, Refusal};
-pub use counters::{LookupResult, RegisterResult, RegistrarCounters, RegistrarStats, StoreResult};
+pub use counters::{
+    KeepaliveResult, LookupResult, RegisterResult, RegistrarCounters, RegistrarStats, StoreResult,
+};
 pub use credentials::Credentials;
 pub use digest::{A2, Algorithm, Hex, Qop};
+pub use keepalive::{KeepaliveAnswers, KeepaliveConfig, KeepaliveMode, Keepalives};
 pub use location::{Location, Lookup, RegisterError};
 pub use nonce::{NonceKey, Nonces};
 pub use users::{Secrets, Users, UsersError, entry_lines, replace_entry};
@@ -103,6 +107,8 @@ pub struct Registrar {
     /// The SIP addresses of the other nodes sharing the store: requests from them were
     /// authenticated where they came in.
     peers: ArcSwap<Vec<SocketAddr>>,
+    /// Recognises answers to our NAT keepalives, when they are OPTIONS.
+    keepalive: Option<KeepaliveAnswers>,
 }
 
 /// An AoR whose bindings a REGISTER here changed, for the shared store's writer.
@@ -147,6 +153,44 @@ impl Registrar {
             counters: RegistrarCounters::default(),
             replicate: None,
             peers: ArcSwap::from_pointee(Vec::new()),
+            keepalive: None,
+        }
+    }
+
+    /// Answers to OPTIONS keepalives are recognised by `answers` (see [`Keepalives`]).
+    pub fn with_keepalive(mut self, answers: KeepaliveAnswers) -> Registrar {
+        self.keepalive = Some(answers);
+        self
+    }
+
+    /// Whether `msg` answers one of our keepalives: then the worker consumes it (a
+    /// keepalive's answer is not forwarded).
+    pub fn consume_keepalive_answer(&self, msg: &Message<'_>, source: SocketAddr) -> bool {
+        self.keepalive
+            .as_ref()
+            .is_some_and(|k| k.consume(msg, source))
+    }
+
+    /// Removes every binding whose UDP flow is `source` at listener `local` (a dead flow,
+    /// RFC 5626 §4.4's reason for keepalives); the change goes to the shared store.
+    pub fn remove_flow(&self, source: SocketAddr, local: SocketAddr, now: Instant) {
+        let dead = |b: &Binding| {
+            b.remote.is_none()
+                && b.flow.transport == crate::sip::Transport::Udp
+                && b.flow.source == source
+                && b.flow.local == local
+        };
+        let mut aors = Vec::new();
+        self.location.each(|aor, bindings| {
+            if bindings.iter().any(dead) {
+                aors.push(Box::<[u8]>::from(aor));
+            }
+        });
+        for aor in aors {
+            if let Some(left) = self.location.remove_where(&aor, dead) {
+                let live: Vec<Binding> = left.into_iter().filter(|b| b.expires > now).collect();
+                self.replicate(&aor, &live);
+            }
         }
     }
 

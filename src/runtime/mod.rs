@@ -37,6 +37,6 @@ pub use crate::record::Recorder;
 pub use identity::branch_secret as random_secret;
 pub use identity::{contact_table, destination_groups, protection, proxy_config};
 pub use prober::ProbeThread;
-pub use server::{Server, StartError, Stopped, Wiring};
+pub use server::{Server, StartError, Stopped, UdpSender, Wiring};
 pub use side::SideService;
 pub use stream::StreamEvent;

@@ -47,8 +47,9 @@ pub struct Server<R: Recorder> {
     started: Instant,
     /// The TLS configuration the workers share, for a certificate reload.
     secure: Option<Arc<stream::Secure>>,
-    /// A duplicate of the first UDP listener's socket (and its address), for health probes.
-    probe_socket: Option<(std::net::UdpSocket, SocketAddr)>,
+    /// A duplicate of each UDP listener's socket (and its address), in listen order: health
+    /// probes leave from the first, NAT keepalives from the one their flow came to.
+    udp_duplicates: Vec<(std::net::UdpSocket, SocketAddr)>,
 }
 
 impl<R: Recorder> Server<R> {
@@ -68,7 +69,7 @@ impl<R: Recorder> Server<R> {
         if settings.listen.iter().any(|l| l.transport.is_stream()) {
             raise_descriptor_limit(settings);
         }
-        let probe_socket = first_udp_duplicate(&groups);
+        let udp_duplicates = udp_duplicates(&groups);
         let mut config = identity::proxy_config(settings, &bound);
         config.resolver = wiring.resolver.is_some();
         let proxy = Arc::new(Proxy::new(config).map_err(StartError::Config)?);
@@ -98,7 +99,7 @@ impl<R: Recorder> Server<R> {
             threads: Vec::with_capacity(workers),
             started: Instant::now(),
             secure: secure.clone(),
-            probe_socket,
+            udp_duplicates,
         };
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let (ready, readiness) = crossbeam_channel::bounded(workers);
@@ -206,7 +207,7 @@ impl<R: Recorder> Server<R> {
     /// shown as the proxy shows that listener in Via. `None` without a UDP listener (nothing
     /// is probed then; destinations stay up).
     pub fn start_prober(&self, groups: Arc<Groups>) -> io::Result<Option<ProbeThread>> {
-        let Some((socket, local)) = &self.probe_socket else {
+        let Some((socket, local)) = self.udp_duplicates.first() else {
             warn!("destination groups are not probed: there is no UDP listener to probe from");
             return Ok(None);
         };
@@ -217,6 +218,24 @@ impl<R: Recorder> Server<R> {
             sent_by: String::from_utf8_lossy(shown).into_owned(),
         };
         ProbeThread::start(groups, origin, socket.try_clone()?).map(Some)
+    }
+
+    /// A duplicate of every UDP listener's socket with its address and `host:port` as our Via
+    /// shows it, for a side thread that sends from the listeners (NAT keepalives) and never
+    /// receives.
+    pub fn udp_senders(&self) -> io::Result<Vec<UdpSender>> {
+        let mut senders = Vec::new();
+        for (socket, local) in &self.udp_duplicates {
+            let Some(shown) = self.proxy.shown(*local, crate::sip::Transport::Udp) else {
+                continue;
+            };
+            senders.push(UdpSender {
+                socket: socket.try_clone()?,
+                local: *local,
+                shown: String::from_utf8_lossy(shown).into_owned(),
+            });
+        }
+        Ok(senders)
     }
 
     /// The bound address of each listen address, in the order given (ports resolved).
@@ -319,18 +338,27 @@ fn worker_sockets(
 }
 
 /// A duplicate (same open socket, another descriptor) of the first UDP listener socket.
-fn first_udp_duplicate(
-    groups: &[std::vec::IntoIter<Bound>],
-) -> Option<(std::net::UdpSocket, SocketAddr)> {
+fn udp_duplicates(groups: &[std::vec::IntoIter<Bound>]) -> Vec<(std::net::UdpSocket, SocketAddr)> {
     groups
         .iter()
-        .find_map(|group| match group.as_slice().first() {
+        .filter_map(|group| match group.as_slice().first() {
             Some(Bound::Udp(s)) => {
                 let duplicate = socket2::SockRef::from(&s.socket).try_clone().ok()?;
                 Some((duplicate.into(), s.local))
             }
             _ => None,
         })
+        .collect()
+}
+
+/// A duplicate of a UDP listener's socket (non-blocking like the original), to send from.
+#[derive(Debug)]
+pub struct UdpSender {
+    pub socket: std::net::UdpSocket,
+    /// The listener's bound address.
+    pub local: SocketAddr,
+    /// `host:port` as our Via shows the listener.
+    pub shown: String,
 }
 
 /// One worker's socket of a reuse-port group.

@@ -1,6 +1,8 @@
 //! The registrar as the service runs it: built from `[registrar]` (the users file read, the
 //! nonce keys made, the snapshot loaded), and a keeper thread that sweeps expired bindings
-//! every second and writes the snapshot every `snapshot-interval` and at stop.
+//! every second and writes the snapshot every `snapshot-interval` and at stop; and the
+//! keepalive thread, which pings UDP bindings' flows from duplicates of the listeners'
+//! sockets (never from a worker, never waiting: a send that would block is counted failed).
 
 use std::io;
 use std::path::PathBuf;
@@ -11,18 +13,20 @@ use std::time::{Duration, Instant, SystemTime};
 
 use log::{info, warn};
 
-use crate::registrar::{Auth, Location, NonceKey, Nonces, Registrar, Users, snapshot};
+use crate::registrar::{Auth, Keepalives, Location, NonceKey, Nonces, Registrar, Users, snapshot};
+use crate::runtime::UdpSender;
 use crate::settings::RegistrarSettings;
 
 /// How often expired bindings are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Builds the registrar; a users file that cannot be read or parsed is an error. With a
-/// shared store, `replicate` receives every change.
+/// Builds the registrar, and the keepalive schedule when keepalives are on; a users file
+/// that cannot be read or parsed is an error. With a shared store, `replicate` receives
+/// every change.
 pub(super) fn build(
     settings: &RegistrarSettings,
     replicate: Option<crossbeam_channel::Sender<crate::registrar::Changed>>,
-) -> Result<Arc<Registrar>, String> {
+) -> Result<(Arc<Registrar>, Option<Keepalives>), String> {
     let auth = match &settings.users {
         None => None,
         Some(path) => {
@@ -50,14 +54,21 @@ pub(super) fn build(
             Err(e) => warn!("registrar: cannot read {}: {e}", path.display()),
         }
     }
-    let registrar = Registrar::new(settings.config.clone(), auth, location);
+    let mut registrar = Registrar::new(settings.config.clone(), auth, location);
     for peer in &settings.peers {
         registrar.add_peer(*peer);
     }
-    Ok(Arc::new(match replicate {
-        Some(writer) => registrar.with_replication(writer),
-        None => registrar,
-    }))
+    if let Some(writer) = replicate {
+        registrar = registrar.with_replication(writer);
+    }
+    let mut schedule = None;
+    if let Some(config) = &settings.keepalive {
+        let (keepalives, answers) =
+            Keepalives::new(config.clone(), crate::runtime::random_secret());
+        registrar = registrar.with_keepalive(answers);
+        schedule = Some(keepalives);
+    }
+    Ok((Arc::new(registrar), schedule))
 }
 
 fn nonces(settings: &RegistrarSettings) -> Nonces {
@@ -122,4 +133,61 @@ fn save(location: &Location, path: &std::path::Path) {
     if let Err(e) = snapshot::save(location, path, Instant::now()) {
         warn!("registrar: cannot write {}: {e}", path.display());
     }
+}
+
+/// How often the keepalive schedule runs (each flow has a one-second slot in the interval).
+const KEEPALIVE_TICK: Duration = Duration::from_secs(1);
+
+/// Pings UDP bindings' flows (see `registrar::Keepalives`) from the listeners' sockets.
+pub(super) struct KeepaliveThread {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl KeepaliveThread {
+    pub(super) fn start(
+        registrar: Arc<Registrar>,
+        mut schedule: Keepalives,
+        senders: Vec<UdpSender>,
+    ) -> io::Result<KeepaliveThread> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("ferrovia-keepalive".into())
+            .spawn(move || {
+                let origin = |local: std::net::SocketAddr| {
+                    sender_for(&senders, local).map(|s| s.shown.clone())
+                };
+                let mut next = Instant::now() + KEEPALIVE_TICK;
+                while !flag.load(Ordering::Acquire) {
+                    std::thread::park_timeout(next.saturating_duration_since(Instant::now()));
+                    let now = Instant::now();
+                    if now < next {
+                        continue;
+                    }
+                    next += KEEPALIVE_TICK;
+                    schedule.tick(&registrar, now, &origin, &mut |bytes, local, to| {
+                        sender_for(&senders, local)
+                            .is_some_and(|s| s.socket.send_to(bytes, to).is_ok())
+                    });
+                }
+            })?;
+        Ok(KeepaliveThread { stop, thread })
+    }
+
+    pub(super) fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        self.thread.thread().unpark();
+        let _ = self.thread.join();
+    }
+}
+
+/// The listener a flow came to; on a wildcard listener (or an unknown one) the first of the
+/// same address family, as the workers choose for a location-routed request.
+fn sender_for(senders: &[UdpSender], local: std::net::SocketAddr) -> Option<&UdpSender> {
+    senders.iter().find(|s| s.local == local).or_else(|| {
+        senders
+            .iter()
+            .find(|s| s.local.is_ipv4() == local.is_ipv4())
+    })
 }

@@ -19,6 +19,10 @@
 //! unknown-user = 404                  # or 480
 //! snapshot = "bindings.json"          # bindings survive a restart (relative to this file)
 //! snapshot-interval = "30s"
+//! keepalive = "crlf"                  # NAT keepalives to UDP bindings: "crlf", "options", "off"
+//! keepalive-interval = "25s"
+//! keepalive-dead-after = 3            # options: unanswered pings before the flow is dead
+//! keepalive-nat-only = true           # only bindings whose Contact is not their source
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -27,7 +31,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{SettingsError, parse_duration};
-use crate::registrar::{Algorithm, Limits, NonceKey, RegistrarConfig, nonce};
+use crate::registrar::{
+    Algorithm, KeepaliveConfig, KeepaliveMode, Limits, NonceKey, RegistrarConfig, nonce,
+};
 use crate::sip::Method;
 
 /// The registrar's settings, parsed (the service reads the users file when it starts).
@@ -51,6 +57,8 @@ pub struct RegistrarSettings {
     /// The other nodes' SIP addresses: requests from them were authenticated where they
     /// came in (more are learnt from the store).
     pub peers: Vec<std::net::SocketAddr>,
+    /// NAT keepalives to UDP bindings; `None` when off.
+    pub keepalive: Option<KeepaliveConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +84,10 @@ pub(super) struct FileRegistrar {
     redis: Option<String>,
     node: Option<String>,
     peers: Option<Vec<String>>,
+    keepalive: Option<String>,
+    keepalive_interval: Option<String>,
+    keepalive_dead_after: Option<u32>,
+    keepalive_nat_only: Option<bool>,
 }
 
 fn bad(why: String) -> SettingsError {
@@ -125,7 +137,38 @@ impl FileRegistrar {
             redis: self.redis.clone(),
             node: self.node()?,
             peers: self.peers()?,
+            keepalive: self.keepalive()?,
         })
+    }
+
+    /// On by default with CRLF every 25 s to bindings behind NAT: an idle UDP mapping is
+    /// forgotten by many NATs after 30–60 s, and a CRLF costs the phone nothing.
+    fn keepalive(&self) -> Result<Option<KeepaliveConfig>, SettingsError> {
+        let d = KeepaliveConfig::default();
+        let mode = match self.keepalive.as_deref() {
+            None | Some("crlf") => KeepaliveMode::Crlf,
+            Some("options") => KeepaliveMode::Options,
+            Some("off") => return Ok(None),
+            Some(other) => {
+                return Err(bad(format!(
+                    "keepalive {other:?}: expected \"crlf\", \"options\" or \"off\""
+                )));
+            }
+        };
+        let interval = self.duration(&self.keepalive_interval, "keepalive-interval", 25)?;
+        if interval < std::time::Duration::from_secs(1) {
+            return Err(bad("keepalive-interval must be at least 1s".into()));
+        }
+        let dead_after = self.keepalive_dead_after.unwrap_or(d.dead_after);
+        if dead_after == 0 {
+            return Err(bad("keepalive-dead-after must be at least 1".into()));
+        }
+        Ok(Some(KeepaliveConfig {
+            mode,
+            interval,
+            dead_after,
+            nat_only: self.keepalive_nat_only.unwrap_or(d.nat_only),
+        }))
     }
 
     fn peers(&self) -> Result<Vec<std::net::SocketAddr>, SettingsError> {
@@ -281,7 +324,9 @@ mod tests {
              nonce-keys = [\"2:0000000000000000000000000000000000000000000000000000000000000001\"]\n\
              min-expires = 30\nmax-expires = 600\ndefault-expires = 300\nmax-bindings = 3\n\
              capacity = 5\nunknown-user = 480\nsnapshot = \"b.json\"\nsnapshot-interval = \"10s\"\n\
-             redis = \"redis://127.0.0.1:6379/\"\nnode = \"10.0.0.1:5060\"\npeers = [\"10.0.0.2:5060\"]\n",
+             redis = \"redis://127.0.0.1:6379/\"\nnode = \"10.0.0.1:5060\"\npeers = [\"10.0.0.2:5060\"]\n\
+             keepalive = \"options\"\nkeepalive-interval = \"2s\"\nkeepalive-dead-after = 2\n\
+             keepalive-nat-only = false\n",
         )
         .unwrap();
         assert_eq!(s.algorithms, [Algorithm::Sha256, Algorithm::Md5]);
@@ -293,6 +338,16 @@ mod tests {
         assert_eq!(s.nonce_lifetime, Duration::from_secs(60));
         assert_eq!(s.node, Some("10.0.0.1:5060".parse().unwrap()));
         assert_eq!(s.peers, ["10.0.0.2:5060".parse().unwrap()]);
+        let k = s.keepalive.unwrap();
+        assert_eq!(
+            (k.mode, k.dead_after, k.nat_only),
+            (KeepaliveMode::Options, 2, false)
+        );
+        assert_eq!(k.interval, Duration::from_secs(2));
+        let off = parse("domains = [\"d\"]\nkeepalive = \"off\"").unwrap();
+        assert_eq!(off.keepalive, None);
+        let default = parse("domains = [\"d\"]").unwrap();
+        assert_eq!(default.keepalive, Some(KeepaliveConfig::default()));
     }
 
     #[test]
@@ -311,6 +366,12 @@ mod tests {
             ("domains = [\"d\"]\nredis = \"redis://x/\"", "node"),
             ("domains = [\"d\"]\nnode = \"x\"", "node"),
             ("domains = [\"d\"]\npeers = [\"x\"]", "peers"),
+            ("domains = [\"d\"]\nkeepalive = \"stun\"", "keepalive"),
+            (
+                "domains = [\"d\"]\nkeepalive-interval = \"0s\"",
+                "keepalive-interval",
+            ),
+            ("domains = [\"d\"]\nkeepalive-dead-after = 0", "dead-after"),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.0.contains(word), "{text}: {err}");

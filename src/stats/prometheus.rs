@@ -84,6 +84,11 @@ impl Exposition {
                 "Shared location store (Redis) operations, by result.",
                 &r.store,
             ),
+            (
+                "keepalive",
+                "NAT keepalives to UDP bindings, by result.",
+                &r.keepalive,
+            ),
         ];
         for (name, help, values) in families {
             let metric = format!("ferrovia_registrar_{name}_total");
