@@ -174,6 +174,8 @@ pub struct Settings {
     pub advertise: Option<HostPort>,
     pub workers: usize,
     pub record_route: bool,
+    /// Add a Path header naming this proxy to the REGISTER requests it forwards (RFC 3327).
+    pub add_path: bool,
     pub next_hop: Option<NextHop>,
     pub metrics: Metrics,
     pub log_level: LevelFilter,
@@ -217,6 +219,7 @@ impl Default for Settings {
             advertise: None,
             workers: std::thread::available_parallelism().map_or(1, usize::from),
             record_route: false,
+            add_path: true,
             next_hop: None,
             metrics: Metrics::default(),
             log_level: LevelFilter::Info,
@@ -276,6 +279,7 @@ impl Settings {
             self.workers = workers;
         }
         self.record_route = file.record_route.unwrap_or(self.record_route);
+        self.add_path = file.add_path.unwrap_or(self.add_path);
         if let Some(next_hop) = &file.next_hop {
             self.next_hop = Some(parse_next_hop(next_hop)?);
         }
@@ -415,6 +419,7 @@ struct FileSettings {
     advertise: Option<String>,
     workers: Option<usize>,
     record_route: Option<bool>,
+    add_path: Option<bool>,
     next_hop: Option<String>,
     metrics: Option<String>,
     log_level: Option<String>,

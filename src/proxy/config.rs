@@ -184,6 +184,9 @@ pub struct ProxyConfig {
     /// Every request not following our Record-Route goes to this destination group (the
     /// group is in the context's [`Tables::groups`](super::Tables)).
     pub route_to_group: Option<crate::groups::GroupId>,
+    /// Put a Path naming this proxy (with the REGISTER's flow in its user part) on every
+    /// REGISTER it forwards (RFC 3327 §5.3, RFC 5626 §5.1).
+    pub add_path: bool,
 }
 
 impl ProxyConfig {
@@ -203,6 +206,7 @@ impl ProxyConfig {
             resolver: false,
             parking: super::park::ParkingLimits::default(),
             route_to_group: None,
+            add_path: false,
         }
     }
 }

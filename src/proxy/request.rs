@@ -193,6 +193,9 @@ struct Preprocessed {
     /// A Route value naming this proxy was removed (or a strict router undone): the request
     /// came back through our Record-Route, if it is inside a dialog.
     ours_removed: bool,
+    /// A removed Route value was our Path with a flow token (RFC 3327, RFC 5626 §5.3): the
+    /// flow the REGISTER came over.
+    path_flow: Option<Flow>,
 }
 
 /// The next hop (§16.5) and the strict-routing rewrite it needs (§16.6 step 6).
@@ -585,6 +588,7 @@ impl<'m, 'p> Request<'m, 'p> {
             ours_removed = true;
         }
         // Double Record-Routing puts two of our values on top (one per interface).
+        let mut path_flow = None;
         while let Some(top) = routes.top_mut() {
             let mine = {
                 let uri = top.uri;
@@ -595,12 +599,23 @@ impl<'m, 'p> Request<'m, 'p> {
             }
             top.removed = true;
             ours_removed = true;
+            if let Some(user) = top.uri.user {
+                path_flow = path_flow.or_else(|| self.path_flow(user));
+            }
         }
         Preprocessed {
             current,
             new_ruri,
             ours_removed,
+            path_flow,
         }
+    }
+
+    /// The flow our Path token `user` names (RFC 5626 §5.3), when it is one of ours.
+    fn path_flow(&self, user: Span) -> Option<Flow> {
+        let locals = &self.proxy.identity.locals;
+        let key = &self.proxy.config().branch_secret;
+        location::open_path_token(key, user.of(self.buf()), &|i| locals.get(i).map(|l| l.addr))
     }
 
     /// §16.5 and §16.6 steps 6–7: the next hop, and the strict-routing rewrite when the next
@@ -611,6 +626,18 @@ impl<'m, 'p> Request<'m, 'p> {
             new_ruri: pre.new_ruri,
             append_route: None,
         };
+        // RFC 3327 §5.3, RFC 5626 §5.3: the registrar sent this back through the Path we put
+        // on a REGISTER; with no Route left beyond ours, it goes over that REGISTER's flow.
+        if let Some(flow) = pre.path_flow.filter(|_| routes.top_mut().is_none()) {
+            let text = pre.new_ruri.unwrap_or(self.ruri()).of(self.buf());
+            if let Some(uri) = RestoredUri::copy(text) {
+                return Ok(keep(Target::Flow {
+                    uri,
+                    flow,
+                    route: None,
+                }));
+            }
+        }
         if self.proxy.route_all_to.is_some() {
             return Ok(keep(Target::RouteAll));
         }
@@ -797,6 +824,7 @@ impl<'m, 'p> Request<'m, 'p> {
     fn forward(&self, plan: Plan<'_>, out: &mut [u8]) -> Outcome {
         let msg = self.msg;
         let local = &self.proxy.identity.locals[plan.departure];
+        let path = self.path_line(&local.record_route);
         let mut edits = Edits::new();
         let modifiers = &plan.steering.modifiers;
         if let Some(uri) = plan.new_ruri {
@@ -855,6 +883,10 @@ impl<'m, 'p> Request<'m, 'p> {
         for line in &plan.credentials {
             edits.push(Edit::delete(*line));
         }
+        if let Some(line) = &path {
+            // RFC 3327 §5.3: our value goes on top of any Path already there.
+            edits.push(Edit::insert(top, Insert::Bytes(line.as_bytes())));
+        }
         if let Some(path) = &plan.preloaded {
             edits.push(Edit::insert(top, Insert::Bytes(b"Route: ")));
             edits.push(Edit::insert(top, Insert::Bytes(path.as_bytes())));
@@ -878,6 +910,19 @@ impl<'m, 'p> Request<'m, 'p> {
             direction: Direction::Request,
             connection: plan.connection,
         })
+    }
+
+    /// RFC 3327 §5.3: the Path line for a REGISTER this proxy forwards (when `add-path` is on),
+    /// naming the listener the REGISTER leaves from with the flow it came over as token.
+    fn path_line(&self, record_route: &[u8]) -> Option<location::PathLine> {
+        if !self.proxy.config().add_path || self.method() != Method::Register {
+            return None;
+        }
+        let arrival = u8::try_from(self.arrival).ok()?;
+        let key = &self.proxy.config().branch_secret;
+        let token = location::path_token(key, self.input.flow, arrival);
+        let ob = location::outbound_first_hop(self.msg);
+        location::PathLine::new(&token, record_route, ob)
     }
 
     /// Contact rewriting of the forwarded request, when enabled; `Err` when the table is full.

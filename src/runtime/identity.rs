@@ -38,6 +38,7 @@ pub fn proxy_config(settings: &Settings, bound: &[SocketAddr]) -> ProxyConfig {
         listeners,
         aliases: aliases(settings, bound),
         record_route: settings.record_route,
+        add_path: settings.add_path,
         next_hop: settings.next_hop.clone(),
         route_all_to: settings.route_all_to.clone(),
         hosts: settings.hosts.clone(),
