@@ -13,13 +13,14 @@ use std::time::Instant;
 use smallvec::SmallVec;
 use subtle::ConstantTimeEq;
 
-use crate::sip::{Message, Span, StartLine};
+use crate::sip::{Message, SipUri, Span, StartLine};
 
 use super::answer::{Answer, Extra};
 use super::credentials::Credentials;
 use super::digest::{A2, Algorithm, Hex, Qop};
 use super::fields;
 use super::nonce::{NonceCheck, Nonces};
+use super::replay::NonceCounts;
 use super::users::Users;
 
 /// Which challenge: 401 for a registrar, 407 for a proxy (RFC 3261 §22.1).
@@ -101,6 +102,11 @@ auth_results! {
     BadResponse => "bad_response",
     /// A good password for another user than the request's own: 403.
     UserMismatch => "user_mismatch",
+    /// The digest `uri` is not the Request-URI (RFC 2617 §3.2.2.5): 400.
+    UriMismatch => "uri_mismatch",
+    /// A `(nonce, nc)` this node accepted before, outside a retransmission (RFC 2617
+    /// §3.2.2): challenged again with `stale=true`.
+    Replayed => "replayed_nonce",
 }
 
 impl AuthResult {
@@ -136,6 +142,8 @@ pub struct Auth {
     users: Users,
     nonces: Nonces,
     match_user: bool,
+    /// The nonce counts this node accepted (replay detection).
+    counts: NonceCounts,
 }
 
 impl Auth {
@@ -148,6 +156,7 @@ impl Auth {
             users,
             nonces,
             match_user,
+            counts: NonceCounts::new(random_key()),
         }
     }
 
@@ -219,10 +228,13 @@ impl Auth {
         now: Instant,
         result: AuthResult,
     ) -> Verified {
-        let answer = if result.failed() {
+        let answer = if result == AuthResult::UriMismatch {
+            Answer::plain(400, "Bad Request")
+        } else if result.failed() {
             Answer::plain(403, "Forbidden")
         } else {
-            self.challenge(kind, client, now, result == AuthResult::Stale)
+            let stale = matches!(result, AuthResult::Stale | AuthResult::Replayed);
+            self.challenge(kind, client, now, stale)
         };
         Verified::Refuse(answer, result)
     }
@@ -246,15 +258,29 @@ impl Auth {
         let Some(algorithm) = algorithm.filter(|a| self.algorithms.contains(a)) else {
             return AuthResult::BadAlgorithm;
         };
-        let (Some(user), Some(nonce), Some(uri), Some(response)) =
-            (get(c.username), get(c.nonce), get(c.uri), get(c.response))
+        let (Some(user), Some(nonce), Some(uri_span), Some(response)) =
+            (get(c.username), get(c.nonce), c.uri, get(c.response))
         else {
             return AuthResult::Malformed;
         };
+        let (method, ruri) = match msg.start() {
+            StartLine::Request {
+                method_name, uri, ..
+            } => (method_name.of(buf), uri),
+            StartLine::Response { .. } => return AuthResult::Malformed,
+        };
+        // RFC 2617 §3.2.2.5 (RFC 3261 §22.4): the credentials must be for this request's
+        // resource, else 400.
+        if !same_resource(buf, ruri, uri_span) {
+            return AuthResult::UriMismatch;
+        }
+        let uri = uri_span.of(buf);
         let qop = match get(c.qop) {
             None => None,
             Some(q) if q.eq_ignore_ascii_case(b"auth") => match (get(c.nc), get(c.cnonce)) {
-                (Some(nc), Some(cnonce)) => Some(Qop { qop: q, nc, cnonce }),
+                (Some(nc), Some(cnonce)) if parse_nc(nc).is_some() => {
+                    Some(Qop { qop: q, nc, cnonce })
+                }
                 _ => return AuthResult::Malformed,
             },
             Some(_) => return AuthResult::Malformed,
@@ -267,10 +293,6 @@ impl Auth {
         let Some(ha1) = self.users.get(user).and_then(|s| s.ha1(algorithm)) else {
             return AuthResult::UnknownUser;
         };
-        let method = match msg.start() {
-            StartLine::Request { method_name, .. } => method_name.of(buf),
-            StartLine::Response { .. } => return AuthResult::Malformed,
-        };
         let expected = algorithm.response(ha1.as_bytes(), nonce, qop, A2 { method, uri });
         let Some(given) = Hex::parse(algorithm, response) else {
             return AuthResult::BadResponse;
@@ -282,8 +304,62 @@ impl Auth {
         if must_match && owner != Some(user) {
             return AuthResult::UserMismatch;
         }
+        // RFC 2617 §3.2.2: nc counts the requests made with this nonce; one the node has
+        // seen is a replay. Checked last, so only good credentials take a slot. RFC 2069
+        // credentials (no qop) count as nc = 1.
+        // `nc` was checked with the qop above.
+        let nc = qop.and_then(|q| parse_nc(q.nc)).unwrap_or(1);
+        if !self.counts.admit(nonce, nc, self.nonces.seconds(now)) {
+            return AuthResult::Replayed;
+        }
         AuthResult::Ok
     }
+}
+
+/// RFC 2617 §3.2.2: `nc` is 8 hex digits.
+fn parse_nc(text: &[u8]) -> Option<u32> {
+    if text.len() != 8 {
+        return None;
+    }
+    u32::from_str_radix(std::str::from_utf8(text).ok()?, 16).ok()
+}
+
+/// RFC 2617 §3.2.2.5: the digest `uri` names the Request-URI's resource. Equal bytes, or
+/// both SIP URIs with the same scheme, user, host (case ignored) and port
+/// (the scheme's default when absent); parameters are not compared — a phone may write
+/// `;transport=` in one and not the other.
+fn same_resource(buf: &[u8], ruri: Span, uri: Span) -> bool {
+    if ruri.of(buf) == uri.of(buf) {
+        return true;
+    }
+    let (Ok(x), Ok(y)) = (SipUri::parse(buf, ruri), SipUri::parse(buf, uri)) else {
+        return false;
+    };
+    let port = |u: &SipUri| {
+        u.port.unwrap_or(match u.scheme {
+            crate::sip::Scheme::Sips => 5061,
+            _ => 5060,
+        })
+    };
+    x.scheme == y.scheme
+        && x.user.map(|s| s.of(buf)) == y.user.map(|s| s.of(buf))
+        && x.host
+            .span
+            .of(buf)
+            .eq_ignore_ascii_case(y.host.span.of(buf))
+        && port(&x) == port(&y)
+}
+
+/// A random key for the replay table's slot hash (std's per-process random hasher keys).
+fn random_key() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut key = [0u8; 16];
+    for (i, half) in key.chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(i);
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    key
 }
 
 #[cfg(test)]
@@ -504,5 +580,120 @@ mod tests {
             lines[0]
         );
         assert!(lines[1].contains("algorithm=MD5"));
+    }
+
+    #[test]
+    fn rfc2617_3_2_2_5_the_digest_uri_must_be_the_request_uri() {
+        let t0 = Instant::now();
+        let a = auth(vec![Algorithm::Md5], t0);
+        let nonce = nonce_of(&a, t0);
+        let good = answer(
+            Algorithm::Md5,
+            &nonce,
+            "alice-secret",
+            "INVITE",
+            "Proxy-Authorization",
+        );
+        // The credentials say uri="sip:edge.example"; this INVITE is for sip:bob@edge.example.
+        let raw = String::from_utf8(request("INVITE", "alice", &good))
+            .unwrap()
+            .replacen(
+                "INVITE sip:edge.example ",
+                "INVITE sip:bob@edge.example ",
+                1,
+            );
+        assert_eq!(
+            verify(&a, raw.as_bytes(), Challenge::Proxy, t0),
+            Err((400, AuthResult::UriMismatch, false))
+        );
+        // The same resource written differently (case, default port, a parameter) passes.
+        let same = |a: &str, b: &str| {
+            let buf = format!("{a} {b}");
+            same_resource(
+                buf.as_bytes(),
+                Span::new(0, a.len()),
+                Span::new(a.len() + 1, buf.len()),
+            )
+        };
+        assert!(same(
+            "sip:Alice@Edge.Example",
+            "sip:Alice@edge.example:5060;transport=udp"
+        ));
+        assert!(same("SIP:edge.example", "sip:EDGE.example"));
+        assert!(
+            !same("sip:Alice@edge.example", "sip:alice@edge.example"),
+            "user: case counts"
+        );
+        assert!(
+            !same("sip:alice@edge.example", "sips:alice@edge.example"),
+            "another scheme"
+        );
+        assert!(
+            !same("sip:alice@edge.example", "sip:alice@edge.example:5070"),
+            "another port"
+        );
+        assert!(!same("sip:alice@edge.example", "garbage"));
+    }
+
+    #[test]
+    fn rfc2617_3_2_2_a_replayed_nonce_count_is_challenged_again_stale() {
+        let t0 = Instant::now();
+        let a = auth(vec![Algorithm::Md5], t0);
+        let nonce = nonce_of(&a, t0);
+        let good = answer(
+            Algorithm::Md5,
+            &nonce,
+            "alice-secret",
+            "REGISTER",
+            "Authorization",
+        );
+        let raw = request("REGISTER", "alice", &good);
+        assert_eq!(verify(&a, &raw, Challenge::Www, t0), Ok(1));
+        // A UDP retransmission within Timer F passes as the original did (no transaction
+        // layer in a stateless proxy)...
+        let soon = t0 + Duration::from_secs(2);
+        assert_eq!(verify(&a, &raw, Challenge::Www, soon), Ok(1));
+        // ...the same (nonce, nc) later is a replay: a fresh challenge with stale=true.
+        let later = t0 + Duration::from_secs(40);
+        assert_eq!(
+            verify(&a, &raw, Challenge::Www, later),
+            Err((401, AuthResult::Replayed, true))
+        );
+        // The next nc with the same nonce is the client's next request: accepted.
+        let next = good.replace("nc=00000001", "nc=00000002");
+        let next = next.replace(
+            &param_of(&good, "response"),
+            &response_for(&nonce, "00000002"),
+        );
+        let raw = request("REGISTER", "alice", &next);
+        assert_eq!(verify(&a, &raw, Challenge::Www, later), Ok(1));
+        // An nc that is not 8 hex digits is malformed (403).
+        let bad = good.replace("nc=00000001", "nc=1");
+        let raw = request("REGISTER", "alice", &bad);
+        assert_eq!(
+            verify(&a, &raw, Challenge::Www, later),
+            Err((403, AuthResult::Malformed, false))
+        );
+    }
+
+    fn param_of(line: &str, name: &str) -> String {
+        let at = line.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        line[at..at + line[at..].find('"').unwrap()].to_owned()
+    }
+
+    fn response_for(nonce: &str, nc: &str) -> String {
+        let alg = Algorithm::Md5;
+        let ha1 = alg.ha1(b"alice", b"edge.example", b"alice-secret");
+        let qop = Qop {
+            qop: b"auth",
+            nc: nc.as_bytes(),
+            cnonce: b"c0ffee",
+        };
+        let a2 = A2 {
+            method: b"REGISTER",
+            uri: b"sip:edge.example",
+        };
+        let r = alg.response(ha1.as_bytes(), nonce.as_bytes(), Some(qop), a2);
+        String::from_utf8_lossy(r.as_bytes()).into_owned()
     }
 }

@@ -28,6 +28,7 @@ mod keepalive;
 mod location;
 pub mod nonce;
 mod register;
+mod replay;
 pub mod snapshot;
 mod users;
 

@@ -84,6 +84,11 @@ impl Nonces {
         })
     }
 
+    /// Seconds on this table's clock (Unix time as the service set it) at `now`.
+    pub(crate) fn seconds(&self, now: Instant) -> u64 {
+        self.unix(now)
+    }
+
     fn unix(&self, now: Instant) -> u64 {
         self.epoch_unix + now.saturating_duration_since(self.epoch).as_secs()
     }
