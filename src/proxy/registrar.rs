@@ -80,7 +80,7 @@ pub(crate) fn before_routing(
     if !from_ours {
         return Ok(CredentialLines::new());
     }
-    match registrar.authenticate(msg, flow.source.ip(), now) {
+    match registrar.authenticate(msg, flow, now) {
         Verified::Ok { lines } => Ok(lines),
         Verified::Refuse(answer, _) => Err(Reject::Answer(answer)),
     }

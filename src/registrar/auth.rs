@@ -7,7 +7,7 @@
 //! the request's own: the To user for a REGISTER (§10.3 step 4: who may change an AoR), the
 //! From user otherwise (configurable). Every outcome has a named, counted reason.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use smallvec::SmallVec;
@@ -200,6 +200,22 @@ impl Auth {
         client: IpAddr,
         now: Instant,
     ) -> Verified {
+        self.verify_at(msg, kind, owner, client, None, now)
+    }
+
+    /// [`Auth::verify`] for a request that arrived on listener `local`: a digest `uri` naming
+    /// that listener (`sip:IP:PORT`, no user) is taken as naming the request's resource too —
+    /// some clients (sipp, phones set up with an outbound proxy) answer with the address they
+    /// sent to rather than the Request-URI.
+    pub fn verify_at(
+        &self,
+        msg: &Message<'_>,
+        kind: Challenge,
+        owner: Option<&[u8]>,
+        client: IpAddr,
+        local: Option<SocketAddr>,
+        now: Instant,
+    ) -> Verified {
         let buf = msg.buf();
         let mut lines = SmallVec::new();
         let mut ours = None;
@@ -215,7 +231,7 @@ impl Auth {
         let Some(creds) = ours else {
             return self.refuse(kind, client, now, AuthResult::Missing);
         };
-        match self.check(msg, &creds, kind, owner, client, now) {
+        match self.check(msg, &creds, kind, owner, (client, local), now) {
             AuthResult::Ok => Verified::Ok { lines },
             result => self.refuse(kind, client, now, result),
         }
@@ -245,7 +261,7 @@ impl Auth {
         c: &Credentials,
         kind: Challenge,
         owner: Option<&[u8]>,
-        client: IpAddr,
+        (client, local): (IpAddr, Option<SocketAddr>),
         now: Instant,
     ) -> AuthResult {
         let buf = msg.buf();
@@ -271,7 +287,7 @@ impl Auth {
         };
         // RFC 2617 §3.2.2.5 (RFC 3261 §22.4): the credentials must be for this request's
         // resource, else 400.
-        if !same_resource(buf, ruri, uri_span) {
+        if !same_resource(buf, ruri, uri_span) && !names_listener(buf, uri_span, local) {
             return AuthResult::UriMismatch;
         }
         let uri = uri_span.of(buf);
@@ -348,6 +364,22 @@ fn same_resource(buf: &[u8], ruri: Span, uri: Span) -> bool {
             .of(buf)
             .eq_ignore_ascii_case(y.host.span.of(buf))
         && port(&x) == port(&y)
+}
+
+/// Whether the digest `uri` is `sip:IP[:PORT]` (no user) naming the listener `local`.
+fn names_listener(buf: &[u8], uri: Span, local: Option<SocketAddr>) -> bool {
+    let (Some(local), Ok(u)) = (local, SipUri::parse(buf, uri)) else {
+        return false;
+    };
+    let ip = match u.host.kind {
+        crate::sip::HostKind::Ipv4(ip) => IpAddr::V4(ip),
+        crate::sip::HostKind::Ipv6(ip) => IpAddr::V6(ip),
+        crate::sip::HostKind::Name => return false,
+    };
+    u.user.is_none()
+        && u.scheme == crate::sip::Scheme::Sip
+        && (ip == local.ip() || local.ip().is_unspecified())
+        && u.port.unwrap_or(5060) == local.port()
 }
 
 /// A random key for the replay table's slot hash (std's per-process random hasher keys).
@@ -633,6 +665,19 @@ mod tests {
             "another port"
         );
         assert!(!same("sip:alice@edge.example", "garbage"));
+        // The listener's own address (what sipp writes) names the resource too.
+        let buf = b"sip:192.0.2.1:5070 sip:bob@192.0.2.1:5070 sip:192.0.2.1";
+        let local = Some("192.0.2.1:5070".parse().unwrap());
+        assert!(names_listener(buf, Span::new(0, 18), local));
+        assert!(
+            !names_listener(buf, Span::new(19, 41), local),
+            "a user is a resource"
+        );
+        assert!(
+            !names_listener(buf, Span::new(42, 57), local),
+            "another port"
+        );
+        assert!(!names_listener(buf, Span::new(0, 18), None));
     }
 
     #[test]

@@ -32,7 +32,7 @@ mod replay;
 pub mod snapshot;
 mod users;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -274,7 +274,8 @@ impl Registrar {
         if self.config.authenticate_register
             && let Some(auth) = &self.auth
         {
-            match auth.verify(msg, Challenge::Www, to_user, flow.source.ip(), now) {
+            let client = flow.source.ip();
+            match auth.verify_at(msg, Challenge::Www, to_user, client, Some(flow.local), now) {
                 Verified::Ok { .. } => self.counters.auth(AuthResult::Ok),
                 Verified::Refuse(answer, result) => {
                     self.counters.auth(result);
@@ -314,8 +315,10 @@ impl Registrar {
     }
 
     /// RFC 3261 §22.3: verifies a request's Proxy-Authorization for our realm. The From
-    /// user must be the authenticated one (unless configured otherwise).
-    pub fn authenticate(&self, msg: &Message<'_>, client: IpAddr, now: Instant) -> Verified {
+    /// user must be the authenticated one (unless configured otherwise). `flow`: where it
+    /// came from (the nonce is bound to its source address) and to.
+    pub fn authenticate(&self, msg: &Message<'_>, flow: Flow, now: Instant) -> Verified {
+        let client = flow.source.ip();
         let Some(auth) = &self.auth else {
             return Verified::Ok {
                 lines: Default::default(),
@@ -325,7 +328,8 @@ impl Registrar {
         let from_user = from
             .as_ref()
             .and_then(|(_, uri)| fields::user(msg.buf(), uri));
-        let verified = auth.verify(msg, Challenge::Proxy, from_user, client, now);
+        let local = Some(flow.local);
+        let verified = auth.verify_at(msg, Challenge::Proxy, from_user, client, local, now);
         match &verified {
             Verified::Ok { .. } => self.counters.auth(AuthResult::Ok),
             Verified::Refuse(_, result) => self.counters.auth(*result),
