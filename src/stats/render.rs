@@ -135,7 +135,13 @@ impl Report {
                 "auth challenged",
                 sum(
                     &r.auth,
-                    &["missing", "stale_nonce", "bad_nonce", "bad_algorithm"],
+                    &[
+                        "missing",
+                        "stale_nonce",
+                        "bad_nonce",
+                        "bad_algorithm",
+                        "replayed_nonce",
+                    ],
                 ),
             ),
             ("auth failed", r.auth_failures()),
@@ -144,6 +150,8 @@ impl Report {
                 "location not found",
                 sum(&r.lookup, &["no_binding", "unknown"]),
             ),
+            ("keepalives sent", sum(&r.keepalive, &["sent"])),
+            ("keepalive flows dead", sum(&r.keepalive, &["dead"])),
         ];
         for (label, value) in rows {
             writeln!(f, "{label:<28}{value:>12}")?;
