@@ -45,7 +45,9 @@ Call-ID: policy-{n}\r\nCSeq: {n} {method}\r\n{extra}Content-Length: 0\r\n\r\n"
     )
 }
 
-fn start(config: &Path) -> (Ferrovia, SocketAddr) {
+/// Runs the binary with `config` on 127.0.0.1 (port 0), 2 workers, metrics at `metrics`
+/// (`off` or an address); returns it and its SIP address.
+fn start(config: &Path, metrics: &str) -> (Ferrovia, SocketAddr) {
     let proxy = Ferrovia::start(
         &[
             "--config",
@@ -55,7 +57,7 @@ fn start(config: &Path) -> (Ferrovia, SocketAddr) {
             "--workers",
             "2",
             "--metrics",
-            "off",
+            metrics,
         ],
         1,
     );
@@ -93,7 +95,7 @@ fn the_worked_example_behaves_line_by_line() {
     let scripted = bind("127.0.0.1:5073");
     let someone = bind("127.0.0.1:5090");
     let elsewhere = bind("127.0.0.9:0");
-    let (mut proxy, addr) = start(&example());
+    let (mut proxy, addr) = start(&example(), "off");
     let banned = bind("127.0.0.2:0");
     let alice = bind("127.0.0.3:0");
     let trusted = bind("127.0.0.4:0");
@@ -285,20 +287,7 @@ fn sighup_and_post_reload_apply_a_changed_file_and_keep_the_old_on_a_broken_one(
     let original = std::fs::read_to_string(&config).unwrap();
     let metrics_port = runtime_support::free_udp_port();
     let metrics = format!("127.0.0.1:{metrics_port}");
-    let mut proxy = Ferrovia::start(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "udp:127.0.0.1:0",
-            "--workers",
-            "2",
-            "--metrics",
-            &metrics,
-        ],
-        1,
-    );
-    let addr = proxy.addr();
+    let (mut proxy, addr) = start(&config, &metrics);
     let alice = bind("127.0.0.3:0");
     assert_eq!(premium_reason(&alice, addr, 1), "Premium Numbers Barred");
 
@@ -371,20 +360,7 @@ fn ten_thousand_requests_across_reloads_none_lost_or_reordered() {
     const RELOADS: [usize; 3] = [1_000, 4_000, 7_000];
     let config = scratch_copy("order");
     let metrics = format!("127.0.0.1:{}", runtime_support::free_udp_port());
-    let proxy = Ferrovia::start(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "udp:127.0.0.1:0",
-            "--workers",
-            "2",
-            "--metrics",
-            &metrics,
-        ],
-        1,
-    );
-    let addr = proxy.addr();
+    let (proxy, addr) = start(&config, &metrics);
     let metrics: SocketAddr = metrics.parse().unwrap();
     let alice = bind("127.0.0.3:0");
     let a = alice.local_addr().unwrap();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::runtime_support::process::Ferrovia;
 
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/protection/edge.toml");
+pub const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/protection/edge.toml");
 
 /// The example's `[protect]` without `route-all-to`, plus `extra` lines, in a scratch file.
 pub fn example_config(name: &str, extra: &str) -> PathBuf {
