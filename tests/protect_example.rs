@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use protect_support::{EXAMPLE, banned, http, start};
-use runtime_support::sip::{header, invite, response};
+use runtime_support::sip::{header, invite, response, with_header};
 
 /// What reached the core: requests counted by the Call-ID's prefix (before the first `-`).
 #[derive(Clone, Default)]
@@ -99,10 +99,7 @@ const ELSEWHERE: &str = "198.51.100.7:5060";
 fn request(from: &UdpSocket, call: &str, user_agent: Option<&str>) -> Vec<u8> {
     let text = invite(from.local_addr().unwrap(), ELSEWHERE.parse().unwrap(), call);
     match user_agent {
-        Some(ua) => text.replace(
-            "Content-Length",
-            &format!("User-Agent: {ua}\r\nContent-Length"),
-        ),
+        Some(ua) => with_header(&text, &format!("User-Agent: {ua}")),
         None => text,
     }
     .into_bytes()

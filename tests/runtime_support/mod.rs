@@ -6,6 +6,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod process;
+pub mod round_trips;
 pub mod sip;
 pub mod tcp;
 
