@@ -8,8 +8,7 @@ mod common;
 
 use std::time::Instant;
 
-use ferrovia::proxy::{ConnectionId, Input, OUTPUT_BUFFER_SIZE, Outcome, Transport};
-use ferrovia::sip::Flow;
+use ferrovia::proxy::{ConnectionId, OUTPUT_BUFFER_SIZE, Outcome, Transport};
 use ferrovia::sip::Message;
 
 fn survives(data: &[u8]) {
@@ -24,16 +23,7 @@ fn survives_in(core: &mut common::Core, data: &[u8]) {
         (Transport::Udp, None),
         (Transport::Tcp, Some(ConnectionId(9))),
     ] {
-        let input = Input {
-            data,
-            flow: Flow {
-                transport,
-                source: "10.0.0.1:5060".parse().unwrap(),
-                local: common::PROXY_ADDR.parse().unwrap(),
-                conn: connection,
-            },
-            now: Instant::now(),
-        };
+        let input = common::input_on(data, "10.0.0.1:5060", transport, connection, Instant::now());
         if let Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } =
             core.handle(input, &mut out)
         {
@@ -53,14 +43,9 @@ fn survives_in(core: &mut common::Core, data: &[u8]) {
 
 /// What the proxy does with `data` over UDP (a fresh test proxy), and the bytes it sends.
 fn outcome(data: &[u8]) -> (Outcome, String) {
-    let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
     let input = common::input(data, "10.0.0.1:5060", Instant::now());
-    let outcome = common::core().handle(input, &mut out);
-    let len = match outcome {
-        Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
-        Outcome::Drop(_) | Outcome::Park(_) => 0,
-    };
-    (outcome, String::from_utf8_lossy(&out[..len]).into_owned())
+    let (outcome, bytes) = common::core().exchange(input);
+    (outcome, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// An INVITE whose header block ends with `tail` (the vectors differ only there).

@@ -8,9 +8,7 @@ mod policy_support;
 
 use std::time::Instant;
 
-use std::sync::Arc;
-
-use ferrovia::policy::{Engine, PolicyHandle, Router};
+use ferrovia::policy::PolicyHandle;
 use ferrovia::proxy::{OUTPUT_BUFFER_SIZE, Outcome};
 
 #[global_allocator]
@@ -22,7 +20,7 @@ fn a_twenty_rule_policy_allocates_nothing_per_request() {
     let policy = policy_support::policy(20);
     assert_eq!(policy.len(), 20);
     let handle = PolicyHandle::new(policy, 1);
-    core.state.router = Some(Box::new(Engine::new(Arc::clone(&handle), 0)) as Box<dyn Router>);
+    core.route_by(&handle);
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
     let now = Instant::now();
     let vectors: Vec<_> = common::VECTORS

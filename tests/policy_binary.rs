@@ -4,6 +4,7 @@
 //! 5073, 5090) played by sockets of this test. Then reloads: SIGHUP and `POST /reload` with a
 //! changed, then a broken file, and 10,000 requests across reloads, none lost or reordered.
 
+mod policy_support;
 mod runtime_support;
 
 use std::io::{Read, Write};
@@ -13,6 +14,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use policy_support::{request, request_uri};
 use runtime_support::process::Ferrovia;
 use runtime_support::sip::{header, status};
 use runtime_support::{RECV_LIMIT, recv_text};
@@ -28,21 +30,6 @@ fn bind(addr: &str) -> UdpSocket {
     let socket = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
     socket.set_read_timeout(Some(RECV_LIMIT)).unwrap();
     socket
-}
-
-fn request(
-    method: &str,
-    uri: &str,
-    from: SocketAddr,
-    from_user: &str,
-    n: u32,
-    extra: &str,
-) -> String {
-    format!(
-        "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bK-{n};rport\r\n\
-Max-Forwards: 70\r\nFrom: <sip:{from_user}@a.example>;tag=t{n}\r\nTo: <{uri}>\r\n\
-Call-ID: policy-{n}\r\nCSeq: {n} {method}\r\n{extra}Content-Length: 0\r\n\r\n"
-    )
 }
 
 /// Runs the binary with `config` on 127.0.0.1 (port 0), 2 workers, metrics at `metrics`
@@ -76,14 +63,7 @@ fn ask(client: &UdpSocket, proxy: SocketAddr, text: &str) -> (u16, String) {
 fn via(client: &UdpSocket, proxy: SocketAddr, hop: &UdpSocket, text: &str) -> (String, String) {
     client.send_to(text.as_bytes(), proxy).unwrap();
     let (got, _) = recv_text(hop);
-    let uri = got
-        .lines()
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let uri = request_uri(&got);
     (uri, got)
 }
 
