@@ -7,7 +7,6 @@
 mod policy_support;
 mod runtime_support;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -17,7 +16,7 @@ use std::time::Duration;
 use policy_support::{request, request_uri};
 use runtime_support::process::Ferrovia;
 use runtime_support::sip::{header, status};
-use runtime_support::{RECV_LIMIT, recv_text};
+use runtime_support::{RECV_LIMIT, http, recv_text};
 
 /// The example's fixed next-hop ports: one test at a time may hold them.
 static PORTS: Mutex<()> = Mutex::new(());
@@ -248,19 +247,6 @@ fn premium_reason(client: &UdpSocket, proxy: SocketAddr, n: u32) -> String {
         .to_owned()
 }
 
-fn post_reload(metrics: SocketAddr) -> String {
-    let mut stream = std::net::TcpStream::connect(metrics).unwrap();
-    stream.set_read_timeout(Some(RECV_LIMIT)).unwrap();
-    write!(
-        stream,
-        "POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    text
-}
-
 #[test]
 fn sighup_and_post_reload_apply_a_changed_file_and_keep_the_old_on_a_broken_one() {
     let config = scratch_copy("reload");
@@ -291,12 +277,12 @@ fn sighup_and_post_reload_apply_a_changed_file_and_keep_the_old_on_a_broken_one(
 
     // The same over HTTP: refused with file:line, then accepted.
     let metrics: SocketAddr = metrics.parse().unwrap();
-    let answer = post_reload(metrics);
-    assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
+    let (status, answer) = http(metrics, "POST", "/reload");
+    assert_eq!(status, 500, "{answer}");
     assert!(answer.contains("edge.toml:"), "{answer}");
     std::fs::write(&config, &original).unwrap();
-    let answer = post_reload(metrics);
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (status, answer) = http(metrics, "POST", "/reload");
+    assert_eq!(status, 200, "{answer}");
     assert_eq!(premium_reason(&alice, addr, 4), "Premium Numbers Barred");
 
     // The counters: reloads, rule hits and actions in /metrics.
