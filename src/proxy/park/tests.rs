@@ -34,11 +34,7 @@ fn resume(p: &Core, ticket: Ticket, answer: Answer) -> Option<Handled> {
     let mut state = p.state.borrow_mut();
     let mut ctx = Context::new(&p.tables, &mut state);
     let outcome = p.proxy.resume(ticket, answer, &mut ctx, &mut out)?;
-    let len = match outcome {
-        Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
-        Outcome::Drop(_) | Outcome::Park(_) => 0,
-    };
-    let text = mask(&String::from_utf8_lossy(&out[..len]));
+    let text = mask(&String::from_utf8_lossy(written(outcome, &out)));
     Some(Handled { outcome, text })
 }
 
@@ -73,11 +69,7 @@ fn an_unknown_name_parks_and_the_answer_forwards_it() {
     let answer = Answer::Address("10.0.0.44".parse().unwrap());
     let r = resume(&p, t, answer.clone()).expect("still parked");
     assert_eq!(forwarded_to(&r), "10.0.0.44:5070".parse().unwrap());
-    assert!(
-        r.text.starts_with(&format!("{FAR} SIP/2.0\r\n{OUR_VIA}")),
-        "{}",
-        r.text
-    );
+    r.assert_starts(&format!("{FAR} SIP/2.0\r\n{OUR_VIA}"));
     assert_eq!(parked(&p), 0);
     assert!(
         resume(&p, t, answer).is_none(),
@@ -164,11 +156,7 @@ fn the_area_is_bounded_by_count_and_by_bytes() {
     let raw = request(FAR, "").replace("z9hG4bK776asdhds", "z9hG4bK-c");
     let r = run(&p, &raw, "10.0.0.1:5060");
     assert_eq!(replied(&r).0, 503);
-    assert!(
-        r.text.starts_with("SIP/2.0 503 Resolver Busy\r\n"),
-        "{}",
-        r.text
-    );
+    r.assert_starts("SIP/2.0 503 Resolver Busy\r\n");
     let ack = request("ACK sip:carol@far.example", "").replace("z9hG4bK776asdhds", "z9hG4bK-d");
     assert_eq!(
         dropped(&run(&p, &ack, "10.0.0.1:5060")),
