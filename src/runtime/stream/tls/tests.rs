@@ -384,3 +384,21 @@ fn worn_out_keys_are_replaced_on_tls13_and_end_a_tls12_session() {
     assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     assert_eq!(pair.ours.failure, Some(StreamEvent::TlsError));
 }
+
+#[test]
+fn data_in_the_clients_last_flight_is_read_before_the_records_are_taken_over() {
+    // The client's first request leaves with its Finished (RFC 8446 §2: 1-RTT data), so
+    // rustls opens it during the handshake; it must reach the reader first, and in order.
+    let pki = pki();
+    for suite in SUITES {
+        let mut pair = ours_server(&pki, suite);
+        let (first, second) = (message(1200, 1), message(300, 2));
+        pair.peer.writer().write_all(&first).unwrap();
+        pair.pump();
+        pair.peer_send(&second);
+        let mut want = first.clone();
+        want.extend_from_slice(&second);
+        assert_eq!(pair.ours_read, want, "{suite:?}");
+        assert!(!pair.ours.handshaking());
+    }
+}
