@@ -73,8 +73,8 @@ fn the_config_file_names_for_tls_and_websocket() {
         .and_then(|rest| rest.split('/').next())
         .expect("the metrics address is logged")
         .to_owned();
-    // Each worker publishes its counters periodically, on its own: poll (bounded) until
-    // every one of these shows, whichever worker handled it.
+    // Each worker publishes its counters periodically (the TLS and the WSS connection may be
+    // on different workers): poll (bounded) until all of these show.
     let wanted = [
         "event=\"tls_handshake_ok\"",
         "event=\"wss_accepted\"",
@@ -83,8 +83,7 @@ fn the_config_file_names_for_tls_and_websocket() {
     let deadline = std::time::Instant::now() + runtime_support::RECV_LIMIT;
     let text = loop {
         let text = runtime_support::http_get(metrics.parse().unwrap(), "/metrics");
-        let all = wanted.iter().all(|want| text.contains(want));
-        if all || std::time::Instant::now() > deadline {
+        if wanted.iter().all(|w| text.contains(w)) || std::time::Instant::now() > deadline {
             break text;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
