@@ -23,7 +23,7 @@ mod store;
 use crate::contact::ContactTable;
 use crate::groups::GroupError;
 use crate::policy::{CompileOptions, PolicyError, PolicyHandle};
-use crate::proxy::Tables;
+use crate::proxy::{SideKind, Tables};
 use crate::runtime::{self, ProbeThread, Server, SideService, StartError, Wiring};
 use crate::settings::{Metrics, Settings};
 use crate::stats::{self, Snapshot, StatsConfig, StatsHandle, WorkerStats};
@@ -39,6 +39,9 @@ pub struct ServiceOptions {
     /// Resolves host names that are neither IP literals nor in the static host table; their
     /// requests park until it answers. `None` (the default): such names get 503 at once.
     pub resolver: Option<Box<dyn SideService>>,
+    /// Other side services (a remote location store, the media relay), each for the queries
+    /// of its kind; the service adds those its settings configure.
+    pub side: Vec<(SideKind, Box<dyn SideService>)>,
     /// How often workers hand their statistics to the stats thread (1 s).
     pub stats_interval: Duration,
 }
@@ -47,6 +50,7 @@ impl Default for ServiceOptions {
     fn default() -> ServiceOptions {
         ServiceOptions {
             resolver: None,
+            side: Vec::new(),
             stats_interval: STATS_INTERVAL,
         }
     }
@@ -157,6 +161,7 @@ impl Service {
             },
             policy: Some(Arc::clone(&policy)),
             resolver: options.resolver,
+            side: options.side,
             protect: protect.clone(),
         };
         let server = Server::start(settings, wiring, |_| {

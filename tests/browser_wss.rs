@@ -5,8 +5,9 @@
 //!
 //! Needs `chromium` (Debian) and a browser bundle of JsSIP named by `FERROVIA_JSSIP`:
 //! `npm install jssip esbuild && npx esbuild node_modules/jssip/lib/JsSIP.js --bundle
-//! --global-name=JsSIP --outfile=jssip.js` (`.ci/run` does this). Skipped (with a message)
-//! without them.
+//! --global-name=JsSIP --outfile=jssip.js` (`.ci/run` does this, from the versions pinned in
+//! `tests/browser/package-lock.json`). Skipped (with a message) without them, unless
+//! `FERROVIA_REQUIRE_TOOLS` is set (as `.ci/run` sets it): then missing tools fail the test.
 
 mod runtime_support;
 mod secure_support;
@@ -98,6 +99,12 @@ fn a_browser_registers_messages_and_calls_over_wss() {
     let bundle = std::env::var_os("FERROVIA_JSSIP").map(std::path::PathBuf::from);
     let chromium = Command::new("chromium").arg("--version").output().is_ok();
     let (Some(bundle), true) = (bundle.filter(|b| b.exists()), chromium) else {
+        assert!(
+            std::env::var_os("FERROVIA_REQUIRE_TOOLS").is_none(),
+            "browser_wss: chromium and FERROVIA_JSSIP are required (FERROVIA_REQUIRE_TOOLS): \
+             chromium found: {chromium}, FERROVIA_JSSIP: {:?}",
+            std::env::var_os("FERROVIA_JSSIP")
+        );
         return eprintln!(
             "browser_wss: skipped: needs chromium and FERROVIA_JSSIP (see the file's docs)"
         );

@@ -69,23 +69,50 @@ fn user(uri: &str) -> &str {
     &rest[..rest.find('@').expect("a user part")]
 }
 
-#[test]
-fn the_phone_sees_its_own_contact_with_the_granted_expiry() {
+/// A phone's REGISTER (asking 60 s) through a fresh service, granted `granted` s by the
+/// registrar stand-in, and what came back to the phone.
+struct Registered {
+    registrar: UdpSocket,
+    service: Service,
+    proxy: SocketAddr,
+    /// The URI the registrar bound.
+    bound: String,
+    /// The 200 the phone received, and where from.
+    ok: (String, SocketAddr),
+}
+
+fn register_through(call: &str, granted: u32) -> Registered {
     let (phone, registrar) = (peer(), peer());
     let service = Service::start(&settings(registrar.local_addr().unwrap())).expect("starts");
     let proxy = service.local_addrs()[0];
-
     phone
-        .send_to(register(proxy, "reg1", 60).as_bytes(), proxy)
+        .send_to(register(proxy, call, 60).as_bytes(), proxy)
         .unwrap();
-    let bound = registrar_grants(&registrar, 10);
+    let bound = registrar_grants(&registrar, granted);
+    let ok = recv_text(&phone);
+    Registered {
+        registrar,
+        service,
+        proxy,
+        bound,
+        ok,
+    }
+}
+
+#[test]
+fn the_phone_sees_its_own_contact_with_the_granted_expiry() {
+    let Registered {
+        service,
+        proxy,
+        bound,
+        ok: (ok, from),
+        ..
+    } = register_through("reg1", 10);
     assert_eq!(
         user(&bound).len(),
         TOKEN_LEN,
         "the registrar saw a token: {bound}"
     );
-
-    let (ok, from) = recv_text(&phone);
     assert_eq!(from, proxy);
     assert_eq!(status(&ok), Some(200), "{ok}");
     let contacts: Vec<&str> = headers(&ok, "Contact").collect();
@@ -103,16 +130,14 @@ fn the_phone_sees_its_own_contact_with_the_granted_expiry() {
 
 #[test]
 fn the_contact_lapses_when_the_grant_does_not_when_the_request_would() {
-    let (phone, registrar) = (peer(), peer());
-    let service = Service::start(&settings(registrar.local_addr().unwrap())).expect("starts");
-    let proxy = service.local_addrs()[0];
-
     // Asked 60 s, granted 1 s.
-    phone
-        .send_to(register(proxy, "reg2", 60).as_bytes(), proxy)
-        .unwrap();
-    let bound = registrar_grants(&registrar, 1);
-    let (ok, _) = recv_text(&phone);
+    let Registered {
+        registrar,
+        service,
+        proxy,
+        bound,
+        ok: (ok, _),
+    } = register_through("reg2", 1);
     assert!(ok.contains(";expires=1\r\n"), "{ok}");
 
     // Past the grant, well within the asked 60 s: the core's request for the binding finds

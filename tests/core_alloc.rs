@@ -14,16 +14,10 @@ mod alloc_support;
 #[global_allocator]
 static GLOBAL: alloc_support::Counting = alloc_support::Counting;
 
-fn allocations_during(f: impl FnOnce()) -> u64 {
-    let before = alloc_support::on_this_thread();
-    f();
-    alloc_support::on_this_thread() - before
-}
-
 #[test]
 fn the_counter_counts() {
     // Guards the test below against a counter that never moves.
-    let n = allocations_during(|| {
+    let n = alloc_support::on_this_thread_during(|| {
         let v: Vec<u8> = Vec::with_capacity(std::hint::black_box(64));
         std::hint::black_box(v);
     });
@@ -49,7 +43,7 @@ fn scan_decide_rewrite_allocates_nothing() {
         }
     };
     round(&mut out); // warm-up
-    let n = allocations_during(|| {
+    let n = alloc_support::on_this_thread_during(|| {
         for _ in 0..1000 {
             round(&mut out);
         }

@@ -10,8 +10,8 @@ mod runtime_support;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use ferrovia::proxy::{Answer, DropReason, ParkingLimits, Query};
-use ferrovia::runtime::SideService;
+use ferrovia::proxy::{Answer, DropReason, ParkingLimits, Query, SideKind};
+use ferrovia::runtime::{Questions, SideService};
 use ferrovia::service::{Service, ServiceOptions};
 use ferrovia::settings::Settings;
 use runtime_support::sip::status;
@@ -222,4 +222,58 @@ fn an_answer_after_the_timeout_is_ignored() {
     let total = proxy.shutdown().counters();
     assert_eq!(total.forwarded_total(), 0, "{total:?}");
     assert_eq!(total.replied(503), 1, "{total:?}");
+}
+
+/// Keeps every question until it holds two, then answers them from another thread in the
+/// reverse order: a service that owns its loop (`SideService::run`), as a resolver with
+/// several queries in flight does.
+struct Reversing;
+
+impl SideService for Reversing {
+    fn run(self: Box<Self>, questions: Questions) {
+        let replier = questions.replier();
+        let mut held = Vec::new();
+        while let Some(question) = questions.recv() {
+            held.push(question.asker());
+            if held.len() == 2 {
+                let replier = replier.clone();
+                let askers = std::mem::take(&mut held);
+                std::thread::spawn(move || {
+                    for asker in askers.into_iter().rev() {
+                        assert!(replier.reply(asker, Answer::Address([127, 0, 0, 1].into())));
+                    }
+                })
+                .join()
+                .unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn a_service_that_owns_its_loop_answers_out_of_order() {
+    let settings = Settings {
+        parking: limits(16, RECV_LIMIT),
+        ..loopback_settings(1)
+    };
+    let options = ServiceOptions {
+        side: vec![(SideKind::Resolve, Box::new(Reversing))],
+        ..ServiceOptions::default()
+    };
+    let proxy = start_service_with(&settings, options);
+    let addr = proxy.local_addrs()[0];
+    let (bob, alice) = (peer(), peer());
+    let (from, port) = (
+        bob.local_addr().unwrap(),
+        alice.local_addr().unwrap().port(),
+    );
+    for call in ["first", "second"] {
+        bob.send_to(message(from, "far.test", port, call).as_bytes(), addr)
+            .unwrap();
+        wait_for_received(&proxy, if call == "first" { 1 } else { 2 });
+    }
+    let order: Vec<String> = (0..2).map(|_| call_id(&recv_text(&alice).0)).collect();
+    assert_eq!(order, ["second@ferrovia.test", "first@ferrovia.test"]);
+    let total = proxy.shutdown().counters();
+    assert_eq!(total.forwarded_total(), 2, "{total:?}");
 }

@@ -4,18 +4,19 @@
 //! 5073, 5090) played by sockets of this test. Then reloads: SIGHUP and `POST /reload` with a
 //! changed, then a broken file, and 10,000 requests across reloads, none lost or reordered.
 
+mod policy_support;
 mod runtime_support;
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use policy_support::{request, request_uri};
 use runtime_support::process::Ferrovia;
 use runtime_support::sip::{header, status};
-use runtime_support::{RECV_LIMIT, recv_text};
+use runtime_support::{RECV_LIMIT, http, recv_text};
 
 /// The example's fixed next-hop ports: one test at a time may hold them.
 static PORTS: Mutex<()> = Mutex::new(());
@@ -30,22 +31,9 @@ fn bind(addr: &str) -> UdpSocket {
     socket
 }
 
-fn request(
-    method: &str,
-    uri: &str,
-    from: SocketAddr,
-    from_user: &str,
-    n: u32,
-    extra: &str,
-) -> String {
-    format!(
-        "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bK-{n};rport\r\n\
-Max-Forwards: 70\r\nFrom: <sip:{from_user}@a.example>;tag=t{n}\r\nTo: <{uri}>\r\n\
-Call-ID: policy-{n}\r\nCSeq: {n} {method}\r\n{extra}Content-Length: 0\r\n\r\n"
-    )
-}
-
-fn start(config: &Path) -> (Ferrovia, SocketAddr) {
+/// Runs the binary with `config` on 127.0.0.1 (port 0), 2 workers, metrics at `metrics`
+/// (`off` or an address); returns it and its SIP address.
+fn start(config: &Path, metrics: &str) -> (Ferrovia, SocketAddr) {
     let proxy = Ferrovia::start(
         &[
             "--config",
@@ -55,7 +43,7 @@ fn start(config: &Path) -> (Ferrovia, SocketAddr) {
             "--workers",
             "2",
             "--metrics",
-            "off",
+            metrics,
         ],
         1,
     );
@@ -74,14 +62,7 @@ fn ask(client: &UdpSocket, proxy: SocketAddr, text: &str) -> (u16, String) {
 fn via(client: &UdpSocket, proxy: SocketAddr, hop: &UdpSocket, text: &str) -> (String, String) {
     client.send_to(text.as_bytes(), proxy).unwrap();
     let (got, _) = recv_text(hop);
-    let uri = got
-        .lines()
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .to_owned();
+    let uri = request_uri(&got);
     (uri, got)
 }
 
@@ -93,7 +74,7 @@ fn the_worked_example_behaves_line_by_line() {
     let scripted = bind("127.0.0.1:5073");
     let someone = bind("127.0.0.1:5090");
     let elsewhere = bind("127.0.0.9:0");
-    let (mut proxy, addr) = start(&example());
+    let (mut proxy, addr) = start(&example(), "off");
     let banned = bind("127.0.0.2:0");
     let alice = bind("127.0.0.3:0");
     let trusted = bind("127.0.0.4:0");
@@ -266,39 +247,13 @@ fn premium_reason(client: &UdpSocket, proxy: SocketAddr, n: u32) -> String {
         .to_owned()
 }
 
-fn post_reload(metrics: SocketAddr) -> String {
-    let mut stream = std::net::TcpStream::connect(metrics).unwrap();
-    stream.set_read_timeout(Some(RECV_LIMIT)).unwrap();
-    write!(
-        stream,
-        "POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    text
-}
-
 #[test]
 fn sighup_and_post_reload_apply_a_changed_file_and_keep_the_old_on_a_broken_one() {
     let config = scratch_copy("reload");
     let original = std::fs::read_to_string(&config).unwrap();
     let metrics_port = runtime_support::free_udp_port();
     let metrics = format!("127.0.0.1:{metrics_port}");
-    let mut proxy = Ferrovia::start(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "udp:127.0.0.1:0",
-            "--workers",
-            "2",
-            "--metrics",
-            &metrics,
-        ],
-        1,
-    );
-    let addr = proxy.addr();
+    let (mut proxy, addr) = start(&config, &metrics);
     let alice = bind("127.0.0.3:0");
     assert_eq!(premium_reason(&alice, addr, 1), "Premium Numbers Barred");
 
@@ -322,12 +277,12 @@ fn sighup_and_post_reload_apply_a_changed_file_and_keep_the_old_on_a_broken_one(
 
     // The same over HTTP: refused with file:line, then accepted.
     let metrics: SocketAddr = metrics.parse().unwrap();
-    let answer = post_reload(metrics);
-    assert!(answer.starts_with("HTTP/1.1 500"), "{answer}");
+    let (status, answer) = http(metrics, "POST", "/reload");
+    assert_eq!(status, 500, "{answer}");
     assert!(answer.contains("edge.toml:"), "{answer}");
     std::fs::write(&config, &original).unwrap();
-    let answer = post_reload(metrics);
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (status, answer) = http(metrics, "POST", "/reload");
+    assert_eq!(status, 200, "{answer}");
     assert_eq!(premium_reason(&alice, addr, 4), "Premium Numbers Barred");
 
     // The counters: reloads, rule hits and actions in /metrics.
@@ -371,20 +326,7 @@ fn ten_thousand_requests_across_reloads_none_lost_or_reordered() {
     const RELOADS: [usize; 3] = [1_000, 4_000, 7_000];
     let config = scratch_copy("order");
     let metrics = format!("127.0.0.1:{}", runtime_support::free_udp_port());
-    let proxy = Ferrovia::start(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "udp:127.0.0.1:0",
-            "--workers",
-            "2",
-            "--metrics",
-            &metrics,
-        ],
-        1,
-    );
-    let addr = proxy.addr();
+    let (proxy, addr) = start(&config, &metrics);
     let metrics: SocketAddr = metrics.parse().unwrap();
     let alice = bind("127.0.0.3:0");
     let a = alice.local_addr().unwrap();

@@ -2,24 +2,23 @@
 //! memory: the compiled policy as the workers run it (an `Engine` per worker) in front of
 //! `Proxy::handle_routed`.
 
+mod common;
+mod policy_support;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Instant;
 
 use std::sync::Arc;
 
-use ferrovia::policy::{CompileOptions, Engine, PolicyHandle, Router, compile_file};
-use ferrovia::proxy::{
-    Context, Input, Listener, OUTPUT_BUFFER_SIZE, Outcome, Proxy, ProxyConfig, Tables, WorkerState,
-};
+use ferrovia::policy::{CompileOptions, PolicyHandle, compile_file};
+use ferrovia::proxy::{Input, Listener, Outcome, ProxyConfig, Tables};
 use ferrovia::sip::{Flow, Message, Transport};
 
 const PROXY: &str = "127.0.0.1:5060";
 
 struct Edge {
-    proxy: Proxy,
-    tables: Tables,
-    state: WorkerState,
+    core: common::Core,
     handle: Arc<PolicyHandle>,
 }
 
@@ -30,23 +29,16 @@ impl Edge {
             addr: PROXY.parse().unwrap(),
             advertise: None,
         };
-        let proxy = Proxy::new(ProxyConfig::new(listener, [7; 16])).unwrap();
+        let mut core = common::Core::new(ProxyConfig::new(listener, [7; 16]), Tables::default());
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/policy/edge.toml");
         let policy = compile_file(&path, &CompileOptions::new(1)).unwrap();
         let handle = PolicyHandle::new(policy, 1);
-        let mut state = WorkerState::new(proxy.config());
-        state.router = Some(Box::new(Engine::new(Arc::clone(&handle), 0)) as Box<dyn Router>);
-        Edge {
-            proxy,
-            tables: Tables::default(),
-            state,
-            handle,
-        }
+        core.route_by(&handle);
+        Edge { core, handle }
     }
 
     /// The outcome, the bytes sent, and the rule that decided.
     fn run(&mut self, raw: &str, source: &str) -> (Outcome, String, Option<String>) {
-        let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
         let input = Input {
             data: raw.as_bytes(),
             flow: Flow::new(
@@ -57,21 +49,12 @@ impl Edge {
             now: Instant::now(),
         };
         let before = self.handle.counters();
-        let mut ctx = Context::new(&self.tables, &mut self.state);
-        let outcome = self.proxy.handle(input, &mut ctx, &mut out);
-        let len = match outcome {
-            Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
-            Outcome::Drop(_) | Outcome::Park(_) => 0,
-        };
-        if len > 0 {
-            Message::scan(&out[..len], false).expect("output re-scans");
+        let (outcome, bytes) = self.core.exchange(input);
+        if !bytes.is_empty() {
+            Message::scan(&bytes, false).expect("output re-scans");
         }
         let (rule, _) = self.handle.counters().decided_since(&before);
-        (
-            outcome,
-            String::from_utf8_lossy(&out[..len]).into_owned(),
-            rule,
-        )
+        (outcome, String::from_utf8_lossy(&bytes).into_owned(), rule)
     }
 
     fn reply(&mut self, raw: &str, source: &str) -> (u16, String) {
@@ -85,14 +68,7 @@ impl Edge {
     fn forward(&mut self, raw: &str, source: &str) -> (SocketAddr, String, String) {
         match self.run(raw, source) {
             (Outcome::Forward(t), text, _) => {
-                let ruri = text
-                    .lines()
-                    .next()
-                    .unwrap()
-                    .split(' ')
-                    .nth(1)
-                    .unwrap()
-                    .to_owned();
+                let ruri = policy_support::request_uri(&text);
                 (t.destination, ruri, text)
             }
             other => panic!("expected a forward, got {:?}", other),
@@ -103,11 +79,7 @@ impl Edge {
 const ALICE: &str = "127.0.0.3:5062";
 
 fn request(method: &str, uri: &str, from_user: &str, extra: &str) -> String {
-    format!(
-        "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5062;branch=z9hG4bK-{method}\r\n\
-Max-Forwards: 70\r\nFrom: <sip:{from_user}@a.example>;tag=1\r\nTo: <{uri}>\r\n\
-Call-ID: example-1\r\nCSeq: 1 {method}\r\n{extra}Content-Length: 0\r\n\r\n"
-    )
+    policy_support::request(method, uri, ALICE, from_user, 1, extra)
 }
 
 #[test]

@@ -6,19 +6,17 @@
 //! When 5070 is taken on this machine the test runs a copy of the example naming a free port
 //! instead (the file is otherwise used as shipped).
 
+mod protect_support;
 mod runtime_support;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use runtime_support::process::Ferrovia;
-use runtime_support::sip::{header, invite, response};
-
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/protection/edge.toml");
+use protect_support::{EXAMPLE, banned, http, start};
+use runtime_support::sip::{header, invite, response, with_header};
 
 /// What reached the core: requests counted by the Call-ID's prefix (before the first `-`).
 #[derive(Clone, Default)]
@@ -101,63 +99,16 @@ const ELSEWHERE: &str = "198.51.100.7:5060";
 fn request(from: &UdpSocket, call: &str, user_agent: Option<&str>) -> Vec<u8> {
     let text = invite(from.local_addr().unwrap(), ELSEWHERE.parse().unwrap(), call);
     match user_agent {
-        Some(ua) => text.replace(
-            "Content-Length",
-            &format!("User-Agent: {ua}\r\nContent-Length"),
-        ),
+        Some(ua) => with_header(&text, &format!("User-Agent: {ua}")),
         None => text,
     }
     .into_bytes()
 }
 
-fn http(metrics: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(metrics).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn banned(metrics: SocketAddr, ip: &str) -> bool {
-    let (_, body) = http(metrics, "GET", "/bans");
-    body.contains(&format!("\"source\": \"{ip}\""))
-}
-
 #[test]
 fn the_worked_example_behaves_as_documented() {
     let (config, core) = start_core();
-    let mut proxy = Ferrovia::start(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "udp:127.0.0.1:0",
-            "--metrics",
-            "127.0.0.1:0",
-            "--workers",
-            "2",
-        ],
-        1,
-    );
-    let line = proxy.await_line("metrics on http://");
-    let metrics: SocketAddr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no metrics address in {line:?}"));
+    let (proxy, metrics) = start(&config);
     let to = proxy.addr();
 
     // Every request goes to the core, whatever it names; the answer comes back.

@@ -24,14 +24,6 @@ const FLOOD_RATE: u64 = 50_000;
 const FLOOD_SECS: u64 = 10;
 const SIPP_LIMIT: Duration = Duration::from_secs(120);
 
-fn await_bound(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-        assert!(Instant::now() < deadline, "sipp never bound port {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Sends the flood from 127.0.0.2 toward `sink` (named in its Request-URI and Route).
 fn flood(proxy: SocketAddr, sink: SocketAddr) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
@@ -61,10 +53,7 @@ fn a_flooder_is_banned_while_a_thousand_calls_go_through() {
     let pid = proxy.pid().unwrap();
     let sink = UdpSocket::bind("127.0.0.1:0").unwrap(); // never read: the kernel drops
     let uas_port = free_udp_port();
-    let mut uas_args = vec!["-sn".to_string(), "uas".to_string()];
-    uas_args.extend(Sipp::load_args(uas_port, CALLS, None));
-    let uas = Sipp::start("flood-uas", &uas_args);
-    await_bound(uas_port);
+    let uas = Sipp::load_uas("flood-uas", uas_port, CALLS, None);
     let rss_before = rss_kib(pid).unwrap_or(0);
     let cpu_before = proxy.cpu_time();
 

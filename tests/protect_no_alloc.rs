@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use ferrovia::protect::{CidrSet, Limit, ProtectConfig, Protection, ScannerField, Verdict};
 use ferrovia::proxy::Transport;
-use runtime_support::sip::{invite, response, top_via_sent_by};
-use runtime_support::{loopback_settings, peer, recv_text, start_proxy};
+use runtime_support::round_trips::RoundTrips;
+use runtime_support::sip::{invite, with_header};
+use runtime_support::{loopback_settings, start_proxy};
 
 mod alloc_support;
 
@@ -40,33 +41,36 @@ fn the_guard_allocates_nothing_per_message() {
     let p = Protection::new(&config(), 7);
     let start = Instant::now();
     let local: SocketAddr = "127.0.0.1:5060".parse().unwrap();
-    let msg = invite(local, local, "guard").into_bytes();
-    let scanner = String::from_utf8(msg.clone())
-        .unwrap()
-        .replace("Content-Length", "User-Agent: SIPVicious\r\nContent-Length")
-        .into_bytes();
+    let msg = invite(local, local, "guard");
+    let scanner = with_header(&msg, "User-Agent: SIPVicious").into_bytes();
     let flooder: SocketAddr = "192.0.2.2:5060".parse().unwrap();
     // Warm: nothing is lazily built, but check each path once anyway.
-    let _ = p.check(&msg, flooder, local, Transport::Udp, start);
+    let _ = p.check(msg.as_bytes(), flooder, local, Transport::Udp, start);
 
-    let before = alloc_support::on_this_thread();
     let mut verdicts = [0u32; 3];
-    for ms in 0..1500u32 {
-        let now = start + Duration::from_millis(u64::from(ms));
-        for _ in 0..50 {
-            match p.check(&msg, flooder, local, Transport::Udp, now) {
-                Verdict::Pass => verdicts[0] += 1,
-                Verdict::Drop(_) => verdicts[1] += 1,
-                Verdict::Refuse { .. } => verdicts[2] += 1,
+    let during = alloc_support::on_this_thread_during(|| {
+        for ms in 0..1500u32 {
+            let now = start + Duration::from_millis(u64::from(ms));
+            for _ in 0..50 {
+                match p.check(msg.as_bytes(), flooder, local, Transport::Udp, now) {
+                    Verdict::Pass => verdicts[0] += 1,
+                    Verdict::Drop(_) => verdicts[1] += 1,
+                    Verdict::Refuse { .. } => verdicts[2] += 1,
+                }
+            }
+            let _ = p.check(&scanner, flooder, local, Transport::Udp, now);
+            for i in 0..10u32 {
+                let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + ms * 10 + i));
+                let _ = p.check(
+                    msg.as_bytes(),
+                    SocketAddr::new(ip, 5060),
+                    local,
+                    Transport::Udp,
+                    now,
+                );
             }
         }
-        let _ = p.check(&scanner, flooder, local, Transport::Udp, now);
-        for i in 0..10u32 {
-            let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + ms * 10 + i));
-            let _ = p.check(&msg, SocketAddr::new(ip, 5060), local, Transport::Udp, now);
-        }
-    }
-    let during = alloc_support::on_this_thread() - before;
+    });
     let bans = p.bans(start + Duration::from_millis(1500));
     assert_eq!(bans.len(), 1, "the flooder was banned");
     assert!(verdicts[0] > 2000 && verdicts[1] > 70_000, "{verdicts:?}");
@@ -85,30 +89,18 @@ fn workers_with_protection_allocate_nothing_per_message() {
         ..config()
     });
     let (proxy, proxy_addr) = start_proxy(&settings);
-    let (bob, alice) = (peer(), peer());
-    let (bob_addr, alice_addr) = (bob.local_addr().unwrap(), alice.local_addr().unwrap());
-    let request = invite(bob_addr, alice_addr, "no-alloc").into_bytes();
-    bob.send_to(&request, proxy_addr).unwrap();
-    let (forwarded, _) = recv_text(&alice);
-    let answer = response(&forwarded, 200, "OK").into_bytes();
-    let via = top_via_sent_by(&forwarded).unwrap();
-    alice.send_to(&answer, via).unwrap();
-    recv_text(&bob);
-    let scanner = String::from_utf8(request.clone())
-        .unwrap()
-        .replace("Content-Length", "User-Agent: sipvicious\r\nContent-Length")
-        .into_bytes();
-    let mut buf = vec![0u8; 65_536];
+    let mut calls = RoundTrips::warm(proxy_addr, |bob, alice| {
+        invite(bob, alice, "no-alloc").into_bytes()
+    });
+    let request = String::from_utf8_lossy(calls.request()).into_owned();
+    let scanner = with_header(&request, "User-Agent: sipvicious").into_bytes();
 
-    let before = alloc_support::in_process();
-    for _ in 0..1_000 {
-        bob.send_to(&request, proxy_addr).unwrap();
-        bob.send_to(&scanner, proxy_addr).unwrap(); // dropped, counted by pattern
-        alice.recv_from(&mut buf).unwrap();
-        alice.send_to(&answer, via).unwrap();
-        bob.recv_from(&mut buf).unwrap();
-    }
-    let during = alloc_support::in_process() - before;
+    // Each request goes with a scanner's, dropped and counted by pattern.
+    let during = alloc_support::in_process_during(|| {
+        calls.run(1_000, |bob, proxy| {
+            bob.send_to(&scanner, proxy).unwrap();
+        })
+    });
 
     let total = proxy.shutdown().counters();
     assert_eq!(total.forwarded_total(), 2 * 1_001, "{total:?}");

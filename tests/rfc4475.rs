@@ -9,16 +9,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
-use ferrovia::proxy::{
-    DropReason, Input, Listener, NextHop, OUTPUT_BUFFER_SIZE, Outcome, ProxyConfig, Tables,
-    Transport,
-};
-use ferrovia::sip::{Flow, Message};
+use ferrovia::proxy::{DropReason, Listener, NextHop, Outcome, ProxyConfig, Tables, Transport};
+use ferrovia::sip::Message;
 
-const PROXY: &str = "192.0.2.10:5060";
+const PROXY: &str = common::PROXY_ADDR;
 const CLIENT: &str = "192.0.2.99:40000";
 
 fn proxy() -> common::Core {
@@ -80,25 +76,9 @@ struct Sent {
 }
 
 fn handle(raw: &[u8], transport: Transport, source: &str) -> Sent {
-    let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
-    let input = Input {
-        data: raw,
-        flow: Flow::new(
-            transport,
-            source.parse::<SocketAddr>().unwrap(),
-            PROXY.parse().unwrap(),
-        ),
-        now: Instant::now(),
-    };
-    let outcome = proxy().handle(input, &mut out);
-    let len = match outcome {
-        Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
-        Outcome::Drop(_) | Outcome::Park(_) => 0,
-    };
-    Sent {
-        outcome,
-        bytes: out[..len].to_vec(),
-    }
+    let input = common::input_on(raw, source, transport, None, Instant::now());
+    let (outcome, bytes) = proxy().exchange(input);
+    Sent { outcome, bytes }
 }
 
 /// Runs `raw` over UDP, checks the outcome, and that whatever is sent is canonical.

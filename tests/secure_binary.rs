@@ -73,20 +73,22 @@ fn the_config_file_names_for_tls_and_websocket() {
         .and_then(|rest| rest.split('/').next())
         .expect("the metrics address is logged")
         .to_owned();
-    // Workers publish their counters periodically: poll (bounded) until these show.
+    // Each worker publishes its counters periodically (the TLS and the WSS connection may be
+    // on different workers): poll (bounded) until all of these show.
+    let wanted = [
+        "event=\"tls_handshake_ok\"",
+        "event=\"wss_accepted\"",
+        "event=\"ws_handshake_ok\"",
+    ];
     let deadline = std::time::Instant::now() + runtime_support::RECV_LIMIT;
     let text = loop {
         let text = runtime_support::http_get(metrics.parse().unwrap(), "/metrics");
-        if text.contains("tls_handshake_ok") || std::time::Instant::now() > deadline {
+        if wanted.iter().all(|w| text.contains(w)) || std::time::Instant::now() > deadline {
             break text;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    for want in [
-        "event=\"tls_handshake_ok\"",
-        "event=\"wss_accepted\"",
-        "event=\"ws_handshake_ok\"",
-    ] {
+    for want in wanted {
         assert!(text.contains(want), "/metrics lacks {want}:\n{text}");
     }
     let out = std::process::Command::new(Ferrovia::binary())

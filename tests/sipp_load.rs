@@ -5,8 +5,7 @@
 
 mod runtime_support;
 
-use std::net::UdpSocket;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use runtime_support::free_udp_port;
 use runtime_support::process::{Ferrovia, Sipp};
@@ -15,14 +14,6 @@ const CALLS: u64 = 3_000;
 const RATE: u64 = 1_000;
 /// Bound on each sipp run (the load itself takes a few seconds).
 const SIPP_LIMIT: Duration = Duration::from_secs(120);
-
-fn await_bound(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-        assert!(Instant::now() < deadline, "sipp never bound port {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 #[test]
 fn three_thousand_calls_at_1000_per_second_through_two_workers() {
@@ -41,10 +32,7 @@ fn three_thousand_calls_at_1000_per_second_through_two_workers() {
         ],
         1,
     );
-    let mut uas_args = vec!["-sn".to_string(), "uas".to_string()];
-    uas_args.extend(Sipp::load_args(uas_port, CALLS, None));
-    let uas = Sipp::start("load-uas", &uas_args);
-    await_bound(uas_port);
+    let uas = Sipp::load_uas("load-uas", uas_port, CALLS, None);
 
     let mut uac_args = vec![proxy.addr().to_string(), "-sn".into(), "uac".into()];
     uac_args.extend(Sipp::load_args(free_udp_port(), CALLS, None));

@@ -11,7 +11,7 @@
 
 mod runtime_support;
 
-use std::net::{TcpListener, UdpSocket};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use runtime_support::free_udp_port;
@@ -91,18 +91,6 @@ fn free_port() -> u16 {
     }
 }
 
-fn await_bound(port: u16, mode: Mode) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let free = || match mode {
-        Mode::Udp => UdpSocket::bind(("127.0.0.1", port)).is_ok(),
-        _ => TcpListener::bind(("127.0.0.1", port)).is_ok(),
-    };
-    while free() {
-        assert!(Instant::now() < deadline, "sipp never bound port {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// What one load run measured.
 struct Figures {
     mode: Mode,
@@ -126,14 +114,12 @@ fn load(mode: Mode) -> Figures {
     ];
     let proxy = Ferrovia::start(&args, 1);
     let name = format!("{mode:?}").to_lowercase();
-    let mut uas_args = vec!["-sn".to_string(), "uas".to_string()];
-    uas_args.extend(Sipp::load_args(
+    let uas = Sipp::load_uas(
+        &format!("tcpload-{name}-uas"),
         uas_port,
         calls(),
         Some(mode.uas_transport()),
-    ));
-    let uas = Sipp::start(&format!("tcpload-{name}-uas"), &uas_args);
-    await_bound(uas_port, mode);
+    );
 
     let mut uac_args = vec![proxy.addr().to_string(), "-sn".into(), "uac".into()];
     uac_args.extend(Sipp::load_args(

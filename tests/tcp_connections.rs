@@ -5,24 +5,18 @@
 
 mod runtime_support;
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use ferrovia::proxy::Direction;
 use ferrovia::record::StreamEvent;
 use runtime_support::sip::{invite_over, response, status};
-use runtime_support::tcp::{Family, SipStream, dual_settings, on_each_family, start_dual};
-use runtime_support::{RECV_LIMIT, count, recv_text, start_service, wait_for};
+use runtime_support::tcp::{SipStream, dual_settings, on_each_family, start_dual};
+use runtime_support::{count, recv_text, start_service, wait_for};
 
 const CLIENTS: usize = 1_000;
 /// Clients that send at once, so the UDP next hop's socket buffer never overflows.
 const WAVE: usize = 100;
-
-fn udp_peer(family: Family) -> UdpSocket {
-    let socket = UdpSocket::bind(family.any_port()).expect("bind a UDP peer");
-    socket.set_read_timeout(Some(RECV_LIMIT)).unwrap();
-    socket
-}
 
 /// An OPTIONS for the proxy itself: answered 200 there (RFC 3261 §11).
 fn options(from: SocketAddr, proxy: SocketAddr, call: &str) -> String {
@@ -65,7 +59,7 @@ fn a_thousand_clients_are_held_open_and_all_served() {
     raise_open_files();
     on_each_family("thousand", |family| {
         let proxy = start_dual(&dual_settings(family, 2));
-        let server = udp_peer(family);
+        let server = family.udp_peer();
         let to = server.local_addr().unwrap();
         let mut clients: Vec<SipStream> = (0..CLIENTS)
             .map(|_| SipStream::connect(proxy.tcp))

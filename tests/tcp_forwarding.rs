@@ -9,24 +9,16 @@ use std::net::{SocketAddr, UdpSocket};
 
 use ferrovia::proxy::Direction;
 use ferrovia::record::StreamEvent;
+use runtime_support::recv_text;
 use runtime_support::sip::{headers, invite_over, response, status, top_via_sent_by, via_count};
 use runtime_support::tcp::{
-    DualProxy, Family, NextHop, SipStream, dual_settings, on_each_family, start_dual,
+    DualProxy, Family, NextHop, SipStream, dual_settings, host, on_each_family, start_dual,
 };
-use runtime_support::{RECV_LIMIT, recv_text};
 
 fn proxy(family: Family, workers: usize) -> DualProxy {
     let mut settings = dual_settings(family, workers);
     settings.record_route = true;
     start_dual(&settings)
-}
-
-fn udp_peer(family: Family) -> UdpSocket {
-    let socket = UdpSocket::bind(family.any_port()).expect("bind a UDP peer");
-    socket
-        .set_read_timeout(Some(RECV_LIMIT))
-        .expect("read timeout");
-    socket
 }
 
 /// The top Via's transport and sent-by, e.g. ("TCP", 127.0.0.1:5060).
@@ -35,13 +27,6 @@ fn top_via(message: &str) -> (String, SocketAddr) {
     let protocol = value.split_whitespace().next().unwrap_or_default();
     let transport = protocol.rsplit('/').next().unwrap_or_default().to_owned();
     (transport, top_via_sent_by(message).expect("a sent-by"))
-}
-
-fn host(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => a.to_string(),
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-    }
 }
 
 /// An OPTIONS for the proxy itself (answered 200 there, RFC 3261 §11).
@@ -110,7 +95,7 @@ fn udp_in_tcp_out_records_both_interfaces() {
     on_each_family("udp_to_tcp", |family| {
         let proxy = proxy(family, 2);
         let next = NextHop::bind(family);
-        let client = udp_peer(family);
+        let client = family.udp_peer();
         let me = client.local_addr().unwrap();
         let invite = invite_over("UDP", me, next.addr(), "tcp", "u2t");
         client.send_to(invite.as_bytes(), proxy.udp).unwrap();
@@ -140,7 +125,7 @@ fn udp_in_tcp_out_records_both_interfaces() {
 fn tcp_in_udp_out_records_both_interfaces() {
     on_each_family("tcp_to_udp", |family| {
         let proxy = proxy(family, 2);
-        let server = udp_peer(family);
+        let server = family.udp_peer();
         let mut client = SipStream::connect(proxy.tcp);
         let me = client.local_addr();
         let server_addr = server.local_addr().unwrap();
@@ -172,7 +157,7 @@ fn tcp_in_udp_out_records_both_interfaces() {
 fn responses_cross_workers_to_their_connection() {
     on_each_family("cross_worker", |family| {
         let proxy = proxy(family, 2);
-        let servers: Vec<UdpSocket> = (0..16).map(|_| udp_peer(family)).collect();
+        let servers: Vec<UdpSocket> = (0..16).map(|_| family.udp_peer()).collect();
         let mut clients: Vec<SipStream> = (0..4).map(|_| SipStream::connect(proxy.tcp)).collect();
         for (c, client) in clients.iter_mut().enumerate() {
             for (s, server) in servers.iter().enumerate() {
@@ -212,7 +197,7 @@ fn requests_to_a_connected_client_reuse_its_connection() {
         // known by its peer address from then on).
         client.send(options(me, proxy.tcp).as_bytes());
         assert_eq!(status(&client.recv()), Some(200));
-        let callers: Vec<UdpSocket> = (0..4).map(|_| udp_peer(family)).collect();
+        let callers: Vec<UdpSocket> = (0..4).map(|_| family.udp_peer()).collect();
         for (i, caller) in callers.iter().enumerate() {
             let from = caller.local_addr().unwrap();
             let call = format!("in-{i}");

@@ -12,11 +12,11 @@ use std::time::Duration;
 use ferrovia::proxy::Direction;
 use ferrovia::record::StreamEvent;
 use ferrovia::settings::Settings;
+use runtime_support::recv_text;
 use runtime_support::sip::{header, status};
 use runtime_support::tcp::{
     DualProxy, Family, SipStream, dual_settings, on_each_family, start_dual,
 };
-use runtime_support::{RECV_LIMIT, recv_text};
 
 /// The largest message these proxies read.
 const MAX_MESSAGE: usize = 2048;
@@ -26,12 +26,6 @@ fn settings(family: Family) -> Settings {
     s.tcp.max_message = MAX_MESSAGE;
     s.tcp.header_timeout = Duration::from_millis(300);
     s
-}
-
-fn next_hop(family: Family) -> UdpSocket {
-    let socket = UdpSocket::bind(family.any_port()).expect("bind a UDP next hop");
-    socket.set_read_timeout(Some(RECV_LIMIT)).unwrap();
-    socket
 }
 
 /// A MESSAGE over TCP from `from`, routed over UDP to `to`, with `body`.
@@ -62,7 +56,7 @@ fn run(
     let mut totals = Vec::new();
     on_each_family(name, |family| {
         let proxy = start_dual(&settings(family));
-        let hop = next_hop(family);
+        let hop = family.udp_peer();
         test(&proxy, &hop, family);
         totals.push(proxy.server.shutdown().counters());
     });

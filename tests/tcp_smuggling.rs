@@ -8,20 +8,12 @@
 
 mod runtime_support;
 
-use std::net::{Shutdown, SocketAddr, UdpSocket};
+use std::net::{Shutdown, SocketAddr};
 
-use runtime_support::RECV_LIMIT;
 use runtime_support::sip::{header, response, status};
 use runtime_support::tcp::{
-    DualProxy, Family, NextHop, SipStream, dual_settings, on_each_family, start_dual,
+    DualProxy, Family, NextHop, SipStream, dual_settings, host, on_each_family, start_dual,
 };
-
-fn host(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => a.to_string(),
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-    }
-}
 
 /// An INVITE routed to `next` over TCP; `tail` ends the header block and holds the body.
 fn invite(from: SocketAddr, via: &str, next: SocketAddr, call: &str, tail: &str) -> String {
@@ -50,21 +42,13 @@ fn proxy(family: Family) -> DualProxy {
     start_dual(&dual_settings(family, 1))
 }
 
-fn udp_client(family: Family) -> UdpSocket {
-    let socket = UdpSocket::bind(family.any_port()).expect("bind a UDP client");
-    socket
-        .set_read_timeout(Some(RECV_LIMIT))
-        .expect("read timeout");
-    socket
-}
-
 #[test]
 fn a_smuggled_request_does_not_swallow_the_next_clients_request() {
     on_each_family("smuggle_pool", |family| {
         let proxy = proxy(family);
         let next = NextHop::bind(family);
-        let attacker = udp_client(family);
-        let victim = udp_client(family);
+        let attacker = family.udp_peer();
+        let victim = family.udp_peer();
         let attack = invite(
             attacker.local_addr().unwrap(),
             "UDP",

@@ -187,11 +187,9 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::contact::{ContactTable, ContactTableConfig, Flow, Lifetime, LookupError, TokenKey};
-    use crate::proxy::test_support::{Core, core_with};
-    use crate::proxy::{
-        ContactRewrite, DropReason, Input, NextHop, OUTPUT_BUFFER_SIZE, Outcome, Tables,
-    };
+    use crate::contact::{ContactTable, Flow, Lifetime, LookupError};
+    use crate::proxy::test_support::{Core, contact_edge, contact_table, handle_into, input};
+    use crate::proxy::{DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome};
 
     const PHONE: &str = "203.0.113.5:40000";
     const REGISTRAR: &str = "10.0.0.9:5060";
@@ -200,24 +198,8 @@ mod tests {
     /// An edge at 192.0.2.10:5060 rewriting contacts both ways, the registrar as next hop.
     fn edge() -> (Core, Arc<ContactTable>, Instant) {
         let t0 = Instant::now();
-        let config = ContactTableConfig::new(TokenKey::new([5; 16]), 1000);
-        let table = Arc::new(ContactTable::new(config, t0));
-        let tables = Tables {
-            contact: Some(Arc::clone(&table)),
-            registrar: None,
-            groups: None,
-        };
-        let core = core_with(
-            |c| {
-                c.next_hop = Some(NextHop::parse(&format!("sip:{REGISTRAR}")).unwrap());
-                c.contact = Some(ContactRewrite {
-                    requests: true,
-                    responses: true,
-                });
-            },
-            tables,
-        );
-        (core, table, t0)
+        let table = contact_table(1000, None, t0);
+        (contact_edge(&table), table, t0)
     }
 
     fn handle_in(
@@ -228,24 +210,10 @@ mod tests {
         out: &mut [u8],
     ) -> (Outcome, String) {
         let input = Input {
-            data: raw.as_bytes(),
-            flow: Flow::new(
-                Transport::Udp,
-                from.parse().unwrap(),
-                "192.0.2.10:5060".parse().unwrap(),
-            ),
             now,
+            ..input(p, raw.as_bytes(), from)
         };
-        let outcome = p.handle(input, out);
-        let len = match outcome {
-            Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
-            Outcome::Drop(_) | Outcome::Park(_) => 0,
-        };
-        let text = String::from_utf8_lossy(&out[..len]).into_owned();
-        if len > 0 {
-            Message::scan(&out[..len], false).expect("output re-scans");
-        }
-        (outcome, text)
+        handle_into(p, input, out)
     }
 
     fn handle(p: &Core, raw: &str, from: &str, now: Instant) -> (Outcome, String) {
@@ -404,7 +372,7 @@ Contact: <sip:b@192.168.1.20>;expires=25\r\n";
         let mut forged = real.clone().into_bytes();
         forged[3] = if forged[3] == b'a' { b'b' } else { b'a' };
         let forged = String::from_utf8(forged).unwrap();
-        let other_run = ContactTable::new(ContactTableConfig::new(TokenKey::new([5; 16]), 9), t0);
+        let other_run = contact_table(9, None, t0);
         let unknown = token_for(&other_run, DAVE, PHONE, 60, t0);
         let contacts = format!(
             "Contact: <sip:{forged}@192.0.2.10:5060>;expires=10\r\n\

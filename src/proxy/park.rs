@@ -87,22 +87,50 @@ impl std::fmt::Debug for HostName {
     }
 }
 
-/// What a parked message waits for. The side thread that answers it lives in the runtime.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a parked message waits for. The side thread that answers it lives in the runtime;
+/// which one is [`Query::kind`]. A kind that carries more than a few hundred bytes (a
+/// body) boxes it, so the channels' slots stay small.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Query {
     /// The address of a host name that is neither an IP literal nor in the static host table
     /// (RFC 3263 §4.2 without SRV: A / AAAA).
     Resolve(HostName),
 }
 
+/// Which side service answers a kind of [`Query`]: the runtime starts one thread per service
+/// that is wired, and hands each query to the service of its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SideKind {
+    /// Host names (DNS).
+    Resolve,
+}
+
+impl SideKind {
+    /// A short name, for the service's thread (`ferrovia-NAME`) and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            SideKind::Resolve => "resolve",
+        }
+    }
+}
+
+impl Query {
+    /// The side service that answers this query.
+    pub fn kind(&self) -> SideKind {
+        match self {
+            Query::Resolve(_) => SideKind::Resolve,
+        }
+    }
+}
+
 /// What came back for a [`Query`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
     /// The name's address.
     Address(IpAddr),
     /// The name has no address.
     NotFound,
-    /// No answer within [`ParkingLimits::timeout`] (the runtime's verdict).
+    /// No answer within the parked message's timeout (the runtime's verdict).
     TimedOut,
 }
 
@@ -131,12 +159,15 @@ struct Slot {
 }
 
 /// What the core keeps about a parked message besides its bytes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Parked {
     pub query: Query,
     pub flow: Flow,
     /// The `now` of the input that parked it.
     pub since: Instant,
+    /// How long its query may take; `None`: [`ParkingLimits::timeout`]. A feature with a
+    /// deadline of its own (the media relay's offer) sets it.
+    pub timeout: Option<Duration>,
     /// Transaction hash and method: a retransmission has both the same.
     pub hash: u64,
     pub method: Method,
@@ -194,7 +225,8 @@ impl Parking {
 
     /// The query a parked message waits for; `None` for a ticket that finds nothing.
     pub fn query(&self, ticket: Ticket) -> Option<Query> {
-        self.live(ticket).and_then(|slot| Some(slot.parked?.query))
+        self.live(ticket)
+            .and_then(|slot| Some(slot.parked.as_ref()?.query.clone()))
     }
 
     /// The first parked message whose query is older than the timeout at `now`, if any.
@@ -202,9 +234,10 @@ impl Parking {
         if self.is_empty() {
             return None;
         }
-        let timeout = self.limits.timeout;
+        let limit = self.limits.timeout;
         self.slots.iter().enumerate().find_map(|(i, slot)| {
-            let parked = slot.parked?;
+            let parked = slot.parked.as_ref()?;
+            let timeout = parked.timeout.unwrap_or(limit);
             (now.saturating_duration_since(parked.since) >= timeout).then_some(Ticket {
                 slot: i as u32,
                 generation: slot.generation,
@@ -248,9 +281,11 @@ impl Parking {
     /// Takes a parked message out: its bytes (the slot's buffer, to hand back with
     /// [`Parking::give_back`]) and what was kept about it.
     pub(crate) fn take(&mut self, ticket: Ticket) -> Option<(Vec<u8>, Parked)> {
-        let parked = self.live(ticket)?.parked?;
+        self.live(ticket)?;
         let index = ticket.slot as usize;
-        let bytes = std::mem::take(&mut self.slots[index].bytes);
+        let slot = &mut self.slots[index];
+        let parked = slot.parked.take()?;
+        let bytes = std::mem::take(&mut slot.bytes);
         self.bytes -= bytes.len();
         self.release(index);
         Some((bytes, parked))
@@ -270,7 +305,7 @@ impl Parking {
             && self
                 .slots
                 .iter()
-                .filter_map(|s| s.parked)
+                .filter_map(|s| s.parked.as_ref())
                 .any(|p| p.hash == hash && p.method == method)
     }
 

@@ -787,8 +787,8 @@ impl<'m, 'p> Request<'m, 'p> {
             return Ok(ip);
         }
         let name = host.span.of(buf);
-        match self.resolution.copied() {
-            Some((Query::Resolve(asked), Answer::Address(ip))) if asked.is(name) => Ok(ip),
+        match self.resolution {
+            Some((Query::Resolve(asked), Answer::Address(ip))) if asked.is(name) => Ok(*ip),
             Some(_) => Err(UNRESOLVABLE.into()),
             None if self.proxy.resolver && matches!(host.kind, HostKind::Name) => {
                 Err(Stop::Park(host.span))
@@ -807,6 +807,7 @@ impl<'m, 'p> Request<'m, 'p> {
             query: Query::Resolve(name),
             flow: self.input.flow,
             since: self.input.now,
+            timeout: None,
             hash: self.hash,
             method: self.method(),
         };

@@ -4,8 +4,8 @@
 //! expected bytes can be written out.
 //!
 //! The rules' tests live next to the rules: `request/tests.rs`, `response/tests.rs`,
-//! `contact/tests.rs`, `park/tests.rs`, and `tests.rs` for the entry point (framing, size, the
-//! header limit).
+//! `contact/tests.rs`, `park/tests.rs`, and `tests.rs` for the entry points (framing, size, the
+//! header limit, refusal).
 
 #![allow(unused_imports, dead_code)]
 
@@ -68,37 +68,128 @@ pub(super) fn proxy() -> Core {
     proxy_with(|_| {})
 }
 
+/// A contact table sealed with the tests' key, its entry ids starting at `first` (random per
+/// run in production), holding `capacity` entries (the default when `None`).
+pub(super) fn contact_table(
+    first: u64,
+    capacity: Option<usize>,
+    now: Instant,
+) -> std::sync::Arc<crate::contact::ContactTable> {
+    use crate::contact::{ContactTable, ContactTableConfig, TokenKey};
+    let mut config = ContactTableConfig::new(TokenKey::new([5; 16]), first);
+    if let Some(capacity) = capacity {
+        config.capacity = capacity;
+    }
+    std::sync::Arc::new(ContactTable::new(config, now))
+}
+
+/// An edge rewriting contacts both ways over `table`, the registrar (10.0.0.9:5060) as its
+/// next hop.
+pub(super) fn contact_edge(table: &std::sync::Arc<crate::contact::ContactTable>) -> Core {
+    let tables = Tables {
+        contact: Some(std::sync::Arc::clone(table)),
+        ..Tables::default()
+    };
+    core_with(
+        |c| {
+            c.next_hop = Some(NextHop::parse("sip:10.0.0.9:5060").unwrap());
+            c.contact = Some(ContactRewrite {
+                requests: true,
+                responses: true,
+            });
+        },
+        tables,
+    )
+}
+
 /// What came out: the outcome and the bytes, with our branch hashes masked.
 pub(super) struct Handled {
     pub(super) outcome: Outcome,
     pub(super) text: String,
 }
 
-pub(super) fn run_on(p: &Core, raw: &str, source: &str, transport: Transport) -> Handled {
-    let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
-    let local = p.config().listeners[0].addr;
-    let input = Input {
-        data: raw.as_bytes(),
+impl Handled {
+    /// Fails, showing the whole text, unless it contains `part`.
+    #[track_caller]
+    pub(super) fn assert_has(&self, part: &str) {
+        assert!(self.text.contains(part), "no {part:?} in:\n{}", self.text);
+    }
+
+    /// Fails, showing the whole text, unless it starts with `start`.
+    #[track_caller]
+    pub(super) fn assert_starts(&self, start: &str) {
+        assert!(
+            self.text.starts_with(start),
+            "no {start:?} at the start of:\n{}",
+            self.text
+        );
+    }
+}
+
+/// A message from `source` over `transport` (on connection `conn`, if a stream's) to the
+/// proxy's first listener, now.
+pub(super) fn input_on<'a>(
+    p: &Core,
+    data: &'a [u8],
+    source: &str,
+    transport: Transport,
+    conn: Option<u64>,
+) -> Input<'a> {
+    Input {
+        data,
         flow: Flow {
             transport,
             source: source.parse().unwrap(),
-            local,
-            conn: None,
+            local: p.config().listeners[0].addr,
+            conn: conn.map(ConnectionId),
         },
         now: Instant::now(),
-    };
-    let outcome = p.handle(input, &mut out);
+    }
+}
+
+/// A datagram from `source` to the proxy's first listener, now.
+pub(super) fn input<'a>(p: &Core, data: &'a [u8], source: &str) -> Input<'a> {
+    input_on(p, data, source, Transport::Udp, None)
+}
+
+/// The bytes `outcome` wrote into `out`: the forwarded message or the reply, else nothing.
+pub(super) fn written(outcome: Outcome, out: &[u8]) -> &[u8] {
     let len = match outcome {
         Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
         Outcome::Drop(_) | Outcome::Park(_) => 0,
     };
-    let bytes = &out[..len];
-    if len > 0 {
-        Message::scan(bytes, transport.is_stream()).expect("output re-scans");
+    &out[..len]
+}
+
+/// Handles `input` into `out`: the outcome and what it wrote (re-scanned, not masked).
+pub(super) fn handle_into(p: &Core, input: Input<'_>, out: &mut [u8]) -> (Outcome, String) {
+    let stream = input.flow.transport.is_stream();
+    let outcome = p.handle(input, out);
+    let bytes = written(outcome, out);
+    if !bytes.is_empty() {
+        Message::scan(bytes, stream).expect("output re-scans");
     }
+    (outcome, String::from_utf8_lossy(bytes).into_owned())
+}
+
+/// What the proxy does with `raw` from `source` over `transport` (on connection `conn`), its
+/// bytes unmasked: a response to them still carries our real branch.
+pub(super) fn handle_on(
+    p: &Core,
+    raw: &str,
+    source: &str,
+    transport: Transport,
+    conn: Option<u64>,
+) -> (Outcome, String) {
+    let input = input_on(p, raw.as_bytes(), source, transport, conn);
+    handle_into(p, input, &mut vec![0u8; OUTPUT_BUFFER_SIZE])
+}
+
+pub(super) fn run_on(p: &Core, raw: &str, source: &str, transport: Transport) -> Handled {
+    let (outcome, text) = handle_on(p, raw, source, transport, None);
     Handled {
         outcome,
-        text: mask(&String::from_utf8_lossy(bytes)),
+        text: mask(&text),
     }
 }
 
@@ -173,32 +264,6 @@ Call-ID: a84b4c76e66710\r\nCSeq: 314159 INVITE\r\nContent-Length: 0\r\n\r\n"
 }
 
 pub(super) const OURS: &str = "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKfv0123456789abcdef";
-
-pub(super) fn handle_on(
-    p: &Core,
-    raw: &str,
-    source: &str,
-    transport: Transport,
-    conn: Option<u64>,
-) -> (Outcome, String) {
-    let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
-    let input = Input {
-        data: raw.as_bytes(),
-        flow: Flow {
-            transport,
-            source: source.parse().unwrap(),
-            local: p.config().listeners[0].addr,
-            conn: conn.map(ConnectionId),
-        },
-        now: Instant::now(),
-    };
-    let outcome = p.handle(input, &mut out);
-    let len = match outcome {
-        Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
-        Outcome::Drop(_) | Outcome::Park(_) => 0,
-    };
-    (outcome, String::from_utf8_lossy(&out[..len]).into_owned())
-}
 
 /// Turns a forwarded request into the response its next hop would send back.
 pub(super) fn response_to(forwarded: &str) -> String {

@@ -1,6 +1,6 @@
 //! `Proxy::handle` as an entry point, end to end in memory: framing (RFC 3261 §18.3, §7.3.1,
-//! §7.5), the size limits (400 / 513), the header limit on what the proxy sends, and IPv6
-//! through both directions. The rules of requests, responses, contact rewriting and parking
+//! §7.5), the size limits (400 / 513), `Proxy::refuse` (503 with Retry-After), the header limit
+//! on what the proxy sends, and IPv6 through both directions. The rules of requests, responses, contact rewriting and parking
 //! are tested next to them.
 
 use crate::proxy::test_support::*;
@@ -136,16 +136,7 @@ fn too_large_on_a_stream_is_513() {
 fn output_buffer_too_small_is_a_drop_not_a_panic() {
     let p = proxy();
     let raw = request("INVITE sip:bob@10.0.0.7", "");
-    let input = Input {
-        data: raw.as_bytes(),
-        flow: Flow {
-            transport: Transport::Udp,
-            source: "10.0.0.1:5060".parse().unwrap(),
-            local: PROXY.parse().unwrap(),
-            conn: None,
-        },
-        now: Instant::now(),
-    };
+    let input = input(&p, raw.as_bytes(), "10.0.0.1:5060");
     let mut tiny = [0u8; 64];
     assert_eq!(
         p.handle(input, &mut tiny),
@@ -159,17 +150,7 @@ fn oversized_stream_messages_get_513_from_their_headers_alone() {
     let head = request("MESSAGE sip:bob@10.0.0.7", "")
         .replace("Content-Length: 0", "Content-Length: 900000");
     let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
-    let input = |data: &'static [u8]| Input {
-        data,
-        flow: Flow {
-            transport: Transport::Tcp,
-            source: "10.0.0.1:40001".parse().unwrap(),
-            local: PROXY.parse().unwrap(),
-            conn: Some(ConnectionId(3)),
-        },
-        now: Instant::now(),
-    };
-    let head: &'static str = Box::leak(head.into_boxed_str());
+    let input = |data| input_on(&p, data, "10.0.0.1:40001", Transport::Tcp, Some(3));
     match p.handle_oversized(input(head.as_bytes()), &mut out) {
         Outcome::Reply { status, transmit } => {
             assert_eq!(status, 513);
@@ -191,6 +172,27 @@ fn oversized_stream_messages_get_513_from_their_headers_alone() {
         p.handle_oversized(input(b"\x16\x03\x01garbage"), &mut out),
         Outcome::Drop(DropReason::TooLarge)
     );
+}
+
+#[test]
+fn refused_requests_get_503_with_retry_after() {
+    let raw = request("INVITE sip:bob@198.51.100.7", "");
+    let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
+    let p = proxy();
+    let input = input(&p, raw.as_bytes(), "10.0.0.1:5060");
+    let outcome = p.proxy.refuse(input, 5, &mut out);
+    let Outcome::Reply { transmit, status } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(status, 503);
+    let text = String::from_utf8_lossy(&out[..transmit.len]);
+    assert!(text.contains("\r\nRetry-After: 5\r\n"), "{text}");
+    let garbage = Input {
+        data: b"SIP/2.0 200 OK\r\n\r\n",
+        ..input
+    };
+    let dropped = p.proxy.refuse(garbage, 5, &mut out);
+    assert_eq!(dropped, Outcome::Drop(DropReason::RateLimited));
 }
 
 // ---- the header limit holds for what the proxy sends -----------------------------------------

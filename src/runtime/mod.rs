@@ -38,5 +38,5 @@ pub use identity::branch_secret as random_secret;
 pub use identity::{contact_table, destination_groups, protection, proxy_config};
 pub use prober::ProbeThread;
 pub use server::{Server, StartError, Stopped, UdpSender, Wiring};
-pub use side::SideService;
+pub use side::{Asker, Question, Questions, Replier, SideService};
 pub use stream::StreamEvent;

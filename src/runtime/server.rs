@@ -19,14 +19,14 @@ use log::{error, info, warn};
 use mio::{Interest, Poll, Token, Waker};
 
 use super::prober::ProbeThread;
-use super::side::{SideLink, SideService, SideThread};
+use super::side::{SideLinks, SideService, SideThreads};
 use super::stream::{self, Mesh, StreamListener, StreamSetup, Streams};
 use super::worker::{self, WAKE, WorkerSetup, WorkerSocket};
 use super::{identity, socket, sys};
 use crate::groups::{Groups, ProbeOrigin};
 use crate::policy::PolicyHandle;
 use crate::protect::Protection;
-use crate::proxy::{ConfigError, Proxy, ProxyConfig, Tables};
+use crate::proxy::{ConfigError, Proxy, ProxyConfig, SideKind, Tables};
 use crate::record::Recorder;
 use crate::settings::{ListenAddr, Settings};
 
@@ -40,7 +40,7 @@ pub struct Server<R: Recorder> {
     protect: Option<Arc<Protection>>,
     tables: Arc<Tables>,
     policy: Option<Arc<PolicyHandle>>,
-    side: Option<SideThread>,
+    side: Option<SideThreads>,
     stop: Arc<AtomicBool>,
     wakers: Vec<Arc<Waker>>,
     threads: Vec<JoinHandle<R>>,
@@ -71,19 +71,18 @@ impl<R: Recorder> Server<R> {
         }
         let udp_duplicates = udp_duplicates(&groups);
         let mut config = identity::proxy_config(settings, &bound);
-        config.resolver = wiring.resolver.is_some();
+        config.resolver =
+            wiring.resolver.is_some() || wiring.side.iter().any(|(s, _)| *s == SideKind::Resolve);
         let proxy = Arc::new(Proxy::new(config).map_err(StartError::Config)?);
         let EventLoops { polls, wakers } = event_loops(workers)?;
         let queue = settings.parking.messages.max(1) * workers;
-        let (side, links) = match wiring.resolver {
-            Some(service) => {
-                let (thread, links) =
-                    SideThread::start("ferrovia-resolve", service, &wakers, queue)
-                        .map_err(StartError::Spawn)?;
-                (Some(thread), links.into_iter().map(Some).collect())
-            }
-            None => (None, (0..workers).map(|_| None).collect::<Vec<_>>()),
-        };
+        let mut services = wiring.side;
+        if let Some(resolver) = wiring.resolver {
+            services.push((SideKind::Resolve, resolver));
+        }
+        let (side, links) =
+            SideThreads::start(services, &wakers, queue).map_err(StartError::Spawn)?;
+        let side = Some(side);
         let tcp = &settings.tcp;
         let (mesh, inboxes) = Mesh::new(wakers.clone(), tcp.handoff_queue, tcp.max_connections);
         let secure = stream::secure(settings).map_err(|e| StartError::Config(ConfigError(e)))?;
@@ -304,8 +303,8 @@ struct WorkerParts {
     poll: Poll,
     sockets: Vec<WorkerSocket>,
     streams: StreamSetup,
-    /// Its link to the resolver, when one is wired.
-    side: Option<SideLink>,
+    /// Its links to the side services that are wired.
+    side: SideLinks,
 }
 
 /// What the workers share besides the core's configuration: the tables the core reads and
@@ -317,6 +316,9 @@ pub struct Wiring {
     pub policy: Option<Arc<PolicyHandle>>,
     /// Resolves host names outside the static host table (the core parks their requests).
     pub resolver: Option<Box<dyn SideService>>,
+    /// Other side services, each answering the queries of its [`SideKind`] on a thread
+    /// of its own (a service listed twice: the first one answers).
+    pub side: Vec<(SideKind, Box<dyn SideService>)>,
     /// Edge protection, screening each message in the worker before the core.
     pub protect: Option<Arc<Protection>>,
 }

@@ -33,7 +33,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Poll, Token};
 
 use super::note::{Kind, Note};
-use super::side::SideLink;
+use super::side::SideLinks;
 use super::stream::{LISTENER_TOKENS, Streams};
 use super::sys::{self, Outgoing, RecvBatch, SendScratch};
 use crate::policy::{Engine, PolicyHandle, Router};
@@ -76,7 +76,7 @@ pub(crate) struct WorkerSetup<R> {
     pub(crate) batch: usize,
     pub(crate) streams: Streams,
     /// The resolver's link, when one is wired (the core then parks unresolved names).
-    pub(crate) side: Option<SideLink>,
+    pub(crate) side: SideLinks,
     /// Told once the worker has built its buffers, so that `Server::start` returns a server
     /// whose workers are all ready (and allocate nothing more).
     pub(crate) ready: Option<crossbeam_channel::Sender<()>>,
@@ -155,7 +155,7 @@ struct Worker<R> {
     /// Output slots taken by stream messages since the last send.
     used: usize,
     /// The resolver's link, when one is wired.
-    side: Option<SideLink>,
+    side: SideLinks,
     /// Per parking slot: the arrival time (ns) of the message parked there.
     parked_arrival: Box<[u64]>,
 }

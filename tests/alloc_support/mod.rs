@@ -41,6 +41,20 @@ pub fn on_this_thread() -> u64 {
     THREAD.with(Cell::get)
 }
 
+/// Allocations (and reallocations) the calling thread makes while `f` runs.
+pub fn on_this_thread_during(f: impl FnOnce()) -> u64 {
+    let before = on_this_thread();
+    f();
+    on_this_thread() - before
+}
+
+/// Allocations (and reallocations) every thread makes while `f` runs.
+pub fn in_process_during(f: impl FnOnce()) -> u64 {
+    let before = in_process();
+    f();
+    in_process() - before
+}
+
 // SAFETY: every call is forwarded unchanged to the system allocator; we only count.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {

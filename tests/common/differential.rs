@@ -11,10 +11,8 @@
 
 use std::time::Instant;
 
-use ferrovia::proxy::{
-    ConnectionId, Input, Listener, OUTPUT_BUFFER_SIZE, Outcome, Tables, Transport,
-};
-use ferrovia::sip::{Flow, Frame, HeaderName, Message, next_frame, parse_content_length};
+use ferrovia::proxy::{ConnectionId, Listener, OUTPUT_BUFFER_SIZE, Outcome, Tables, Transport};
+use ferrovia::sip::{Frame, HeaderName, Message, next_frame, parse_content_length};
 
 use super::Core;
 
@@ -72,16 +70,8 @@ pub fn check(proxy: &mut Core, data: &[u8]) -> Result<(), String> {
 
 /// Handles one input; the length of what the proxy sends, if anything.
 fn handle(proxy: &mut Core, data: &[u8], transport: Transport, out: &mut [u8]) -> Option<usize> {
-    let input = Input {
-        data,
-        flow: Flow {
-            transport,
-            source: "10.0.0.1:5060".parse().unwrap(),
-            local: super::PROXY_ADDR.parse().unwrap(),
-            conn: transport.is_stream().then_some(ConnectionId(9)),
-        },
-        now: Instant::now(),
-    };
+    let conn = transport.is_stream().then_some(ConnectionId(9));
+    let input = super::input_on(data, "10.0.0.1:5060", transport, conn, Instant::now());
     match proxy.handle(input, out) {
         Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => Some(t.len),
         Outcome::Drop(_) | Outcome::Park(_) => None,

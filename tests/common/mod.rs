@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ferrovia::contact::{ContactTable, ContactTableConfig, TokenKey};
+use ferrovia::policy::{Engine, PolicyHandle};
 use ferrovia::proxy::{
-    ContactRewrite, Context, Input, Listener, NextHop, Outcome, Proxy, ProxyConfig, Tables,
-    Transport, WorkerState,
+    ConnectionId, ContactRewrite, Context, Input, Listener, NextHop, OUTPUT_BUFFER_SIZE, Outcome,
+    Proxy, ProxyConfig, Tables, Transport, WorkerState,
 };
 use ferrovia::sip::Flow;
 
@@ -70,6 +71,18 @@ impl Core {
         self.proxy.handle(input, &mut ctx, out)
     }
 
+    /// Handles `input` into a buffer of its own: the outcome and the bytes sent, if any.
+    pub fn exchange(&mut self, input: Input<'_>) -> (Outcome, Vec<u8>) {
+        let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
+        let outcome = self.handle(input, &mut out);
+        (outcome, written(outcome, &out).to_vec())
+    }
+
+    /// Puts a worker's engine for `policy` in front of the core's own decisions.
+    pub fn route_by(&mut self, policy: &Arc<PolicyHandle>) {
+        self.state.router = Some(Box::new(Engine::new(Arc::clone(policy), 0)));
+    }
+
     pub fn handle_oversized(&self, input: Input<'_>, out: &mut [u8]) -> Outcome {
         self.proxy.handle_oversized(input, out)
     }
@@ -110,14 +123,36 @@ pub fn core_with_contacts() -> Core {
     Core::new(config, tables)
 }
 
+/// A datagram from `source` to the proxy at `now`.
 pub fn input<'a>(data: &'a [u8], source: &str, now: Instant) -> Input<'a> {
+    input_on(data, source, Transport::Udp, None, now)
+}
+
+/// A message from `source` over `transport` (on connection `conn`, a stream's) to the proxy
+/// at `now`.
+pub fn input_on<'a>(
+    data: &'a [u8],
+    source: &str,
+    transport: Transport,
+    conn: Option<ConnectionId>,
+    now: Instant,
+) -> Input<'a> {
     Input {
         data,
-        flow: Flow::new(
-            Transport::Udp,
-            source.parse::<SocketAddr>().unwrap(),
-            PROXY_ADDR.parse().unwrap(),
-        ),
+        flow: Flow {
+            transport,
+            source: source.parse::<SocketAddr>().unwrap(),
+            local: PROXY_ADDR.parse().unwrap(),
+            conn,
+        },
         now,
+    }
+}
+
+/// The bytes `outcome` wrote into `out`: the forwarded message or the reply, else nothing.
+pub fn written(outcome: Outcome, out: &[u8]) -> &[u8] {
+    match outcome {
+        Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => &out[..t.len],
+        Outcome::Drop(_) | Outcome::Park(_) => &[],
     }
 }

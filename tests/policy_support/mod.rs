@@ -1,12 +1,36 @@
 //! Policies of any size for the allocation test and the benches: `n - 1` rules that the
 //! INVITE vector (from 10.0.0.1 to bob@10.0.0.7) fails, each after a few tests, then one it
-//! matches (proxy to the registrar with a prefix and an added header).
+//! matches (proxy to the registrar with a prefix and an added header). Also the requests the
+//! worked example's tests send, in memory and to the binary.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::Path;
 
 use ferrovia::policy::{CompileOptions, Policy, compile_str};
+
+/// A request to `uri` from `from` (`sip:{from_user}@a.example`), numbered `n` in its branch,
+/// tag, Call-ID and CSeq; `extra` header lines go before Content-Length.
+pub fn request(
+    method: &str,
+    uri: &str,
+    from: impl std::fmt::Display,
+    from_user: &str,
+    n: u32,
+    extra: &str,
+) -> String {
+    format!(
+        "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bK-{n};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:{from_user}@a.example>;tag=t{n}\r\nTo: <{uri}>\r\n\
+Call-ID: policy-{n}\r\nCSeq: {n} {method}\r\n{extra}Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// The Request-URI of a request's text.
+pub fn request_uri(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    line.split(' ').nth(1).unwrap_or_default().to_owned()
+}
 
 /// The text of an `n`-rule policy.
 pub fn policy_text(n: usize) -> String {

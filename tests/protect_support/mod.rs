@@ -1,17 +1,16 @@
 //! What the protection tests share: the worked example's settings routed by Request-URI (so a
-//! test's own peers are the destinations), the metrics address from the log, HTTP, and the
-//! proxy's resident memory.
+//! test's own peers are the destinations), the metrics address from the log, HTTP (from
+//! `runtime_support`), and the proxy's resident memory.
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+pub use super::runtime_support::http;
 use super::runtime_support::process::Ferrovia;
 
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/protection/edge.toml");
+pub const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/protection/edge.toml");
 
 /// The example's `[protect]` without `route-all-to`, plus `extra` lines, in a scratch file.
 pub fn example_config(name: &str, extra: &str) -> PathBuf {
@@ -50,27 +49,6 @@ pub fn start(config: &Path) -> (Ferrovia, SocketAddr) {
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no metrics address in {line:?}"));
     (proxy, metrics)
-}
-
-/// `METHOD path` over HTTP/1.1: the status and the body.
-pub fn http(metrics: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(metrics).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 /// Whether `/bans` lists `ip`.

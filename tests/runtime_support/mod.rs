@@ -6,6 +6,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod process;
+pub mod round_trips;
 pub mod sip;
 pub mod tcp;
 
@@ -111,9 +112,9 @@ pub fn recv_text(socket: &UdpSocket) -> (String, SocketAddr) {
     (String::from_utf8_lossy(&buf[..len]).into_owned(), from)
 }
 
-/// `GET path` over HTTP/1.1 (one request per connection, bounded read): the body of a
-/// 200 answer; fails the test on anything else.
-pub fn http_get(addr: SocketAddr, path: &str) -> String {
+/// `METHOD path` over HTTP/1.1 (one request per connection, no body, bounded read): the
+/// status and the body.
+pub fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to the metrics port");
     stream
@@ -121,15 +122,24 @@ pub fn http_get(addr: SocketAddr, path: &str) -> String {
         .expect("set a read timeout");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
     .expect("send the request");
     let mut text = String::new();
     stream.read_to_string(&mut text).expect("read the answer");
-    assert!(text.starts_with("HTTP/1.1 200"), "{path}: {text}");
-    text.split_once("\r\n\r\n")
+    let status = text.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
         .map(|(_, body)| body.to_owned())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// `GET path`: the body of a 200 answer; fails the test on anything else.
+pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    let (status, body) = http(addr, "GET", path);
+    assert_eq!(status, 200, "{path}: {body}");
+    body
 }
 
 /// A UDP port that was free a moment ago (for programs that need a port number up front).

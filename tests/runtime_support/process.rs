@@ -192,6 +192,20 @@ pub fn wait_bounded(child: &mut Child, limit: Duration) -> ExitStatus {
     }
 }
 
+/// Waits until a program has bound `addr` (over TCP when `stream`, else UDP): until our own
+/// bind of it fails, at most 10 s.
+pub fn await_bound(addr: SocketAddr, stream: bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let free = || match stream {
+        false => std::net::UdpSocket::bind(addr).is_ok(),
+        true => std::net::TcpListener::bind(addr).is_ok(),
+    };
+    while free() {
+        assert!(Instant::now() < deadline, "nothing bound {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A sipp run in its own scratch directory, killed on drop.
 pub struct Sipp {
     child: Option<Child>,
@@ -243,6 +257,17 @@ impl Sipp {
             args.extend(["-t".to_string(), t.to_string()]);
         }
         args
+    }
+
+    /// Starts sipp's built-in uas for a load run (`load_args`) on 127.0.0.1:`port`, and
+    /// waits until it has bound the port (TCP for a `t…` transport mode).
+    pub fn load_uas(name: &str, port: u16, calls: u64, transport: Option<&str>) -> Sipp {
+        let mut args = vec!["-sn".to_string(), "uas".to_string()];
+        args.extend(Sipp::load_args(port, calls, transport));
+        let uas = Sipp::start(name, &args);
+        let stream = transport.is_some_and(|t| t.starts_with('t'));
+        await_bound(SocketAddr::from(([127, 0, 0, 1], port)), stream);
+        uas
     }
 
     pub fn scenario(name: &str) -> PathBuf {

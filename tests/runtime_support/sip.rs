@@ -25,6 +25,11 @@ pub fn invite_over(via: &str, from: SocketAddr, to: SocketAddr, next: &str, call
     )
 }
 
+/// `message` with the header `line` (`Name: value`) added before its Content-Length.
+pub fn with_header(message: &str, line: &str) -> String {
+    message.replacen("Content-Length", &format!("{line}\r\nContent-Length"), 1)
+}
+
 /// The response a UAS sends to `request`: its Via stack, From, To (tagged), Call-ID, CSeq.
 pub fn response(request: &str, status: u16, reason: &str) -> String {
     let mut out = format!("SIP/2.0 {status} {reason}\r\n");

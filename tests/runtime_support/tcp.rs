@@ -32,6 +32,16 @@ impl Family {
         SocketAddr::new(self.ip(), 0)
     }
 
+    /// A UDP socket on this family's loopback (port 0) with a bounded read timeout: a
+    /// client or a next hop.
+    pub fn udp_peer(self) -> UdpSocket {
+        let socket = UdpSocket::bind(self.any_port()).expect("bind a UDP peer");
+        socket
+            .set_read_timeout(Some(super::RECV_LIMIT))
+            .expect("read timeout");
+        socket
+    }
+
     /// Whether the machine has this loopback; prints why a test is skipped when not.
     pub fn available(self, test: &str) -> bool {
         let ok =
@@ -43,6 +53,14 @@ impl Family {
             );
         }
         ok
+    }
+}
+
+/// `addr` as a SIP host and port: an IPv6 address in brackets.
+pub fn host(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
     }
 }
 

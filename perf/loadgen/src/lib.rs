@@ -5,7 +5,8 @@
 //! - `ferrovia-loadgen`: a reflector ([`reflector`]) that answers every request with a stateless
 //!   200 OK, a load generator ([`sender`]) that offers a fixed rate over many flows and matches
 //!   answers by sequence number, the zero-loss rate search ([`search`]), and the latency plot
-//!   ([`plot`]).
+//!   ([`plot`]); and closed-loop load over TCP, TLS, WS and WSS connections, with TLS
+//!   handshakes full and resumed ([`stream`]).
 //!
 //! The SIP the tools speak, the pacing, the matching and the flow table are plain functions over
 //! bytes and times ([`sip`], [`pacer`], [`tracker`], [`flow_table`]); only [`batch`] (batched
@@ -23,4 +24,5 @@ pub mod search;
 pub mod sender;
 pub mod sip;
 pub mod stop;
+pub mod stream;
 pub mod tracker;

@@ -3,7 +3,7 @@
 //! resume forwards with the answer or replies 503, a stale ticket finds nothing, and expiry
 //! and shutdown see every parked message.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::proxy::test_support::*;
 
@@ -34,11 +34,7 @@ fn resume(p: &Core, ticket: Ticket, answer: Answer) -> Option<Handled> {
     let mut state = p.state.borrow_mut();
     let mut ctx = Context::new(&p.tables, &mut state);
     let outcome = p.proxy.resume(ticket, answer, &mut ctx, &mut out)?;
-    let len = match outcome {
-        Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
-        Outcome::Drop(_) | Outcome::Park(_) => 0,
-    };
-    let text = mask(&String::from_utf8_lossy(&out[..len]));
+    let text = mask(&String::from_utf8_lossy(written(outcome, &out)));
     Some(Handled { outcome, text })
 }
 
@@ -71,13 +67,9 @@ fn an_unknown_name_parks_and_the_answer_forwards_it() {
     assert!(name.is(b"far.example"));
     assert_eq!(parked(&p), 1);
     let answer = Answer::Address("10.0.0.44".parse().unwrap());
-    let r = resume(&p, t, answer).expect("still parked");
+    let r = resume(&p, t, answer.clone()).expect("still parked");
     assert_eq!(forwarded_to(&r), "10.0.0.44:5070".parse().unwrap());
-    assert!(
-        r.text.starts_with(&format!("{FAR} SIP/2.0\r\n{OUR_VIA}")),
-        "{}",
-        r.text
-    );
+    r.assert_starts(&format!("{FAR} SIP/2.0\r\n{OUR_VIA}"));
     assert_eq!(parked(&p), 0);
     assert!(
         resume(&p, t, answer).is_none(),
@@ -164,11 +156,7 @@ fn the_area_is_bounded_by_count_and_by_bytes() {
     let raw = request(FAR, "").replace("z9hG4bK776asdhds", "z9hG4bK-c");
     let r = run(&p, &raw, "10.0.0.1:5060");
     assert_eq!(replied(&r).0, 503);
-    assert!(
-        r.text.starts_with("SIP/2.0 503 Resolver Busy\r\n"),
-        "{}",
-        r.text
-    );
+    r.assert_starts("SIP/2.0 503 Resolver Busy\r\n");
     let ack = request("ACK sip:carol@far.example", "").replace("z9hG4bK776asdhds", "z9hG4bK-d");
     assert_eq!(
         dropped(&run(&p, &ack, "10.0.0.1:5060")),
@@ -199,4 +187,40 @@ fn expiry_and_shutdown_see_every_parked_message() {
     assert!(p.state.borrow().parking.is_empty());
     assert_eq!(p.state.borrow().parking.bytes(), 0);
     assert!(resume(&p, t, Answer::TimedOut).is_none());
+}
+
+#[test]
+fn a_message_with_a_deadline_of_its_own_expires_on_it() {
+    use crate::proxy::park::{HostName, Parked, Parking};
+    use crate::sip::{Flow, Method, Transport};
+    let mut parking = Parking::new(limits(4, 1 << 20));
+    let addr = "127.0.0.1:5060".parse().unwrap();
+    let now = Instant::now();
+    let parked = |timeout, hash| Parked {
+        query: Query::Resolve(HostName::new(b"far.test").unwrap()),
+        flow: Flow::new(Transport::Udp, addr, addr),
+        since: now,
+        timeout,
+        hash,
+        method: Method::Invite,
+    };
+    let default = parking.park(b"INVITE", parked(None, 1)).unwrap();
+    let short = parking.park(b"INVITE", parked(Some(Duration::from_millis(300)), 2));
+    let short = short.unwrap();
+    assert_eq!(
+        Query::Resolve(HostName::new(b"x").unwrap()).kind(),
+        SideKind::Resolve
+    );
+    assert_eq!(parking.next_expired(now + Duration::from_millis(299)), None);
+    assert_eq!(
+        parking.next_expired(now + Duration::from_millis(300)),
+        Some(short)
+    );
+    let (bytes, kept) = parking.take(short).unwrap();
+    assert_eq!((bytes.as_slice(), kept.hash), (&b"INVITE"[..], 2));
+    assert_eq!(parking.next_expired(now + Duration::from_millis(999)), None);
+    assert_eq!(
+        parking.next_expired(now + Duration::from_secs(1)),
+        Some(default)
+    );
 }

@@ -30,12 +30,7 @@ fn response_with_several_vias_on_one_line() {
     );
     let r = run(&proxy(), &raw, "10.0.0.7:5060");
     assert_eq!(forwarded_to(&r), "203.0.113.5:40000".parse().unwrap());
-    assert!(
-        r.text
-            .contains("\r\nv: SIP/2.0/UDP 10.0.0.1;rport=40000;received=203.0.113.5\r\n"),
-        "{}",
-        r.text
-    );
+    r.assert_has("\r\nv: SIP/2.0/UDP 10.0.0.1;rport=40000;received=203.0.113.5\r\n");
 }
 
 #[test]

@@ -39,12 +39,7 @@ impl Connection {
 
     /// Something waits to be written: the send queue, or a TLS session's records.
     pub(crate) fn has_output(&self) -> bool {
-        !self.tx.is_empty()
-            || self
-                .layers
-                .tls
-                .as_ref()
-                .is_some_and(|t| t.conn.wants_write())
+        !self.tx.is_empty() || self.layers.tls.as_ref().is_some_and(|t| t.wants_write())
     }
 
     /// Writes what waits, through the layers; `Ok(true)` once nothing does.

@@ -15,14 +15,17 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use rustls::client::ResolvesClientCert;
+use rustls::client::{ResolvesClientCert, UnbufferedClientConnection};
 use rustls::crypto::CryptoProvider;
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::{
+    ClientHello, ResolvesServerCert, UnbufferedServerConnection, WebPkiClientVerifier,
+};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
+use super::tls::Handshake;
 use crate::settings::{Settings, TlsVersion};
 use crate::sip::Transport;
 
@@ -91,7 +94,7 @@ impl Secure {
 
     /// A fresh server session for a connection accepted on a `transport` listener, or `None`
     /// for a plain one.
-    pub(crate) fn accept(&self, transport: Transport) -> Option<Result<rustls::Connection, ()>> {
+    pub(crate) fn accept(&self, transport: Transport) -> Option<Result<Handshake, ()>> {
         let configs = self.configs.load();
         let config = match transport {
             Transport::Tls => configs.tls_server.as_ref(),
@@ -99,8 +102,8 @@ impl Secure {
             _ => return None,
         };
         Some(match config {
-            Some(c) => rustls::ServerConnection::new(Arc::clone(c))
-                .map(rustls::Connection::from)
+            Some(c) => UnbufferedServerConnection::new(Arc::clone(c))
+                .map(Handshake::Server)
                 .map_err(|_| ()),
             None => Err(()),
         })
@@ -125,14 +128,14 @@ impl Secure {
     }
 
     /// A client session toward `peer` (RFC 5922: verified against the name it was reached by).
-    pub(crate) fn connect(&self, peer: IpAddr) -> Result<rustls::Connection, rustls::Error> {
+    pub(crate) fn connect(&self, peer: IpAddr) -> Result<Handshake, rustls::Error> {
         let name = self
             .names
             .get(&peer)
             .cloned()
             .unwrap_or_else(|| ServerName::IpAddress(peer.into()));
         let client = Arc::clone(&self.configs.load().client);
-        rustls::ClientConnection::new(client, name).map(Into::into)
+        UnbufferedClientConnection::new(client, name).map(Handshake::Client)
     }
 }
 
@@ -198,6 +201,8 @@ fn server_config(
     if let Ok(ticketer) = rustls::crypto::ring::Ticketer::new() {
         config.ticketer = ticketer;
     }
+    // Established sessions seal and open their records themselves (see `tls::record`).
+    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
 }
 
@@ -220,10 +225,11 @@ fn client_config(
         .map_err(|e| format!("tls: {e}"))?
         .with_root_certificates(store);
     // Toward a peer that asks (mutual TLS between carriers), our first certificate.
-    let config = match SniResolver::load(&settings.tls.certificates, provider) {
+    let mut config = match SniResolver::load(&settings.tls.certificates, provider) {
         Ok(r) if !r.keys.is_empty() => builder.with_client_cert_resolver(Arc::new(r)),
         _ => builder.with_no_client_auth(),
     };
+    config.enable_secret_extraction = true;
     Ok(Arc::new(config))
 }
 

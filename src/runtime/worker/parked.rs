@@ -23,10 +23,7 @@ impl<R: Recorder> Worker<R> {
             *at = arrival_ns;
         }
         let query = self.state.parking.query(ticket);
-        let asked = match (&self.side, query) {
-            (Some(side), Some(query)) => side.ask(ticket, query),
-            _ => false,
-        };
+        let asked = query.is_some_and(|query| self.side.ask(ticket, query));
         if !asked {
             self.resume(slot, ticket, Answer::TimedOut);
         }
@@ -37,7 +34,7 @@ impl<R: Recorder> Worker<R> {
     /// never fill the worker's answer queue.
     pub(super) fn turn_parked(&mut self, now: Instant) {
         let mut resumed = false;
-        while let Some(answered) = self.side.as_ref().and_then(|s| s.next_answer()) {
+        while let Some(answered) = self.side.next_answer() {
             let slot = self.next_slot();
             self.resume(slot, answered.ticket, answered.answer);
             resumed = true;

@@ -15,7 +15,7 @@ use ferrovia_loadgen::reflector::{self, ReflectorConfig};
 use ferrovia_loadgen::search::{SearchConfig, search};
 use ferrovia_loadgen::sender::{SendPlan, SendReport, Sender};
 use ferrovia_loadgen::sip::{Method, RequestSpec, RunId};
-use ferrovia_loadgen::stop;
+use ferrovia_loadgen::{stop, stream};
 
 /// SIP load over UDP on loopback: reflect, send, search the zero-loss rate, plot latencies.
 #[derive(Parser, Debug)]
@@ -35,6 +35,68 @@ enum Command {
     Search(SearchArgs),
     /// Draw .hgrm percentile distributions into one SVG chart.
     Plot(PlotArgs),
+    /// Closed-loop load over TCP, TLS, WS or WSS connections through a forwarder to a next
+    /// hop this command plays (TCP or TLS); with --pid, the forwarder's CPU per message.
+    Stream(StreamArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum StreamTransport {
+    Tcp,
+    Tls,
+    Ws,
+    Wss,
+}
+
+#[derive(Args, Debug)]
+struct StreamArgs {
+    /// The forwarder's listener for --transport, e.g. 127.0.0.1:5061 (loopback only).
+    #[arg(long)]
+    target: SocketAddr,
+    /// How the clients reach the forwarder.
+    #[arg(long, value_enum)]
+    transport: StreamTransport,
+    /// The next hop (played here) speaks TLS; the forwarder must trust --ca for 127.0.0.1.
+    #[arg(long)]
+    next_tls: bool,
+    /// Client connections (one thread each).
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Requests in flight per connection.
+    #[arg(long, default_value_t = 4)]
+    window: usize,
+    /// Requests in all (or TLS handshakes with --handshakes).
+    #[arg(long, default_value_t = 100_000)]
+    count: u64,
+    /// Longest run, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// Pad each request to at least this many bytes.
+    #[arg(long, default_value_t = 900)]
+    size: usize,
+    /// The CA bundle (PEM) that signed the forwarder's and the next hop's certificates.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// The next hop's certificate chain and key (PEM; it must name IP 127.0.0.1).
+    #[arg(long)]
+    next_cert: Option<PathBuf>,
+    #[arg(long)]
+    next_key: Option<PathBuf>,
+    /// The name the forwarder's certificate is verified against.
+    #[arg(long, default_value = "localhost")]
+    server_name: String,
+    /// The forwarder's process id: its CPU time over the run is reported.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Instead of messages: TLS handshakes, full or resumed, one OPTIONS round trip each.
+    #[arg(long, value_enum)]
+    handshakes: Option<HandshakeMode>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum HandshakeMode {
+    Full,
+    Resumed,
 }
 
 #[derive(Args, Debug)]
@@ -166,6 +228,7 @@ fn main() -> ExitCode {
         Command::Send(args) => send(args),
         Command::Search(args) => run_search(args),
         Command::Plot(args) => plot(args),
+        Command::Stream(args) => stream_load(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -189,6 +252,56 @@ impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Failure {
         Failure::Io(e)
     }
+}
+
+fn stream_load(args: &StreamArgs) -> Result<(), Failure> {
+    require_loopback("--target", args.target).map_err(Failure::Usage)?;
+    if !(0.0..=MAX_SECS).contains(&args.duration) || args.count > MAX_COUNT {
+        return Err(Failure::Usage("--duration or --count out of bounds".into()));
+    }
+    if args.connections == 0 || args.connections > 1024 || args.window == 0 || args.window > 1024 {
+        return Err(Failure::Usage(
+            "--connections and --window: 1 to 1024".into(),
+        ));
+    }
+    let pems = args.ca.clone().map(|ca| stream::Pems {
+        ca,
+        cert: args.next_cert.clone().unwrap_or_default(),
+        key: args.next_key.clone().unwrap_or_default(),
+    });
+    let config = stream::StreamConfig {
+        proxy: args.target,
+        transport: match args.transport {
+            StreamTransport::Tcp => stream::Transport::Tcp,
+            StreamTransport::Tls => stream::Transport::Tls,
+            StreamTransport::Ws => stream::Transport::Ws,
+            StreamTransport::Wss => stream::Transport::Wss,
+        },
+        next_tls: args.next_tls,
+        connections: args.connections,
+        window: args.window,
+        count: args.count,
+        duration: Duration::from_secs_f64(args.duration),
+        size: args.size,
+        pems,
+        server_name: args.server_name.clone(),
+        pid: args.pid,
+    };
+    let stop = stop::on_signals()?;
+    let json = match args.handshakes {
+        Some(mode) => {
+            let report = stream::handshakes(&config, mode == HandshakeMode::Resumed, stop)?;
+            eprintln!("{report:?}");
+            report.to_json()
+        }
+        None => {
+            let report = stream::run(&config, stop)?;
+            eprintln!("{report:?}");
+            report.to_json()
+        }
+    };
+    println!("{json}");
+    Ok(())
 }
 
 fn reflect(args: &ReflectArgs) -> Result<(), Failure> {

@@ -72,7 +72,7 @@ impl Streams {
     }
 
     /// A TLS handshake on `slot` completed: counted, and what waited for it in the send queue
-    /// (beyond what rustls buffers itself) is written now; no writable edge would come for it.
+    /// is written now; no writable edge would come for it.
     pub(crate) fn handshake_done(
         &mut self,
         slot: u32,
@@ -97,7 +97,7 @@ impl Streams {
         if conn.origin != Origin::Accepted || conn.layers.transport != Transport::Tls {
             return true;
         }
-        secure.client_allowed(tls.conn.peer_certificates())
+        secure.client_allowed(tls.peer_certificates())
     }
 
     /// Answers an accepted WebSocket upgrade on `slot` with `101` (RFC 6455 §4.2.2).
