@@ -21,7 +21,7 @@ mod config;
 mod health;
 mod key;
 mod probe;
-mod select;
+pub(crate) mod select;
 mod snapshot;
 
 use std::net::SocketAddr;
