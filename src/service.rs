@@ -21,10 +21,11 @@ mod registrar;
 mod store;
 
 use crate::contact::ContactTable;
+use crate::dns::DnsCache;
 use crate::groups::GroupError;
 use crate::policy::{CompileOptions, PolicyError, PolicyHandle};
 use crate::proxy::{SideKind, Tables};
-use crate::runtime::{self, ProbeThread, Server, SideService, StartError, Wiring};
+use crate::runtime::{self, DnsService, ProbeThread, Server, SideService, StartError, Wiring};
 use crate::settings::{Metrics, Settings};
 use crate::stats::{self, Snapshot, StatsConfig, StatsHandle, WorkerStats};
 
@@ -37,7 +38,8 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// What a service is started with besides its settings. The default is what `main` runs.
 pub struct ServiceOptions {
     /// Resolves host names that are neither IP literals nor in the static host table; their
-    /// requests park until it answers. `None` (the default): such names get 503 at once.
+    /// requests park until it answers. `None` (the default): the DNS resolver of `[dns]`
+    /// (RFC 3263, with its shared cache), unless `[dns] enabled = false`.
     pub resolver: Option<Box<dyn SideService>>,
     /// Other side services (a remote location store, the media relay), each for the queries
     /// of its kind; the service adds those its settings configure.
@@ -134,6 +136,19 @@ impl Service {
         let table = runtime::contact_table(settings);
         let protect = runtime::protection(settings);
         let groups = runtime::destination_groups(settings).map_err(ServiceError::Groups)?;
+        // The DNS resolver, unless the embedder brings its own (the tests' fakes) or the
+        // settings turn it off.
+        let own_resolver =
+            options.resolver.is_some() || options.side.iter().any(|(k, _)| *k == SideKind::Resolve);
+        let dns = (settings.dns.enabled && !own_resolver)
+            .then(|| Arc::new(DnsCache::new(settings.dns.config.cache_size)));
+        let resolver = match &dns {
+            Some(cache) => Some(Box::new(DnsService::new(
+                settings.dns.config.clone(),
+                Arc::clone(cache),
+            )) as Box<dyn SideService>),
+            None => options.resolver,
+        };
         let config = StatsConfig {
             workers,
             interval: options.stats_interval,
@@ -142,6 +157,7 @@ impl Service {
             protect: protect.clone(),
             registrar: registrar.clone(),
             groups: groups.clone(),
+            dns: dns.clone(),
         };
         let policy = PolicyHandle::new(load_policy(settings)?, workers);
         let reload = reloader(settings, Arc::clone(&policy));
@@ -155,9 +171,10 @@ impl Service {
                 contact: table.clone(),
                 registrar: registrar.clone(),
                 groups: groups.clone(),
+                dns: dns.clone(),
             },
             policy: Some(Arc::clone(&policy)),
-            resolver: options.resolver,
+            resolver,
             side: options.side,
             protect: protect.clone(),
         };

@@ -22,6 +22,11 @@ mod health;
 mod key;
 mod probe;
 pub(crate) mod select;
+
+/// The Call-ID key of a message (as `key = "call-id"`): what DNS targets are chosen by.
+pub(crate) fn call_key(msg: &Message<'_>, source: SocketAddr) -> u64 {
+    key::key_hash(msg, HashKey::CallId, source)
+}
 mod snapshot;
 
 use std::net::SocketAddr;
@@ -322,7 +327,7 @@ fn top_branch<'a>(msg: &Message<'a>) -> Option<&'a [u8]> {
 }
 
 /// The delta-seconds of a Retry-After header (RFC 3261 §20.33), comment and params ignored.
-fn retry_after(msg: &Message<'_>) -> Option<u32> {
+pub(crate) fn retry_after(msg: &Message<'_>) -> Option<u32> {
     let buf = msg.buf();
     let header = msg.headers().iter().find(|h| {
         h.name == HeaderName::Other

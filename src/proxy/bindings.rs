@@ -206,6 +206,7 @@ mod tests {
             contact: Some(Arc::clone(&table)),
             registrar: None,
             groups: None,
+            dns: None,
         };
         let core = core_with(
             |c| {

@@ -22,6 +22,7 @@ fn edge(table: &Arc<ContactTable>) -> Core {
         contact: Some(Arc::clone(table)),
         registrar: None,
         groups: None,
+        dns: None,
     };
     core_with(
         |c| {
