@@ -21,11 +21,13 @@ mod registrar;
 mod store;
 
 use crate::contact::ContactTable;
-use crate::dns::DnsCache;
+use crate::dns::{DnsCache, Resolver};
 use crate::groups::GroupError;
 use crate::policy::{CompileOptions, PolicyError, PolicyHandle};
 use crate::proxy::{SideKind, Tables};
-use crate::runtime::{self, DnsService, ProbeThread, Server, SideService, StartError, Wiring};
+use crate::runtime::{
+    self, DnsService, NameRefresher, ProbeThread, Server, SideService, StartError, Wiring,
+};
 use crate::settings::{Metrics, Settings};
 use crate::stats::{self, Snapshot, StatsConfig, StatsHandle, WorkerStats};
 
@@ -69,6 +71,8 @@ pub struct Service {
     store: Option<store::Store>,
     /// Probes the destination groups, when any are configured.
     prober: Option<ProbeThread>,
+    /// Keeps the groups' DNS names fresh, when there are any.
+    refresher: Option<NameRefresher>,
 }
 
 /// What is left after a stop: the final statistics and whether every worker ended well.
@@ -135,7 +139,6 @@ impl Service {
         };
         let table = runtime::contact_table(settings);
         let protect = runtime::protection(settings);
-        let groups = runtime::destination_groups(settings).map_err(ServiceError::Groups)?;
         // The DNS resolver, unless the embedder brings its own (the tests' fakes) or the
         // settings turn it off.
         let own_resolver =
@@ -148,6 +151,31 @@ impl Service {
                 Arc::clone(cache),
             )) as Box<dyn SideService>),
             None => options.resolver,
+        };
+        // Groups' destinations named in DNS are resolved now, before the workers run, by a
+        // resolver of their own that keeps them fresh afterwards.
+        let named = settings
+            .groups
+            .iter()
+            .any(|g| g.destinations.iter().any(|d| d.name.is_some()));
+        let (names, groups) = match &dns {
+            Some(cache) if named => {
+                let resolver = Resolver::start(
+                    settings.dns.config.clone(),
+                    Arc::clone(cache),
+                    runtime::random_secret(),
+                )
+                .map_err(ServiceError::Prober)?;
+                let mut resolved = settings.clone();
+                runtime::resolve_group_names(&mut resolved.groups, &resolver);
+                let groups =
+                    runtime::destination_groups(&resolved).map_err(ServiceError::Groups)?;
+                (Some((resolver, Arc::clone(cache))), groups)
+            }
+            _ => (
+                None,
+                runtime::destination_groups(settings).map_err(ServiceError::Groups)?,
+            ),
         };
         let config = StatsConfig {
             workers,
@@ -194,6 +222,13 @@ impl Service {
             Some(table) => Some(Sweeper::start(table).map_err(ServiceError::Sweeper)?),
             None => None,
         };
+        let refresher = match (&groups, names) {
+            (Some(groups), Some((resolver, cache))) => {
+                NameRefresher::start(Arc::clone(groups), resolver, cache)
+                    .map_err(ServiceError::Prober)?
+            }
+            _ => None,
+        };
         let prober = match groups {
             Some(groups) => server.start_prober(groups).map_err(ServiceError::Prober)?,
             None => None,
@@ -207,6 +242,7 @@ impl Service {
             keeper,
             store,
             prober,
+            refresher,
         })
     }
 
@@ -255,6 +291,9 @@ impl Service {
         }
         if let Some(prober) = self.prober {
             prober.stop();
+        }
+        if let Some(refresher) = self.refresher {
+            refresher.stop();
         }
         let stopped = self.server.shutdown();
         // After the workers: the snapshot holds every REGISTER they answered.

@@ -402,6 +402,14 @@ impl Settings {
 
     fn validate_groups(&self) -> Result<(), SettingsError> {
         for (i, g) in self.groups.iter().enumerate() {
+            if let Some(d) = g.destinations.iter().find(|d| d.name.is_some())
+                && !self.dns.enabled
+            {
+                return Err(SettingsError(format!(
+                    "group {}: destination {}: a host name must be in [hosts] when [dns] is off",
+                    g.name, d.uri
+                )));
+            }
             if self.groups[..i].iter().any(|h| h.name == g.name) {
                 return Err(SettingsError(format!("group {:?} twice", g.name)));
             }
