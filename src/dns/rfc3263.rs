@@ -220,9 +220,11 @@ impl Procedure {
             return self.next_srv();
         }
         self.keep_ttl(
-            reply.records.iter().filter_map(|r| {
-                matches!(r, Rec::Srv { name, .. } if *name == asked).then(|| ttl(r))
-            }),
+            reply
+                .records
+                .iter()
+                .filter(|r| matches!(r, Rec::Srv { name, .. } if *name == asked))
+                .map(ttl),
         );
         hosts.truncate(MAX_TARGETS);
         // Addresses the server added (RFC 2782 "Additional data") spare a question.
