@@ -321,6 +321,8 @@ fn load_policy(settings: &Settings) -> Result<crate::policy::Policy, ServiceErro
     if let Some(registrar) = &settings.registrar {
         options.domains = registrar.config.domains.clone();
     }
+    // `to = "group:NAME"` may name the configured groups.
+    options.groups = settings.groups.iter().map(|g| g.name.clone()).collect();
     match &settings.config_file {
         Some(path) => crate::policy::compile_file(path, &options).map_err(ServiceError::Policy),
         None => Ok(crate::policy::relay_guard(&options)),

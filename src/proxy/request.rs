@@ -407,6 +407,15 @@ impl<'m, 'p> Request<'m, 'p> {
             None => Steering::default(),
         };
         let targeted = match steering.to {
+            Some(crate::policy::Destination::Group(name)) => Targeted {
+                // A name the policy compiler checked against the configured groups.
+                target: match self.tables.groups.as_deref().and_then(|g| g.id(name)) {
+                    Some(group) => Target::Group(group),
+                    None => return Decision::Answer(NO_DESTINATION),
+                },
+                new_ruri: preprocessed.new_ruri,
+                append_route: None,
+            },
             Some(to) => match policy_hook::resolve(&self.proxy.identity, &to) {
                 Some(hop) => Targeted {
                     target: Target::Policy(hop),
