@@ -1,7 +1,8 @@
 //! RFC 3263 through the shipping service against a real DNS server (dnsmasq, started here on
 //! a loopback port): NAPTR → SRV → A, SRV priorities, an explicit port (A only), a transport
 //! without port (SRV only), an unknown name (503), a record changed after its TTL, and a dead
-//! server (names already cached keep working, failures are counted, new names get 503).
+//! server (names already cached keep working, failures are counted, new names get 503, an
+//! expired name is served stale).
 //! Skipped with a message when dnsmasq is missing, unless FERROVIA_REQUIRE_TOOLS is set.
 
 mod dns_support;
@@ -199,6 +200,34 @@ fn a_dead_server_keeps_cached_names_counts_failures_and_refuses_new_names() {
     let dns = wait_for_dns(&service, |d| d.failures >= 1);
     assert!(dns.timeouts >= 1, "{dns:?}");
     assert!(dns.hits >= 1, "{dns:?}");
+    service.shutdown();
+}
+
+#[test]
+fn an_expired_name_is_served_stale_while_the_server_is_dead() {
+    if !dnsmasq_present("an_expired_name_is_served_stale_while_the_server_is_dead") {
+        return;
+    }
+    let core = peer();
+    let port = core.local_addr().unwrap().port();
+    let dns = Dnsmasq::start(
+        free_udp_port(),
+        &[
+            srv("_sip._udp.brief.test", "core.brief.test", port, 0, 1),
+            host("core.brief.test", "127.0.0.1", 1),
+        ],
+        1,
+    );
+    let (service, addr) = proxy(dns.addr);
+    let bob = peer();
+    forwarded(&bob, addr, "sip:alice@brief.test", "fresh", &core);
+    drop(dns);
+    // Past the 1 s TTL (a wait, not a timing assertion): the entry has expired.
+    std::thread::sleep(Duration::from_millis(1500));
+    // RFC 8767: the server fails, the expired answer is served again.
+    forwarded(&bob, addr, "sip:alice@brief.test", "stale", &core);
+    let dns = wait_for_dns(&service, |d| d.stale_served >= 1);
+    assert!(dns.failures >= 1, "{dns:?}");
     service.shutdown();
 }
 
