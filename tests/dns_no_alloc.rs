@@ -43,6 +43,7 @@ fn forwarding_to_a_cached_name_allocates_nothing() {
         3600,
     );
     let mut settings = loopback_settings(2);
+    settings.dns.enabled = true;
     settings.dns.config.servers = vec![dns.addr];
     let (proxy, proxy_addr) = start_proxy(&settings);
     let request = format!(

@@ -20,6 +20,7 @@ use runtime_support::{free_udp_port, loopback_settings, peer, recv_text, start_s
 /// A proxy on loopback asking `server`, one attempt of 300 ms per question.
 fn proxy(server: SocketAddr) -> (Service, SocketAddr) {
     let mut settings: Settings = loopback_settings(1);
+    settings.dns.enabled = true;
     settings.dns.config.servers = vec![server];
     settings.dns.config.timeout = Duration::from_millis(300);
     settings.dns.config.attempts = 1;

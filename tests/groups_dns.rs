@@ -27,6 +27,7 @@ fn proxy(uri: &str, server: SocketAddr) -> (Service, SocketAddr) {
     let mut settings: Settings = loopback_settings(1);
     settings.groups = vec![group];
     settings.route_to_group = Some("core".into());
+    settings.dns.enabled = true;
     settings.dns.config.servers = vec![server];
     settings.dns.config.timeout = Duration::from_millis(300);
     let service = start_service(&settings);
