@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod contact;
+pub mod dns;
 pub mod groups;
 pub mod policy;
 pub mod policy_tools;

@@ -21,10 +21,13 @@ mod registrar;
 mod store;
 
 use crate::contact::ContactTable;
+use crate::dns::{DnsCache, Resolver};
 use crate::groups::GroupError;
 use crate::policy::{CompileOptions, PolicyError, PolicyHandle};
 use crate::proxy::{SideKind, Tables};
-use crate::runtime::{self, ProbeThread, Server, SideService, StartError, Wiring};
+use crate::runtime::{
+    self, DnsService, NameRefresher, ProbeThread, Server, SideService, StartError, Wiring,
+};
 use crate::settings::{Metrics, Settings};
 use crate::stats::{self, Snapshot, StatsConfig, StatsHandle, WorkerStats};
 
@@ -37,7 +40,8 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// What a service is started with besides its settings. The default is what `main` runs.
 pub struct ServiceOptions {
     /// Resolves host names that are neither IP literals nor in the static host table; their
-    /// requests park until it answers. `None` (the default): such names get 503 at once.
+    /// requests park until it answers. `None` (the default): the DNS resolver of `[dns]`
+    /// (RFC 3263, with its shared cache), unless `[dns] enabled = false`.
     pub resolver: Option<Box<dyn SideService>>,
     /// Other side services (a remote location store, the media relay), each for the queries
     /// of its kind; the service adds those its settings configure.
@@ -68,6 +72,8 @@ pub struct Service {
     store: Option<store::Store>,
     /// Probes the destination groups, when any are configured.
     prober: Option<ProbeThread>,
+    /// Keeps the groups' DNS names fresh, when there are any.
+    refresher: Option<NameRefresher>,
 }
 
 /// What is left after a stop: the final statistics and whether every worker ended well.
@@ -136,7 +142,44 @@ impl Service {
         };
         let table = runtime::contact_table(settings);
         let protect = runtime::protection(settings);
-        let groups = runtime::destination_groups(settings).map_err(ServiceError::Groups)?;
+        // The DNS resolver, unless the embedder brings its own (the tests' fakes) or the
+        // settings turn it off.
+        let own_resolver =
+            options.resolver.is_some() || options.side.iter().any(|(k, _)| *k == SideKind::Resolve);
+        let dns = (settings.dns.enabled && !own_resolver)
+            .then(|| Arc::new(DnsCache::new(settings.dns.config.cache_size)));
+        let resolver = match &dns {
+            Some(cache) => Some(Box::new(DnsService::new(
+                settings.dns.config.clone(),
+                Arc::clone(cache),
+            )) as Box<dyn SideService>),
+            None => options.resolver,
+        };
+        // Groups' destinations named in DNS are resolved now, before the workers run, by a
+        // resolver of their own that keeps them fresh afterwards.
+        let named = settings
+            .groups
+            .iter()
+            .any(|g| g.destinations.iter().any(|d| d.name.is_some()));
+        let (names, groups) = match &dns {
+            Some(cache) if named => {
+                let resolver = Resolver::start(
+                    settings.dns.config.clone(),
+                    Arc::clone(cache),
+                    runtime::random_secret(),
+                )
+                .map_err(ServiceError::Prober)?;
+                let mut resolved = settings.clone();
+                runtime::resolve_group_names(&mut resolved.groups, &resolver);
+                let groups =
+                    runtime::destination_groups(&resolved).map_err(ServiceError::Groups)?;
+                (Some((resolver, Arc::clone(cache))), groups)
+            }
+            _ => (
+                None,
+                runtime::destination_groups(settings).map_err(ServiceError::Groups)?,
+            ),
+        };
         let config = StatsConfig {
             workers,
             interval: options.stats_interval,
@@ -145,6 +188,7 @@ impl Service {
             protect: protect.clone(),
             registrar: registrar.clone(),
             groups: groups.clone(),
+            dns: dns.clone(),
         };
         let policy = PolicyHandle::new(load_policy(settings)?, workers);
         let reload = reloader(settings, Arc::clone(&policy));
@@ -158,9 +202,10 @@ impl Service {
                 contact: table.clone(),
                 registrar: registrar.clone(),
                 groups: groups.clone(),
+                dns: dns.clone(),
             },
             policy: Some(Arc::clone(&policy)),
-            resolver: options.resolver,
+            resolver,
             side: options.side,
             protect: protect.clone(),
         };
@@ -188,6 +233,13 @@ impl Service {
             Some(table) => Some(Sweeper::start(table).map_err(ServiceError::Sweeper)?),
             None => None,
         };
+        let refresher = match (&groups, names) {
+            (Some(groups), Some((resolver, cache))) => {
+                NameRefresher::start(Arc::clone(groups), resolver, cache)
+                    .map_err(ServiceError::Prober)?
+            }
+            _ => None,
+        };
         let prober = match groups {
             Some(groups) => server.start_prober(groups).map_err(ServiceError::Prober)?,
             None => None,
@@ -202,6 +254,7 @@ impl Service {
             keepalive,
             store,
             prober,
+            refresher,
         })
     }
 
@@ -254,6 +307,9 @@ impl Service {
         if let Some(keepalive) = self.keepalive {
             keepalive.stop();
         }
+        if let Some(refresher) = self.refresher {
+            refresher.stop();
+        }
         let stopped = self.server.shutdown();
         // After the workers: the snapshot holds every REGISTER they answered.
         if let Some(keeper) = self.keeper {
@@ -280,6 +336,8 @@ fn load_policy(settings: &Settings) -> Result<crate::policy::Policy, ServiceErro
     if let Some(registrar) = &settings.registrar {
         options.domains = registrar.config.domains.clone();
     }
+    // `to = "group:NAME"` may name the configured groups.
+    options.groups = settings.groups.iter().map(|g| g.name.clone()).collect();
     match &settings.config_file {
         Some(path) => crate::policy::compile_file(path, &options).map_err(ServiceError::Policy),
         None => Ok(crate::policy::relay_guard(&options)),

@@ -5,6 +5,7 @@
 //! override the file. Every value is parsed by the same function whether it came from a flag
 //! or from the file, so both report the same message for the same mistake.
 
+mod dns;
 mod groups;
 mod overrides;
 mod parking;
@@ -27,6 +28,7 @@ use crate::contact::ContactTableConfig;
 use crate::protect::ProtectConfig;
 use crate::proxy::{HostPort, NextHop, ParkingLimits, Transport};
 
+pub use dns::DnsSettings;
 pub use overrides::Overrides;
 pub use registrar::RegistrarSettings;
 pub use secure::{TlsSettings, TlsVersion, WebSocketSettings};
@@ -209,6 +211,8 @@ pub struct Settings {
     pub route_all_to: Option<NextHop>,
     /// Edge protection (`[protect]`), when configured.
     pub protect: Option<ProtectConfig>,
+    /// The resolver of next hops named by host (`[dns]`, RFC 3263).
+    pub dns: dns::DnsSettings,
 }
 
 impl Default for Settings {
@@ -238,6 +242,7 @@ impl Default for Settings {
             config_file: None,
             route_all_to: None,
             protect: None,
+            dns: dns::DnsSettings::default(),
         }
     }
 }
@@ -315,6 +320,9 @@ impl Settings {
         }
         if let Some(parking) = &file.parking {
             parking.apply(&mut self.parking)?;
+        }
+        if let Some(dns) = &file.dns {
+            dns.apply(&mut self.dns)?;
         }
         if let Some(hgrm) = &file.hgrm {
             self.hgrm = Some(hgrm.clone());
@@ -398,6 +406,14 @@ impl Settings {
 
     fn validate_groups(&self) -> Result<(), SettingsError> {
         for (i, g) in self.groups.iter().enumerate() {
+            if let Some(d) = g.destinations.iter().find(|d| d.name.is_some())
+                && !self.dns.enabled
+            {
+                return Err(SettingsError(format!(
+                    "group {}: destination {}: a host name must be in [hosts] when [dns] is off",
+                    g.name, d.uri
+                )));
+            }
             if self.groups[..i].iter().any(|h| h.name == g.name) {
                 return Err(SettingsError(format!("group {:?} twice", g.name)));
             }
@@ -430,6 +446,7 @@ struct FileSettings {
     tls: Option<secure::FileTls>,
     websocket: Option<secure::FileWebSocket>,
     parking: Option<parking::FileParking>,
+    dns: Option<dns::FileDns>,
     route_all_to: Option<String>,
     protect: Option<protect::FileProtect>,
     hgrm: Option<PathBuf>,

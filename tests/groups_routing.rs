@@ -304,3 +304,40 @@ fn probe_answers_are_consumed_not_forwarded() {
     );
     assert_eq!(total.forwarded_total(), 0, "{total:?}");
 }
+
+#[test]
+fn a_policy_proxy_action_may_name_a_group() {
+    let sockets = destinations(1);
+    let core = addrs(&sockets)[0];
+    let dir = std::env::temp_dir().join(format!("ferrovia-policy-group-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("edge.toml");
+    let text = format!(
+        "[[group]]\nname = \"core\"\ndestinations = [{{ uri = \"sip:{core}\" }}]\n\
+         [group.probe]\nenabled = false\n\n\
+         [[route]]\nname = \"germany\"\nuri-user = {{ prefix = \"+49\" }}\naction = \"proxy\"\nto = \"group:core\"\n"
+    );
+    std::fs::write(&path, &text).unwrap();
+    let mut settings = Settings::from_toml(&text).unwrap();
+    settings.config_file = Some(path);
+    settings.listen = loopback_settings(1).listen;
+    settings.metrics = ferrovia::settings::Metrics::Off;
+    settings.workers = 1;
+    let (proxy, proxy_addr) = start_proxy(&settings);
+    let caller = peer();
+    let from = caller.local_addr().unwrap();
+    // sip:+4930...@example.net: the rule sends it to the group, not to example.net.
+    caller
+        .send_to(
+            request("INVITE", from, "pg1", "pg1", "").as_bytes(),
+            proxy_addr,
+        )
+        .unwrap();
+    let (i, text) = arrival(&sockets);
+    assert_eq!(i, 0);
+    assert!(text.contains("Call-ID: pg1@caller"), "{text}");
+    let groups = proxy.snapshot().groups().cloned().unwrap();
+    assert_eq!(groups.groups[0].destinations[0].messages_sent, 1);
+    proxy.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}

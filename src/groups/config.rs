@@ -123,8 +123,8 @@ impl Default for ProbeConfig {
     }
 }
 
-/// One destination: where to send (an IP literal, or a name from the `[hosts]` table, already
-/// resolved), with its weight and priority.
+/// One destination: where to send (an IP literal, a name from the `[hosts]` table, or a DNS
+/// name resolved at start and refreshed), with its weight and priority.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DestinationConfig {
     /// The URI as configured (shown to operators, and the seed of its rendezvous hash so that
@@ -136,11 +136,18 @@ pub struct DestinationConfig {
     pub weight: u32,
     /// Tier under `priority`: lower is preferred.
     pub priority: u32,
+    /// A host name outside `[hosts]`, resolved by DNS (RFC 3263) at start and refreshed before
+    /// its TTL ends; `addr` is unspecified until then.
+    pub name: Option<String>,
+    /// For a name that resolved to several addresses: which one this is (0 for the first).
+    /// Part of the destination's identity (its rendezvous seed): each address has its own
+    /// health.
+    pub target: u8,
 }
 
 impl DestinationConfig {
     /// Parses `sip:HOST[:PORT][;transport=T]`; a host name is looked up with `hosts` (the
-    /// static table) — DNS names are not resolved here.
+    /// static table); any other name is kept in `name` for DNS (resolved by the service).
     pub fn parse(
         uri: &str,
         weight: u32,
@@ -156,9 +163,15 @@ impl DestinationConfig {
             .ok_or_else(|| bad("unknown transport"))?;
         let host = parsed.host.span.of(buf);
         let host = std::str::from_utf8(host).map_err(|_| bad("bad host"))?;
+        let mut name = None;
         let ip = match parsed.host.kind {
-            HostKind::Name => hosts(&host.to_ascii_lowercase())
-                .ok_or_else(|| bad("a host name must be in the [hosts] table"))?,
+            HostKind::Name => match hosts(&host.to_ascii_lowercase()) {
+                Some(ip) => ip,
+                None => {
+                    name = Some(host.to_ascii_lowercase());
+                    std::net::IpAddr::from([0, 0, 0, 0])
+                }
+            },
             _ => host
                 .trim_start_matches('[')
                 .trim_end_matches(']')
@@ -179,6 +192,8 @@ impl DestinationConfig {
             transport,
             weight,
             priority,
+            name,
+            target: 0,
         })
     }
 }
@@ -225,7 +240,10 @@ impl GroupConfig {
             return bad(format!("1 to {MAX_DESTINATIONS} destinations, not {n}"));
         }
         for (i, d) in self.destinations.iter().enumerate() {
-            if self.destinations[..i].iter().any(|e| e.uri == d.uri) {
+            if self.destinations[..i]
+                .iter()
+                .any(|e| e.uri == d.uri && e.target == d.target)
+            {
                 return bad(format!("destination {} twice", d.uri));
             }
         }
@@ -274,7 +292,11 @@ mod tests {
         let hosts = |name: &str| (name == "core1").then(|| "10.0.0.1".parse().unwrap());
         let d = DestinationConfig::parse("sip:Core1:5080", 1, 0, hosts).unwrap();
         assert_eq!(d.addr, "10.0.0.1:5080".parse().unwrap());
-        assert!(DestinationConfig::parse("sip:core2", 1, 0, hosts).is_err());
+        // A name outside [hosts] is left to DNS: RFC 3263 §4 decides what is asked.
+        let d = DestinationConfig::parse("sip:Core2", 1, 0, hosts).unwrap();
+        assert_eq!(d.name.as_deref(), Some("core2"));
+        assert!(d.addr.ip().is_unspecified());
+
         assert!(DestinationConfig::parse("http://x", 1, 0, no_hosts).is_err());
         assert!(DestinationConfig::parse("sip:1.2.3.4", 0, 0, no_hosts).is_err());
     }

@@ -21,7 +21,12 @@ mod config;
 mod health;
 mod key;
 mod probe;
-mod select;
+pub(crate) mod select;
+
+/// The Call-ID key of a message (as `key = "call-id"`): what DNS targets are chosen by.
+pub(crate) fn call_key(msg: &Message<'_>, source: SocketAddr) -> u64 {
+    key::key_hash(msg, HashKey::CallId, source)
+}
 mod snapshot;
 
 use std::net::SocketAddr;
@@ -51,11 +56,40 @@ pub struct DestinationId(pub u8);
 #[derive(Debug)]
 pub struct Destination {
     pub uri: String,
-    pub addr: SocketAddr,
+    /// Where it is now: fixed for an IP literal or a `[hosts]` name; for a DNS name, written
+    /// by the refresher when the name resolves to another address (read lock-free).
+    address: arc_swap::ArcSwap<SocketAddr>,
+    /// The DNS name behind the address, when there is one.
+    pub name: Option<String>,
+    /// Which of the name's addresses this is (0: the first).
+    pub target: u8,
     pub transport: Transport,
     pub weight: u32,
     pub priority: u32,
     pub health: DestinationHealth,
+}
+
+impl Destination {
+    /// Its address now (an unspecified one: a DNS name not resolved yet).
+    pub fn addr(&self) -> SocketAddr {
+        **self.address.load()
+    }
+
+    /// A new address for a DNS name (the refresher's).
+    pub fn set_addr(&self, addr: SocketAddr) {
+        if self.addr() != addr {
+            self.address.store(std::sync::Arc::new(addr));
+        }
+    }
+
+    /// The name operators see: the URI, with the address's rank when a name has several.
+    pub fn label(&self) -> String {
+        if self.target == 0 {
+            self.uri.clone()
+        } else {
+            format!("{} [{}]", self.uri, self.target)
+        }
+    }
 }
 
 /// The live set, alone on its cache line: the prober writes it rarely, every worker reads it.
@@ -181,7 +215,7 @@ impl Groups {
                 let d = &group.destinations[i];
                 d.health.messages_sent.fetch_add(1, Relaxed);
                 Selection::To {
-                    addr: d.addr,
+                    addr: d.addr(),
                     transport: d.transport,
                     destination: DestinationId(i as u8),
                 }
@@ -232,7 +266,7 @@ impl Groups {
             return;
         };
         // Only the destination itself answers for itself.
-        if dest.addr == source {
+        if dest.addr() == source {
             dest.health
                 .note_answer(id.seq, code, self.nanos_since_epoch(now));
         }
@@ -247,7 +281,7 @@ impl Groups {
         let until = self.nanos_since_epoch(now + Duration::from_secs(u64::from(seconds)));
         for (g, group) in self.groups.iter().enumerate() {
             for (d, dest) in group.destinations.iter().enumerate() {
-                if dest.addr == source {
+                if dest.addr() == source {
                     dest.health.hold_down(until);
                     self.set_live(GroupId(g as u16), DestinationId(d as u8), false);
                 }
@@ -282,17 +316,28 @@ impl Group {
             .destinations
             .iter()
             .map(|d| Candidate {
-                seed: key::seed(&d.uri),
+                // Each address of a name is a destination of its own.
+                seed: key::seed(&d.uri) ^ select::mix(u64::from(d.target)),
                 weight: d.weight,
                 priority: d.priority,
             })
             .collect();
+        // A DNS name not resolved at start is down until the refresher finds it and probes
+        // bring it up.
+        let unresolved = config
+            .destinations
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.addr.ip().is_unspecified())
+            .fold(0u64, |m, (i, _)| m | 1 << i);
         let destinations = config
             .destinations
             .into_iter()
             .map(|d| Destination {
                 uri: d.uri,
-                addr: d.addr,
+                address: arc_swap::ArcSwap::from_pointee(d.addr),
+                name: d.name,
+                target: d.target,
                 transport: d.transport,
                 weight: d.weight,
                 priority: d.priority,
@@ -308,7 +353,7 @@ impl Group {
             retry_after: config.retry_after,
             destinations,
             candidates,
-            live: LiveSet(AtomicU64::new(all)),
+            live: LiveSet(AtomicU64::new(all & !unresolved)),
         }
     }
 }
@@ -322,7 +367,7 @@ fn top_branch<'a>(msg: &Message<'a>) -> Option<&'a [u8]> {
 }
 
 /// The delta-seconds of a Retry-After header (RFC 3261 §20.33), comment and params ignored.
-fn retry_after(msg: &Message<'_>) -> Option<u32> {
+pub(crate) fn retry_after(msg: &Message<'_>) -> Option<u32> {
     let buf = msg.buf();
     let header = msg.headers().iter().find(|h| {
         h.name == HeaderName::Other

@@ -137,11 +137,16 @@ impl Prober {
     pub fn new(groups: Arc<Groups>, origin: ProbeOrigin, now: Instant) -> Prober {
         let mut probed = Vec::new();
         for (g, group) in groups.groups.iter().enumerate() {
-            for d in 0..group.destinations.len() {
+            for (d, dest) in group.destinations.iter().enumerate() {
+                let mut tracker = Tracker::new();
+                // A DNS name not resolved at start starts down (as its live bit).
+                if dest.addr().ip().is_unspecified() {
+                    let _ = tracker.force_down();
+                }
                 probed.push(Probed {
                     group: GroupId(g as u16),
                     destination: DestinationId(d as u8),
-                    tracker: Tracker::new(),
+                    tracker,
                     next_send: now,
                     seq: 0,
                     pending: None,
@@ -184,7 +189,11 @@ impl Prober {
                 let key = &self.groups.probe_key;
                 write_options(&mut self.buf, &self.origin, key, &dest.uri, id);
                 dest.health.probes_sent.fetch_add(1, Relaxed);
-                send(&self.buf, dest.addr);
+                // A DNS name not resolved yet has nowhere to go: its probe fails unsent.
+                let addr = dest.addr();
+                if !addr.ip().is_unspecified() {
+                    send(&self.buf, addr);
+                }
             }
             let p = &self.probed[i];
             if let Some((_, sent)) = p.pending {

@@ -61,8 +61,8 @@ impl Groups {
                         .map(|(i, d)| {
                             let h = &d.health;
                             DestinationSnapshot {
-                                uri: d.uri.clone(),
-                                address: d.addr.to_string(),
+                                uri: d.label(),
+                                address: d.addr().to_string(),
                                 weight: d.weight,
                                 priority: d.priority,
                                 state: if live & (1 << i) != 0 { "up" } else { "down" }.into(),

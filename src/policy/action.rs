@@ -61,10 +61,15 @@ pub(crate) struct Target {
     pub host: Box<str>,
     pub port: Option<u16>,
     pub transport: Transport,
+    /// `to = "group:NAME"`: the group's name (then `host` is unused).
+    pub group: Option<Box<str>>,
 }
 
 impl Target {
     pub(crate) fn as_destination(&self) -> Destination<'_> {
+        if let Some(group) = &self.group {
+            return Destination::Group(group);
+        }
         Destination::Host {
             host: &self.host,
             port: self.port,
@@ -336,6 +341,7 @@ mod tests {
                 host: "127.0.0.1".into(),
                 port: Some(5070),
                 transport: Transport::Udp,
+                group: None,
             }),
             modifiers: OwnedModifiers {
                 strip: 2,

@@ -47,6 +47,8 @@ pub struct CompileOptions {
     /// Domains that are ours besides `[policy] domains`: the registrar's, so that its users
     /// are not refused as a relay.
     pub domains: Vec<String>,
+    /// The configured destination groups' names, which `to = "group:NAME"` may name.
+    pub groups: Vec<String>,
 }
 
 impl CompileOptions {
@@ -55,6 +57,7 @@ impl CompileOptions {
         CompileOptions {
             workers,
             domains: Vec::new(),
+            groups: Vec::new(),
         }
     }
 }
@@ -90,6 +93,7 @@ pub fn compile_str(
         path,
         tables: Tables::default(),
         functions: Vec::new(),
+        groups: &options.groups,
     }
     .run(file, options)
 }
@@ -105,6 +109,7 @@ struct Compiler<'a> {
     path: &'a Path,
     tables: Tables,
     functions: Vec<Box<str>>,
+    groups: &'a [String],
 }
 
 type Fallible<T> = Result<T, String>;
@@ -517,16 +522,14 @@ impl Compiler<'_> {
 
     fn proxy(&self, r: &RouteFile) -> Fallible<Action> {
         // The extension point for the destination-group and registrar issues.
-        if let Some(to) =
-            r.to.as_deref()
-                .filter(|t| t.starts_with("group:") || *t == "location")
-        {
+        if let Some(to) = r.to.as_deref().filter(|t| *t == "location") {
             return Err(format!(
-                "to = {to:?}: destination groups and the location service are not available yet"
+                "to = {to:?}: the location service is not available yet"
             ));
         }
         let modifiers = modifiers(r)?;
         let to = match (&r.to, &modifiers.request_uri, &r.host) {
+            (Some(to), _, _) if to.starts_with("group:") => Some(self.group(to)?),
             (Some(to), _, _) => Some(target(to)?),
             // Without `to`, a rewritten Request-URI is also where the request goes.
             (None, Some(uri), _) => Some(target(std::str::from_utf8(uri).unwrap_or_default())?),
@@ -534,6 +537,20 @@ impl Compiler<'_> {
             (None, None, None) => None,
         };
         Ok(Action::Proxy { to, modifiers })
+    }
+
+    /// `to = "group:NAME"`: a group the configuration defines (RFC-free: load sharing).
+    fn group(&self, to: &str) -> Fallible<Target> {
+        let name = &to["group:".len()..];
+        if !self.groups.iter().any(|g| g == name) {
+            return Err(format!("to = {to:?}: no [[group]] is called {name:?}"));
+        }
+        Ok(Target {
+            host: "".into(),
+            port: None,
+            transport: Transport::Udp,
+            group: Some(name.into()),
+        })
     }
 
     fn script(
@@ -666,6 +683,7 @@ fn target(uri: &str) -> Fallible<Target> {
         host: host.into(),
         port,
         transport,
+        group: None,
     })
 }
 
@@ -860,6 +878,8 @@ mod tests {
         let (_, message) = error("[[route]]\naction = \"proxy\"\nremove-headers = [\"Via\"]\n");
         assert!(message.contains("needed to route"), "{message}");
         let (_, message) = error("[[route]]\naction = \"proxy\"\nto = \"group:core\"\n");
+        assert!(message.contains("no [[group]] is called"), "{message}");
+        let (_, message) = error("[[route]]\naction = \"proxy\"\nto = \"location\"\n");
         assert!(message.contains("not available yet"), "{message}");
         let (_, message) = error("[[route]]\naction = \"script\"\nfunction = \"f\"\n");
         assert!(message.contains("needs [policy] script"), "{message}");

@@ -38,8 +38,7 @@ pub struct Forward<'r> {
     pub modifiers: Modifiers<'r>,
 }
 
-/// Where a forward goes. Destination groups and the location service will be further
-/// variants when those features land.
+/// Where a forward goes. The location service will be a further variant when it lands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Destination<'r> {
     /// A host (an IP literal or a name from the static host table), port and transport.
@@ -48,6 +47,9 @@ pub enum Destination<'r> {
         port: Option<u16>,
         transport: Transport,
     },
+    /// A destination group by name (`to = "group:NAME"`): its live destination chosen for
+    /// this request, or 503 with the group's Retry-After when none is live.
+    Group(&'r str),
 }
 
 /// A locally generated answer.

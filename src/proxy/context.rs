@@ -12,6 +12,7 @@
 //! | --- | --- | --- |
 //! | [`Tables::contact`] | a request for a rewritten contact (`sip:<token>@us`) | each Contact rewritten on a forwarded request or 101–299 response (insert or refresh) |
 //! | [`Tables::registrar`] | a REGISTER for our domains, a request from one of our users (digest), a request for one of our AoRs (location lookup) | a REGISTER's bindings (one compare-and-swap per AoR) |
+//! | [`Tables::dns`] | a request whose next hop is a host name outside the static table (RFC 3263) | the hit / miss counters; the resolver thread writes the entries |
 //! | [`WorkerState::parking`] | each request that would park (a retransmission is absorbed) | a request that parks; `resume` takes it out |
 //! | [`WorkerState::router`] | each request, after Route preprocessing (`crate::policy`); the shared policy snapshot (`policy::PolicyHandle`, swapped whole on reload) is reached through it | what the router keeps (regex caches, its Lua VM, counters) |
 //!
@@ -44,6 +45,9 @@ pub struct Tables {
     /// The destination groups (selection and health), when any are configured; a request
     /// routed to a group without them gets 503.
     pub groups: Option<Arc<Groups>>,
+    /// The DNS cache (RFC 3263 results), filled by the resolver side service; without it
+    /// every name outside the static host table parks (when a resolver is wired) or gets 503.
+    pub dns: Option<Arc<crate::dns::DnsCache>>,
 }
 
 /// State one worker owns and passes to the core by `&mut`; never shared between workers.

@@ -93,8 +93,11 @@ impl std::fmt::Debug for HostName {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Query {
     /// The address of a host name that is neither an IP literal nor in the static host table
-    /// (RFC 3263 §4.2 without SRV: A / AAAA).
+    /// (RFC 3263 §4.2 with a port: A / AAAA only). Answered with [`Answer::Address`].
     Resolve(HostName),
+    /// Where to send for a URI whose host is a name without a port (RFC 3263 §4.1–4.2:
+    /// NAPTR and/or SRV, then A / AAAA). Answered with [`Answer::Target`].
+    Locate(crate::dns::Lookup),
 }
 
 /// Which side service answers a kind of [`Query`]: the runtime starts one thread per service
@@ -118,7 +121,7 @@ impl Query {
     /// The side service that answers this query.
     pub fn kind(&self) -> SideKind {
         match self {
-            Query::Resolve(_) => SideKind::Resolve,
+            Query::Resolve(_) | Query::Locate(_) => SideKind::Resolve,
         }
     }
 }
@@ -128,6 +131,8 @@ impl Query {
 pub enum Answer {
     /// The name's address.
     Address(IpAddr),
+    /// Where to send: address, port and transport (for [`Query::Locate`]).
+    Target(std::net::SocketAddr, crate::sip::Transport),
     /// The name has no address.
     NotFound,
     /// No answer within the parked message's timeout (the runtime's verdict).

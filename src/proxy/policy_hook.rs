@@ -42,7 +42,11 @@ pub(crate) fn resolve(
         host,
         port,
         transport,
-    } = *to;
+    } = *to
+    else {
+        // A group is chosen by the core (`Target::Group`), not resolved here.
+        return None;
+    };
     let bare = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))

@@ -6,13 +6,13 @@
 //! name is resolved. Only [`handle`] writes: the rewritten message or the reply into `out`,
 //! Contacts into the contact table, a parked message into the worker's parking area.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use crate::contact::{ContactTable, InsertRefused, LookupError};
 use crate::groups::{GroupId, Selection};
 use crate::sip::{
-    Flow, HeaderName, HostKind, HostSpan, Message, Method, Scheme, SipUri, Span, StartLine,
-    Transport, Values, Via, parse_cseq, parse_max_forwards, scheme_of,
+    Flow, HeaderName, HostKind, Message, Method, Scheme, SipUri, Span, StartLine, Transport,
+    Values, Via, parse_cseq, parse_max_forwards, scheme_of,
 };
 
 use super::branch::{tag_span, to_tag};
@@ -28,6 +28,7 @@ use super::via_fix::{ViaFix, reply_destination};
 use super::{
     ConnectionId, Context, Direction, DropReason, Input, Outcome, Proxy, Tables, Transmit,
 };
+use crate::dns::{Found, Lookup, Want};
 use crate::policy::{Reply, RequestView, Router};
 
 /// The largest UDP payload (IPv4); a forward that does not fit earns a 513.
@@ -90,8 +91,9 @@ enum Decision<'r> {
     Policy(Reply<'r>),
     /// The routing policy said drop.
     PolicyDrop,
-    /// Wait for the address of the host name at this span first (`Query::Resolve`).
-    Park(Span),
+    /// Wait for the host name at this span to be resolved first, by the RFC 3263 procedure
+    /// `Want` names (`Query::Resolve` for A/AAAA, `Query::Locate` otherwise).
+    Park(Span, Want),
     /// Answer with the registrar's answer: a challenge, the bindings (issue 14).
     Registrar(crate::registrar::Answer),
 }
@@ -101,7 +103,7 @@ enum Decision<'r> {
 /// parks).
 enum Stop {
     Answer(Status),
-    Park(Span),
+    Park(Span, Want),
     Registrar(crate::registrar::Answer),
 }
 
@@ -124,7 +126,7 @@ impl From<Stop> for Decision<'_> {
     fn from(stop: Stop) -> Self {
         match stop {
             Stop::Answer(status) => Decision::Answer(status),
-            Stop::Park(name) => Decision::Park(name),
+            Stop::Park(name, want) => Decision::Park(name, want),
             Stop::Registrar(answer) => Decision::Registrar(answer),
         }
     }
@@ -253,7 +255,7 @@ pub(crate) fn handle(
         Decision::Answer(status) => req.reply(status, out),
         Decision::Policy(reply) => req.reply_policy(reply.code, reply.reason, reply.headers, out),
         Decision::PolicyDrop => Outcome::Drop(DropReason::PolicyDrop),
-        Decision::Park(name) => req.park(name, ctx, out),
+        Decision::Park(name, want) => req.park(name, want, ctx, out),
         Decision::Registrar(answer) => req.answer(&answer, out),
     };
     ctx.worker.router = router;
@@ -280,7 +282,7 @@ pub(crate) fn resume(
         Decision::Policy(reply) => req.reply_policy(reply.code, reply.reason, reply.headers, out),
         Decision::PolicyDrop => Outcome::Drop(DropReason::PolicyDrop),
         // `resolution` is set, so `decide` does not park again.
-        Decision::Park(_) => req.reply(UNRESOLVABLE, out),
+        Decision::Park(..) => req.reply(UNRESOLVABLE, out),
         Decision::Registrar(answer) => req.answer(&answer, out),
     };
     ctx.worker.router = router;
@@ -301,6 +303,7 @@ pub(crate) fn reject(
         contact: None,
         registrar: None,
         groups: None,
+        dns: None,
     };
     match Request::new(proxy, NO_TABLES, msg, input, None) {
         Some(req) => req.reply(status, out),
@@ -407,6 +410,15 @@ impl<'m, 'p> Request<'m, 'p> {
             None => Steering::default(),
         };
         let targeted = match steering.to {
+            Some(crate::policy::Destination::Group(name)) => Targeted {
+                // A name the policy compiler checked against the configured groups.
+                target: match self.tables.groups.as_deref().and_then(|g| g.id(name)) {
+                    Some(group) => Target::Group(group),
+                    None => return Decision::Answer(NO_DESTINATION),
+                },
+                new_ruri: preprocessed.new_ruri,
+                append_route: None,
+            },
             Some(to) => match policy_hook::resolve(&self.proxy.identity, &to) {
                 Some(hop) => Targeted {
                     target: Target::Policy(hop),
@@ -733,8 +745,9 @@ impl<'m, 'p> Request<'m, 'p> {
         self.tables.contact.as_deref()
     }
 
-    /// §16.6 step 7 (RFC 3263 without SRV: IP literals, `maddr`, the static host table, and
-    /// the resolver when there is one).
+    /// §16.6 step 7: the address, port and transport of the target (RFC 3263 §4: IP
+    /// literals and `maddr` as they are, the static host table, then the DNS cache, parking
+    /// for the resolver on a miss).
     fn resolve(&self, target: Target) -> Result<(SocketAddr, Transport), Stop> {
         let uri = match target {
             Target::NextHop => return self.proxy.next_hop.ok_or(NOT_FOUND.into()),
@@ -747,15 +760,55 @@ impl<'m, 'p> Request<'m, 'p> {
         let buf = self.buf();
         let transport = uri.transport(buf).ok_or(NO_TRANSPORT)?;
         let port = uri.port.unwrap_or(transport.default_port());
-        let ip = match uri.maddr {
+        // RFC 3263 §4: maddr, when present, is the host to resolve.
+        let host = match uri.maddr {
             Some(maddr) => {
-                let (host, _) = crate::sip::parse_host(buf, maddr.start(), maddr.end())
-                    .ok_or(bad_request("Bad maddr"))?;
-                self.address(&host)?
+                crate::sip::parse_host(buf, maddr.start(), maddr.end())
+                    .ok_or(bad_request("Bad maddr"))?
+                    .0
             }
-            None => self.address(&uri.host)?,
+            None => uri.host,
         };
-        Ok((SocketAddr::new(ip, port), transport))
+        // RFC 3263 §4.2: a numeric address is used as is (so is a name of the static table).
+        if let Some(ip) = self.proxy.identity.hosts.resolve(buf, &host) {
+            return Ok((SocketAddr::new(ip, port), transport));
+        }
+        if !matches!(host.kind, HostKind::Name) {
+            return Err(UNRESOLVABLE.into());
+        }
+        let explicit = uri.transport_param.map(|_| transport);
+        let want = Want::of(uri.port, explicit, uri.scheme == Scheme::Sips);
+        let lookup = Lookup::new(host.span.of(buf), want).ok_or(UNRESOLVABLE)?;
+        let place = |to: SocketAddr, t: Transport| match want {
+            // §4.2 with a port: the address is DNS's, port and transport the URI's.
+            Want::Address => (SocketAddr::new(to.ip(), port), transport),
+            _ => (to, t),
+        };
+        if let Some(cache) = self.tables.dns.as_deref() {
+            match cache.find(&lookup, self.input.now, self.call_key()) {
+                Found::To(t) => return Ok(place(t.addr, t.transport)),
+                Found::NotFound => return Err(UNRESOLVABLE.into()),
+                Found::AllDown => return Err(NO_DESTINATION.into()),
+                Found::Miss => {}
+            }
+        }
+        match self.resolution {
+            Some((Query::Locate(asked), Answer::Target(to, t))) if *asked == lookup => {
+                Ok(place(*to, *t))
+            }
+            Some((Query::Resolve(asked), Answer::Address(ip))) if asked.is(lookup.name()) => {
+                Ok(place(SocketAddr::new(*ip, port), transport))
+            }
+            Some(_) => Err(UNRESOLVABLE.into()),
+            None if self.proxy.resolver => Err(Stop::Park(host.span, want)),
+            None => Err(UNRESOLVABLE.into()),
+        }
+    }
+
+    /// The key a name's targets are chosen by (the Call-ID, as groups' default): every
+    /// message of a call, its CANCEL and its non-2xx ACK choose the same target.
+    fn call_key(&self) -> u64 {
+        crate::groups::call_key(self.msg, self.input.flow.source)
     }
 
     /// The live destination of `group` for this request, or 503 with the group's Retry-After
@@ -779,32 +832,19 @@ impl<'m, 'p> Request<'m, 'p> {
         }
     }
 
-    /// A host's address: an IP literal, a name in the static table, else the resolver's
-    /// answer (parking for it the first time), else 503.
-    fn address(&self, host: &HostSpan) -> Result<IpAddr, Stop> {
-        let buf = self.buf();
-        if let Some(ip) = self.proxy.identity.hosts.resolve(buf, host) {
-            return Ok(ip);
-        }
-        let name = host.span.of(buf);
-        match self.resolution {
-            Some((Query::Resolve(asked), Answer::Address(ip))) if asked.is(name) => Ok(*ip),
-            Some(_) => Err(UNRESOLVABLE.into()),
-            None if self.proxy.resolver && matches!(host.kind, HostKind::Name) => {
-                Err(Stop::Park(host.span))
-            }
-            None => Err(UNRESOLVABLE.into()),
-        }
-    }
-
     /// Keeps the request in the worker's parking area until the host name at `name` is
-    /// resolved; a copy of a request parked already is absorbed, and a full area gets 503.
-    fn park(&self, name: Span, ctx: &mut Context<'_>, out: &mut [u8]) -> Outcome {
-        let Some(name) = HostName::new(name.of(self.buf())) else {
+    /// resolved as `want` says; a copy of a request parked already is absorbed, and a full area gets 503.
+    fn park(&self, name: Span, want: Want, ctx: &mut Context<'_>, out: &mut [u8]) -> Outcome {
+        let name = name.of(self.buf());
+        let query = match want {
+            Want::Address => HostName::new(name).map(Query::Resolve),
+            _ => Lookup::new(name, want).map(Query::Locate),
+        };
+        let Some(query) = query else {
             return self.reply(UNRESOLVABLE, out);
         };
         let parked = Parked {
-            query: Query::Resolve(name),
+            query,
             flow: self.input.flow,
             since: self.input.now,
             timeout: None,

@@ -31,6 +31,18 @@ pub(crate) fn handle(
     if let Some(groups) = groups {
         groups.note_response(msg, source, now);
     }
+    // The same for a target found in DNS: skipped until then (RFC 3263 §4.3 asks to try the
+    // next target when one fails; a stateless proxy can only steer the retransmissions).
+    if let Some(dns) = tables.dns.as_deref()
+        && matches!(msg.start(), StartLine::Response { code: 503, .. })
+        && let Some(seconds) = crate::groups::retry_after(msg)
+    {
+        dns.hold_down(
+            source,
+            now + std::time::Duration::from_secs(u64::from(seconds)),
+            now,
+        );
+    }
     match forward(proxy, msg, input, tables, out) {
         Ok(transmit) => Outcome::Forward(transmit),
         // Our own health probes' answers are not ours to forward (their branch is not a

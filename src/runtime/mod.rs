@@ -25,6 +25,7 @@
 mod identity;
 mod note;
 mod prober;
+mod resolver;
 mod server;
 mod side;
 mod socket;
@@ -37,6 +38,7 @@ pub use crate::record::Recorder;
 pub use identity::branch_secret as random_secret;
 pub use identity::{contact_table, destination_groups, protection, proxy_config};
 pub use prober::ProbeThread;
+pub use resolver::{DnsService, NameRefresher, destination_lookup, resolve_group_names};
 pub use server::{Server, StartError, Stopped, UdpSender, Wiring};
 pub use side::{Asker, Question, Questions, Replier, SideService};
 pub use stream::StreamEvent;

@@ -153,7 +153,8 @@ mod tests {
                 "algorithm",
             ),
             (
-                "[[group]]\nname = \"a\"\ndestinations = [{ uri = \"sip:core\" }]\n",
+                // A name outside [hosts] needs DNS.
+                "[dns]\nenabled = false\n[[group]]\nname = \"a\"\ndestinations = [{ uri = \"sip:core\" }]\n",
                 "[hosts]",
             ),
             (

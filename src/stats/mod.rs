@@ -138,6 +138,8 @@ pub struct StatsConfig {
     pub registrar: Option<std::sync::Arc<crate::registrar::Registrar>>,
     /// The destination groups whose state and counters every snapshot carries (`/groups`).
     pub groups: Option<std::sync::Arc<crate::groups::Groups>>,
+    /// The DNS cache whose counters every snapshot carries, when the resolver is wired.
+    pub dns: Option<std::sync::Arc<crate::dns::DnsCache>>,
 }
 
 impl Default for StatsConfig {
@@ -150,6 +152,7 @@ impl Default for StatsConfig {
             protect: None,
             registrar: None,
             groups: None,
+            dns: None,
         }
     }
 }
@@ -172,6 +175,7 @@ pub fn start(config: StatsConfig) -> io::Result<(StatsHandle, Vec<WorkerStats>)>
         protect: config.protect.clone(),
         registrar: config.registrar,
         groups: config.groups,
+        dns: config.dns,
     };
     let (aggregator, recorders) = thread::spawn(config.workers, config.interval, tables)?;
     let metrics = match config.metrics {

@@ -52,6 +52,9 @@ pub(super) fn render(snapshot: &Snapshot) -> String {
     if let Some(groups) = &report.groups {
         out.groups(groups);
     }
+    if let Some(dns) = &report.dns {
+        out.dns(dns);
+    }
     out.text
 }
 
@@ -111,6 +114,65 @@ impl Exposition {
                 "# HELP {metric} {help}\n# TYPE {metric} gauge\n{metric} {value}"
             );
         }
+    }
+
+    /// The DNS cache: a counter per event, the entries as a gauge.
+    fn dns(&mut self, d: &crate::dns::DnsSnapshot) {
+        let counters: [(&str, &str, u64); 8] = [
+            (
+                "hits",
+                "Lookups of a name answered from the DNS cache.",
+                d.hits,
+            ),
+            (
+                "misses",
+                "Lookups that found nothing fresh (the request parked for the resolver).",
+                d.misses,
+            ),
+            (
+                "failures",
+                "Names the resolver could not resolve (server failure, timeout).",
+                d.failures,
+            ),
+            (
+                "malformed",
+                "DNS replies that did not decode or matched no question.",
+                d.malformed,
+            ),
+            (
+                "queries",
+                "DNS questions sent (retries and TCP included).",
+                d.queries,
+            ),
+            (
+                "timeouts",
+                "DNS questions unanswered within the timeout.",
+                d.timeouts,
+            ),
+            (
+                "stale_served",
+                "Expired answers served again while the servers failed.",
+                d.stale_served,
+            ),
+            (
+                "refused_full",
+                "Answers not cached because the cache was full.",
+                d.refused_full,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let metric = format!("ferrovia_dns_{name}_total");
+            let _ = writeln!(
+                self.text,
+                "# HELP {metric} {help}\n# TYPE {metric} counter\n{metric} {value}"
+            );
+        }
+        let _ = writeln!(
+            self.text,
+            "# HELP ferrovia_dns_cache_entries Entries in the DNS cache.\n\
+             # TYPE ferrovia_dns_cache_entries gauge\nferrovia_dns_cache_entries {}",
+            d.entries
+        );
     }
 
     /// Destination groups: per destination state and counters, per group the live count.

@@ -39,6 +39,7 @@ impl Display for Report {
         }
         self.fmt_registrar(f)?;
         self.fmt_groups(f)?;
+        self.fmt_dns(f)?;
         writeln!(f)?;
         self.fmt_latency(f, shown)?;
         writeln!(f)?;
@@ -185,6 +186,25 @@ impl Report {
             writeln!(f, "{label:<28}{value:>12}")?;
         }
         Ok(())
+    }
+
+    /// The DNS cache in one line.
+    fn fmt_dns(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let Some(d) = &self.dns else {
+            return Ok(());
+        };
+        writeln!(
+            f,
+            "dns cache: {} entries, {} hits, {} misses, {} failures ({} queries, {} timeouts, {} malformed, {} stale served)",
+            d.entries,
+            d.hits,
+            d.misses,
+            d.failures,
+            d.queries,
+            d.timeouts,
+            d.malformed,
+            d.stale_served
+        )
     }
 
     /// One line per group (live count) and per destination (state and counters).

@@ -64,6 +64,9 @@ pub struct Report {
     /// The destination groups, when any are configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<GroupsSnapshot>,
+    /// The DNS cache: hits, misses, failures, entries (when the resolver is wired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<crate::dns::DnsSnapshot>,
 }
 
 /// One worker (or all of them): since start and over the last interval.
@@ -162,6 +165,7 @@ impl Report {
             protect: snapshot.protect().cloned(),
             registrar: snapshot.registrar(),
             groups: snapshot.groups().cloned(),
+            dns: snapshot.dns().cloned(),
         }
     }
 

@@ -115,6 +115,7 @@ pub struct Snapshot {
     protect: Option<Arc<ProtectReport>>,
     registrar: Option<Arc<crate::registrar::Registrar>>,
     groups: Option<GroupsSnapshot>,
+    dns: Option<crate::dns::DnsSnapshot>,
 }
 
 impl Snapshot {
@@ -127,6 +128,7 @@ impl Snapshot {
             protect: None,
             registrar: None,
             groups: None,
+            dns: None,
         }
     }
 
@@ -175,6 +177,16 @@ impl Snapshot {
     pub(super) fn with_contact(mut self, contact: Option<ContactCounters>) -> Snapshot {
         self.contact = contact;
         self
+    }
+
+    pub(super) fn with_dns(mut self, dns: Option<crate::dns::DnsSnapshot>) -> Snapshot {
+        self.dns = dns;
+        self
+    }
+
+    /// The DNS cache's counters, when the resolver is wired.
+    pub fn dns(&self) -> Option<&crate::dns::DnsSnapshot> {
+        self.dns.as_ref()
     }
 
     pub(super) fn with_groups(mut self, groups: Option<GroupsSnapshot>) -> Snapshot {

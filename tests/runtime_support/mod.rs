@@ -20,14 +20,18 @@ use ferrovia::settings::{ListenAddr, Metrics, Settings};
 /// How long a test waits for one datagram before it fails.
 pub const RECV_LIMIT: Duration = Duration::from_secs(5);
 
-/// Settings for an in-process proxy on 127.0.0.1 (kernel-chosen port) with `workers`.
+/// Settings for an in-process proxy on 127.0.0.1 (kernel-chosen port) with `workers`. DNS is
+/// off (a name outside `[hosts]` gets 503 at once): tests stay on loopback and never ask the
+/// machine's resolver; the DNS tests turn it on with a dnsmasq of their own.
 pub fn loopback_settings(workers: usize) -> Settings {
-    Settings {
+    let mut settings = Settings {
         listen: vec![ListenAddr::udp(SocketAddr::from(([127, 0, 0, 1], 0)))],
         workers,
         metrics: Metrics::Off,
         ..Settings::default()
-    }
+    };
+    settings.dns.enabled = false;
+    settings
 }
 
 /// How often the in-process proxies hand their statistics over, so a test sees events soon.
