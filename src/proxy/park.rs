@@ -95,6 +95,8 @@ pub enum Query {
     /// The address of a host name that is neither an IP literal nor in the static host table
     /// (RFC 3263 §4.2 without SRV: A / AAAA).
     Resolve(HostName),
+    /// An NG command for rtpengine (an offer or answer with its SDP, or a delete).
+    Media(Box<crate::media::MediaQuery>),
 }
 
 /// Which side service answers a kind of [`Query`]: the runtime starts one thread per service
@@ -103,6 +105,8 @@ pub enum Query {
 pub enum SideKind {
     /// Host names (DNS).
     Resolve,
+    /// The media relay (rtpengine's NG protocol).
+    Media,
 }
 
 impl SideKind {
@@ -110,6 +114,7 @@ impl SideKind {
     pub fn name(self) -> &'static str {
         match self {
             SideKind::Resolve => "resolve",
+            SideKind::Media => "media",
         }
     }
 }
@@ -119,6 +124,7 @@ impl Query {
     pub fn kind(&self) -> SideKind {
         match self {
             Query::Resolve(_) => SideKind::Resolve,
+            Query::Media(_) => SideKind::Media,
         }
     }
 }
@@ -130,6 +136,8 @@ pub enum Answer {
     Address(IpAddr),
     /// The name has no address.
     NotFound,
+    /// rtpengine's reply to a [`Query::Media`].
+    Media(Box<crate::media::MediaAnswer>),
     /// No answer within the parked message's timeout (the runtime's verdict).
     TimedOut,
 }
