@@ -150,6 +150,13 @@ impl Service {
         let mut recorders = recorders.into_iter();
         // `stats::start` made exactly `workers` recorders and the server asks for exactly
         // `workers` (it uses the same `settings.workers.max(1)`), once each.
+        let mut side = options.side;
+        let media = settings.media.clone().map(crate::media::Media::new);
+        if let Some(media) = &media {
+            let client =
+                crate::media::NgClient::new(Arc::clone(media)).map_err(ServiceError::Media)?;
+            side.push((SideKind::Media, Box::new(client)));
+        }
         let wiring = Wiring {
             tables: Tables {
                 contact: table.clone(),
@@ -158,8 +165,9 @@ impl Service {
             },
             policy: Some(Arc::clone(&policy)),
             resolver: options.resolver,
-            side: options.side,
+            side,
             protect: protect.clone(),
+            media: media.clone(),
         };
         let server = Server::start(settings, wiring, |_| {
             recorders.next().expect("one recorder per worker")
@@ -338,6 +346,8 @@ pub enum ServiceError {
     Groups(GroupError),
     /// The prober thread could not be started.
     Prober(io::Error),
+    /// The media relay's NG client could not open its socket.
+    Media(io::Error),
 }
 
 impl ServiceError {
@@ -361,6 +371,7 @@ impl fmt::Display for ServiceError {
             ServiceError::Registrar(e) => f.write_str(e),
             ServiceError::Groups(e) => write!(f, "{e}"),
             ServiceError::Prober(e) => write!(f, "cannot start the prober: {e}"),
+            ServiceError::Media(e) => write!(f, "cannot start the media relay client: {e}"),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! or from the file, so both report the same message for the same mistake.
 
 mod groups;
+mod media;
 mod overrides;
 mod parking;
 mod protect;
@@ -207,6 +208,8 @@ pub struct Settings {
     pub route_all_to: Option<NextHop>,
     /// Edge protection (`[protect]`), when configured.
     pub protect: Option<ProtectConfig>,
+    /// Media anchoring through rtpengine (`[media]`), when configured.
+    pub media: Option<crate::media::MediaConfig>,
 }
 
 impl Default for Settings {
@@ -235,6 +238,7 @@ impl Default for Settings {
             config_file: None,
             route_all_to: None,
             protect: None,
+            media: None,
         }
     }
 }
@@ -323,6 +327,9 @@ impl Settings {
         }
         if let Some(protect) = &file.protect {
             self.protect = Some(protect.settings()?);
+        }
+        if let Some(media) = &file.media {
+            self.media = Some(media.settings()?);
         }
         if let Some(registrar) = &file.registrar {
             self.registrar = Some(registrar.settings()?);
@@ -427,6 +434,7 @@ struct FileSettings {
     parking: Option<parking::FileParking>,
     route_all_to: Option<String>,
     protect: Option<protect::FileProtect>,
+    media: Option<media::FileMedia>,
     hgrm: Option<PathBuf>,
     rewrite_contact: Option<FileContact>,
     // The routing policy's tables: compiled by `crate::policy`, which reports their errors

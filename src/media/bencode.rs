@@ -275,10 +275,7 @@ mod tests {
             Some(&b"v=0\r\no=-\r\n"[..])
         );
         let items: Vec<_> = value.get(b"list").unwrap().items().collect();
-        assert_eq!(
-            items,
-            [Value::Int(1), Value::Int(-2), Value::Bytes(b"abc")]
-        );
+        assert_eq!(items, [Value::Int(1), Value::Int(-2), Value::Bytes(b"abc")]);
         let inner = value.get(b"dict").unwrap();
         assert_eq!(inner.get(b"a").and_then(Value::as_int), Some(7));
         assert_eq!(value.get(b"missing"), None);

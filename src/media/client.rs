@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
+use super::Media;
 use super::counters::Outcome;
 use super::ng::{self, Command, Extras, MediaAnswer, MediaQuery, Reply};
-use super::Media;
 use crate::proxy::{Answer, Query};
 use crate::runtime::{Asker, Question, Questions, Replier, SideService};
 
@@ -227,8 +227,7 @@ impl Client {
     }
 
     fn answer(&self, asker: Asker, answer: MediaAnswer) {
-        self.replier
-            .reply(asker, Answer::Media(Box::new(answer)));
+        self.replier.reply(asker, Answer::Media(Box::new(answer)));
     }
 
     /// Sends again what is due, gives up on what is past its deadline, pings when due.
@@ -257,7 +256,10 @@ impl Client {
         for (asker, command, instance) in expired {
             self.media.counters.request(command, Outcome::Timeout);
             if self.media.counters.is_up(instance) {
-                info!("media: rtpengine {} is not answering", self.address(instance));
+                info!(
+                    "media: rtpengine {} is not answering",
+                    self.address(instance)
+                );
             }
             self.media.counters.set_up(instance, false);
             if let Some(asker) = asker {

@@ -60,7 +60,11 @@ pub enum Fallback {
 }
 
 impl Fallback {
-    pub const ALL: [Fallback; 3] = [Fallback::Rejected, Fallback::Unanchored, Fallback::Forwarded];
+    pub const ALL: [Fallback; 3] = [
+        Fallback::Rejected,
+        Fallback::Unanchored,
+        Fallback::Forwarded,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -145,7 +149,10 @@ impl MediaCounters {
     }
 
     pub fn fallback(&self, fallback: Fallback) {
-        let i = Fallback::ALL.iter().position(|&f| f == fallback).unwrap_or(0);
+        let i = Fallback::ALL
+            .iter()
+            .position(|&f| f == fallback)
+            .unwrap_or(0);
         self.fallbacks[i].fetch_add(1, Relaxed);
     }
 
@@ -156,7 +163,9 @@ impl MediaCounters {
     }
 
     pub fn is_up(&self, instance: usize) -> bool {
-        self.instances_up.get(instance).is_some_and(|f| f.load(Relaxed))
+        self.instances_up
+            .get(instance)
+            .is_some_and(|f| f.load(Relaxed))
     }
 
     pub fn snapshot(&self) -> MediaSnapshot {

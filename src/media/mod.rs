@@ -25,7 +25,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use client::NgClient;
-pub use counters::{Fallback, LATENCY_BOUNDS_US, MediaCounters, MediaSnapshot, Outcome as NgOutcome};
+pub use counters::{
+    Fallback, LATENCY_BOUNDS_US, MediaCounters, MediaSnapshot, Outcome as NgOutcome,
+};
 pub use ng::{Command, Flags, MediaAnswer, MediaQuery, Toward};
 
 /// What an anchored INVITE gets when rtpengine does not answer its offer in time (or
@@ -48,7 +50,7 @@ pub enum Anchor {
 }
 
 /// The `[media]` settings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MediaConfig {
     /// rtpengine NG control sockets; a call's messages go to one chosen by its Call-ID.
     pub rtpengine: Vec<SocketAddr>,

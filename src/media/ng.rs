@@ -265,7 +265,10 @@ impl Item<'_> {
             }
             Item::Source(ip) => {
                 let family: &[u8] = if ip.is_ipv4() { b"IP4" } else { b"IP6" };
-                w.list().bytes(family).bytes(ip.to_string().as_bytes()).end();
+                w.list()
+                    .bytes(family)
+                    .bytes(ip.to_string().as_bytes())
+                    .end();
             }
         }
     }
@@ -419,16 +422,19 @@ mod tests {
             b"c d6:result2:ok",
             b"c l6:resulte",
         ] {
-            assert_eq!(Reply::parse(bad), None, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                Reply::parse(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
     #[test]
     fn query_totals_count_relayed_packets() {
-        let r = Reply::parse(
-            b"q d6:result2:ok6:totalsd3:RTPd7:packetsi40ee4:RTCPd7:packetsi2eeee",
-        )
-        .unwrap();
+        let r = Reply::parse(b"q d6:result2:ok6:totalsd3:RTPd7:packetsi40ee4:RTCPd7:packetsi2eeee")
+            .unwrap();
         assert_eq!(relayed_packets(&r), Some(42));
         let r = Reply::parse(b"q d6:result2:oke").unwrap();
         assert_eq!(relayed_packets(&r), None);

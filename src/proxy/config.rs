@@ -184,6 +184,9 @@ pub struct ProxyConfig {
     /// Every request not following our Record-Route goes to this destination group (the
     /// group is in the context's [`Tables::groups`](super::Tables)).
     pub route_to_group: Option<crate::groups::GroupId>,
+    /// Media anchoring through rtpengine (`[media]`): the settings and the counters the core
+    /// shares with the NG client (the side service of kind `SideKind::Media`).
+    pub media: Option<std::sync::Arc<crate::media::Media>>,
 }
 
 impl ProxyConfig {
@@ -203,6 +206,7 @@ impl ProxyConfig {
             resolver: false,
             parking: super::park::ParkingLimits::default(),
             route_to_group: None,
+            media: None,
         }
     }
 }

@@ -90,6 +90,8 @@ impl std::fmt::Debug for HostName {
 /// What a parked message waits for. The side thread that answers it lives in the runtime;
 /// which one is [`Query::kind`]. A kind that carries more than a few hundred bytes (a
 /// body) boxes it, so the channels' slots stay small.
+// The host name stays inline (no allocation per resolve); the media query is boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Query {
     /// The address of a host name that is neither an IP literal nor in the static host table
