@@ -154,7 +154,7 @@ impl Service {
         let media = settings.media.clone().map(crate::media::Media::new);
         if let Some(media) = &media {
             let client =
-                crate::media::NgClient::new(Arc::clone(media)).map_err(ServiceError::Media)?;
+                crate::runtime::NgClient::new(Arc::clone(media)).map_err(ServiceError::Media)?;
             side.push((SideKind::Media, Box::new(client)));
         }
         let wiring = Wiring {

@@ -1,6 +1,7 @@
 //! Media anchoring through rtpengine: the NG control protocol ([`ng`], over [`bencode`]), the
-//! offer/answer decision table ([`table`]), the client side service ([`NgClient`]) and its
-//! counters ([`MediaCounters`]).
+//! offer/answer decision table ([`table`]), the settings and the counters ([`MediaCounters`])
+//! shared by the core and the NG client (`crate::runtime::NgClient`, the side service: it is
+//! I/O, so it lives with the runtime).
 //!
 //! Contract: the core (`crate::proxy`, its media hook) decides which message of an anchored
 //! call needs which command, parks the message with a [`MediaQuery`] and, on resume, puts
@@ -15,7 +16,6 @@
 #![forbid(unsafe_code)]
 
 pub mod bencode;
-mod client;
 mod counters;
 pub mod ng;
 pub mod table;
@@ -24,7 +24,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use client::NgClient;
 pub use counters::{
     Fallback, LATENCY_BOUNDS_US, MediaCounters, MediaSnapshot, Outcome as NgOutcome,
 };

@@ -23,6 +23,7 @@
 //! OS-specific code lives in `sys`.
 
 mod identity;
+mod ng_client;
 mod note;
 mod prober;
 mod server;
@@ -36,6 +37,7 @@ pub use crate::record::Recorder;
 /// 16 random bytes (from the OS when it can), for keys made at start.
 pub use identity::branch_secret as random_secret;
 pub use identity::{contact_table, destination_groups, protection, proxy_config};
+pub use ng_client::NgClient;
 pub use prober::ProbeThread;
 pub use server::{Server, StartError, Stopped, Wiring};
 pub use side::{Asker, Question, Questions, Replier, SideService};

@@ -1,4 +1,6 @@
-//! The NG client: the side service of kind `SideKind::Media`.
+//! The NG client of the media relay (rtpengine): the side service of kind `SideKind::Media`.
+//! It lives with the runtime (it is I/O); the protocol, the settings and the counters it uses
+//! are `crate::media`'s.
 //!
 //! Two threads share one UDP socket. The service's own thread takes questions, chooses an
 //! instance (a hash of the Call-ID; a new call whose instance is down goes to the next one
@@ -19,11 +21,11 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
-use super::Media;
-use super::counters::Outcome;
-use super::ng::{self, Command, Extras, MediaAnswer, MediaQuery, Reply};
+use super::side::{Asker, Question, Questions, Replier, SideService};
+use crate::media::Media;
+use crate::media::NgOutcome as Outcome;
+use crate::media::ng::{self, Command, Extras, MediaAnswer, MediaQuery, Reply};
 use crate::proxy::{Answer, Query};
-use crate::runtime::{Asker, Question, Questions, Replier, SideService};
 
 /// How often the service looks at its pending commands and pings.
 const TICK: Duration = Duration::from_millis(10);
