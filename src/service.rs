@@ -134,6 +134,7 @@ impl Service {
         let table = runtime::contact_table(settings);
         let protect = runtime::protection(settings);
         let groups = runtime::destination_groups(settings).map_err(ServiceError::Groups)?;
+        let media = settings.media.clone().map(crate::media::Media::new);
         let config = StatsConfig {
             workers,
             interval: options.stats_interval,
@@ -142,6 +143,7 @@ impl Service {
             protect: protect.clone(),
             registrar: registrar.clone(),
             groups: groups.clone(),
+            media: media.clone(),
         };
         let policy = PolicyHandle::new(load_policy(settings)?, workers);
         let reload = reloader(settings, Arc::clone(&policy));
@@ -151,7 +153,6 @@ impl Service {
         // `stats::start` made exactly `workers` recorders and the server asks for exactly
         // `workers` (it uses the same `settings.workers.max(1)`), once each.
         let mut side = options.side;
-        let media = settings.media.clone().map(crate::media::Media::new);
         if let Some(media) = &media {
             let client =
                 crate::runtime::NgClient::new(Arc::clone(media)).map_err(ServiceError::Media)?;

@@ -91,16 +91,16 @@ pub struct MediaCounters {
 }
 
 /// The counters at one moment.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MediaSnapshot {
     /// `(command, outcome, count)` for every pair.
-    pub requests: Vec<(&'static str, &'static str, u64)>,
+    pub requests: Vec<(String, String, u64)>,
     /// Counts per bucket of [`LATENCY_BOUNDS_US`] (not cumulative), then the overflow.
     pub latency_buckets: Vec<u64>,
     pub latency_sum_us: u64,
     pub sessions_anchored: u64,
     /// `(fallback, count)`.
-    pub fallbacks: Vec<(&'static str, u64)>,
+    pub fallbacks: Vec<(String, u64)>,
     pub instances_up: Vec<bool>,
 }
 
@@ -109,7 +109,7 @@ impl MediaSnapshot {
     pub fn failures(&self) -> u64 {
         self.requests
             .iter()
-            .filter(|(_, outcome, _)| *outcome != "ok")
+            .filter(|(_, outcome, _)| outcome != "ok")
             .map(|r| r.2)
             .sum()
     }
@@ -173,8 +173,8 @@ impl MediaCounters {
         for (c, command) in Command::ALL.iter().enumerate() {
             for (o, outcome) in Outcome::ALL.iter().enumerate() {
                 requests.push((
-                    command.name(),
-                    outcome.name(),
+                    command.name().to_string(),
+                    outcome.name().to_string(),
                     self.requests[c][o].load(Relaxed),
                 ));
             }
@@ -187,7 +187,7 @@ impl MediaCounters {
             fallbacks: Fallback::ALL
                 .iter()
                 .zip(&self.fallbacks)
-                .map(|(f, n)| (f.name(), n.load(Relaxed)))
+                .map(|(f, n)| (f.name().to_string(), n.load(Relaxed)))
                 .collect(),
             instances_up: self.instances_up.iter().map(|f| f.load(Relaxed)).collect(),
         }
@@ -210,14 +210,15 @@ mod tests {
         c.fallback(Fallback::Rejected);
         c.set_up(1, false);
         let s = c.snapshot();
-        assert!(s.requests.contains(&("offer", "ok", 2)));
-        assert!(s.requests.contains(&("delete", "timeout", 1)));
+        let has = |c: &str, o: &str, n| s.requests.contains(&(c.into(), o.into(), n));
+        assert!(has("offer", "ok", 2));
+        assert!(has("delete", "timeout", 1));
         assert_eq!(s.failures(), 1);
         assert_eq!(s.latency_buckets[0], 1);
         assert_eq!(s.latency_buckets[1], 1);
         assert_eq!(*s.latency_buckets.last().unwrap(), 1);
         assert_eq!(s.latency_sum_us, 5_000_191);
-        assert_eq!(s.fallbacks[0], ("503", 1));
+        assert_eq!(s.fallbacks[0], ("503".to_string(), 1));
         assert_eq!(s.instances_up, [true, false]);
     }
 }

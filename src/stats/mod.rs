@@ -49,6 +49,7 @@ pub mod client;
 mod counters;
 mod hgrm;
 mod http;
+mod media_render;
 mod policy;
 mod prometheus;
 mod protect_render;
@@ -138,6 +139,8 @@ pub struct StatsConfig {
     pub registrar: Option<std::sync::Arc<crate::registrar::Registrar>>,
     /// The destination groups whose state and counters every snapshot carries (`/groups`).
     pub groups: Option<std::sync::Arc<crate::groups::Groups>>,
+    /// The media relay's counters (`[media]`), when anchoring is on.
+    pub media: Option<std::sync::Arc<crate::media::Media>>,
 }
 
 impl Default for StatsConfig {
@@ -150,6 +153,7 @@ impl Default for StatsConfig {
             protect: None,
             registrar: None,
             groups: None,
+            media: None,
         }
     }
 }
@@ -172,6 +176,7 @@ pub fn start(config: StatsConfig) -> io::Result<(StatsHandle, Vec<WorkerStats>)>
         protect: config.protect.clone(),
         registrar: config.registrar,
         groups: config.groups,
+        media: config.media,
     };
     let (aggregator, recorders) = thread::spawn(config.workers, config.interval, tables)?;
     let metrics = match config.metrics {

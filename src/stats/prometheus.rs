@@ -52,6 +52,9 @@ pub(super) fn render(snapshot: &Snapshot) -> String {
     if let Some(groups) = &report.groups {
         out.groups(groups);
     }
+    if let Some(media) = &report.media {
+        super::media_render::prometheus(&mut out.text, media);
+    }
     out.text
 }
 

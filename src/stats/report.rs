@@ -64,6 +64,9 @@ pub struct Report {
     /// The destination groups, when any are configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups: Option<GroupsSnapshot>,
+    /// The media relay (rtpengine NG) counters, when anchoring is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<crate::media::MediaSnapshot>,
 }
 
 /// One worker (or all of them): since start and over the last interval.
@@ -162,6 +165,7 @@ impl Report {
             protect: snapshot.protect().cloned(),
             registrar: snapshot.registrar(),
             groups: snapshot.groups().cloned(),
+            media: snapshot.media().cloned(),
         }
     }
 

@@ -115,6 +115,7 @@ pub struct Snapshot {
     protect: Option<Arc<ProtectReport>>,
     registrar: Option<Arc<crate::registrar::Registrar>>,
     groups: Option<GroupsSnapshot>,
+    media: Option<crate::media::MediaSnapshot>,
 }
 
 impl Snapshot {
@@ -127,6 +128,7 @@ impl Snapshot {
             protect: None,
             registrar: None,
             groups: None,
+            media: None,
         }
     }
 
@@ -180,6 +182,16 @@ impl Snapshot {
     pub(super) fn with_groups(mut self, groups: Option<GroupsSnapshot>) -> Snapshot {
         self.groups = groups;
         self
+    }
+
+    pub(super) fn with_media(mut self, media: Option<crate::media::MediaSnapshot>) -> Snapshot {
+        self.media = media;
+        self
+    }
+
+    /// The media relay's counters, when anchoring is on.
+    pub fn media(&self) -> Option<&crate::media::MediaSnapshot> {
+        self.media.as_ref()
     }
 
     /// The destination groups' state and counters, when groups are configured.

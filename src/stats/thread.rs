@@ -45,6 +45,7 @@ pub(super) struct Tables {
     pub(super) protect: Option<Arc<Protection>>,
     pub(super) registrar: Option<Arc<crate::registrar::Registrar>>,
     pub(super) groups: Option<Arc<crate::groups::Groups>>,
+    pub(super) media: Option<Arc<crate::media::Media>>,
 }
 
 /// Makes the recorders and the channels between them and a new stats thread.
@@ -82,6 +83,7 @@ pub(super) fn spawn(
     state.protect = tables.protect;
     state.registrar = tables.registrar;
     state.groups = tables.groups;
+    state.media = tables.media;
     let thread = std::thread::Builder::new()
         .name("ferrovia-stats".into())
         .spawn(move || state.run(intervals, requests))?;
@@ -135,6 +137,7 @@ struct State {
     protect: Option<Arc<Protection>>,
     registrar: Option<Arc<crate::registrar::Registrar>>,
     groups: Option<Arc<crate::groups::Groups>>,
+    media: Option<Arc<crate::media::Media>>,
 }
 
 impl State {
@@ -159,6 +162,7 @@ impl State {
             protect: None,
             registrar: None,
             groups: None,
+            media: None,
         }
     }
 
@@ -246,6 +250,7 @@ impl State {
             .with_protect(protect)
             .with_registrar(self.registrar.clone())
             .with_groups(groups)
+            .with_media(self.media.as_ref().map(|m| m.counters.snapshot()))
     }
 
     /// Rebuilds the merged views as the sum of the workers' views.
