@@ -168,13 +168,11 @@ impl Client {
             delete_delay: config.delete_delay,
         };
         ng::encode(&mut self.buf, &cookie, &query, extras);
-        let datagram = self.buf.clone();
-        self.send(instance, &datagram);
         let now = Instant::now();
         let pending = Pending {
             asker: Some(asker),
             command: query.command,
-            datagram,
+            datagram: self.buf.clone(),
             instance,
             first_sent: now,
             next_send: now + self.resend_interval(),
@@ -182,11 +180,17 @@ impl Client {
             deadline: now + config.timeout,
             new_call: query.new_call && query.command == Command::Offer,
         };
-        let mut shared = self.lock();
-        if query.command == Command::Delete {
-            shared.moved.remove(&query.call_id);
+        // Pending before it is sent: the reply may come back before `send_to` returns.
+        {
+            let mut shared = self.lock();
+            if query.command == Command::Delete {
+                shared.moved.remove(&query.call_id);
+            }
+            shared.pending.insert(cookie, pending);
         }
-        shared.pending.insert(cookie, pending);
+        let datagram = std::mem::take(&mut self.buf);
+        self.send(instance, &datagram);
+        self.buf = datagram;
     }
 
     /// The instance for a query: the one its Call-ID hashes to, unless the call moved; a new
@@ -281,7 +285,6 @@ impl Client {
             let cookie = self.next_cookie();
             ng::encode_ping(&mut self.buf, &cookie);
             let datagram = self.buf.clone();
-            self.send(instance, &datagram);
             let pending = Pending {
                 asker: None,
                 command: Command::Ping,
@@ -293,7 +296,9 @@ impl Client {
                 deadline: now + interval,
                 new_call: false,
             };
+            // Pending before it is sent (see `ask`).
             self.lock().pending.insert(cookie, pending);
+            self.send(instance, &self.buf);
         }
     }
 
