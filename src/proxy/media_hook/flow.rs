@@ -275,3 +275,54 @@ fn calls_that_are_not_anchored_never_park() {
     let r = run(&p, &with_sdp(&response("200 OK", &via)), "10.0.0.2:5060");
     assert_eq!(forwarded_to(&r), "10.0.0.1:5060".parse().unwrap());
 }
+
+/// The routing policy's `media` modifier decides under `anchor = "rules"`, and can exclude a
+/// call under `anchor = "invites"`.
+#[test]
+fn a_rule_anchors_or_excludes_a_call() {
+    use crate::media::Anchor;
+    use crate::policy::{CompileOptions, Engine, PolicyHandle, compile_str};
+    let with_policy = |anchor: Anchor, rules: &str| {
+        let media = Media::new(MediaConfig {
+            rtpengine: vec!["127.0.0.1:2223".parse().unwrap()],
+            anchor,
+            ..MediaConfig::default()
+        });
+        let p = proxy_with(|c| {
+            c.record_route = true;
+            c.media = Some(media);
+        });
+        let path = std::path::Path::new("media.toml");
+        let policy = compile_str(rules, path, &CompileOptions::new(1)).expect("compiles");
+        p.state.borrow_mut().router = Some(Box::new(Engine::new(PolicyHandle::new(policy, 1), 0)));
+        p
+    };
+    let invite = with_sdp(&request(INVITE, ""));
+    let anchored = "[[route]]\nmethod = \"INVITE\"\naction = \"proxy\"\nmedia = true\n";
+    let p = with_policy(Anchor::Rules, anchored);
+    assert!(matches!(
+        run(&p, &invite, "10.0.0.1:5060").outcome,
+        Outcome::Park(_)
+    ));
+    let plain = "[[route]]\nmethod = \"INVITE\"\naction = \"proxy\"\n";
+    let p = with_policy(Anchor::Rules, plain);
+    assert_eq!(
+        forwarded_to(&run(&p, &invite, "10.0.0.1:5060")),
+        "10.0.0.2:5060".parse().unwrap()
+    );
+    let excluded = "[[route]]\nmethod = \"INVITE\"\naction = \"proxy\"\nmedia = false\n";
+    let p = with_policy(Anchor::Invites, excluded);
+    let r = run(&p, &invite, "10.0.0.1:5060");
+    assert_eq!(forwarded_to(&r), "10.0.0.2:5060".parse().unwrap());
+    assert!(!r.text.contains("fm="), "{}", r.text);
+    // `media` is a proxy modifier: refused on other actions.
+    let wrong = "[[route]]\naction = \"reject\"\nmedia = true\n";
+    assert!(
+        compile_str(
+            wrong,
+            std::path::Path::new("m.toml"),
+            &CompileOptions::new(1)
+        )
+        .is_err()
+    );
+}
