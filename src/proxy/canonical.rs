@@ -186,6 +186,38 @@ Content-Length: 2\r\n\r\nhi"
         );
     }
 
+    fn replaced(raw: &[u8], body: &[u8]) -> String {
+        let msg = Message::scan(raw, false).expect("scans");
+        let mut buf = vec![0u8; 1024];
+        let mut out = Out::new(&mut buf);
+        let mut edits = Edits::new();
+        edits.push(Edit::replace(msg.body(), Insert::Bytes(body)));
+        write_body(&mut out, &msg, &mut edits, Some(body.len()));
+        let n = out.finish().unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    #[test]
+    fn a_replaced_body_gets_one_content_length_of_its_own_length() {
+        // RFC 3261 §20.14: the media relay's SDP replaces the body; one Content-Length, new.
+        let raw = b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 2\r\nTo: x\r\n\r\nhi";
+        assert_eq!(
+            replaced(raw, b"hello"),
+            "INVITE sip:a@b SIP/2.0\r\nTo: x\r\nContent-Length: 5\r\n\r\nhello"
+        );
+        // Without one, and on a message that is not canonical (bare LFs, a compact form).
+        let raw = b"INVITE sip:a@b SIP/2.0\r\nTo: x\r\n\r\nhi";
+        assert_eq!(
+            replaced(raw, b"abc"),
+            "INVITE sip:a@b SIP/2.0\r\nTo: x\r\nContent-Length: 3\r\n\r\nabc"
+        );
+        let raw = b"INVITE sip:a@b SIP/2.0\nl: 2\nTo: x\n\nhi";
+        assert_eq!(
+            replaced(raw, b"abcd"),
+            "INVITE sip:a@b SIP/2.0\r\nTo: x\r\nContent-Length: 4\r\n\r\nabcd"
+        );
+    }
+
     #[test]
     fn bare_lf_messages_get_crlf_and_the_body_is_untouched() {
         let raw = b"MESSAGE sip:a@b SIP/2.0\nSubject: a\n b\nContent-Length: 3\n\nx\ny";
