@@ -9,6 +9,7 @@ pub mod cli;
 pub mod contact;
 pub mod dns;
 pub mod groups;
+pub mod media;
 pub mod policy;
 pub mod policy_tools;
 pub mod protect;

@@ -180,6 +180,7 @@ impl Service {
                 runtime::destination_groups(settings).map_err(ServiceError::Groups)?,
             ),
         };
+        let media = settings.media.clone().map(crate::media::Media::new);
         let config = StatsConfig {
             workers,
             interval: options.stats_interval,
@@ -189,6 +190,7 @@ impl Service {
             registrar: registrar.clone(),
             groups: groups.clone(),
             dns: dns.clone(),
+            media: media.clone(),
         };
         let policy = PolicyHandle::new(load_policy(settings)?, workers);
         let reload = reloader(settings, Arc::clone(&policy));
@@ -197,6 +199,12 @@ impl Service {
         let mut recorders = recorders.into_iter();
         // `stats::start` made exactly `workers` recorders and the server asks for exactly
         // `workers` (it uses the same `settings.workers.max(1)`), once each.
+        let mut side = options.side;
+        if let Some(media) = &media {
+            let client =
+                crate::runtime::NgClient::new(Arc::clone(media)).map_err(ServiceError::Media)?;
+            side.push((SideKind::Media, Box::new(client)));
+        }
         let wiring = Wiring {
             tables: Tables {
                 contact: table.clone(),
@@ -206,8 +214,9 @@ impl Service {
             },
             policy: Some(Arc::clone(&policy)),
             resolver,
-            side: options.side,
+            side,
             protect: protect.clone(),
+            media: media.clone(),
         };
         let server = Server::start(settings, wiring, |_| {
             recorders.next().expect("one recorder per worker")
@@ -411,6 +420,8 @@ pub enum ServiceError {
     Groups(GroupError),
     /// The prober thread could not be started.
     Prober(io::Error),
+    /// The media relay's NG client could not open its socket.
+    Media(io::Error),
 }
 
 impl ServiceError {
@@ -434,6 +445,7 @@ impl fmt::Display for ServiceError {
             ServiceError::Registrar(e) => f.write_str(e),
             ServiceError::Groups(e) => write!(f, "{e}"),
             ServiceError::Prober(e) => write!(f, "cannot start the prober: {e}"),
+            ServiceError::Media(e) => write!(f, "cannot start the media relay client: {e}"),
         }
     }
 }

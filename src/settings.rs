@@ -7,6 +7,7 @@
 
 mod dns;
 mod groups;
+mod media;
 mod overrides;
 mod parking;
 mod protect;
@@ -213,6 +214,8 @@ pub struct Settings {
     pub protect: Option<ProtectConfig>,
     /// The resolver of next hops named by host (`[dns]`, RFC 3263).
     pub dns: dns::DnsSettings,
+    /// Media anchoring through rtpengine (`[media]`), when configured.
+    pub media: Option<crate::media::MediaConfig>,
 }
 
 impl Default for Settings {
@@ -243,6 +246,7 @@ impl Default for Settings {
             route_all_to: None,
             protect: None,
             dns: dns::DnsSettings::default(),
+            media: None,
         }
     }
 }
@@ -335,6 +339,9 @@ impl Settings {
         }
         if let Some(protect) = &file.protect {
             self.protect = Some(protect.settings()?);
+        }
+        if let Some(media) = &file.media {
+            self.media = Some(media.settings()?);
         }
         if let Some(registrar) = &file.registrar {
             self.registrar = Some(registrar.settings()?);
@@ -449,6 +456,7 @@ struct FileSettings {
     dns: Option<dns::FileDns>,
     route_all_to: Option<String>,
     protect: Option<protect::FileProtect>,
+    media: Option<media::FileMedia>,
     hgrm: Option<PathBuf>,
     rewrite_contact: Option<FileContact>,
     // The routing policy's tables: compiled by `crate::policy`, which reports their errors

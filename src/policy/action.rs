@@ -90,6 +90,7 @@ pub(crate) struct OwnedModifiers {
     pub remove_headers: Box<[HeaderKey]>,
     pub record_route: Option<bool>,
     pub rewrite_contacts: Option<bool>,
+    pub media: Option<bool>,
 }
 
 impl OwnedModifiers {
@@ -104,6 +105,7 @@ impl OwnedModifiers {
             remove_headers: &self.remove_headers,
             record_route: self.record_route,
             rewrite_contacts: self.rewrite_contacts,
+            media: self.media,
         }
     }
 }

@@ -514,7 +514,7 @@ impl Compiler<'_> {
             ("modifiers", modifiers_given(r)),
         ];
         match given.iter().find(|(k, set)| *set && !allowed.contains(k)) {
-            Some(("modifiers", _)) => Err("modifiers (strip, prefix, user, host, request-uri, add-headers, remove-headers, record-route, rewrite-contacts) apply to proxy only".into()),
+            Some(("modifiers", _)) => Err("modifiers (strip, prefix, user, host, request-uri, add-headers, remove-headers, record-route, rewrite-contacts, media) apply to proxy only".into()),
             Some((key, _)) => Err(format!("{key} does not apply to action {:?}", r.action.as_deref().unwrap_or_default())),
             None => Ok(()),
         }
@@ -609,6 +609,7 @@ fn modifiers_given(r: &RouteFile) -> bool {
         || r.remove_headers.is_some()
         || r.record_route.is_some()
         || r.rewrite_contacts.is_some()
+        || r.media.is_some()
 }
 
 fn modifiers(r: &RouteFile) -> Fallible<OwnedModifiers> {
@@ -673,6 +674,7 @@ fn modifiers(r: &RouteFile) -> Fallible<OwnedModifiers> {
         remove_headers: remove.into(),
         record_route: r.record_route,
         rewrite_contacts: r.rewrite_contacts,
+        media: r.media,
     })
 }
 

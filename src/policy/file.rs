@@ -132,4 +132,5 @@ pub(crate) struct RouteFile {
     pub remove_headers: Option<Vec<String>>,
     pub record_route: Option<bool>,
     pub rewrite_contacts: Option<bool>,
+    pub media: Option<bool>,
 }

@@ -214,6 +214,7 @@ struct Keys {
     remove_headers: LuaString,
     record_route: LuaString,
     rewrite_contacts: LuaString,
+    media: LuaString,
 }
 
 impl Keys {
@@ -235,6 +236,7 @@ impl Keys {
             remove_headers: k("remove_headers")?,
             record_route: k("record_route")?,
             rewrite_contacts: k("rewrite_contacts")?,
+            media: k("media")?,
         })
     }
 }
@@ -496,6 +498,7 @@ fn read_forward<'r>(t: &Table, k: &Keys, out: &'r mut Returned) -> Result<Verdic
     let strip: Option<u8> = t.raw_get(&k.strip).map_err(e)?;
     let record_route: Option<bool> = t.raw_get(&k.record_route).map_err(e)?;
     let rewrite_contacts: Option<bool> = t.raw_get(&k.rewrite_contacts).map_err(e)?;
+    let media: Option<bool> = t.raw_get(&k.media).map_err(e)?;
     let to_text = if !out.to.is_empty() {
         Some(out.to.as_str())
     } else if !out.request_uri.is_empty() {
@@ -528,6 +531,7 @@ fn read_forward<'r>(t: &Table, k: &Keys, out: &'r mut Returned) -> Result<Verdic
             remove_headers: &out.remove_headers,
             record_route,
             rewrite_contacts,
+            media,
         },
     }))
 }

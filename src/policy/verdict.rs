@@ -82,6 +82,9 @@ pub struct Modifiers<'r> {
     pub record_route: Option<bool>,
     /// Contact rewriting on or off for this request (only on when the table is configured).
     pub rewrite_contacts: Option<bool>,
+    /// Media anchoring through rtpengine on or off for this call (only with `[media]`;
+    /// `anchor = "rules"` anchors only the INVITEs whose rule says `true`).
+    pub media: Option<bool>,
 }
 
 impl Modifiers<'_> {

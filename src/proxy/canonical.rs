@@ -16,9 +16,19 @@ use super::DropReason;
 use super::rewrite::{Edit, Edits, Insert, Out, apply_range_crlf};
 
 /// Writes `msg` with `edits` into `out` in canonical form: the decisions' edits, then
-/// Content-Length and, for a message that is not canonical yet, its repairs.
-pub(crate) fn write(out: &mut Out<'_>, msg: &Message<'_>, edits: &mut Edits<'_>) {
-    push_edits(msg, edits);
+/// Content-Length and, for a message that is not canonical yet, its repairs. With `body_len`
+/// the edits replace the body with one of that many bytes (an SDP from the media relay): the
+/// Content-Length line is written anew with that length.
+pub(crate) fn write_body(
+    out: &mut Out<'_>,
+    msg: &Message<'_>,
+    edits: &mut Edits<'_>,
+    body_len: Option<usize>,
+) {
+    match body_len {
+        Some(len) => push_content_length(msg, edits, len),
+        None => push_edits(msg, edits),
+    }
     let whole = Span::new(msg.start_line().start(), msg.body().end());
     // Bare LFs are rewritten only up to the body, and only when the scanner saw one.
     let crlf_until = if msg.is_canonical() {
@@ -60,6 +70,29 @@ fn push_edits(msg: &Message<'_>, edits: &mut Edits<'_>) {
         Insert::Number {
             prefix: b"Content-Length: ",
             n: msg.body().len() as u32,
+            suffix: b"\r\n",
+        },
+    ));
+}
+
+/// The body is replaced: every Content-Length line goes and one with `len` is written (RFC
+/// 3261 §20.14), besides the other repairs of a message that is not canonical.
+fn push_content_length(msg: &Message<'_>, edits: &mut Edits<'_>, len: usize) {
+    if !msg.is_canonical() {
+        let before = edits.len();
+        push_edits(msg, edits);
+        // Drop the Content-Length `push_edits` added (the last edit); ours follows.
+        if edits.len() > before {
+            edits.pop();
+        }
+    } else if let Some(h) = msg.header(HeaderName::ContentLength) {
+        edits.push(Edit::delete(h.line));
+    }
+    edits.push(Edit::insert(
+        msg.headers_end(),
+        Insert::Number {
+            prefix: b"Content-Length: ",
+            n: u32::try_from(len).unwrap_or(u32::MAX),
             suffix: b"\r\n",
         },
     ));
@@ -118,7 +151,7 @@ mod tests {
         let mut out = Out::new(&mut buf);
         let mut edits = Edits::new();
         strip_uri_headers(&msg, &mut edits);
-        write(&mut out, &msg, &mut edits);
+        write_body(&mut out, &msg, &mut edits, None);
         let n = out.finish().unwrap();
         String::from_utf8_lossy(&buf[..n]).into_owned()
     }
@@ -150,6 +183,38 @@ Content-Length: 2\r\n\r\nhi"
             canonical(raw),
             "INVITE sip:b@h SIP/2.0\r\nContent-Type: a/b\r\nContent-Length: 23\r\n\r\n\
 Content-Length: 2\r\n\r\nhi"
+        );
+    }
+
+    fn replaced(raw: &[u8], body: &[u8]) -> String {
+        let msg = Message::scan(raw, false).expect("scans");
+        let mut buf = vec![0u8; 1024];
+        let mut out = Out::new(&mut buf);
+        let mut edits = Edits::new();
+        edits.push(Edit::replace(msg.body(), Insert::Bytes(body)));
+        write_body(&mut out, &msg, &mut edits, Some(body.len()));
+        let n = out.finish().unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    #[test]
+    fn a_replaced_body_gets_one_content_length_of_its_own_length() {
+        // RFC 3261 §20.14: the media relay's SDP replaces the body; one Content-Length, new.
+        let raw = b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 2\r\nTo: x\r\n\r\nhi";
+        assert_eq!(
+            replaced(raw, b"hello"),
+            "INVITE sip:a@b SIP/2.0\r\nTo: x\r\nContent-Length: 5\r\n\r\nhello"
+        );
+        // Without one, and on a message that is not canonical (bare LFs, a compact form).
+        let raw = b"INVITE sip:a@b SIP/2.0\r\nTo: x\r\n\r\nhi";
+        assert_eq!(
+            replaced(raw, b"abc"),
+            "INVITE sip:a@b SIP/2.0\r\nTo: x\r\nContent-Length: 3\r\n\r\nabc"
+        );
+        let raw = b"INVITE sip:a@b SIP/2.0\nl: 2\nTo: x\n\nhi";
+        assert_eq!(
+            replaced(raw, b"abcd"),
+            "INVITE sip:a@b SIP/2.0\r\nTo: x\r\nContent-Length: 4\r\n\r\nabcd"
         );
     }
 

@@ -187,6 +187,9 @@ pub struct ProxyConfig {
     /// Put a Path naming this proxy (with the REGISTER's flow in its user part) on every
     /// REGISTER it forwards (RFC 3327 §5.3, RFC 5626 §5.1).
     pub add_path: bool,
+    /// Media anchoring through rtpengine (`[media]`): the settings and the counters the core
+    /// shares with the NG client (the side service of kind `SideKind::Media`).
+    pub media: Option<std::sync::Arc<crate::media::Media>>,
 }
 
 impl ProxyConfig {
@@ -207,6 +210,7 @@ impl ProxyConfig {
             parking: super::park::ParkingLimits::default(),
             route_to_group: None,
             add_path: false,
+            media: None,
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod config;
 mod contact;
 pub mod context;
 mod identity;
+mod media_hook;
 pub mod outcome;
 pub mod park;
 mod policy_hook;
@@ -134,7 +135,7 @@ impl Proxy {
         match Message::scan(input.data, stream) {
             Ok(msg) if too_large => self.too_large(&msg, &input, out),
             Ok(msg) if msg.is_request() => request::handle(self, &msg, &input, ctx, out),
-            Ok(msg) => response::handle(self, &msg, &input, ctx.tables, out),
+            Ok(msg) => response::handle(self, &msg, &input, ctx, out),
             Err(failure) => self.malformed(failure, &input, too_large, out),
         }
     }
@@ -159,7 +160,11 @@ impl Proxy {
         };
         let stream = input.flow.transport.is_stream();
         let outcome = match Message::scan(input.data, stream) {
-            Ok(msg) => request::resume(self, &msg, &input, (parked.query, answer), ctx, out),
+            Ok(msg) if msg.is_request() => {
+                request::resume(self, &msg, &input, (parked.query, answer), ctx, out)
+            }
+            // A response parks only for the media relay (issue 18).
+            Ok(msg) => response::resume(self, &msg, &input, &answer, ctx.tables, out),
             // It scanned when it parked; the same bytes scan the same way.
             Err(_) => Outcome::Drop(DropReason::MalformedRequest),
         };

@@ -90,6 +90,8 @@ impl std::fmt::Debug for HostName {
 /// What a parked message waits for. The side thread that answers it lives in the runtime;
 /// which one is [`Query::kind`]. A kind that carries more than a few hundred bytes (a
 /// body) boxes it, so the channels' slots stay small.
+// The host name stays inline (no allocation per resolve); the media query is boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Query {
     /// The address of a host name that is neither an IP literal nor in the static host table
@@ -98,6 +100,8 @@ pub enum Query {
     /// Where to send for a URI whose host is a name without a port (RFC 3263 §4.1–4.2:
     /// NAPTR and/or SRV, then A / AAAA). Answered with [`Answer::Target`].
     Locate(crate::dns::Lookup),
+    /// An NG command for rtpengine (an offer or answer with its SDP, or a delete).
+    Media(Box<crate::media::MediaQuery>),
 }
 
 /// Which side service answers a kind of [`Query`]: the runtime starts one thread per service
@@ -106,6 +110,8 @@ pub enum Query {
 pub enum SideKind {
     /// Host names (DNS).
     Resolve,
+    /// The media relay (rtpengine's NG protocol).
+    Media,
 }
 
 impl SideKind {
@@ -113,6 +119,7 @@ impl SideKind {
     pub fn name(self) -> &'static str {
         match self {
             SideKind::Resolve => "resolve",
+            SideKind::Media => "media",
         }
     }
 }
@@ -122,6 +129,7 @@ impl Query {
     pub fn kind(&self) -> SideKind {
         match self {
             Query::Resolve(_) | Query::Locate(_) => SideKind::Resolve,
+            Query::Media(_) => SideKind::Media,
         }
     }
 }
@@ -135,6 +143,8 @@ pub enum Answer {
     Target(std::net::SocketAddr, crate::sip::Transport),
     /// The name has no address.
     NotFound,
+    /// rtpengine's reply to a [`Query::Media`].
+    Media(Box<crate::media::MediaAnswer>),
     /// No answer within the parked message's timeout (the runtime's verdict).
     TimedOut,
 }

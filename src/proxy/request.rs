@@ -18,6 +18,7 @@ use crate::sip::{
 use super::branch::{tag_span, to_tag};
 use super::canonical;
 use super::contact::{self, Restore, RestoredUri, Rewriting};
+use super::media_hook::{self, RequestMedia, Resumed};
 use super::park::{Answer, HostName, Parked, Query, Refused};
 use super::policy_hook::{self, Steering};
 use super::registrar::{self as location, CredentialLines, Reject};
@@ -29,6 +30,7 @@ use super::{
     ConnectionId, Context, Direction, DropReason, Input, Outcome, Proxy, Tables, Transmit,
 };
 use crate::dns::{Found, Lookup, Want};
+use crate::media::table::Operation;
 use crate::policy::{Reply, RequestView, Router};
 
 /// The largest UDP payload (IPv4); a forward that does not fit earns a 513.
@@ -53,6 +55,8 @@ const RESOLVER_BUSY: Status = Status::new(503, "Resolver Busy");
 /// Every destination of the group is down (with the group's Retry-After).
 const NO_DESTINATION: Status = Status::new(503, "Service Unavailable");
 const NO_TRANSPORT: Status = Status::new(503, "Unsupported Transport");
+/// An anchored call's offer got no usable answer from rtpengine (`on-failure = "503"`).
+const MEDIA_UNAVAILABLE: Status = Status::new(503, "Media Relay Unavailable");
 
 fn bad_request(reason: &'static str) -> Status {
     Status::new(400, reason)
@@ -233,6 +237,30 @@ struct Request<'m, 'p> {
     resolution: Option<&'p Resolution>,
 }
 
+/// A Record-Route value (`line`, pre-rendered and ending in `>\r\n`), with the media mark
+/// and the caller's From tag before its `>` on an anchored initial INVITE.
+fn push_record_route<'a>(
+    edits: &mut Edits<'a>,
+    at: usize,
+    line: &'a [u8],
+    msg: &Message<'_>,
+    media: Option<&RequestMedia>,
+) {
+    let mark = media
+        .filter(|m| m.initial)
+        .map(media_hook::record_route_mark);
+    let tag = tag_span(msg, HeaderName::From);
+    match (mark, tag, line.len().checked_sub(3)) {
+        (Some(mark), Some(tag), Some(open)) => {
+            edits.push(Edit::insert(at, Insert::Bytes(&line[..open])));
+            edits.push(Edit::insert(at, Insert::Bytes(mark)));
+            edits.push(Edit::insert(at, Insert::Copy(tag)));
+            edits.push(Edit::insert(at, Insert::Bytes(&line[open..])));
+        }
+        _ => edits.push(Edit::insert(at, Insert::Bytes(line))),
+    }
+}
+
 /// Handles a well-framed request.
 pub(crate) fn handle(
     proxy: &Proxy,
@@ -251,7 +279,7 @@ pub(crate) fn handle(
     // needs the whole context) can follow the decision.
     let mut router = ctx.worker.router.take();
     let outcome = match req.decide(router.as_deref_mut()) {
-        Decision::Forward(plan) => req.forward(plan, out),
+        Decision::Forward(plan) => req.forward_media(plan, ctx, out),
         Decision::Answer(status) => req.reply(status, out),
         Decision::Policy(reply) => req.reply_policy(reply.code, reply.reason, reply.headers, out),
         Decision::PolicyDrop => Outcome::Drop(DropReason::PolicyDrop),
@@ -277,7 +305,7 @@ pub(crate) fn resume(
     };
     let mut router = ctx.worker.router.take();
     let outcome = match req.decide(router.as_deref_mut()) {
-        Decision::Forward(plan) => req.forward(plan, out),
+        Decision::Forward(plan) => req.forward_media(plan, ctx, out),
         Decision::Answer(status) => req.reply(status, out),
         Decision::Policy(reply) => req.reply_policy(reply.code, reply.reason, reply.headers, out),
         Decision::PolicyDrop => Outcome::Drop(DropReason::PolicyDrop),
@@ -861,8 +889,80 @@ impl<'m, 'p> Request<'m, 'p> {
         }
     }
 
-    /// §16.6 steps 3, 4, 8, 9 and the edits decided above, written in one pass.
-    fn forward(&self, plan: Plan<'_>, out: &mut [u8]) -> Outcome {
+    /// Forwards by `plan`, through rtpengine first when the call is anchored (issue 18): a
+    /// message that needs an NG command parks for it (once); resumed with the answer, it
+    /// leaves with rtpengine's SDP, or gets the fallback.
+    fn forward_media(&self, plan: Plan<'_>, ctx: &mut Context<'_>, out: &mut [u8]) -> Outcome {
+        let Some(media) = self.proxy.config.media.as_deref() else {
+            return self.forward(plan, None, None, out);
+        };
+        let rule = plan.steering.modifiers.media;
+        let Some(facts) = media_hook::for_request(media, self.msg, &plan.routes, rule) else {
+            return self.forward(plan, None, None, out);
+        };
+        if facts.operation == Operation::None {
+            return self.forward(plan, Some(&facts), None, out);
+        }
+        let initial_offer = facts.initial && facts.operation == Operation::Offer;
+        match self.resolution {
+            Some((Query::Media(_), answer)) => {
+                match media_hook::resumed(media, answer, initial_offer) {
+                    Resumed::Body(sdp) => self.forward(plan, Some(&facts), Some(sdp), out),
+                    Resumed::Unchanged => self.forward(plan, Some(&facts), None, out),
+                    Resumed::Unanchored => self.forward(plan, None, None, out),
+                    Resumed::Reject => self.reply(MEDIA_UNAVAILABLE, out),
+                }
+            }
+            _ => self.park_media(media, &facts, ctx, plan, out),
+        }
+    }
+
+    /// Parks the request until rtpengine answers `facts.operation`; a copy of a request
+    /// parked already is absorbed. A full parking area, or a message rtpengine could not key
+    /// (no From tag), gets the failure's fallback at once.
+    fn park_media(
+        &self,
+        media: &crate::media::Media,
+        facts: &RequestMedia,
+        ctx: &mut Context<'_>,
+        plan: Plan<'_>,
+        out: &mut [u8],
+    ) -> Outcome {
+        let new_call = facts.initial;
+        let source = self.input.flow.source.ip();
+        let query = media_hook::query(self.msg, facts.operation, facts.toward, source, new_call);
+        let parked = query.map(|query| Parked {
+            query: Query::Media(Box::new(query)),
+            flow: self.input.flow,
+            since: self.input.now,
+            timeout: Some(media.config.timeout),
+            hash: self.hash,
+            method: self.method(),
+        });
+        let refused = match parked.map(|p| ctx.worker.parking.park(self.input.data, p)) {
+            Some(Ok(ticket)) => return Outcome::Park(ticket),
+            Some(Err(Refused::Retransmission)) => {
+                return Outcome::Drop(DropReason::ParkedRetransmission);
+            }
+            Some(Err(Refused::Full)) | None => Answer::TimedOut,
+        };
+        let initial_offer = facts.initial && facts.operation == Operation::Offer;
+        match media_hook::resumed(media, &refused, initial_offer) {
+            Resumed::Unanchored => self.forward(plan, None, None, out),
+            Resumed::Reject => self.reply(MEDIA_UNAVAILABLE, out),
+            _ => self.forward(plan, Some(facts), None, out),
+        }
+    }
+
+    /// §16.6 steps 3, 4, 8, 9 and the edits decided above, written in one pass; for an
+    /// anchored call with its media marks, and `body` (rtpengine's SDP) in place of the body.
+    fn forward(
+        &self,
+        plan: Plan<'_>,
+        media: Option<&RequestMedia>,
+        body: Option<&[u8]>,
+        out: &mut [u8],
+    ) -> Outcome {
         let msg = self.msg;
         let local = &self.proxy.identity.locals[plan.departure];
         let path = self.path_line(&local.record_route);
@@ -897,10 +997,10 @@ impl<'m, 'p> Request<'m, 'p> {
         if self.record_route(modifiers.record_route) {
             // §16.6 step 4; two values when the request changes interface (RFC 5658 style),
             // the one facing the next hop first.
-            edits.push(Edit::insert(top, Insert::Bytes(&local.record_route)));
+            push_record_route(&mut edits, top, &local.record_route, msg, media);
             if plan.departure != self.arrival {
                 let arrival = &self.proxy.identity.locals[self.arrival];
-                edits.push(Edit::insert(top, Insert::Bytes(&arrival.record_route)));
+                push_record_route(&mut edits, top, &arrival.record_route, msg, media);
             }
         }
         // §16.6 step 8 with the §16.11 branch.
@@ -916,6 +1016,7 @@ impl<'m, 'p> Request<'m, 'p> {
                 prefix: &local.via_prefix,
                 hash: self.hash,
                 connection,
+                media: media.map_or(&b""[..], media_hook::via_mark),
             },
         ));
         self.push_max_forwards(&mut edits);
@@ -937,8 +1038,11 @@ impl<'m, 'p> Request<'m, 'p> {
             let after = msg.headers()[line as usize].line.end();
             edits.push(Edit::insert(after, Insert::RouteLine(uri)));
         }
+        if let Some(sdp) = body {
+            edits.push(Edit::replace(msg.body(), Insert::Bytes(sdp)));
+        }
         let mut writer = Out::new(out);
-        canonical::write(&mut writer, msg, &mut edits);
+        canonical::write_body(&mut writer, msg, &mut edits, body.map(<[u8]>::len));
         let len = match writer.finish() {
             Some(len) if plan.transport.is_stream() || len <= MAX_UDP_PAYLOAD => len,
             _ => return self.reply(TOO_LARGE, out),

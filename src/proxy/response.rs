@@ -4,27 +4,33 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::sip::{
-    HeaderName, Message, Params, Rport, Span, StartLine, Transport, Values, Via, parse_host,
-    parse_ipv4,
+    HeaderName, Message, Method, Params, Rport, Span, StartLine, Transport, Values, Via,
+    parse_cseq, parse_host, parse_ipv4,
 };
 
+use super::Context;
 use super::bindings::{self, Listing, Recipient, Staging, WriteBack};
 use super::canonical;
 use super::contact::{self, Rewriting};
 use super::identity::{BRANCH_PREFIX, our_branch_hash, parse_hex};
+use super::media_hook::{self, ResponseMedia, Resumed};
+use super::park::{Answer, Parked, Query, Refused};
 use super::rewrite::CONNECTION_PARAM;
-use super::rewrite::{Edits, Out};
+use super::rewrite::{Edit, Edits, Insert, Out};
 use super::route::remove_first_value;
 use super::{ConnectionId, Direction, DropReason, Input, Outcome, Proxy, Tables, Transmit};
+use crate::media::Fallback;
+use crate::media::table::Operation;
 
 /// Handles a well-framed response.
 pub(crate) fn handle(
     proxy: &Proxy,
     msg: &Message<'_>,
     input: &Input<'_>,
-    tables: &Tables,
+    ctx: &mut Context<'_>,
     out: &mut [u8],
 ) -> Outcome {
+    let tables = ctx.tables;
     let groups = tables.groups.as_deref();
     let (source, now) = (input.flow.source, input.now);
     // A 503 with Retry-After from a group's destination holds it down (and goes on as usual).
@@ -43,7 +49,105 @@ pub(crate) fn handle(
             now,
         );
     }
-    match forward(proxy, msg, input, tables, out) {
+    // Issue 18: a response of an anchored call that needs rtpengine waits for it.
+    if let Some(media) = proxy.config.media.as_deref()
+        && let Some((hash, facts)) = anchored(proxy, msg)
+        && facts.operation != Operation::None
+    {
+        match park(media, msg, input, hash, facts, ctx) {
+            Some(outcome) => return outcome,
+            None => media.counters.fallback(Fallback::Forwarded),
+        }
+    }
+    finish(proxy, msg, input, tables, None, out)
+}
+
+/// Handles a parked response again with rtpengine's answer: forwarded with its SDP, or as it
+/// came when rtpengine failed (a response cannot be refused; counted).
+pub(crate) fn resume(
+    proxy: &Proxy,
+    msg: &Message<'_>,
+    input: &Input<'_>,
+    answer: &Answer,
+    tables: &Tables,
+    out: &mut [u8],
+) -> Outcome {
+    let body = match proxy.config.media.as_deref() {
+        Some(media) => match media_hook::resumed(media, answer, false) {
+            Resumed::Body(sdp) => Some(sdp),
+            _ => None,
+        },
+        None => None,
+    };
+    finish(proxy, msg, input, tables, body, out)
+}
+
+/// The top Via's branch hash and the media facts of a response of an anchored call.
+fn anchored(proxy: &Proxy, msg: &Message<'_>) -> Option<(u64, ResponseMedia)> {
+    let buf = msg.buf();
+    let top = msg.header(HeaderName::Via)?;
+    let value = Values::new(buf, top.value).next()?;
+    let (hash, params) = match written_by_us(proxy, buf, value) {
+        Some(found) => found,
+        None => {
+            let via = Via::parse(buf, value).ok()?;
+            (
+                ours(proxy, buf, &via)?,
+                Span::new(via.sent_by.end(), via.span.end()),
+            )
+        }
+    };
+    Some((hash, media_hook::for_response(msg, params)?))
+}
+
+/// Parks a response for its NG command; `None` when it cannot (no room, nothing to key the
+/// call by): it is then forwarded as it came.
+fn park(
+    media: &crate::media::Media,
+    msg: &Message<'_>,
+    input: &Input<'_>,
+    branch_hash: u64,
+    facts: ResponseMedia,
+    ctx: &mut Context<'_>,
+) -> Option<Outcome> {
+    let StartLine::Response { code, .. } = msg.start() else {
+        return None;
+    };
+    let cseq = parse_cseq(msg.buf(), msg.header(HeaderName::CSeq)?.value).ok()?;
+    let source = input.flow.source.ip();
+    let query = media_hook::query(msg, facts.operation, facts.toward, source, false)?;
+    let parked = Parked {
+        query: Query::Media(Box::new(query)),
+        flow: input.flow,
+        since: input.now,
+        timeout: Some(media.config.timeout),
+        // Distinct from the request's and from the transaction's other responses; the same
+        // for a retransmission of this one (absorbed while its twin is parked).
+        hash: branch_hash ^ RESPONSE_HASH ^ (u64::from(code) << 48),
+        method: Method::of(msg.bytes(cseq.method)),
+    };
+    match ctx.worker.parking.park(input.data, parked) {
+        Ok(ticket) => Some(Outcome::Park(ticket)),
+        Err(Refused::Retransmission) => Some(Outcome::Drop(DropReason::ParkedRetransmission)),
+        Err(Refused::Full) => None,
+    }
+}
+
+/// Mixed into a parked response's hash (see `park`).
+const RESPONSE_HASH: u64 = 0x5245_5350_4f4e_5345;
+
+/// Forwards a response (with `body` in place of its own), counting a drop.
+fn finish(
+    proxy: &Proxy,
+    msg: &Message<'_>,
+    input: &Input<'_>,
+    tables: &Tables,
+    body: Option<&[u8]>,
+    out: &mut [u8],
+) -> Outcome {
+    let groups = tables.groups.as_deref();
+    let (source, now) = (input.flow.source, input.now);
+    match forward(proxy, msg, input, tables, body, out) {
         Ok(transmit) => Outcome::Forward(transmit),
         // Our own health probes' answers are not ours to forward (their branch is not a
         // forwarding branch): they are stored for the prober and consumed.
@@ -70,6 +174,7 @@ fn forward(
     msg: &Message<'_>,
     input: &Input<'_>,
     tables: &Tables,
+    body: Option<&[u8]>,
     out: &mut [u8],
 ) -> Result<Transmit, DropReason> {
     let buf = msg.buf();
@@ -119,8 +224,11 @@ fn forward(
         to,
     };
     rewrite_contacts(proxy, msg, input, tables, leaving, &mut staging, &mut edits);
+    if let Some(sdp) = body {
+        edits.push(Edit::replace(msg.body(), Insert::Bytes(sdp)));
+    }
     let mut writer = Out::new(staging.into_front());
-    canonical::write(&mut writer, msg, &mut edits);
+    canonical::write_body(&mut writer, msg, &mut edits, body.map(<[u8]>::len));
     let len = writer
         .finish()
         .filter(|&len| transport.is_stream() || len <= super::request::MAX_UDP_PAYLOAD)

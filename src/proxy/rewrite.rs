@@ -30,6 +30,8 @@ pub(crate) enum Insert<'a> {
         prefix: &'a [u8],
         hash: u64,
         connection: Option<(u64, u32)>,
+        /// Further parameters before the CRLF (the media marker, `;fm=...`), usually empty.
+        media: &'a [u8],
     },
     /// `prefix`, a decimal number, `suffix`: `=5060`, `Max-Forwards: 70\r\n`, a value.
     Number {
@@ -194,6 +196,7 @@ fn emit(out: &mut Out<'_>, input: &[u8], insert: &Insert<'_>) {
             prefix,
             hash,
             connection,
+            media,
         } => {
             out.put(prefix);
             out.put_hex64(hash);
@@ -203,6 +206,7 @@ fn emit(out: &mut Out<'_>, input: &[u8], insert: &Insert<'_>) {
                 out.put(b".");
                 out.put_hex_short(u64::from(tag));
             }
+            out.put(media);
             out.put(b"\r\n");
         }
         Insert::Number { prefix, n, suffix } => {
@@ -360,6 +364,7 @@ mod tests {
                     prefix: b"V",
                     hash: 1,
                     connection: Some((0xa3, 0x1b)),
+                    media: b"",
                 },
             ),
         ];

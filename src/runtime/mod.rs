@@ -23,6 +23,7 @@
 //! OS-specific code lives in `sys`.
 
 mod identity;
+mod ng_client;
 mod note;
 mod prober;
 mod resolver;
@@ -37,6 +38,7 @@ pub use crate::record::Recorder;
 /// 16 random bytes (from the OS when it can), for keys made at start.
 pub use identity::branch_secret as random_secret;
 pub use identity::{contact_table, destination_groups, protection, proxy_config};
+pub use ng_client::NgClient;
 pub use prober::ProbeThread;
 pub use resolver::{DnsService, NameRefresher, destination_lookup, resolve_group_names};
 pub use server::{Server, StartError, Stopped, UdpSender, Wiring};

@@ -49,6 +49,9 @@ impl SideService for DnsService {
             let (lookup, address_only) = match question.into_query() {
                 Query::Resolve(name) => (Lookup::new(name.as_bytes(), Want::Address), true),
                 Query::Locate(lookup) => (Some(lookup), false),
+                // Another kind's query never reaches this service (the runtime routes by
+                // `Query::kind`); answered "not found" rather than left to time out.
+                Query::Media(_) => (None, true),
             };
             let Some(lookup) = lookup else {
                 replier.reply(asker, Answer::NotFound);

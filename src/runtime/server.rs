@@ -73,6 +73,7 @@ impl<R: Recorder> Server<R> {
         let mut config = identity::proxy_config(settings, &bound);
         config.resolver =
             wiring.resolver.is_some() || wiring.side.iter().any(|(s, _)| *s == SideKind::Resolve);
+        config.media = wiring.media.clone();
         let proxy = Arc::new(Proxy::new(config).map_err(StartError::Config)?);
         let EventLoops { polls, wakers } = event_loops(workers)?;
         let queue = settings.parking.messages.max(1) * workers;
@@ -321,6 +322,9 @@ pub struct Wiring {
     pub side: Vec<(SideKind, Box<dyn SideService>)>,
     /// Edge protection, screening each message in the worker before the core.
     pub protect: Option<Arc<Protection>>,
+    /// Media anchoring (`[media]`): the core's settings and counters, shared with the NG
+    /// client, which must be among the side services (kind `SideKind::Media`).
+    pub media: Option<Arc<crate::media::Media>>,
 }
 
 /// The next socket of every group: one worker's UDP sockets and TCP listeners.

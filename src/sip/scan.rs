@@ -52,6 +52,11 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method named `name` (case-sensitive, RFC 3261 §7.1), e.g. a CSeq's.
+    pub fn of(name: &[u8]) -> Method {
+        Method::parse(name)
+    }
+
     fn parse(name: &[u8]) -> Method {
         match name {
             b"INVITE" => Method::Invite,

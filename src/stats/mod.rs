@@ -49,6 +49,7 @@ pub mod client;
 mod counters;
 mod hgrm;
 mod http;
+mod media_render;
 mod policy;
 mod prometheus;
 mod protect_render;
@@ -140,6 +141,8 @@ pub struct StatsConfig {
     pub groups: Option<std::sync::Arc<crate::groups::Groups>>,
     /// The DNS cache whose counters every snapshot carries, when the resolver is wired.
     pub dns: Option<std::sync::Arc<crate::dns::DnsCache>>,
+    /// The media relay's counters (`[media]`), when anchoring is on.
+    pub media: Option<std::sync::Arc<crate::media::Media>>,
 }
 
 impl Default for StatsConfig {
@@ -153,6 +156,7 @@ impl Default for StatsConfig {
             registrar: None,
             groups: None,
             dns: None,
+            media: None,
         }
     }
 }
@@ -176,6 +180,7 @@ pub fn start(config: StatsConfig) -> io::Result<(StatsHandle, Vec<WorkerStats>)>
         registrar: config.registrar,
         groups: config.groups,
         dns: config.dns,
+        media: config.media,
     };
     let (aggregator, recorders) = thread::spawn(config.workers, config.interval, tables)?;
     let metrics = match config.metrics {

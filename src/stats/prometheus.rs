@@ -55,6 +55,9 @@ pub(super) fn render(snapshot: &Snapshot) -> String {
     if let Some(dns) = &report.dns {
         out.dns(dns);
     }
+    if let Some(media) = &report.media {
+        super::media_render::prometheus(&mut out.text, media);
+    }
     out.text
 }
 

@@ -40,6 +40,9 @@ impl Display for Report {
         self.fmt_registrar(f)?;
         self.fmt_groups(f)?;
         self.fmt_dns(f)?;
+        if let Some(media) = &self.media {
+            super::media_render::text(f, media)?;
+        }
         writeln!(f)?;
         self.fmt_latency(f, shown)?;
         writeln!(f)?;

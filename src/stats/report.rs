@@ -67,6 +67,9 @@ pub struct Report {
     /// The DNS cache: hits, misses, failures, entries (when the resolver is wired).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<crate::dns::DnsSnapshot>,
+    /// The media relay (rtpengine NG) counters, when anchoring is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<crate::media::MediaSnapshot>,
 }
 
 /// One worker (or all of them): since start and over the last interval.
@@ -166,6 +169,7 @@ impl Report {
             registrar: snapshot.registrar(),
             groups: snapshot.groups().cloned(),
             dns: snapshot.dns().cloned(),
+            media: snapshot.media().cloned(),
         }
     }
 

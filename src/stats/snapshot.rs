@@ -116,6 +116,7 @@ pub struct Snapshot {
     registrar: Option<Arc<crate::registrar::Registrar>>,
     groups: Option<GroupsSnapshot>,
     dns: Option<crate::dns::DnsSnapshot>,
+    media: Option<crate::media::MediaSnapshot>,
 }
 
 impl Snapshot {
@@ -129,6 +130,7 @@ impl Snapshot {
             registrar: None,
             groups: None,
             dns: None,
+            media: None,
         }
     }
 
@@ -192,6 +194,16 @@ impl Snapshot {
     pub(super) fn with_groups(mut self, groups: Option<GroupsSnapshot>) -> Snapshot {
         self.groups = groups;
         self
+    }
+
+    pub(super) fn with_media(mut self, media: Option<crate::media::MediaSnapshot>) -> Snapshot {
+        self.media = media;
+        self
+    }
+
+    /// The media relay's counters, when anchoring is on.
+    pub fn media(&self) -> Option<&crate::media::MediaSnapshot> {
+        self.media.as_ref()
     }
 
     /// The destination groups' state and counters, when groups are configured.

@@ -46,6 +46,7 @@ pub(super) struct Tables {
     pub(super) registrar: Option<Arc<crate::registrar::Registrar>>,
     pub(super) groups: Option<Arc<crate::groups::Groups>>,
     pub(super) dns: Option<Arc<crate::dns::DnsCache>>,
+    pub(super) media: Option<Arc<crate::media::Media>>,
 }
 
 /// Makes the recorders and the channels between them and a new stats thread.
@@ -84,6 +85,7 @@ pub(super) fn spawn(
     state.registrar = tables.registrar;
     state.groups = tables.groups;
     state.dns = tables.dns;
+    state.media = tables.media;
     let thread = std::thread::Builder::new()
         .name("ferrovia-stats".into())
         .spawn(move || state.run(intervals, requests))?;
@@ -138,6 +140,7 @@ struct State {
     registrar: Option<Arc<crate::registrar::Registrar>>,
     groups: Option<Arc<crate::groups::Groups>>,
     dns: Option<Arc<crate::dns::DnsCache>>,
+    media: Option<Arc<crate::media::Media>>,
 }
 
 impl State {
@@ -163,6 +166,7 @@ impl State {
             registrar: None,
             groups: None,
             dns: None,
+            media: None,
         }
     }
 
@@ -251,6 +255,7 @@ impl State {
             .with_registrar(self.registrar.clone())
             .with_groups(groups)
             .with_dns(self.dns.as_ref().map(|d| d.snapshot()))
+            .with_media(self.media.as_ref().map(|m| m.counters.snapshot()))
     }
 
     /// Rebuilds the merged views as the sum of the workers' views.
