@@ -70,12 +70,20 @@ struct Pending {
     new_call: bool,
 }
 
+/// The most calls remembered as moved to another instance (fail-over) at once; each entry is
+/// removed by its call's delete.
+const MAX_MOVED_CALLS: usize = 65_536;
+
+/// How long a moved call is remembered without its delete.
+const MOVED_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// What both threads share.
 #[derive(Default)]
 struct Shared {
     pending: HashMap<Vec<u8>, Pending>,
-    /// Calls sent to another instance than their hash names (fail-over), by Call-ID.
-    moved: HashMap<Vec<u8>, usize>,
+    /// Calls sent to another instance than their hash names (fail-over), by Call-ID: the
+    /// instance, and when the call moved.
+    moved: HashMap<Vec<u8>, (usize, Instant)>,
 }
 
 struct Client {
@@ -201,7 +209,7 @@ impl Client {
             return None;
         }
         let counters = &self.media.counters;
-        if let Some(&moved) = self.lock().moved.get(&query.call_id) {
+        if let Some(&(moved, _)) = self.lock().moved.get(&query.call_id) {
             return Some(moved);
         }
         let home = choose(&query.call_id, count);
@@ -215,7 +223,15 @@ impl Client {
         let spare = (1..count)
             .map(|i| (home + i) % count)
             .find(|&i| counters.is_up(i))?;
-        self.lock().moved.insert(query.call_id.clone(), spare);
+        let mut shared = self.lock();
+        // Bounded like every table: past the bound a new call whose instance is down is not
+        // moved but fails (its fallback is counted), rather than the table growing.
+        if shared.moved.len() >= MAX_MOVED_CALLS {
+            return None;
+        }
+        shared
+            .moved
+            .insert(query.call_id.clone(), (spare, Instant::now()));
         Some(spare)
     }
 
@@ -275,6 +291,10 @@ impl Client {
         if now >= self.next_ping {
             self.next_ping = now + self.media.config.ping_interval;
             self.ping(now);
+            // A moved call whose delete never came (a lost BYE) is forgotten after a day.
+            self.lock()
+                .moved
+                .retain(|_, (_, since)| now.saturating_duration_since(*since) < MOVED_LIFETIME);
         }
     }
 
