@@ -275,7 +275,8 @@ pub(crate) fn report_unreachable(socket: &impl AsRawFd, ipv6: bool) -> io::Resul
 }
 
 /// Errors read from the error queue in one call at most, so a flood of ICMP cannot hold a
-/// worker; what is left raises `EPOLLERR` again.
+/// worker; for what is left the kernel sets the socket error again, so the next receive
+/// reports it and the worker reads on.
 const ERRORS_PER_TURN: usize = 64;
 
 /// Room for one `IP_RECVERR` control message: a `sock_extended_err` and the offender's
@@ -335,7 +336,7 @@ fn parse_error(hdr: &libc::msghdr) -> Option<libc::sock_extended_err> {
             || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR);
         // SAFETY: CMSG_LEN is arithmetic on a constant size.
         let needed = unsafe { libc::CMSG_LEN(mem::size_of::<libc::sock_extended_err>() as u32) };
-        if ours && len as usize >= needed as usize {
+        if ours && len >= needed as usize {
             // SAFETY: the payload of an IP_RECVERR / IPV6_RECVERR message starts with a
             // sock_extended_err (checked long enough above); read_unaligned needs no alignment.
             let payload = unsafe { libc::CMSG_DATA(cmsg) };
