@@ -30,7 +30,8 @@ def load(path):
 
 def kamailio_peer(name):
     if name.startswith("ferrovia-w"):
-        return f"kamailio-c{name[len('ferrovia-w'):]}-fm"
+        workers = name[len("ferrovia-w"):].split("-")[0]
+        return f"kamailio-c{workers}-fm"
     if name.startswith("kamailio-c"):
         return name.rsplit("-", 1)[0] + "-fm"
     return "kamailio-c1-fm"
@@ -126,6 +127,19 @@ def targets(calls, loads):
         if b and kb:
             out.append(f"- {w} zero-loss rate ≥ 4× Kamailio's ({kamailio_peer(w)}): {b:,} vs "
                        f"{kb:,} req/s ({b / kb:.2f}×): {verdict(b >= 4 * kb)}")
+    # Issue 15: a 3-destination group costs at most 1.3x the relay's CPU per message (B).
+    relay_b = loads_by.get("relay", {}).get("cpu_us_per_msg")
+    for name, r in loads_by.items():
+        cpu = r.get("cpu_us_per_msg")
+        if not name.endswith("-group3") or not cpu:
+            continue
+        plain = loads_by.get(name[: -len("-group3")], {}).get("cpu_us_per_msg")
+        if relay_b:
+            out.append(f"- {name} CPU/msg ≤ 1.3× the relay's (B, same run): {cpu:.2f} vs "
+                       f"{relay_b:.2f} µs ({cpu / relay_b:.2f}×): {verdict(cpu <= 1.3 * relay_b)}")
+        if plain:
+            out.append(f"- {name} against {name[: -len('-group3')]} (no group): {cpu:.2f} vs "
+                       f"{plain:.2f} µs/msg ({cpu / plain:.2f}×)")
     w2 = [r for r in calls if r["forwarder"] == "ferrovia-w2"]
     if w2:
         failed = sum(r["calls_failed"] for r in w2)

@@ -15,7 +15,9 @@
 #
 # Forwarders: ferrovia --workers 1 and 2 (skipped, with a message, while its binary is missing or
 # does not start), Kamailio children=1 and 2 with the fast allocator (-x fm) and, in A, with
-# Debian's default allocator, and the bare relay (the I/O floor).
+# Debian's default allocator, and the bare relay (the I/O floor). In B only, ferrovia-w1-group3
+# and ferrovia-w2-group3: ferrovia with every request sent to a destination group of three
+# reflectors (hash over Call-ID, probed every second; issue 15's CPU comparison).
 #
 # Prints Markdown tables; raw results, logs and the latency plot go to perf/out/<timestamp>/.
 # Every process it starts is bounded (counts, seconds) and killed on exit.
@@ -145,7 +147,8 @@ machine() {
 
 # --- forwarders -----------------------------------------------------------------------------
 
-FORWARDERS=(ferrovia-w1 ferrovia-w2 kamailio-c1-fm kamailio-c2-fm kamailio-c1-qm kamailio-c2-qm relay)
+FORWARDERS=(ferrovia-w1 ferrovia-w2 ferrovia-w1-group3 ferrovia-w2-group3 kamailio-c1-fm
+    kamailio-c2-fm kamailio-c1-qm kamailio-c2-qm relay)
 
 wanted() {
     local name=$1 workload=$2
@@ -153,6 +156,10 @@ wanted() {
         return 1
     fi
     if [[ $name == kamailio-*-qm && $DEFAULT_ALLOC != *"$workload"* ]]; then
+        return 1
+    fi
+    # A group needs three UAS; workload A has one sipp UAS.
+    if [[ $name == *-group3 && $workload != B ]]; then
         return 1
     fi
     return 0
@@ -169,8 +176,11 @@ start_forwarder() {
                 return 1
             fi
             port
-            start "$FERROVIA" --listen "udp:127.0.0.1:$listen" --workers "${name#ferrovia-w}" \
-                --metrics "127.0.0.1:$PORT" --log-level warn "${FERROVIA_ARGS[@]}"
+            local workers=${name#ferrovia-w} group=()
+            workers=${workers%%-*}
+            [[ $name == *-group3 ]] && group=(--config "$dir/group3.toml")
+            start "$FERROVIA" --listen "udp:127.0.0.1:$listen" --workers "$workers" \
+                --metrics "127.0.0.1:$PORT" --log-level warn "${group[@]}" "${FERROVIA_ARGS[@]}"
             METRICS_PORT=$PORT
             ;;
         kamailio-c*)
@@ -270,6 +280,37 @@ PY
 
 # --- workload B: loadgen --------------------------------------------------------------------
 
+# start_group_reflectors DIR FIRST_PORT: two more reflectors beside the one on FIRST_PORT, and
+# DIR/group3.toml sending every request to a group of the three (hash over Call-ID, weights 1,
+# probed every second: the probes' OPTIONS are answered by the reflectors and consumed).
+# Sets GROUP_PIDS.
+start_group_reflectors() {
+    local dir=$1 first=$2 ports=("$2")
+    GROUP_PIDS=()
+    for _ in 1 2; do
+        port
+        LOG_TO="$dir/reflector-$PORT.log"
+        start "$BIN/ferrovia-loadgen" reflect --listen "127.0.0.1:$PORT" --duration 300
+        GROUP_PIDS+=("$STARTED_PID")
+        ports+=("$PORT")
+        "${MEASURE[@]}" wait-udp "$PORT" 5 || { log "reflector did not start"; return 1; }
+    done
+    {
+        echo 'route-to-group = "core"'
+        echo '[[group]]'
+        echo 'name = "core"'
+        echo 'algorithm = "hash"'
+        echo 'key = "call-id"'
+        echo 'destinations = ['
+        for p in "${ports[@]}"; do echo "  { uri = \"sip:127.0.0.1:$p\", weight = 1 },"; done
+        echo ']'
+        echo '[group.probe]'
+        echo 'interval = "1s"'
+        echo 'timeout = "900ms"'
+    } >"$dir/group3.toml"
+    log "B: group of three reflectors on ${ports[*]} ($first is the sender's --reflector)"
+}
+
 run_load() {
     local name=$1
     local dir="$OUT/B/$name"
@@ -280,13 +321,22 @@ run_load() {
     local refl_pid=$STARTED_PID
     "${MEASURE[@]}" wait-udp "$refl" 5 || { log "reflector did not start"; return 1; }
 
-    local target=$fwd fwd_pid=
+    local target=$fwd fwd_pid= extra=()
+    if [[ $name == *-group3 ]]; then
+        if ! start_group_reflectors "$dir" "$refl"; then
+            stop_pid "$refl_pid"
+            for pid in "${GROUP_PIDS[@]}"; do stop_pid "$pid"; done
+            return 0
+        fi
+        extra=("${GROUP_PIDS[@]}")
+    fi
     if [[ $name == direct ]]; then
         target=$refl
     elif start_forwarder "$name" "$fwd" "$refl" "$dir"; then
         fwd_pid=$FWD_PID
     else
         stop_pid "$refl_pid"
+        for pid in "${extra[@]}"; do stop_pid "$pid"; done
         return 0
     fi
     log "B: $name: zero-loss search"
@@ -306,6 +356,7 @@ run_load() {
         stop_forwarder "$name" "$dir"
     fi
     stop_pid "$refl_pid"
+    for pid in "${extra[@]}"; do stop_pid "$pid"; done
     python3 - "$name" "$dir" "$before" "$after" >>"$RESULTS" <<'PY'
 import json, sys
 name, d = sys.argv[1], sys.argv[2]

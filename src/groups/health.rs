@@ -3,10 +3,11 @@
 //! ([`DestinationHealth`], atomics written by the prober and the workers).
 //!
 //! The hot path reads a group's live set as one atomic `u64` (see [`Group`](super::Group));
-//! only the prober thread (probe verdicts) and a 503 with Retry-After seen by a worker
-//! (passive, [`DestinationHealth::hold_down`]) change it.
+//! only the prober thread (probe verdicts) and the passive signals a worker sees (a 503 with
+//! Retry-After, [`DestinationHealth::hold_down`]; an ICMP unreachable or a failed connect,
+//! [`DestinationHealth::mark_unreachable`]) change it.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 /// Counts consecutive probe verdicts: down after `down_after` failures in a row, up after
 /// `up_after` successes in a row. Starts up (traffic flows before the first probe).
@@ -77,8 +78,12 @@ pub struct DestinationHealth {
     pub last_rtt_us: AtomicU64,
     pub went_down: AtomicU64,
     pub went_up: AtomicU64,
-    /// 503s with Retry-After that held it down.
+    /// Passive signals that took it down: 503s with Retry-After, ICMP unreachable errors
+    /// and failed connects.
     pub passive_downs: AtomicU64,
+    /// An ICMP unreachable or a failed connect not yet seen by the prober (which forces the
+    /// destination down until probes bring it back).
+    unreachable: AtomicBool,
     /// The last probe answer a worker saw: `seq << 32 | code` (see [`Self::note_answer`]).
     answer: AtomicU64,
     /// When that answer arrived, in nanoseconds since the table's epoch.
@@ -123,6 +128,32 @@ impl DestinationHealth {
     pub(crate) fn hold_down(&self, until_nanos: u64) {
         self.held_until.fetch_max(until_nanos, Relaxed);
         self.passive_downs.fetch_add(1, Relaxed);
+    }
+
+    /// An ICMP unreachable for a datagram sent to it, or a failed connect: the worker has
+    /// cleared its live bit; the prober takes the flag ([`Self::take_unreachable`]) and keeps
+    /// it down until probes bring it back. `hold_until` (nanoseconds since the epoch, 0 for
+    /// none) holds down a destination no probe can bring back, for a while.
+    pub(crate) fn mark_unreachable(&self, hold_until: u64) {
+        if hold_until > 0 {
+            self.held_until.fetch_max(hold_until, Relaxed);
+        }
+        self.passive_downs.fetch_add(1, Relaxed);
+        // SeqCst with the live-bit updates: the prober re-reads this flag after setting the
+        // bit, so a signal racing with a probe verdict is never lost (see `Prober::settle`).
+        self.unreachable
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether an unreachable signal is waiting (without taking it).
+    pub(crate) fn unreachable_pending(&self) -> bool {
+        self.unreachable.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Takes the unreachable signal, if one is waiting.
+    pub(crate) fn take_unreachable(&self) -> bool {
+        self.unreachable
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Held down (by a passive signal) at `now_nanos`.
@@ -190,6 +221,20 @@ mod tests {
         h.hold_down(50);
         assert!(h.held_at(99));
         assert!(!h.held_at(100));
+        assert_eq!(h.passive_downs.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn an_unreachable_signal_is_taken_once() {
+        let h = DestinationHealth::default();
+        assert!(!h.take_unreachable());
+        h.mark_unreachable(0);
+        assert!(h.unreachable_pending());
+        assert!(!h.held_at(1), "no hold asked");
+        assert!(h.take_unreachable());
+        assert!(!h.take_unreachable());
+        h.mark_unreachable(500);
+        assert!(h.held_at(499));
         assert_eq!(h.passive_downs.load(Relaxed), 2);
     }
 }

@@ -289,6 +289,35 @@ impl Groups {
         }
     }
 
+    /// A passive sign that `addr` cannot be reached over `transport`: an ICMP port, host or
+    /// network unreachable for a datagram sent there (`Transport::Udp`), or a failed TCP/TLS
+    /// connect (a stream transport). Every destination of every group at that address and
+    /// over that kind of transport goes down at once (its live bit cleared here, so the next
+    /// request or retransmission goes to a live one); the prober logs and counts the change
+    /// and keeps it down until `up-after` answered probes bring it back. A destination no
+    /// probe reaches (probing off, or over TCP/TLS) is held down for one probe interval
+    /// instead, then comes back by itself. An address no group names changes nothing.
+    /// Returns how many destinations it took down.
+    pub fn note_unreachable(&self, addr: SocketAddr, transport: Transport, now: Instant) -> usize {
+        let mut marked = 0;
+        for (g, group) in self.groups.iter().enumerate() {
+            for (d, dest) in group.destinations.iter().enumerate() {
+                if dest.addr() != addr || dest.transport.is_stream() != transport.is_stream() {
+                    continue;
+                }
+                let hold_until = if probe::probed(group, dest) {
+                    0
+                } else {
+                    self.nanos_since_epoch(now + group.probe.interval)
+                };
+                dest.health.mark_unreachable(hold_until);
+                self.set_live_strict(GroupId(g as u16), DestinationId(d as u8), false);
+                marked += 1;
+            }
+        }
+        marked
+    }
+
     /// Marks a destination live or not (the prober's verdicts, passive holds).
     pub(crate) fn set_live(&self, group: GroupId, dest: DestinationId, live: bool) {
         let Some(g) = self.group(group) else {
@@ -301,6 +330,24 @@ impl Groups {
             }
         } else if g.live() & bit != 0 {
             g.live.0.fetch_and(!bit, Relaxed);
+        }
+    }
+
+    /// `set_live` with sequentially consistent ordering, for the race between a passive
+    /// signal (flag, then bit cleared) and a probe verdict (bit set, then flag re-read).
+    pub(crate) fn set_live_strict(&self, group: GroupId, dest: DestinationId, live: bool) {
+        let Some(g) = self.group(group) else {
+            return;
+        };
+        let bit = 1u64 << dest.0;
+        if live {
+            if g.live() & bit == 0 {
+                g.live.0.fetch_or(bit, std::sync::atomic::Ordering::SeqCst);
+            }
+        } else {
+            g.live
+                .0
+                .fetch_and(!bit, std::sync::atomic::Ordering::SeqCst);
         }
     }
 

@@ -108,6 +108,13 @@ pub(crate) fn write_options(
     );
 }
 
+/// Whether `dest` is probed. Probes leave from a UDP listener: a destination over TCP or
+/// TLS may not listen on UDP at all, so it is not probed (it stays up unless a passive signal
+/// holds it down for a while).
+pub(crate) fn probed(group: &super::Group, dest: &super::Destination) -> bool {
+    group.probe.enabled && dest.transport == crate::sip::Transport::Udp
+}
+
 /// One destination's probing state.
 #[derive(Debug)]
 struct Probed {
@@ -172,9 +179,7 @@ impl Prober {
             let group = &self.groups.groups[usize::from(p.group.0)];
             let config = &group.probe;
             let dest = &group.destinations[usize::from(p.destination.0)];
-            // Probes leave from a UDP listener: a destination over TCP or TLS may not listen
-            // on UDP at all, so it is not probed (it stays up unless a 503 holds it down).
-            if !config.enabled || dest.transport != crate::sip::Transport::Udp {
+            if !probed(group, dest) {
                 continue;
             }
             if p.pending.is_none() && now >= p.next_send {
@@ -228,34 +233,61 @@ impl Prober {
         if verdict == Some(false) {
             dest.health.probes_failed.fetch_add(1, Relaxed);
         }
+        let unreachable = dest.health.take_unreachable();
         let held = dest.health.held_at(groups.nanos_since_epoch(now));
-        let change = if held {
+        let change = if unreachable || held {
             p.tracker.force_down()
+        } else if !probed(group, dest) && !p.tracker.up && !dest.addr().ip().is_unspecified() {
+            // No probe can bring it back: its hold is over, so it is up again.
+            p.tracker = Tracker::new();
+            Some(Change::WentUp)
         } else {
             verdict.and_then(|alive| p.tracker.observe(alive, probe.down_after, probe.up_after))
         };
         let live = p.tracker.up && !held;
-        groups.set_live(p.group, p.destination, live);
-        match change {
-            Some(Change::WentDown) => {
-                dest.health.went_down.fetch_add(1, Relaxed);
-                let why = if held {
-                    "held down by 503 Retry-After"
-                } else {
-                    "probes failed"
-                };
-                log::warn!(
-                    "group {}: destination {} is down ({why})",
-                    group.name,
-                    dest.uri
-                );
+        if live {
+            groups.set_live_strict(p.group, p.destination, true);
+            // A signal that came between the take above and the bit set: down again now,
+            // counted at the next poll.
+            if dest.health.unreachable_pending() {
+                groups.set_live_strict(p.group, p.destination, false);
             }
-            Some(Change::WentUp) => {
-                dest.health.went_up.fetch_add(1, Relaxed);
-                log::info!("group {}: destination {} is up", group.name, dest.uri);
-            }
-            None => {}
+        } else {
+            groups.set_live(p.group, p.destination, false);
         }
+        log_change(group, dest, change, unreachable, held);
+    }
+}
+
+/// Logs and counts a destination's change of state.
+fn log_change(
+    group: &super::Group,
+    dest: &super::Destination,
+    change: Option<Change>,
+    unreachable: bool,
+    held: bool,
+) {
+    match change {
+        Some(Change::WentDown) => {
+            dest.health.went_down.fetch_add(1, Relaxed);
+            let why = if unreachable {
+                "unreachable: ICMP error or failed connect"
+            } else if held {
+                "held down by 503 Retry-After"
+            } else {
+                "probes failed"
+            };
+            log::warn!(
+                "group {}: destination {} is down ({why})",
+                group.name,
+                dest.uri
+            );
+        }
+        Some(Change::WentUp) => {
+            dest.health.went_up.fetch_add(1, Relaxed);
+            log::info!("group {}: destination {} is up", group.name, dest.uri);
+        }
+        None => {}
     }
 }
 

@@ -277,6 +277,108 @@ fn destinations_over_streams_are_not_probed_and_stay_up() {
 }
 
 #[test]
+fn an_icmp_unreachable_takes_a_destination_down_until_probes_bring_it_back() {
+    let t0 = Instant::now();
+    let groups = core_farm(t0);
+    let mut prober = Prober::new(Arc::clone(&groups), origin(), t0);
+    tick(&groups, &mut prober, t0, &[5071, 5072, 5073]);
+    let stranger: SocketAddr = "127.0.0.1:5999".parse().unwrap();
+    assert_eq!(groups.note_unreachable(stranger, Transport::Udp, t0), 0);
+    let dead: SocketAddr = "127.0.0.1:5072".parse().unwrap();
+    assert_eq!(
+        groups.note_unreachable(dead, Transport::Tcp, t0),
+        0,
+        "a failed connect says nothing of a UDP destination"
+    );
+    assert_eq!(groups.groups[0].live(), 0b111, "strangers change nothing");
+    assert_eq!(groups.note_unreachable(dead, Transport::Udp, t0), 1);
+    assert_eq!(
+        groups.groups[0].live(),
+        0b101,
+        "down at once, before the prober"
+    );
+    assert_eq!(
+        port_of(pick(&groups, "moved")).map(|p| p != 5072),
+        Some(true)
+    );
+    // The prober logs and counts it, and an answered probe (up after 1) brings it back.
+    prober.poll(t0 + Duration::from_millis(20), |_, _| {});
+    let d = &groups.snapshot().groups[0].destinations[1];
+    assert_eq!(
+        (d.state.as_str(), d.went_down, d.passive_downs),
+        ("down", 1, 1)
+    );
+    tick(
+        &groups,
+        &mut prober,
+        t0 + Duration::from_secs(1),
+        &[5071, 5072, 5073],
+    );
+    let d = &groups.snapshot().groups[0].destinations[1];
+    assert_eq!((d.state.as_str(), d.went_up), ("up", 1));
+    let others = &groups.snapshot().groups[0].destinations;
+    assert_eq!((others[0].went_down, others[2].went_down), (0, 0));
+}
+
+#[test]
+fn a_failed_connect_holds_an_unprobed_destination_for_one_interval() {
+    let t0 = Instant::now();
+    let d = |uri: &str| DestinationConfig::parse(uri, 1, 0, no_hosts).unwrap();
+    let mut g = GroupConfig::new(
+        "mixed",
+        vec![
+            d("sip:127.0.0.1:5071"),
+            d("sip:127.0.0.1:5072;transport=tcp"),
+        ],
+    );
+    g.probe.interval = Duration::from_secs(2);
+    g.probe.timeout = Duration::from_secs(1);
+    let groups = Arc::new(Groups::new(vec![g], KEY, t0).unwrap());
+    let mut prober = Prober::new(Arc::clone(&groups), origin(), t0);
+    let tcp: SocketAddr = "127.0.0.1:5072".parse().unwrap();
+    assert_eq!(groups.note_unreachable(tcp, Transport::Tcp, t0), 1);
+    assert_eq!(groups.groups[0].live() & 0b10, 0);
+    tick(&groups, &mut prober, t0 + Duration::from_secs(1), &[5071]);
+    assert_eq!(groups.groups[0].live(), 0b01, "held for the probe interval");
+    tick(
+        &groups,
+        &mut prober,
+        t0 + Duration::from_millis(2100),
+        &[5071],
+    );
+    assert_eq!(
+        groups.groups[0].live(),
+        0b11,
+        "no probe can, so the hold's end does"
+    );
+    let d = &groups.snapshot().groups[0].destinations[1];
+    assert_eq!((d.went_down, d.went_up, d.passive_downs), (1, 1, 1));
+}
+
+#[test]
+fn a_signal_racing_with_a_probe_verdict_is_not_lost() {
+    let t0 = Instant::now();
+    let groups = core_farm(t0);
+    let mut prober = Prober::new(Arc::clone(&groups), origin(), t0);
+    let dead: SocketAddr = "127.0.0.1:5071".parse().unwrap();
+    // Taken down by probes, then answered: the prober sets the bit again...
+    groups.set_live(GroupId(0), DestinationId(0), false);
+    // ...while a signal arrives after it read the flag: the bit must end cleared.
+    groups.groups[0].destinations[0].health.mark_unreachable(0);
+    groups.set_live_strict(GroupId(0), DestinationId(0), true);
+    if groups.groups[0].destinations[0]
+        .health
+        .unreachable_pending()
+    {
+        groups.set_live_strict(GroupId(0), DestinationId(0), false);
+    }
+    assert_eq!(groups.groups[0].live() & 1, 0);
+    prober.poll(t0, |_, _| {});
+    assert_eq!(groups.groups[0].live() & 1, 0, "the prober takes it down");
+    assert_eq!(groups.note_unreachable(dead, Transport::Udp, t0), 1);
+}
+
+#[test]
 fn groups_are_found_by_name() {
     let groups = core_farm(Instant::now());
     assert_eq!(groups.id("core"), Some(GroupId(0)));

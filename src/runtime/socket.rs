@@ -56,6 +56,9 @@ fn open_udp(addr: SocketAddr, options: &SocketOptions, log_grant: bool) -> io::R
     if let Err(e) = sys::tune_socket(&socket) {
         warn!("udp:{addr}: no arrival timestamps or kernel drop counts: {e}");
     }
+    if let Err(e) = sys::report_unreachable(&socket, addr.is_ipv6()) {
+        warn!("udp:{addr}: ICMP unreachable errors will not mark group destinations down: {e}");
+    }
     socket.bind(&addr.into())?;
     Ok(UdpSocket::from_std(StdUdpSocket::from(socket)))
 }

@@ -225,6 +225,10 @@ impl<R: Recorder> Worker<R> {
     /// Notes which sockets, listeners and connections reported readiness.
     fn dispatch(&mut self, events: &Events) {
         for event in events.iter().filter(|e| e.token() != WAKE) {
+            // EPOLLERR on a UDP socket: ICMP errors wait in its error queue.
+            if event.is_error() && event.token().0 < self.sockets.len() {
+                self.read_unreachable(event.token().0);
+            }
             match self.backlog.get_mut(event.token().0) {
                 Some(ready) => *ready = true,
                 None if event.token().0 >= LISTENER_TOKENS => self.streams.on_event(event),
@@ -263,7 +267,10 @@ impl<R: Recorder> Worker<R> {
                     std::io::ErrorKind::WouldBlock => return true,
                     std::io::ErrorKind::Interrupted => {}
                     // An ICMP error for an earlier send, reported on this call.
-                    _ if sys::is_icmp_report(&e) => self.recorder.send_error(),
+                    _ if sys::is_icmp_report(&e) => {
+                        self.recorder.send_error();
+                        self.read_unreachable(i);
+                    }
                     _ => {
                         warn!(
                             "worker {}: receive on {} failed: {e}",
@@ -275,6 +282,19 @@ impl<R: Recorder> Worker<R> {
             }
         }
         false
+    }
+
+    /// Reads socket `i`'s queued ICMP errors (bounded, never blocking): a destination
+    /// unreachable for a group destination takes it down at once. Read even without groups,
+    /// so the queue never holds the socket's receive buffer.
+    fn read_unreachable(&mut self, i: usize) {
+        let groups = self.tables.groups.as_deref();
+        let now = Instant::now();
+        sys::read_unreachable(&self.sockets[i].socket, |addr| {
+            if let Some(groups) = groups {
+                groups.note_unreachable(addr, Transport::Udp, now);
+            }
+        });
     }
 
     /// Hands the `n` datagrams just received on socket `i` to the core, then sends.

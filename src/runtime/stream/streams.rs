@@ -115,6 +115,8 @@ pub(crate) struct Streams {
     secure: Option<Arc<Secure>>,
     sweep_every: Duration,
     next_sweep: Instant,
+    /// Destinations an outbound connect failed to, not yet told to the groups.
+    failed_connects: Vec<SocketAddr>,
 }
 
 impl Streams {
@@ -155,6 +157,7 @@ impl Streams {
             secure: setup.secure,
             sweep_every,
             next_sweep: Instant::now() + sweep_every,
+            failed_connects: Vec::with_capacity(64),
         })
     }
 

@@ -1,5 +1,6 @@
 //! Linux: `recvmmsg` / `sendmmsg` batches, `SO_TIMESTAMPNS` arrival times and `SO_RXQ_OVFL`
-//! kernel drop counts read from control messages.
+//! kernel drop counts read from control messages, and ICMP unreachable errors read from the
+//! socket's error queue (`IP_RECVERR`, `MSG_ERRQUEUE`).
 //!
 //! Every buffer the kernel reads or writes is allocated once in `new`; a batch call only
 //! resets lengths and points the headers at the slots. The header arrays hold raw pointers
@@ -261,6 +262,104 @@ pub(crate) fn tune_socket(socket: &impl AsRawFd) -> io::Result<()> {
     set_flag(socket, libc::SO_RXQ_OVFL)
 }
 
+/// Asks the kernel to queue the ICMP errors our datagrams cause on the socket's error queue
+/// (ip(7) `IP_RECVERR`, ipv6(7) `IPV6_RECVERR`): without it Linux drops them for an
+/// unconnected socket. The socket then reports `EPOLLERR` while errors wait, and the next
+/// send or receive returns the first one once (the callers count and retry it).
+pub(crate) fn report_unreachable(socket: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
+    let (level, name) = match ipv6 {
+        false => (libc::SOL_IP, libc::IP_RECVERR),
+        true => (libc::SOL_IPV6, libc::IPV6_RECVERR),
+    };
+    set_int_at(socket, level, name, 1)
+}
+
+/// Errors read from the error queue in one call at most, so a flood of ICMP cannot hold a
+/// worker; for what is left the kernel sets the socket error again, so the next receive
+/// reports it and the worker reads on.
+const ERRORS_PER_TURN: usize = 64;
+
+/// Room for one `IP_RECVERR` control message: a `sock_extended_err` and the offender's
+/// address.
+#[repr(C, align(8))]
+struct ErrControl([u8; 128]);
+
+/// Reads the socket's error queue without blocking (`recvmsg(MSG_ERRQUEUE | MSG_DONTWAIT)`,
+/// at most [`ERRORS_PER_TURN`] entries) and hands `unreachable` the original destination of
+/// each datagram an ICMP destination unreachable came back for. Other errors (local ones,
+/// packet too big, time exceeded) are read and ignored, so the queue never fills the
+/// socket's receive buffer. Returns how many entries were read.
+pub(crate) fn read_unreachable(
+    socket: &impl AsRawFd,
+    mut unreachable: impl FnMut(SocketAddr),
+) -> usize {
+    // SAFETY: plain old data; all-zero is a valid value.
+    let mut name: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let mut control = ErrControl([0; 128]);
+    for read in 0..ERRORS_PER_TURN {
+        // SAFETY: plain old data; all-zero (null pointers, zero lengths) is valid.
+        let mut hdr: libc::msghdr = unsafe { mem::zeroed() };
+        hdr.msg_name = ptr::from_mut(&mut name).cast::<c_void>();
+        hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as socklen_t;
+        // No iovec: the original datagram is not needed, the kernel truncates it.
+        hdr.msg_control = ptr::from_mut(&mut control).cast::<c_void>();
+        hdr.msg_controllen = mem::size_of::<ErrControl>() as _;
+        // SAFETY: `hdr` points at `name` and `control`, live locals of the sizes given.
+        let result = syscall!(recvmsg(
+            socket.as_raw_fd(),
+            &mut hdr,
+            libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+        ));
+        if result.is_err() {
+            // EAGAIN: the queue is empty (anything else: nothing more to read now).
+            return read;
+        }
+        if parse_error(&hdr).is_some_and(|e| is_unreachable(e.ee_origin, e.ee_type, e.ee_code))
+            && let Some(destination) = socket_addr(&name, hdr.msg_namelen)
+        {
+            unreachable(destination);
+        }
+    }
+    ERRORS_PER_TURN
+}
+
+/// The extended error in an error-queue message's control buffer, if any.
+fn parse_error(hdr: &libc::msghdr) -> Option<libc::sock_extended_err> {
+    // SAFETY: `hdr` was filled by recvmsg: msg_control/msg_controllen describe our own
+    // control buffer, and the CMSG_* helpers stay within msg_controllen.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(hdr) };
+    while !cmsg.is_null() {
+        // SAFETY: a non-null cmsg from CMSG_FIRSTHDR / CMSG_NXTHDR points at a complete header.
+        let (level, kind, len) =
+            unsafe { ((*cmsg).cmsg_level, (*cmsg).cmsg_type, (*cmsg).cmsg_len) };
+        let ours = (level == libc::SOL_IP && kind == libc::IP_RECVERR)
+            || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR);
+        // SAFETY: CMSG_LEN is arithmetic on a constant size.
+        let needed = unsafe { libc::CMSG_LEN(mem::size_of::<libc::sock_extended_err>() as u32) };
+        if ours && len >= needed as usize {
+            // SAFETY: the payload of an IP_RECVERR / IPV6_RECVERR message starts with a
+            // sock_extended_err (checked long enough above); read_unaligned needs no alignment.
+            let payload = unsafe { libc::CMSG_DATA(cmsg) };
+            return Some(unsafe { ptr::read_unaligned(payload.cast::<libc::sock_extended_err>()) });
+        }
+        // SAFETY: `cmsg` is a valid header inside `hdr`'s control buffer.
+        cmsg = unsafe { libc::CMSG_NXTHDR(hdr, cmsg) };
+    }
+    None
+}
+
+/// Whether an extended error is an ICMP destination unreachable that says the destination
+/// cannot be reached. RFC 792 / RFC 1812 §5.2.7.1: ICMP type 3, every code but 4
+/// (fragmentation needed: path MTU discovery, RFC 1191, not a dead host). RFC 4443 §3.1:
+/// ICMPv6 type 1, every code. Packet too big, time exceeded and local errors are not.
+fn is_unreachable(origin: u8, kind: u8, code: u8) -> bool {
+    match origin {
+        libc::SO_EE_ORIGIN_ICMP => kind == 3 && code != 4,
+        libc::SO_EE_ORIGIN_ICMP6 => kind == 1,
+        _ => false,
+    }
+}
+
 /// Raises the receive buffer past `rmem_max` where the process may (`CAP_NET_ADMIN`).
 pub(crate) fn force_recv_buffer(socket: &impl AsRawFd, bytes: usize) -> io::Result<()> {
     set_int(
@@ -284,10 +383,14 @@ fn set_flag(socket: &impl AsRawFd, name: c_int) -> io::Result<()> {
 }
 
 fn set_int(socket: &impl AsRawFd, name: c_int, value: c_int) -> io::Result<()> {
+    set_int_at(socket, libc::SOL_SOCKET, name, value)
+}
+
+fn set_int_at(socket: &impl AsRawFd, level: c_int, name: c_int, value: c_int) -> io::Result<()> {
     // SAFETY: `value` is a live c_int and we pass its exact size.
     syscall!(setsockopt(
         socket.as_raw_fd(),
-        libc::SOL_SOCKET,
+        level,
         name,
         ptr::from_ref(&value).cast::<c_void>(),
         mem::size_of::<c_int>() as socklen_t,
@@ -401,6 +504,60 @@ mod tests {
             batch.kernel_drops().is_some_and(|d| d > 0),
             "64 KiB into a 4 KiB buffer"
         );
+    }
+
+    #[test]
+    fn only_destination_unreachable_counts() {
+        assert!(
+            is_unreachable(libc::SO_EE_ORIGIN_ICMP, 3, 3),
+            "port unreachable"
+        );
+        assert!(
+            is_unreachable(libc::SO_EE_ORIGIN_ICMP, 3, 1),
+            "host unreachable"
+        );
+        assert!(
+            !is_unreachable(libc::SO_EE_ORIGIN_ICMP, 3, 4),
+            "fragmentation needed"
+        );
+        assert!(
+            !is_unreachable(libc::SO_EE_ORIGIN_ICMP, 11, 0),
+            "time exceeded"
+        );
+        assert!(
+            is_unreachable(libc::SO_EE_ORIGIN_ICMP6, 1, 4),
+            "v6 port unreachable"
+        );
+        assert!(
+            !is_unreachable(libc::SO_EE_ORIGIN_ICMP6, 2, 0),
+            "packet too big"
+        );
+        assert!(
+            !is_unreachable(libc::SO_EE_ORIGIN_LOCAL, 3, 3),
+            "a local error"
+        );
+    }
+
+    #[test]
+    fn a_closed_port_comes_back_as_its_address() {
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let dead = closed.local_addr().unwrap();
+        drop(closed);
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        report_unreachable(&socket, false).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        socket.send_to(b"hello", dead).unwrap();
+        // The ICMP error is queued by the loopback path; wait a bounded while for it.
+        let mut seen = Vec::new();
+        for _ in 0..200 {
+            read_unreachable(&socket, |a| seen.push(a));
+            if !seen.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(seen, [dead]);
+        assert_eq!(read_unreachable(&socket, |_| panic!("read twice")), 0);
     }
 
     #[test]

@@ -43,14 +43,16 @@ macro_rules! syscall {
 mod linux;
 #[cfg(all(target_os = "linux", not(ferrovia_portable)))]
 pub(crate) use linux::{
-    RecvBatch, SendScratch, force_recv_buffer, force_send_buffer, send_batch, tune_socket,
+    RecvBatch, SendScratch, force_recv_buffer, force_send_buffer, read_unreachable,
+    report_unreachable, send_batch, tune_socket,
 };
 
 #[cfg(any(not(target_os = "linux"), ferrovia_portable))]
 mod portable;
 #[cfg(any(not(target_os = "linux"), ferrovia_portable))]
 pub(crate) use portable::{
-    RecvBatch, SendScratch, force_recv_buffer, force_send_buffer, send_batch, tune_socket,
+    RecvBatch, SendScratch, force_recv_buffer, force_send_buffer, read_unreachable,
+    report_unreachable, send_batch, tune_socket,
 };
 
 #[cfg(unix)]
@@ -88,8 +90,8 @@ pub(crate) struct Outgoing {
 }
 
 /// An error that reports an ICMP message for an earlier datagram rather than a failure of
-/// this call. Linux reports these on unconnected sockets only with `IP_RECVERR` (which we do
-/// not set); other systems and future connected sockets may, so the runtime handles them.
+/// this call. Linux reports these on unconnected sockets only with `IP_RECVERR` (which the
+/// UDP listeners set, to read the errors back from the error queue); other systems may too.
 pub(crate) fn is_icmp_report(error: &std::io::Error) -> bool {
     matches!(
         error.kind(),

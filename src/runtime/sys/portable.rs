@@ -111,3 +111,16 @@ pub(crate) fn force_recv_buffer(_socket: &impl AsRawFd, _bytes: usize) -> io::Re
 pub(crate) fn force_send_buffer(_socket: &impl AsRawFd, _bytes: usize) -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
 }
+
+/// No error queue here: ICMP errors reach the portable path only as a send or receive error.
+pub(crate) fn report_unreachable(_socket: &impl AsRawFd, _ipv6: bool) -> io::Result<()> {
+    Ok(())
+}
+
+/// Nothing to read without an error queue.
+pub(crate) fn read_unreachable(
+    _socket: &impl AsRawFd,
+    _unreachable: impl FnMut(SocketAddr),
+) -> usize {
+    0
+}

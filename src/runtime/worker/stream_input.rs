@@ -16,7 +16,7 @@ use crate::proxy::{Context, Input, OUTPUT_BUFFER_SIZE};
 use crate::record::Recorder;
 use crate::runtime::stream::{Phase, StreamEvent};
 use crate::runtime::sys;
-use crate::sip::{Flow, Frame, next_frame};
+use crate::sip::{Flow, Frame, Transport, next_frame};
 
 /// Reads from one connection before the loop turns to the others.
 const READS_PER_TURN: usize = 4;
@@ -50,6 +50,13 @@ impl<R: Recorder> Worker<R> {
         self.streams.read_done(listed);
         self.send_queued();
         self.streams.sweep(now, &mut self.recorder);
+        // A failed TCP/TLS connect to a group destination takes it down.
+        let groups = self.tables.groups.as_deref();
+        self.streams.take_failed_connects(|addr| {
+            if let Some(groups) = groups {
+                groups.note_unreachable(addr, Transport::Tcp, now);
+            }
+        });
     }
 
     /// Reads `slot` until the kernel has no more (`true`) or its turn is over (`false`).

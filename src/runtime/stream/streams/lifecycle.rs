@@ -87,6 +87,7 @@ impl Streams {
             Err(e) => {
                 debug!("worker {}: connect to {destination}: {e}", self.worker);
                 recorder.stream_event(StreamEvent::ConnectFailed);
+                self.note_failed_connect(destination);
                 return None;
             }
         };
@@ -153,6 +154,9 @@ impl Streams {
         // peer can see it closed (the socket is dropped on return).
         if conn.usable() && !conn.half_closed {
             recorder.stream_event(conn.failure(event));
+        }
+        if event == StreamEvent::ConnectFailed && conn.origin == Origin::Opened {
+            self.note_failed_connect(conn.peer);
         }
         debug!(
             "worker {}: {:?} connection with {} closed: {event}",
@@ -243,6 +247,19 @@ impl Streams {
         while let Some(slot) = self.closing.pop() {
             self.finish_closing(slot, recorder);
         }
+    }
+
+    /// Remembers a connect that failed (refused, unreachable or timed out), for the worker to
+    /// tell the groups ([`Streams::take_failed_connects`]); bounded, the excess is dropped.
+    fn note_failed_connect(&mut self, destination: SocketAddr) {
+        if self.failed_connects.len() < self.failed_connects.capacity() {
+            self.failed_connects.push(destination);
+        }
+    }
+
+    /// Hands `failed` each destination a connect failed to since the last call.
+    pub(crate) fn take_failed_connects(&mut self, mut failed: impl FnMut(SocketAddr)) {
+        self.failed_connects.drain(..).for_each(&mut failed);
     }
 
     /// A connect in progress reported writable: established, still pending, or failed.
