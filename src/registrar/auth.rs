@@ -287,7 +287,7 @@ impl Auth {
         };
         // RFC 2617 §3.2.2.5 (RFC 3261 §22.4): the credentials must be for this request's
         // resource, else 400.
-        if !same_resource(buf, ruri, uri_span) && !names_listener(buf, uri_span, local) {
+        if !names_resource(buf, ruri, uri_span, local) {
             return AuthResult::UriMismatch;
         }
         let uri = uri_span.of(buf);
@@ -340,17 +340,24 @@ fn parse_nc(text: &[u8]) -> Option<u32> {
     u32::from_str_radix(std::str::from_utf8(text).ok()?, 16).ok()
 }
 
-/// RFC 2617 §3.2.2.5: the digest `uri` names the Request-URI's resource. Equal bytes, or
-/// both SIP URIs with the same scheme, user, host (case ignored) and port
-/// (the scheme's default when absent); parameters are not compared — a phone may write
-/// `;transport=` in one and not the other.
-fn same_resource(buf: &[u8], ruri: Span, uri: Span) -> bool {
+/// The digest `uri` is the Request-URI's resource ([`same_resource`]) or names the
+/// listener `local` ([`names_listener`]). The digest `uri` is parsed once for both.
+fn names_resource(buf: &[u8], ruri: Span, uri: Span, local: Option<SocketAddr>) -> bool {
     if ruri.of(buf) == uri.of(buf) {
         return true;
     }
-    let (Ok(x), Ok(y)) = (SipUri::parse(buf, ruri), SipUri::parse(buf, uri)) else {
+    let Ok(digest_uri) = SipUri::parse(buf, uri) else {
         return false;
     };
+    let same = SipUri::parse(buf, ruri).is_ok_and(|r| same_resource(buf, &r, &digest_uri));
+    same || local.is_some_and(|local| names_listener(&digest_uri, local))
+}
+
+/// RFC 2617 §3.2.2.5: the digest `uri` names the Request-URI's resource: both SIP URIs
+/// with the same scheme, user, host (case ignored) and port (the scheme's default when
+/// absent); parameters are not compared — a phone may write `;transport=` in one and not
+/// the other.
+fn same_resource(buf: &[u8], x: &SipUri, y: &SipUri) -> bool {
     let port = |u: &SipUri| {
         u.port.unwrap_or(match u.scheme {
             crate::sip::Scheme::Sips => 5061,
@@ -363,14 +370,11 @@ fn same_resource(buf: &[u8], ruri: Span, uri: Span) -> bool {
             .span
             .of(buf)
             .eq_ignore_ascii_case(y.host.span.of(buf))
-        && port(&x) == port(&y)
+        && port(x) == port(y)
 }
 
 /// Whether the digest `uri` is `sip:IP[:PORT]` (no user) naming the listener `local`.
-fn names_listener(buf: &[u8], uri: Span, local: Option<SocketAddr>) -> bool {
-    let (Some(local), Ok(u)) = (local, SipUri::parse(buf, uri)) else {
-        return false;
-    };
+fn names_listener(u: &SipUri, local: SocketAddr) -> bool {
     let ip = match u.host.kind {
         crate::sip::HostKind::Ipv4(ip) => IpAddr::V4(ip),
         crate::sip::HostKind::Ipv6(ip) => IpAddr::V6(ip),
@@ -641,10 +645,11 @@ mod tests {
         // The same resource written differently (case, default port, a parameter) passes.
         let same = |a: &str, b: &str| {
             let buf = format!("{a} {b}");
-            same_resource(
+            names_resource(
                 buf.as_bytes(),
                 Span::new(0, a.len()),
                 Span::new(a.len() + 1, buf.len()),
+                None,
             )
         };
         assert!(same(
@@ -667,17 +672,17 @@ mod tests {
         assert!(!same("sip:alice@edge.example", "garbage"));
         // The listener's own address (what sipp writes) names the resource too.
         let buf = b"sip:192.0.2.1:5070 sip:bob@192.0.2.1:5070 sip:192.0.2.1";
-        let local = Some("192.0.2.1:5070".parse().unwrap());
-        assert!(names_listener(buf, Span::new(0, 18), local));
-        assert!(
-            !names_listener(buf, Span::new(19, 41), local),
-            "a user is a resource"
-        );
-        assert!(
-            !names_listener(buf, Span::new(42, 57), local),
-            "another port"
-        );
-        assert!(!names_listener(buf, Span::new(0, 18), None));
+        let local = "192.0.2.1:5070".parse().unwrap();
+        let listener = |start, end| {
+            let uri = SipUri::parse(buf, Span::new(start, end)).unwrap();
+            names_listener(&uri, local)
+        };
+        assert!(listener(0, 18));
+        assert!(!listener(19, 41), "a user is a resource");
+        assert!(!listener(42, buf.len()), "another port");
+        let ruri = Span::new(19, 41);
+        assert!(names_resource(buf, ruri, Span::new(0, 18), Some(local)));
+        assert!(!names_resource(buf, ruri, Span::new(0, 18), None));
     }
 
     #[test]

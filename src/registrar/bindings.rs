@@ -5,6 +5,7 @@
 //! and `now` in, the new bindings (or the refusal) out. It changes all bindings or none, as
 //! §10.3 step 7 requires ("the update MUST be aborted and the request fails").
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::sip::Flow;
@@ -14,10 +15,14 @@ use crate::sip::Flow;
 pub const MAX_CONTACT_URI: usize = 512;
 
 /// One registered contact.
+///
+/// The byte fields are shared (`Arc`): a REGISTER copies the AoR's list to change it and
+/// copies it again for the 200 OK, and a clone then costs a reference count, not an
+/// allocation per field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Binding {
     /// The Contact URI (without angle brackets or header parameters).
-    pub contact: Box<[u8]>,
+    pub contact: Arc<[u8]>,
     /// Where the REGISTER's packets came from: requests for the binding go there.
     pub flow: Flow,
     /// `q` in thousandths (RFC 3261 §20.10: 0 to 1, three decimals); 1000 when absent.
@@ -25,13 +30,13 @@ pub struct Binding {
     pub expires: Instant,
     /// When the binding was last refreshed: the most recent wins a tie in `q`.
     pub registered: Instant,
-    pub call_id: Box<[u8]>,
+    pub call_id: Arc<[u8]>,
     pub cseq: u32,
     /// RFC 5626 `+sip.instance` (the value as written, quotes included) and `reg-id`.
-    pub instance: Option<Box<[u8]>>,
+    pub instance: Option<Arc<[u8]>>,
     pub reg_id: Option<u32>,
     /// RFC 3327 Path values of the REGISTER (comma-separated), used as a preloaded route.
-    pub path: Option<Box<[u8]>>,
+    pub path: Option<Arc<[u8]>>,
     /// Another node owns the flow (a binding learnt from the shared store): requests go to
     /// that node's SIP address, which delivers them over the flow (RFC 5626 edge model).
     pub remote: Option<std::net::SocketAddr>,

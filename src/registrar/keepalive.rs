@@ -165,7 +165,7 @@ fn behind_nat(b: &Binding) -> bool {
 struct Due {
     source: SocketAddr,
     local: SocketAddr,
-    contact: Box<[u8]>,
+    contact: std::sync::Arc<[u8]>,
 }
 
 /// What the schedule remembers of a flow between pings (OPTIONS).
