@@ -132,6 +132,7 @@ fn forward(
         len,
         direction: Direction::Response,
         connection: connection(proxy, buf, top_params, branch_hash),
+        name: None,
     })
 }
 
