@@ -44,7 +44,7 @@ use reply::Status;
 pub use config::{ConfigError, Host, HostPort, Listener, NextHop, ProxyConfig};
 pub use contact::{ContactRewrite, MAX_RESTORED_URI};
 pub use context::{Context, Tables, WorkerState};
-pub use outcome::{ConnectionId, Direction, DropReason, Outcome, Transmit, Transport};
+pub use outcome::{ConnectionId, Direction, DropReason, Outcome, PeerName, Transmit, Transport};
 pub use park::{Answer, HostName, ParkingLimits, Query, SideKind, Ticket};
 
 /// Output buffers must hold the largest message the proxy can emit: a 64 KiB datagram

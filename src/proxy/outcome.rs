@@ -32,6 +32,72 @@ pub struct Transmit {
     /// For a stream transport: the connection to send on when it is still open (a reply,
     /// or a response whose request came in on it); otherwise one to `destination`.
     pub connection: Option<ConnectionId>,
+    /// For a request over TLS: the domain the next hop's certificate must name (RFC 5922
+    /// §7.2); `None` verifies the address (or a `[hosts]` name of it).
+    pub name: Option<PeerName>,
+}
+
+/// The longest domain name (RFC 1035 §2.3.4: 255 octets on the wire, 253 as text).
+const PEER_NAME_MAX: usize = 253;
+
+/// RFC 5922 §7.2 / RFC 3263: the domain of the URI a request was resolved from — the host
+/// part of the Request-URI or Route, not the SRV target or the address — that a TLS next
+/// hop's certificate must name. Held inline (lower case, with its hash) so that carrying it
+/// in a [`Transmit`] allocates nothing; connections are reused per (address, name).
+#[derive(Clone, Copy)]
+pub struct PeerName {
+    hash: u64,
+    len: u8,
+    bytes: [u8; PEER_NAME_MAX],
+}
+
+impl PeerName {
+    /// `name` in lower case, without a trailing dot (RFC 6125 §6.4.1 compares the name
+    /// without it); `None` when it is empty, too long or not ASCII.
+    pub fn new(name: &[u8]) -> Option<PeerName> {
+        let name = name.strip_suffix(b".").unwrap_or(name);
+        if name.is_empty() || name.len() > PEER_NAME_MAX || !name.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0u8; PEER_NAME_MAX];
+        // FNV-1a over the lower-cased name: equal names (RFC 4343: case-insensitive) hash alike.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for (to, from) in bytes.iter_mut().zip(name) {
+            *to = from.to_ascii_lowercase();
+            hash = (hash ^ u64::from(*to)).wrapping_mul(0x0100_0000_01b3);
+        }
+        Some(PeerName {
+            hash,
+            len: name.len() as u8, // at most 253, checked above
+            bytes,
+        })
+    }
+
+    /// The name, lower case.
+    pub fn as_str(&self) -> &str {
+        let bytes = self.bytes.get(..usize::from(self.len)).unwrap_or_default();
+        // ASCII, checked in `new`.
+        std::str::from_utf8(bytes).unwrap_or_default()
+    }
+
+    /// A hash of the name: what a connection remembers it was verified against.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+}
+
+impl PartialEq for PeerName {
+    fn eq(&self, other: &PeerName) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for PeerName {}
+
+impl fmt::Debug for PeerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PeerName({})", self.as_str())
+    }
 }
 
 /// The core's decision about one received message.
@@ -149,5 +215,26 @@ mod tests {
             assert_eq!(*r as usize, i);
             assert!(!r.name().is_empty());
         }
+    }
+
+    #[test]
+    fn a_peer_name_is_the_lower_case_domain_without_its_root_dot() {
+        // RFC 4343: DNS names compare case-insensitively; RFC 6125 §6.4.1: no trailing dot.
+        let a = PeerName::new(b"SIP.Example.COM.").unwrap();
+        let b = PeerName::new(b"sip.example.com").unwrap();
+        assert_eq!(a.as_str(), "sip.example.com");
+        assert_eq!(a, b);
+        assert_eq!(a.hash(), b.hash());
+        assert_ne!(a.hash(), PeerName::new(b"sip.example.net").unwrap().hash());
+    }
+
+    #[test]
+    fn a_peer_name_refuses_empty_long_and_non_ascii_names() {
+        assert_eq!(PeerName::new(b""), None);
+        assert_eq!(PeerName::new(b"."), None);
+        assert_eq!(PeerName::new("é.test".as_bytes()), None);
+        let long = [b'a'; 254];
+        assert_eq!(PeerName::new(&long), None);
+        assert_eq!(PeerName::new(&long[..253]).unwrap().as_str().len(), 253);
     }
 }

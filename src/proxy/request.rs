@@ -27,7 +27,7 @@ use super::rewrite::{Edit, Edits, Insert, Out};
 use super::route::{RouteError, RouteSet};
 use super::via_fix::{ViaFix, reply_destination};
 use super::{
-    ConnectionId, Context, Direction, DropReason, Input, Outcome, Proxy, Tables, Transmit,
+    ConnectionId, Context, Direction, DropReason, Input, Outcome, PeerName, Proxy, Tables, Transmit,
 };
 use crate::dns::{Found, Lookup, Want};
 use crate::media::table::Operation;
@@ -167,6 +167,8 @@ struct Plan<'r> {
     credentials: CredentialLines,
     /// A binding's Path, sent as a preloaded Route (RFC 3327 §5.3).
     preloaded: Option<RestoredUri>,
+    /// Over TLS: the name the next hop's certificate must carry (RFC 5922 §7.2).
+    name: Option<PeerName>,
 }
 
 /// Where the request is headed before the address is known.
@@ -461,6 +463,7 @@ impl<'m, 'p> Request<'m, 'p> {
             Target::Flow { uri, flow, route } => (Some(uri), Some(flow), route),
             _ => (None, None, None),
         };
+        let name = self.peer_name(&targeted.target);
         let (destination, transport) = decided!(self.resolve(targeted.target));
         let identity = &self.proxy.identity;
         let departure = match flow {
@@ -487,7 +490,21 @@ impl<'m, 'p> Request<'m, 'p> {
             steering,
             credentials,
             preloaded,
+            name: name.filter(|_| transport == Transport::Tls),
         })
+    }
+
+    /// RFC 5922 §7.2 (and RFC 3263 §4): a TLS next hop reached through a URI must present a
+    /// certificate for the URI's domain — the host part of the Request-URI or Route resolved,
+    /// whatever SRV target or address DNS gave for it. An IP literal has no name (its address
+    /// is verified); so has a next hop that did not come from a URI.
+    fn peer_name(&self, target: &Target) -> Option<PeerName> {
+        match target {
+            Target::Uri(uri) if matches!(uri.host.kind, HostKind::Name) => {
+                PeerName::new(uri.host.span.of(self.buf()))
+            }
+            _ => None,
+        }
     }
 
     /// Issue 14: the registrar answers a REGISTER for our domain and authenticates requests
@@ -1054,6 +1071,7 @@ impl<'m, 'p> Request<'m, 'p> {
             len,
             direction: Direction::Request,
             connection: plan.connection,
+            name: plan.name,
         })
     }
 
@@ -1196,6 +1214,7 @@ impl<'m, 'p> Request<'m, 'p> {
                 len,
                 direction: Direction::Response,
                 connection: flow.conn,
+                name: None,
             },
             status: head.code,
         }

@@ -240,6 +240,7 @@ fn forward(
         len,
         direction: Direction::Response,
         connection: connection(proxy, buf, top_params, branch_hash),
+        name: None,
     })
 }
 

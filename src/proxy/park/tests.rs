@@ -224,3 +224,48 @@ fn a_message_with_a_deadline_of_its_own_expires_on_it() {
         Some(default)
     );
 }
+
+/// The name a forwarded request asks its TLS next hop's certificate to carry.
+fn tls_name(r: &Handled) -> Option<String> {
+    match r.outcome {
+        Outcome::Forward(t) => t.name.map(|n| n.as_str().to_owned()),
+        other => panic!("not forwarded: {other:?}\n{}", r.text),
+    }
+}
+
+#[test]
+fn rfc5922_7_2_a_tls_next_hop_found_in_dns_is_verified_as_the_uri_domain() {
+    // RFC 5922 §7.2 / RFC 3263 §4: the certificate must name the domain of the URI, not the
+    // SRV target the resolver found for it (`_sips._tcp.far.example` → box7.example.net).
+    let p = proxy_with(|c| {
+        c.resolver = true;
+        c.listeners
+            .push(listener("192.0.2.10:5061", Transport::Tls));
+        c.hosts
+            .push(("Core.Example".into(), "10.0.0.45".parse().unwrap()));
+    });
+    let sips = "MESSAGE sips:carol@Far.Example";
+    let t = ticket(&run(&p, &request(sips, ""), "10.0.0.1:5060"));
+    let box7 = "10.0.0.44:5061".parse().unwrap();
+    let r = resume(&p, t, Answer::Target(box7, Transport::Tls)).expect("parked");
+    assert_eq!(forwarded_to(&r), box7);
+    assert_eq!(tls_name(&r).as_deref(), Some("far.example"));
+
+    // `;transport=tls` names its domain too; so does a name of the static table.
+    let tls = "MESSAGE sip:carol@core.example:5061;transport=tls";
+    let r = run(&p, &request(tls, ""), "10.0.0.1:5060");
+    assert_eq!(tls_name(&r).as_deref(), Some("core.example"));
+
+    // An IP literal has no name: the address itself is verified.
+    let literal = "MESSAGE sips:carol@10.0.0.46";
+    let r = run(&p, &request(literal, ""), "10.0.0.1:5060");
+    assert_eq!(forwarded_to(&r), "10.0.0.46:5061".parse().unwrap());
+    assert_eq!(tls_name(&r), None);
+
+    // Not over TLS: nothing to verify.
+    let plain = "MESSAGE sip:carol@core.example:5070";
+    assert_eq!(
+        tls_name(&run(&p, &request(plain, ""), "10.0.0.1:5060")),
+        None
+    );
+}

@@ -44,6 +44,9 @@ pub(crate) struct Layers {
     pub(crate) tls: Option<Box<TlsSession>>,
     pub(crate) ws: Option<Box<WsSession>>,
     pub(crate) handshake_until: Option<Instant>,
+    /// A TLS connection this worker opened: the hash of the name its peer's certificate was
+    /// verified against (`None`: the address); reused only for that name (RFC 5922 §7.2).
+    pub(crate) name: Option<u64>,
 }
 
 impl Layers {
@@ -54,6 +57,7 @@ impl Layers {
             tls: None,
             ws: None,
             handshake_until: None,
+            name: None,
         }
     }
 }

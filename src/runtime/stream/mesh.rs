@@ -175,6 +175,7 @@ mod tests {
             len: 5,
             direction: Direction::Response,
             connection: Some(ConnectionId(7)),
+            name: None,
         }
     }
 

@@ -26,6 +26,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use super::tls::Handshake;
+use crate::proxy::PeerName;
 use crate::settings::{Settings, TlsVersion};
 use crate::sip::Transport;
 
@@ -127,13 +128,24 @@ impl Secure {
             .any(|name| ee.verify_is_valid_for_subject_name(name).is_ok())
     }
 
-    /// A client session toward `peer` (RFC 5922: verified against the name it was reached by).
-    pub(crate) fn connect(&self, peer: IpAddr) -> Result<Handshake, rustls::Error> {
-        let name = self
-            .names
-            .get(&peer)
-            .cloned()
-            .unwrap_or_else(|| ServerName::IpAddress(peer.into()));
+    /// A client session toward `peer` (RFC 5922 §7.2: verified against the domain it was
+    /// reached by, `name`; without one, a `[hosts]` name of the address, else the address).
+    /// A name rustls does not take as a DNS name is refused (the connection is not opened).
+    pub(crate) fn connect(
+        &self,
+        peer: IpAddr,
+        name: Option<&PeerName>,
+    ) -> Result<Handshake, rustls::Error> {
+        let name = match name {
+            Some(name) => ServerName::try_from(name.as_str())
+                .map_err(|_| rustls::Error::General("not a DNS name".into()))?
+                .to_owned(),
+            None => self
+                .names
+                .get(&peer)
+                .cloned()
+                .unwrap_or_else(|| ServerName::IpAddress(peer.into())),
+        };
         let client = Arc::clone(&self.configs.load().client);
         UnbufferedClientConnection::new(client, name).map(Handshake::Client)
     }

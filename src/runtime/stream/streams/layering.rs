@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::super::connection::{Layers, Origin};
 use super::super::tls::TlsSession;
 use super::Streams;
-use crate::proxy::Transport;
+use crate::proxy::{PeerName, Transport};
 use crate::record::Recorder;
 use crate::record::StreamEvent;
 use crate::websocket::{CloseCode, Opcode, Refusal};
@@ -48,20 +48,23 @@ impl Streams {
     }
 
     /// The layers of a connection this worker opens toward `destination` over `transport`:
-    /// plain TCP, or a TLS client session verified against the name the next hop was reached
-    /// by (RFC 5922 §7.2). Never WebSocket: browsers are not connected to (RFC 7118 §5).
+    /// plain TCP, or a TLS client session verified against `name`, the domain the next hop
+    /// was reached by (RFC 5922 §7.2), else the address. Never WebSocket: browsers are not
+    /// connected to (RFC 7118 §5).
     pub(super) fn opened_layers(
         &self,
         transport: Transport,
         destination: SocketAddr,
+        name: Option<&PeerName>,
     ) -> Option<Layers> {
         match transport {
             Transport::Tcp => Some(Layers::tcp()),
             Transport::Tls => {
                 let secure = self.secure.as_deref()?;
-                let session = secure.connect(destination.ip()).ok()?;
+                let session = secure.connect(destination.ip(), name).ok()?;
                 let mut layers = Layers::tcp();
                 layers.transport = Transport::Tls;
+                layers.name = name.map(PeerName::hash);
                 layers.tls = Some(Box::new(TlsSession::new(session)));
                 let connect = self.options.connect_timeout;
                 layers.handshake_until = Some(Instant::now() + connect + secure.tls_handshake);

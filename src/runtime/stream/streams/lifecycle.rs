@@ -14,7 +14,7 @@ use super::super::connection::{Connection, Layers, Origin, Phase};
 use super::super::listener;
 use super::layering::accepted_event;
 use super::{ACCEPTS_PER_TURN, CONNECTION_TOKENS, HALF_CLOSED_LINGER, LINGER, Streams};
-use crate::proxy::Transport;
+use crate::proxy::{PeerName, Transport};
 use crate::record::Recorder;
 use crate::record::StreamEvent;
 
@@ -70,15 +70,16 @@ impl Streams {
         }
     }
 
-    /// Opens a connection toward `destination` from listener `local`; `None` when a limit
-    /// or the system refuses (counted).
+    /// Opens a connection toward `destination` from listener `local` (over TLS, verified
+    /// against `name`, else the address); `None` when a limit or the system refuses (counted).
     pub(super) fn open(
         &mut self,
         destination: SocketAddr,
         (local, transport): (SocketAddr, Transport),
+        name: Option<&PeerName>,
         recorder: &mut impl Recorder,
     ) -> Option<u32> {
-        let Some(layers) = self.opened_layers(transport, destination) else {
+        let Some(layers) = self.opened_layers(transport, destination, name) else {
             recorder.stream_event(StreamEvent::ConnectFailed);
             return None;
         };

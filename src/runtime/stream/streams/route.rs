@@ -2,15 +2,13 @@
 //! one toward the destination, here or on the worker that owns it, else a new one; and the
 //! hand-offs between workers, both ways.
 
-use std::net::SocketAddr;
-
 use log::debug;
 
-use super::super::connection::Connection;
+use super::super::connection::{Connection, Origin};
 use super::super::id::ConnRef;
 use super::super::mesh::Handoff;
 use super::{Fate, HANDOFFS_PER_TURN, Outgoing, Route, Streams};
-use crate::proxy::{ConnectionId, Transmit, Transport};
+use crate::proxy::{ConnectionId, PeerName, Transmit, Transport};
 use crate::record::Recorder;
 use crate::record::StreamEvent;
 use crate::runtime::note::Note;
@@ -72,14 +70,19 @@ impl Streams {
             }
             recorder.stream_event(StreamEvent::ConnectionGone);
         }
-        self.by_destination(transmit.destination, transmit.transport)
+        self.by_destination(transmit)
     }
 
-    /// A connection toward `destination` over `transport`: this worker's own, else a
-    /// client's on another worker, else a new one.
-    fn by_destination(&self, destination: SocketAddr, transport: Transport) -> Route {
-        if let Some(slot) = self.usable_for(self.table.by_peer(destination), transport) {
+    /// A connection toward the destination over the transport (and, over TLS, verified
+    /// against the name): this worker's own, else a client's on another worker (not for a
+    /// name: a client was never verified as a server), else a new one.
+    fn by_destination(&self, transmit: &Transmit) -> Route {
+        let destination = transmit.destination;
+        if let Some(slot) = self.usable_for(self.table.by_peer(destination), transmit) {
             return Route::Here(slot);
+        }
+        if transmit.name.is_some() {
+            return Route::Open;
         }
         match self.mesh.client(destination) {
             Some(id) if ConnRef::from_id(id).worker != self.worker => {
@@ -93,12 +96,19 @@ impl Streams {
         slot.filter(|&s| self.table.get(s).is_some_and(Connection::usable))
     }
 
-    /// `usable`, and carrying `transport` (a TLS message never takes a plain connection).
-    fn usable_for(&self, slot: Option<u32>, transport: Transport) -> Option<u32> {
+    /// `usable`, and carrying the transport of `transmit` (a TLS message never takes a plain
+    /// connection); one this worker opened, only toward the same name (connections are
+    /// reused per address and name, RFC 5922 §7.2); a client's, only when no name is asked.
+    fn usable_for(&self, slot: Option<u32>, transmit: &Transmit) -> Option<u32> {
+        let name = transmit.name.as_ref().map(PeerName::hash);
         self.usable(slot).filter(|&s| {
-            self.table
-                .get(s)
-                .is_some_and(|c| c.layers.transport == transport)
+            self.table.get(s).is_some_and(|c| {
+                c.layers.transport == transmit.transport
+                    && match c.origin {
+                        Origin::Opened => c.layers.name == name,
+                        Origin::Accepted => name.is_none(),
+                    }
+            })
         })
     }
 
@@ -109,7 +119,7 @@ impl Streams {
             return None;
         }
         let from = (transmit.local, transmit.transport);
-        self.open(transmit.destination, from, recorder)
+        self.open(transmit.destination, from, transmit.name.as_ref(), recorder)
     }
 
     fn hand_off(
@@ -172,7 +182,7 @@ impl Streams {
         if named.is_some() {
             recorder.stream_event(StreamEvent::ConnectionGone);
         }
-        match self.usable_for(self.table.by_peer(transmit.destination), transmit.transport) {
+        match self.usable_for(self.table.by_peer(transmit.destination), transmit) {
             Some(slot) => Some(slot),
             None => self.open_for(transmit, recorder),
         }
