@@ -83,18 +83,24 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// Binds a UDP socket (the servers' address family, any port) and starts the reader.
+    /// Binds a UDP socket (the servers' address family, any port; on loopback when every server
+    /// is) and starts the reader.
     pub fn start(
         config: DnsConfig,
         cache: Arc<DnsCache>,
         id_key: [u8; 16],
     ) -> io::Result<Resolver> {
         let servers = config.effective_servers();
-        let any: SocketAddr = match servers.first() {
-            Some(s) if s.is_ipv6() => "[::]:0".parse().expect("a literal address"),
-            _ => "0.0.0.0:0".parse().expect("a literal address"),
+        // Nothing listens beyond loopback unless it must: servers all on loopback (a local
+        // cache such as systemd-resolved or dnsmasq) are asked from a loopback port.
+        let local = servers.iter().all(|s| s.ip().is_loopback());
+        let bind: SocketAddr = match (servers.first(), local) {
+            (Some(s), true) if s.is_ipv6() => (std::net::Ipv6Addr::LOCALHOST, 0).into(),
+            (Some(s), false) if s.is_ipv6() => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+            (_, true) => (std::net::Ipv4Addr::LOCALHOST, 0).into(),
+            (_, false) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
         };
-        let socket = UdpSocket::bind(any)?;
+        let socket = UdpSocket::bind(bind)?;
         let shared = Arc::new(Shared {
             socket,
             servers,
