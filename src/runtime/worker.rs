@@ -166,6 +166,7 @@ impl<R: Recorder> Worker<R> {
         let n = setup.sockets.len();
         let parking = setup.proxy.config().parking.messages;
         let mut state = WorkerState::new(setup.proxy.config());
+        state.lane = setup.index;
         // The routing policy's engine is made here, on the worker's thread: its Lua VM never
         // leaves it.
         state.router = setup.policy.as_ref().map(|handle| {
