@@ -158,6 +158,10 @@ struct Worker<R> {
     side: SideLinks,
     /// Per parking slot: the arrival time (ns) of the message parked there.
     parked_arrival: Box<[u64]>,
+    /// When the last UDP batch of this turn was handed to the core: the turn's clock for
+    /// streams, parked messages and the recorder (at most one batch old), so that a turn
+    /// that processed a batch reads the clock once.
+    batch_at: Option<Instant>,
 }
 
 impl<R: Recorder> Worker<R> {
@@ -194,6 +198,7 @@ impl<R: Recorder> Worker<R> {
             used: 0,
             parked_arrival: vec![0; parking].into_boxed_slice(),
             side: setup.side,
+            batch_at: None,
         }
     }
 
@@ -216,7 +221,7 @@ impl<R: Recorder> Worker<R> {
                     self.backlog[i] = !self.drain(i);
                 }
             }
-            let now = Instant::now();
+            let now = self.batch_at.take().unwrap_or_else(Instant::now);
             self.turn_streams(now);
             self.turn_parked(now);
             self.recorder.maybe_flush(now);
@@ -301,7 +306,13 @@ impl<R: Recorder> Worker<R> {
     /// Hands the `n` datagrams just received on socket `i` to the core, then sends.
     fn process(&mut self, i: usize, n: usize) {
         let now = Instant::now();
-        let received_ns = sys::realtime_ns();
+        self.batch_at = Some(now);
+        // The arrival of a datagram the kernel did not stamp (one clock read per batch, and
+        // none when every datagram carries its kernel arrival time).
+        let received_ns = match self.rx.all_stamped() {
+            true => 0,
+            false => sys::realtime_ns(),
+        };
         self.recorder.received(n);
         let (local, transport) = (self.sockets[i].local, self.sockets[i].transport);
         for k in 0..n {
@@ -384,11 +395,13 @@ impl<R: Recorder> Worker<R> {
     }
 
     /// Sends every queued datagram and stream message, then records each one's fate with one
-    /// clock read per transport.
+    /// clock read per transport that sent something.
     fn send_queued(&mut self) {
         self.used = 0;
+        let mut any = false;
         for (socket, queue) in self.sockets.iter().zip(self.queues.iter_mut()) {
             if !queue.is_empty() {
+                any = true;
                 let stale = sys::send_batch(
                     &socket.socket,
                     &self.out,
@@ -399,7 +412,7 @@ impl<R: Recorder> Worker<R> {
                 (0..stale).for_each(|_| self.recorder.send_error());
             }
         }
-        let sent_ns = sys::realtime_ns();
+        let sent_ns = if any { sys::realtime_ns() } else { 0 };
         for (queue, notes) in self.queues.iter_mut().zip(self.notes.iter_mut()) {
             for (out, note) in queue.iter().zip(notes.iter()) {
                 match out.sent {

@@ -31,6 +31,8 @@ pub(crate) struct RecvBatch {
     iovecs: Box<[libc::iovec]>,
     headers: Box<[libc::mmsghdr]>,
     arrivals: Box<[Option<u64>]>,
+    /// Every datagram of the last receive carried its arrival time.
+    all_stamped: bool,
     received: usize,
     kernel_drops: Option<u32>,
 }
@@ -48,6 +50,7 @@ impl RecvBatch {
             // SAFETY: mmsghdr is plain old data; all-zero (null pointers, zero lengths) is valid.
             headers: vec![unsafe { mem::zeroed() }; capacity].into_boxed_slice(),
             arrivals: vec![None; capacity].into_boxed_slice(),
+            all_stamped: false,
             received: 0,
             kernel_drops: None,
         };
@@ -98,13 +101,21 @@ impl RecvBatch {
     /// Reads arrival times and the socket's cumulative drop count from the control messages.
     fn read_controls(&mut self) {
         self.kernel_drops = None;
+        self.all_stamped = true;
         for i in 0..self.received {
             let (arrival, drops) = parse_controls(&self.headers[i].msg_hdr);
             self.arrivals[i] = arrival;
+            self.all_stamped &= arrival.is_some();
             if drops.is_some() {
                 self.kernel_drops = drops;
             }
         }
+    }
+
+    /// Whether every datagram of the last receive has its kernel arrival time (then the
+    /// caller needs no clock read of its own for them).
+    pub(crate) fn all_stamped(&self) -> bool {
+        self.all_stamped
     }
 
     /// The datagram in slot `i` of the last receive, or `None` past it or for an
@@ -494,6 +505,7 @@ mod tests {
         assert_eq!((first.data.len(), first.source), (1000, sender));
         assert!(!first.truncated);
         assert!(first.arrival_ns.is_some_and(|ns| ns > 0));
+        assert!(batch.all_stamped());
         assert!(batch.datagram(n).is_none());
         while batch.recv(&socket).is_ok() {}
         // The kernel stamps its drop count on datagrams queued after the drops.
@@ -504,6 +516,26 @@ mod tests {
             batch.kernel_drops().is_some_and(|d| d > 0),
             "64 KiB into a 4 KiB buffer"
         );
+    }
+
+    #[test]
+    fn a_socket_without_timestamps_says_so() {
+        let socket = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"x", socket.local_addr().unwrap()).unwrap();
+        let mut batch = RecvBatch::new(4);
+        // Loopback delivers at once; wait at most a second all the same.
+        let n = (0..1000).find_map(|_| match batch.recv(&socket) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                None
+            }
+        });
+        assert_eq!(n, Some(1));
+        assert_eq!(batch.datagram(0).unwrap().arrival_ns, None);
+        // The worker then reads the clock for the batch itself.
+        assert!(!batch.all_stamped());
     }
 
     #[test]

@@ -32,11 +32,14 @@ impl Streams {
                 self.write_connection(i, out, recorder);
             }
         }
-        let sent_ns = sys::realtime_ns();
-        for entry in self.outgoing.drain(..) {
-            match entry.fate {
-                Fate::Sent => entry.note.sent(recorder, sent_ns),
-                Fate::Pending | Fate::Failed => recorder.send_error(),
+        // No clock read when no stream message went out (every UDP-only batch).
+        if !self.outgoing.is_empty() {
+            let sent_ns = sys::realtime_ns();
+            for entry in self.outgoing.drain(..) {
+                match entry.fate {
+                    Fate::Sent => entry.note.sent(recorder, sent_ns),
+                    Fate::Pending | Fate::Failed => recorder.send_error(),
+                }
             }
         }
         self.finish_closing_all(recorder);
