@@ -23,12 +23,18 @@ const PHONE: &str = "203.0.113.5:40000";
 
 /// An edge core on UDP and TCP `EDGE`, no registrar, forwarding `edge.example` to `PROXY`.
 fn edge(add_path: bool) -> Core {
+    edge_keyed(add_path, *b"ferrovia-edgekey", None)
+}
+
+/// The same edge with its own branch key and, when given, a configured `path-secret`.
+fn edge_keyed(add_path: bool, branch: [u8; 16], path_secret: Option<[u8; 16]>) -> Core {
     let udp = Listener {
         transport: Transport::Udp,
         addr: EDGE.parse().unwrap(),
         advertise: None,
     };
-    let mut config = ProxyConfig::new(udp, *b"ferrovia-edgekey");
+    let mut config = ProxyConfig::new(udp, branch);
+    config.path_secret = path_secret.unwrap_or(branch);
     config.listeners.push(Listener {
         transport: Transport::Tcp,
         ..config.listeners[0].clone()
@@ -151,6 +157,35 @@ fn rfc3327_a_call_comes_back_through_our_path_to_the_flow() {
         "{text}"
     );
     assert!(!text.contains("\r\nRoute:"), "our Route removed: {text}");
+}
+
+#[test]
+fn a_configured_path_secret_keeps_stored_paths_working_after_a_restart() {
+    let now = Instant::now();
+    let secret = *b"operator-pathkey";
+    let mut before = edge_keyed(true, *b"branch-key-run-1", Some(secret));
+    let mut registrar = proxy(registrar(now));
+    register_through_edge(&mut before, &mut registrar, phone_flow(Transport::Udp), now);
+    let invite = call_bob(&mut registrar, now);
+    let from_registrar = Flow::new(
+        Transport::Udp,
+        PROXY.parse().unwrap(),
+        EDGE.parse().unwrap(),
+    );
+    // Restarted: a new random branch key, the same configured path-secret.
+    let mut after = edge_keyed(true, *b"branch-key-run-2", Some(secret));
+    let (outcome, _) = after.exchange(at_edge(invite.as_bytes(), from_registrar, now));
+    assert_eq!(
+        forwarded(&outcome).destination,
+        PHONE.parse::<SocketAddr>().unwrap()
+    );
+    // Restarted without one (the default: the branch key, random per start): the token no
+    // longer opens, and the request is not sent to the phone's flow.
+    let mut unkeyed = edge_keyed(true, *b"branch-key-run-3", None);
+    let (outcome, _) = unkeyed.exchange(at_edge(invite.as_bytes(), from_registrar, now));
+    if let Outcome::Forward(t) = outcome {
+        assert_ne!(t.destination, PHONE.parse::<SocketAddr>().unwrap());
+    }
 }
 
 #[test]

@@ -671,7 +671,7 @@ impl<'m, 'p> Request<'m, 'p> {
     /// The flow our Path token `user` names (RFC 5626 §5.3), when it is one of ours.
     fn path_flow(&self, user: Span) -> Option<Flow> {
         let locals = &self.proxy.identity.locals;
-        let key = &self.proxy.config().branch_secret;
+        let key = &self.proxy.config().path_secret;
         location::open_path_token(key, user.of(self.buf()), &|i| locals.get(i).map(|l| l.addr))
     }
 
@@ -1082,7 +1082,7 @@ impl<'m, 'p> Request<'m, 'p> {
             return None;
         }
         let arrival = u8::try_from(self.arrival).ok()?;
-        let key = &self.proxy.config().branch_secret;
+        let key = &self.proxy.config().path_secret;
         let token = location::path_token(key, self.input.flow, arrival);
         let ob = location::outbound_first_hop(self.msg);
         location::PathLine::new(&token, record_route, ob)
