@@ -133,7 +133,7 @@ impl Service {
             }
             None => (None, None),
         };
-        let store = match (&registrar, shared) {
+        let store = match (&registrar, shared.clone()) {
             (Some(r), Some((url, node))) => Some(
                 store::Store::start(&url, node, Arc::clone(r), store_queue)
                     .map_err(ServiceError::Registrar)?,
@@ -200,6 +200,11 @@ impl Service {
         // `stats::start` made exactly `workers` recorders and the server asks for exactly
         // `workers` (it uses the same `settings.workers.max(1)`), once each.
         let mut side = options.side;
+        if let (Some(r), Some((url, node))) = (&registrar, &shared) {
+            let reader = store::LocationReader::new(url, *node, Arc::clone(r))
+                .map_err(ServiceError::Registrar)?;
+            side.push((SideKind::Location, Box::new(reader)));
+        }
         if let Some(media) = &media {
             let client =
                 crate::runtime::NgClient::new(Arc::clone(media)).map_err(ServiceError::Media)?;

@@ -51,7 +51,7 @@ impl SideService for DnsService {
                 Query::Locate(lookup) => (Some(lookup), false),
                 // Another kind's query never reaches this service (the runtime routes by
                 // `Query::kind`); answered "not found" rather than left to time out.
-                Query::Media(_) => (None, true),
+                Query::Media(_) | Query::Location(_) => (None, true),
             };
             let Some(lookup) = lookup else {
                 replier.reply(asker, Answer::NotFound);
