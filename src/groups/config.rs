@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::sip::{HostKind, SipUri, Span, Transport};
+use crate::sip::{HostKind, Scheme, SipUri, Span, Transport};
 
 /// The most destinations one group may hold: the live set is one `u64` bit mask, read with one
 /// atomic load.
@@ -158,9 +158,16 @@ impl DestinationConfig {
         let buf = uri.as_bytes();
         let parsed =
             SipUri::parse(buf, Span::new(0, buf.len())).map_err(|_| bad("not a SIP URI"))?;
-        let transport = parsed
-            .transport(buf)
-            .ok_or_else(|| bad("unknown transport"))?;
+        let transport = match parsed.transport(buf) {
+            // RFC 3261 §26.2.2: a SIPS URI is reached over TLS ("transport=tcp" is TLS over
+            // TCP); WebSocket becomes its secure form.
+            Some(Transport::Udp | Transport::Tcp) if parsed.scheme == Scheme::Sips => {
+                Transport::Tls
+            }
+            Some(Transport::Ws) if parsed.scheme == Scheme::Sips => Transport::Wss,
+            Some(t) => t,
+            None => return Err(bad("unknown transport")),
+        };
         let host = parsed.host.span.of(buf);
         let host = std::str::from_utf8(host).map_err(|_| bad("bad host"))?;
         let mut name = None;
@@ -296,6 +303,12 @@ mod tests {
         let d = DestinationConfig::parse("sip:Core2", 1, 0, hosts).unwrap();
         assert_eq!(d.name.as_deref(), Some("core2"));
         assert!(d.addr.ip().is_unspecified());
+
+        // RFC 3261 §26.2.2: SIPS is TLS, whatever the transport parameter says.
+        let d = DestinationConfig::parse("sips:10.0.0.1;transport=tcp", 1, 0, no_hosts).unwrap();
+        assert_eq!((d.transport, d.addr.port()), (Transport::Tls, 5061));
+        let d = DestinationConfig::parse("sips:10.0.0.1", 1, 0, no_hosts).unwrap();
+        assert_eq!(d.transport, Transport::Tls);
 
         assert!(DestinationConfig::parse("http://x", 1, 0, no_hosts).is_err());
         assert!(DestinationConfig::parse("sip:1.2.3.4", 0, 0, no_hosts).is_err());

@@ -30,7 +30,7 @@ pub(crate) fn call_key(msg: &Message<'_>, source: SocketAddr) -> u64 {
 mod snapshot;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use crate::sip::{HeaderName, Message, StartLine, Transport, Values, Via, parse_delta_seconds};
@@ -39,7 +39,7 @@ pub use config::{
     Algorithm, DestinationConfig, GroupConfig, GroupError, HashKey, MAX_DESTINATIONS, ProbeConfig,
 };
 pub use health::DestinationHealth;
-pub use probe::{ProbeOrigin, Prober};
+pub use probe::{Probe, ProbeListener, ProbeOrigin, Prober};
 pub use snapshot::{DestinationSnapshot, GroupSnapshot, GroupsSnapshot};
 
 use select::Candidate;
@@ -138,6 +138,9 @@ pub struct Groups {
     probe_key: [u8; 16],
     /// The zero of the nanosecond times stored in atomics.
     epoch: Instant,
+    /// The transports the prober can probe over (bits of `probe::transport_bit`), written
+    /// when it starts: none until then.
+    probing: AtomicU8,
 }
 
 impl Groups {
@@ -163,6 +166,7 @@ impl Groups {
             groups,
             probe_key,
             epoch,
+            probing: AtomicU8::new(0),
         })
     }
 
@@ -228,6 +232,8 @@ impl Groups {
 
     /// A response whose top Via is not one the core forwarded for: when it answers one of our
     /// probes it is stored for the prober, and `true` says to consume it (never forward it).
+    /// A provisional answer is consumed and not stored: only a final one settles a probe
+    /// (RFC 4320 §4.1 lets a 100 Trying answer a non-INVITE request late).
     pub fn consume_probe_answer(
         &self,
         msg: &Message<'_>,
@@ -238,12 +244,35 @@ impl Groups {
             return false;
         };
         match top_branch(msg).filter(|b| b.starts_with(probe::PROBE_BRANCH_PREFIX)) {
+            Some(_) if code < 200 => true,
             Some(branch) => {
                 self.note_probe_answer(branch, source, code, now);
                 true
             }
             None => false,
         }
+    }
+
+    /// Probe `seq` of destination `dest` in `group` failed before any answer could come (over
+    /// TCP or TLS: a refused or failed connect, a failed handshake, a connection closed under
+    /// it): it counts as a failed probe at the prober's next poll, without waiting for its
+    /// timeout.
+    pub fn note_probe_failure(&self, group: GroupId, dest: DestinationId, seq: u32, now: Instant) {
+        let Some(d) = self
+            .group(group)
+            .and_then(|g| g.destinations.get(usize::from(dest.0)))
+        else {
+            return;
+        };
+        let at = self.nanos_since_epoch(now);
+        d.health.note_answer(seq, probe::FAILED_UNANSWERED, at);
+    }
+
+    /// Whether `dest` of `group` is probed: probing is on for the group, and the prober has
+    /// a listener of the destination's transport (UDP, TCP or TLS) to probe from.
+    pub(crate) fn probed(&self, group: &Group, dest: &Destination) -> bool {
+        group.probe.enabled
+            && self.probing.load(Relaxed) & probe::transport_bit(dest.transport) != 0
     }
 
     /// Every response the core receives: a 503 with Retry-After from a group destination holds
@@ -295,7 +324,7 @@ impl Groups {
     /// over that kind of transport goes down at once (its live bit cleared here, so the next
     /// request or retransmission goes to a live one); the prober logs and counts the change
     /// and keeps it down until `up-after` answered probes bring it back. A destination no
-    /// probe reaches (probing off, or over TCP/TLS) is held down for one probe interval
+    /// probe reaches (probing off, or no listener of its transport) is held down for one probe interval
     /// instead, then comes back by itself. An address no group names changes nothing.
     /// Returns how many destinations it took down.
     pub fn note_unreachable(&self, addr: SocketAddr, transport: Transport, now: Instant) -> usize {
@@ -305,7 +334,7 @@ impl Groups {
                 if dest.addr() != addr || dest.transport.is_stream() != transport.is_stream() {
                     continue;
                 }
-                let hold_until = if probe::probed(group, dest) {
+                let hold_until = if self.probed(group, dest) {
                     0
                 } else {
                     self.nanos_since_epoch(now + group.probe.interval)
