@@ -143,6 +143,18 @@ pub struct DestinationConfig {
     /// Part of the destination's identity (its rendezvous seed): each address has its own
     /// health.
     pub target: u8,
+    /// For a target of a DNS name: the SRV priority and weight it came with (RFC 2782), which
+    /// choose among the name's targets; `None` for an IP literal, a `[hosts]` name, or a name
+    /// not resolved yet.
+    pub srv: Option<SrvRank>,
+}
+
+/// A DNS target's SRV priority and weight (RFC 2782); 0 and 0 for an address found without
+/// SRV records (A/AAAA only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SrvRank {
+    pub priority: u16,
+    pub weight: u16,
 }
 
 impl DestinationConfig {
@@ -201,6 +213,7 @@ impl DestinationConfig {
             priority,
             name,
             target: 0,
+            srv: None,
         })
     }
 }

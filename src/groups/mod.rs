@@ -20,6 +20,7 @@
 mod config;
 mod health;
 mod key;
+mod named;
 mod probe;
 pub(crate) mod select;
 
@@ -37,8 +38,10 @@ use crate::sip::{HeaderName, Message, StartLine, Transport, Values, Via, parse_d
 
 pub use config::{
     Algorithm, DestinationConfig, GroupConfig, GroupError, HashKey, MAX_DESTINATIONS, ProbeConfig,
+    SrvRank,
 };
 pub use health::DestinationHealth;
+pub use named::{Placed, Refreshed};
 pub use probe::{Probe, ProbeListener, ProbeOrigin, Prober};
 pub use snapshot::{DestinationSnapshot, GroupSnapshot, GroupsSnapshot};
 
@@ -107,6 +110,9 @@ pub struct Group {
     pub retry_after: u32,
     pub destinations: Vec<Destination>,
     candidates: Vec<Candidate>,
+    /// With destinations named in DNS: the two-step choice (the configured destinations,
+    /// then RFC 2782 among a name's targets); `None`: one step over `candidates`.
+    named: Option<named::Named>,
     /// Bit `i` set: destination `i` is up.
     live: LiveSet,
 }
@@ -205,14 +211,18 @@ impl Groups {
         };
         let live = group.live();
         let c = &group.candidates;
-        let chosen = match group.algorithm {
-            Algorithm::Hash => {
+        let chosen = match (&group.named, group.algorithm) {
+            (Some(named), Algorithm::Weighted) => named.choose(group.algorithm, live, transaction),
+            (Some(named), algorithm) => {
+                named.choose(algorithm, live, key::key_hash(msg, group.key, source))
+            }
+            (None, Algorithm::Hash) => {
                 select::rendezvous(c, live, key::key_hash(msg, group.key, source), None)
             }
-            Algorithm::Priority => select::lowest_live_tier(c, live).and_then(|tier| {
+            (None, Algorithm::Priority) => select::lowest_live_tier(c, live).and_then(|tier| {
                 select::rendezvous(c, live, key::key_hash(msg, group.key, source), Some(tier))
             }),
-            Algorithm::Weighted => select::weighted(c, live, transaction),
+            (None, Algorithm::Weighted) => select::weighted(c, live, transaction),
         };
         match chosen {
             Some(i) => {
@@ -347,6 +357,28 @@ impl Groups {
         marked
     }
 
+    /// What DNS now says of a name of `group` whose targets hold the `count` slots from
+    /// `first` (the refresher's, at each refresh): each slot follows its target, keeping it
+    /// when its address is still there; the SRV priorities and weights choose among them from
+    /// the next request on (see the `named` module). Slots left without a target are never
+    /// chosen until a target comes back.
+    pub fn refresh_name(
+        &self,
+        group: GroupId,
+        first: usize,
+        count: usize,
+        targets: &[Placed],
+    ) -> Refreshed {
+        let Some(g) = self.group(group) else {
+            return Refreshed::default();
+        };
+        let (Some(named), Some(dests)) = (&g.named, g.destinations.get(first..first + count))
+        else {
+            return Refreshed::default();
+        };
+        named.refresh(first, dests, targets)
+    }
+
     /// Marks a destination live or not (the prober's verdicts, passive holds).
     pub(crate) fn set_live(&self, group: GroupId, dest: DestinationId, live: bool) {
         let Some(g) = self.group(group) else {
@@ -406,7 +438,8 @@ impl Group {
             .enumerate()
             .filter(|(_, d)| d.addr.ip().is_unspecified())
             .fold(0u64, |m, (i, _)| m | 1 << i);
-        let destinations = config
+        let ranks = config.destinations.iter().map(|d| d.srv).collect();
+        let destinations: Vec<Destination> = config
             .destinations
             .into_iter()
             .map(|d| Destination {
@@ -421,6 +454,7 @@ impl Group {
             })
             .collect();
         let all = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+        let named = named::Named::new(&destinations, ranks);
         Group {
             name: config.name,
             algorithm: config.algorithm,
@@ -429,6 +463,7 @@ impl Group {
             retry_after: config.retry_after,
             destinations,
             candidates,
+            named,
             live: LiveSet(AtomicU64::new(all & !unresolved)),
         }
     }
