@@ -240,6 +240,14 @@ impl Groups {
         }
     }
 
+    /// The DNS name destination `dest` of `group` was configured by (the URI's host, lower
+    /// case): over TLS, the name its certificate must carry (RFC 5922 §7.2); `None` for an IP
+    /// literal or a `[hosts]` name.
+    pub fn tls_name(&self, group: GroupId, dest: DestinationId) -> Option<&str> {
+        let g = self.group(group)?;
+        g.destinations.get(usize::from(dest.0))?.name.as_deref()
+    }
+
     /// A response whose top Via is not one the core forwarded for: when it answers one of our
     /// probes it is stored for the prober, and `true` says to consume it (never forward it).
     /// A provisional answer is consumed and not stored: only a final one settles a probe
