@@ -126,7 +126,9 @@ impl Procedure {
         let Heard::Reply(reply) = heard else {
             return Step::Done(Outcome::Failed);
         };
-        if reply.rcode == Rcode::Failed {
+        // FORMERR reaches here only when the question was asked again without EDNS (the
+        // client's part, RFC 6891 §7): no verdict either way.
+        if matches!(reply.rcode, Rcode::Failed | Rcode::FormErr) {
             return Step::Done(Outcome::Failed);
         }
         match std::mem::replace(&mut self.stage, Stage::Hosts) {
