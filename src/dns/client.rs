@@ -155,7 +155,7 @@ impl Resolver {
             done(&Resolution::Failed);
             return;
         }
-        let (procedure, step) = Procedure::start(&lookup);
+        let (procedure, step) = Procedure::start_with(&lookup, self.shared.config.ipv6_first);
         let Step::Ask(name, kind) = step else {
             drop(state);
             done(&Resolution::Failed);
