@@ -465,7 +465,11 @@ impl<'m, 'p> Request<'m, 'p> {
         };
         let name = self.peer_name(&targeted.target);
         let (destination, transport, name) = match targeted.target {
-            Target::Group(group) => decided!(self.group_destination(group)),
+            Target::Group(group) => {
+                let (destination, transport, tls) = decided!(self.group_destination(group));
+                let name = tls.and_then(|n| PeerName::new(n.as_bytes()));
+                (destination, transport, name)
+            }
             target => {
                 let (destination, transport) = decided!(self.resolve(target));
                 (destination, transport, name)
@@ -869,7 +873,7 @@ impl<'m, 'p> Request<'m, 'p> {
     fn group_destination(
         &self,
         group: GroupId,
-    ) -> Result<(SocketAddr, Transport, Option<PeerName>), Stop> {
+    ) -> Result<(SocketAddr, Transport, Option<&'p str>), Stop> {
         let all_down = |retry_after| {
             Stop::Answer(Status {
                 retry_after,
@@ -885,14 +889,7 @@ impl<'m, 'p> Request<'m, 'p> {
                 addr,
                 transport: Transport::Tls,
                 destination,
-            } => {
-                let name = groups.tls_name(group, destination);
-                Ok((
-                    addr,
-                    Transport::Tls,
-                    name.and_then(|n| PeerName::new(n.as_bytes())),
-                ))
-            }
+            } => Ok((addr, Transport::Tls, groups.tls_name(group, destination))),
             Selection::To {
                 addr, transport, ..
             } => Ok((addr, transport, None)),
