@@ -198,7 +198,8 @@ impl Groups {
 
     /// Chooses the destination of `msg` (from `source`) in group `id`; `transaction` is the
     /// request's stateless transaction hash (what `weighted` spreads by). One atomic load of
-    /// the live set; no allocation. Counts the message as sent to the chosen destination.
+    /// the live set (and, for a group with a DNS name, of its SRV plan); no allocation.
+    /// Counts the message as sent to the chosen destination.
     pub fn select(
         &self,
         id: GroupId,
