@@ -17,14 +17,14 @@
 //! and ignored. A server on loopback is asked from a loopback address. Queries offer EDNS(0)
 //! with a 1232-byte payload (RFC 6891); a server that answers FORMERR to it is asked again
 //! without. A truncated reply is asked again over TCP (RFC 7766 §5), on a new connection to
-//! the same server.
+//! the same server, on a short-lived thread so that the others' replies keep being read.
 
 use std::collections::HashMap;
 use std::hash::Hasher;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -61,6 +61,9 @@ const TICK: Duration = Duration::from_millis(200);
 /// Lookups in flight at once (each holds one socket while it waits); more are answered as
 /// failed.
 const MAX_IN_FLIGHT: usize = 1024;
+
+/// TCP retries of truncated replies at once (a thread each, for at most twice the timeout).
+const MAX_TCP: usize = 16;
 
 /// One attempt in flight: its socket (connected to `server`) and the token it is polled by.
 struct Attempt {
@@ -99,6 +102,8 @@ struct Shared {
     state: Mutex<State>,
     id_key: [u8; 16],
     stop: AtomicBool,
+    /// TCP retries running (each on a thread of its own).
+    tcp_in_flight: AtomicUsize,
 }
 
 /// A running resolver. Dropping it stops its thread.
@@ -124,6 +129,7 @@ impl Resolver {
             state: Mutex::new(State::default()),
             id_key,
             stop: AtomicBool::new(false),
+            tcp_in_flight: AtomicUsize::new(0),
         });
         let reader = {
             let shared = Arc::clone(&shared);
@@ -353,7 +359,7 @@ impl Shared {
         }
     }
 
-    fn read_loop(&self, mut poll: Poll) {
+    fn read_loop(self: &Arc<Self>, mut poll: Poll) {
         let mut events = Events::with_capacity(256);
         let mut buf = vec![0u8; UDP_REPLY];
         while !self.stop.load(Relaxed) {
@@ -379,7 +385,7 @@ impl Shared {
     }
 
     /// Reads what the attempt of `token` received, until its socket would block.
-    fn on_ready(&self, token: Token, buf: &mut [u8]) {
+    fn on_ready(self: &Arc<Self>, token: Token, buf: &mut [u8]) {
         loop {
             let mut state = self.lock();
             let Some(&lookup) = state.by_token.get(&token) else {
@@ -415,7 +421,7 @@ impl Shared {
     /// A reply on the socket of `lookup`'s attempt `token`: used only when it comes from the
     /// server asked, with the attempt's id and question (RFC 5452 §4); anything else is
     /// counted as malformed and the attempt goes on waiting.
-    fn on_datagram(&self, lookup: Lookup, token: Token, bytes: &[u8], from: SocketAddr) {
+    fn on_datagram(self: &Arc<Self>, lookup: Lookup, token: Token, bytes: &[u8], from: SocketAddr) {
         let malformed = || {
             self.cache.counters.malformed.fetch_add(1, Relaxed);
         };
@@ -448,18 +454,61 @@ impl Shared {
             drop(state);
             return Shared::finish(finished);
         } else if reply.truncated {
-            // Over TCP, outside the lock (it may take up to twice the timeout).
+            // Over TCP, on a thread of its own: this one goes on reading the others' replies.
             let (id, question) = (running.id, running.question.clone());
-            drop(state);
-            let heard = self.over_tcp(id, &question, server);
-            state = self.lock();
-            heard
+            // The UDP attempt waits for it: its connect and its exchange, a timeout each.
+            running.deadline = Instant::now() + self.config.timeout * 2 + TICK;
+            if let Err(e) = self.tcp_retry(lookup, token, id, question, server) {
+                // The timer asks again now (the next attempt, over UDP).
+                debug!("dns: no TCP retry for a truncated reply: {e}");
+                running.deadline = Instant::now();
+            }
+            return;
         } else {
             Heard::Reply(reply)
         };
         let finished = self.advance(&mut state, lookup, heard);
         drop(state);
         Shared::finish(finished);
+    }
+
+    /// Starts the TCP retry of attempt `token` of `lookup` (RFC 7766 §5) on a thread; its
+    /// outcome is fed to the procedure unless the attempt has moved on meanwhile. At most
+    /// [`MAX_TCP`] at once: beyond, the attempt fails (the timer asks again, over UDP).
+    fn tcp_retry(
+        self: &Arc<Self>,
+        lookup: Lookup,
+        token: Token,
+        id: u16,
+        question: (String, Kind),
+        server: SocketAddr,
+    ) -> io::Result<()> {
+        if self.tcp_in_flight.fetch_add(1, Relaxed) >= MAX_TCP {
+            self.tcp_in_flight.fetch_sub(1, Relaxed);
+            return Err(io::Error::other("too many TCP retries at once"));
+        }
+        let shared = Arc::clone(self);
+        let spawned = std::thread::Builder::new()
+            .name("ferrovia-resolve-tcp".into())
+            .spawn(move || {
+                let heard = shared.over_tcp(id, &question, server);
+                let mut state = shared.lock();
+                let current = state
+                    .running
+                    .get(&lookup)
+                    .and_then(|r| r.asked.as_ref())
+                    .is_some_and(|a| a.token == token);
+                let finished = match current {
+                    true => shared.advance(&mut state, lookup, heard),
+                    false => Vec::new(),
+                };
+                drop(state);
+                shared.tcp_in_flight.fetch_sub(1, Relaxed);
+                Shared::finish(finished);
+            });
+        spawned.map(drop).inspect_err(|_| {
+            self.tcp_in_flight.fetch_sub(1, Relaxed);
+        })
     }
 
     /// RFC 1035 §4.2.2 / RFC 7766: the same question over TCP, two-byte length prefix.

@@ -175,3 +175,45 @@ fn rfc7766_a_truncated_reply_is_asked_again_over_tcp() {
     stream.write_all(&framed).unwrap();
     assert_eq!(found(&rx), vec![SocketAddr::from(([10, 0, 0, 9], 0))]);
 }
+
+#[test]
+fn a_tcp_retry_does_not_hold_the_other_questions() {
+    let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let tcp = TcpListener::bind(addr).expect("the same port over TCP");
+    // A long timeout: a reader stuck in the TCP exchange would hold the second answer for it.
+    let config = DnsConfig {
+        servers: vec![addr],
+        timeout: Duration::from_secs(20),
+        attempts: 1,
+        ..DnsConfig::default()
+    };
+    let cache = Arc::new(DnsCache::new(100));
+    let resolver = Resolver::start(config, cache, [9; 16]).unwrap();
+    let big = ask(&resolver, "big.test");
+    let (q, from) = query(&server);
+    let mut truncated = answer(&q, None);
+    truncated.metadata.truncation = true;
+    server.send_to(&truncated.to_vec().unwrap(), from).unwrap();
+    // The TCP connection is accepted and left unanswered while another name resolves.
+    let (mut stream, _) = tcp.accept().unwrap();
+    let small = ask(&resolver, "small.test");
+    let (q2, from2) = query(&server);
+    let reply = answer(&q2, Some(Ipv4Addr::new(10, 0, 0, 2)));
+    server.send_to(&reply.to_vec().unwrap(), from2).unwrap();
+    assert_eq!(found(&small), vec![SocketAddr::from(([10, 0, 0, 2], 0))]);
+    // Then the TCP answer, which still counts.
+    stream.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).unwrap();
+    let mut bytes = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut bytes).unwrap();
+    let over_tcp = Message::from_vec(&bytes).unwrap();
+    let reply = answer(&over_tcp, Some(Ipv4Addr::new(10, 0, 0, 1)))
+        .to_vec()
+        .unwrap();
+    let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&reply);
+    stream.write_all(&framed).unwrap();
+    assert_eq!(found(&big), vec![SocketAddr::from(([10, 0, 0, 1], 0))]);
+}
