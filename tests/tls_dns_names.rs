@@ -185,8 +185,8 @@ fn a_tls_group_destination_named_in_dns_is_verified_as_its_domain() {
             vec![DestinationConfig::parse(uri, 1, 0, |_| None).unwrap()],
         );
         g.probe = ProbeConfig {
-            interval: Duration::from_millis(200),
-            timeout: Duration::from_millis(150),
+            interval: Duration::from_millis(300),
+            timeout: Duration::from_millis(250),
             down_after: 2,
             up_after: 1,
             ..ProbeConfig::default()
