@@ -471,7 +471,17 @@ impl<'m, 'p> Request<'m, 'p> {
             _ => (None, None, None),
         };
         let name = self.peer_name(&targeted.target);
-        let (destination, transport) = decided!(self.resolve(targeted.target));
+        let (destination, transport, name) = match targeted.target {
+            Target::Group(group) => {
+                let (destination, transport, tls) = decided!(self.group_destination(group));
+                let name = tls.and_then(|n| PeerName::new(n.as_bytes()));
+                (destination, transport, name)
+            }
+            target => {
+                let (destination, transport) = decided!(self.resolve(target));
+                (destination, transport, name)
+            }
+        };
         let identity = &self.proxy.identity;
         let departure = match flow {
             // A request back to a contact leaves from the listener its packets came to.
@@ -814,7 +824,7 @@ impl<'m, 'p> Request<'m, 'p> {
             Target::RouteAll => return self.proxy.route_all_to.ok_or(NOT_FOUND.into()),
             Target::Flow { flow, .. } => return Ok((flow.source, flow.transport)),
             Target::Policy(hop) => return Ok(hop),
-            Target::Group(group) => return self.group_destination(group),
+            Target::Group(group) => return self.group_destination(group).map(|(a, t, _)| (a, t)),
             Target::Uri(uri) => uri,
         };
         let buf = self.buf();
@@ -872,8 +882,13 @@ impl<'m, 'p> Request<'m, 'p> {
     }
 
     /// The live destination of `group` for this request, or 503 with the group's Retry-After
-    /// when none is live (or the context has no groups).
-    fn group_destination(&self, group: GroupId) -> Result<(SocketAddr, Transport), Stop> {
+    /// when none is live (or the context has no groups). Over TLS, with the name its
+    /// certificate must carry: RFC 5922 §7.2, the domain of the destination's URI when it is
+    /// named in DNS (`None`: its `[hosts]` name or its address, as for any next hop).
+    fn group_destination(
+        &self,
+        group: GroupId,
+    ) -> Result<(SocketAddr, Transport, Option<&'p str>), Stop> {
         let all_down = |retry_after| {
             Stop::Answer(Status {
                 retry_after,
@@ -886,8 +901,13 @@ impl<'m, 'p> Request<'m, 'p> {
         let source = self.input.flow.source;
         match groups.select(group, self.msg, source, self.hash) {
             Selection::To {
+                addr,
+                transport: Transport::Tls,
+                destination,
+            } => Ok((addr, Transport::Tls, groups.tls_name(group, destination))),
+            Selection::To {
                 addr, transport, ..
-            } => Ok((addr, transport)),
+            } => Ok((addr, transport, None)),
             Selection::AllDown { retry_after } => Err(all_down(retry_after)),
         }
     }
