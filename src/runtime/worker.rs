@@ -300,7 +300,9 @@ impl<R: Recorder> Worker<R> {
     /// Hands the `n` datagrams just received on socket `i` to the core, then sends.
     fn process(&mut self, i: usize, n: usize) {
         let now = Instant::now();
-        let received_ns = sys::realtime_ns();
+        // The kernel's arrival time (SO_TIMESTAMPNS) is the rule; the clock is read only for
+        // a datagram without one.
+        let mut received_ns = None;
         self.recorder.received(n);
         let (local, transport) = (self.sockets[i].local, self.sockets[i].transport);
         for k in 0..n {
@@ -322,7 +324,9 @@ impl<R: Recorder> Worker<R> {
             let mut ctx = Context::new(&self.tables, &mut self.state);
             let protect = self.protect.as_deref();
             let outcome = screen_then_handle(protect, &self.proxy, &mut ctx, input, out);
-            let arrival_ns = datagram.arrival_ns.unwrap_or(received_ns);
+            let arrival_ns = datagram
+                .arrival_ns
+                .unwrap_or_else(|| *received_ns.get_or_insert_with(sys::realtime_ns));
             self.enqueue(k, outcome, arrival_ns);
         }
         self.note_kernel_drops(i);
@@ -383,11 +387,13 @@ impl<R: Recorder> Worker<R> {
     }
 
     /// Sends every queued datagram and stream message, then records each one's fate with one
-    /// clock read per transport.
+    /// clock read per transport that sent something (none when nothing was queued).
     fn send_queued(&mut self) {
         self.used = 0;
+        let mut queued = false;
         for (socket, queue) in self.sockets.iter().zip(self.queues.iter_mut()) {
             if !queue.is_empty() {
+                queued = true;
                 let stale = sys::send_batch(
                     &socket.socket,
                     &self.out,
@@ -398,6 +404,15 @@ impl<R: Recorder> Worker<R> {
                 (0..stale).for_each(|_| self.recorder.send_error());
             }
         }
+        if queued {
+            self.record_sent();
+        }
+        self.streams.flush(&self.out, &mut self.recorder);
+    }
+
+    /// Records the fate of every queued datagram (each queue's notes match it index for
+    /// index), then empties the queues.
+    fn record_sent(&mut self) {
         let sent_ns = sys::realtime_ns();
         for (queue, notes) in self.queues.iter_mut().zip(self.notes.iter_mut()) {
             for (out, note) in queue.iter().zip(notes.iter()) {
@@ -409,6 +424,5 @@ impl<R: Recorder> Worker<R> {
             queue.clear();
             notes.clear();
         }
-        self.streams.flush(&self.out, &mut self.recorder);
     }
 }

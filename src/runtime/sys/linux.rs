@@ -69,16 +69,17 @@ impl RecvBatch {
             hdr.msg_iov = ptr::from_mut(&mut self.iovecs[i]);
             hdr.msg_iovlen = 1;
             hdr.msg_control = ptr::from_mut(&mut self.controls[i]).cast::<c_void>();
+            reset(&mut self.headers[i]);
         }
     }
 
     /// Receives up to `capacity` datagrams without blocking; `WouldBlock` when none wait.
     pub(crate) fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        for entry in self.headers.iter_mut() {
-            entry.msg_len = 0;
-            entry.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as socklen_t;
-            entry.msg_hdr.msg_controllen = mem::size_of::<Control>() as _;
-            entry.msg_hdr.msg_flags = 0;
+        // The kernel writes the in-out lengths and flags back only for the datagrams it
+        // returned (a failed receive writes nothing), so only the last call's `received`
+        // entries need resetting; `new` set them all.
+        for entry in self.headers.iter_mut().take(self.received) {
+            reset(entry);
         }
         let count = self.headers.len() as c_uint;
         // SAFETY: `headers` holds `count` mmsghdrs whose names, iovecs and control buffers
@@ -129,6 +130,14 @@ impl RecvBatch {
     pub(crate) fn kernel_drops(&self) -> Option<u32> {
         self.kernel_drops
     }
+}
+
+/// Restores the lengths a receive may have changed in `entry` to the full buffers.
+fn reset(entry: &mut libc::mmsghdr) {
+    entry.msg_len = 0;
+    entry.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as socklen_t;
+    entry.msg_hdr.msg_controllen = mem::size_of::<Control>() as _;
+    entry.msg_hdr.msg_flags = 0;
 }
 
 fn empty_iovec() -> libc::iovec {
