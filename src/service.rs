@@ -21,7 +21,7 @@ mod registrar;
 mod store;
 
 use crate::contact::ContactTable;
-use crate::dns::{DnsCache, Resolver};
+use crate::dns::{DnsCache, DnsConfig, Resolver};
 use crate::groups::GroupError;
 use crate::policy::{CompileOptions, PolicyError, PolicyHandle};
 use crate::proxy::{SideKind, Tables};
@@ -133,7 +133,7 @@ impl Service {
             }
             None => (None, None),
         };
-        let store = match (&registrar, shared) {
+        let store = match (&registrar, shared.clone()) {
             (Some(r), Some((url, node))) => Some(
                 store::Store::start(&url, node, Arc::clone(r), store_queue)
                     .map_err(ServiceError::Registrar)?,
@@ -148,11 +148,16 @@ impl Service {
             options.resolver.is_some() || options.side.iter().any(|(k, _)| *k == SideKind::Resolve);
         let dns = (settings.dns.enabled && !own_resolver)
             .then(|| Arc::new(DnsCache::new(settings.dns.config.cache_size)));
+        // A proxy that can only send over IPv6 asks for a host's AAAA records first.
+        let dns_config = DnsConfig {
+            ipv6_first: settings.listen.iter().all(|l| l.addr.is_ipv6()),
+            ..settings.dns.config.clone()
+        };
         let resolver = match &dns {
-            Some(cache) => Some(Box::new(DnsService::new(
-                settings.dns.config.clone(),
-                Arc::clone(cache),
-            )) as Box<dyn SideService>),
+            Some(cache) => Some(
+                Box::new(DnsService::new(dns_config.clone(), Arc::clone(cache)))
+                    as Box<dyn SideService>,
+            ),
             None => options.resolver,
         };
         // Groups' destinations named in DNS are resolved now, before the workers run, by a
@@ -163,12 +168,9 @@ impl Service {
             .any(|g| g.destinations.iter().any(|d| d.name.is_some()));
         let (names, groups) = match &dns {
             Some(cache) if named => {
-                let resolver = Resolver::start(
-                    settings.dns.config.clone(),
-                    Arc::clone(cache),
-                    runtime::random_secret(),
-                )
-                .map_err(ServiceError::Prober)?;
+                let resolver =
+                    Resolver::start(dns_config, Arc::clone(cache), runtime::random_secret())
+                        .map_err(ServiceError::Prober)?;
                 let mut resolved = settings.clone();
                 runtime::resolve_group_names(&mut resolved.groups, &resolver);
                 let groups =
@@ -200,6 +202,11 @@ impl Service {
         // `stats::start` made exactly `workers` recorders and the server asks for exactly
         // `workers` (it uses the same `settings.workers.max(1)`), once each.
         let mut side = options.side;
+        if let (Some(r), Some((url, node))) = (&registrar, &shared) {
+            let reader = store::LocationReader::new(url, *node, Arc::clone(r))
+                .map_err(ServiceError::Registrar)?;
+            side.push((SideKind::Location, Box::new(reader)));
+        }
         if let Some(media) = &media {
             let client =
                 crate::runtime::NgClient::new(Arc::clone(media)).map_err(ServiceError::Media)?;

@@ -179,6 +179,9 @@ pub struct Settings {
     pub record_route: bool,
     /// Add a Path header naming this proxy to the REGISTER requests it forwards (RFC 3327).
     pub add_path: bool,
+    /// The key sealing the flow tokens in our Path (`path-secret`): random per start when
+    /// absent, so that a restart orphans the Paths a registrar stored.
+    pub path_secret: Option<[u8; 16]>,
     pub next_hop: Option<NextHop>,
     pub metrics: Metrics,
     pub log_level: LevelFilter,
@@ -227,6 +230,7 @@ impl Default for Settings {
             workers: std::thread::available_parallelism().map_or(1, usize::from),
             record_route: false,
             add_path: true,
+            path_secret: None,
             next_hop: None,
             metrics: Metrics::default(),
             log_level: LevelFilter::Info,
@@ -289,6 +293,9 @@ impl Settings {
         }
         self.record_route = file.record_route.unwrap_or(self.record_route);
         self.add_path = file.add_path.unwrap_or(self.add_path);
+        if let Some(hex) = &file.path_secret {
+            self.path_secret = Some(parse_secret("path-secret", hex)?);
+        }
         if let Some(next_hop) = &file.next_hop {
             self.next_hop = Some(parse_next_hop(next_hop)?);
         }
@@ -443,6 +450,8 @@ struct FileSettings {
     workers: Option<usize>,
     record_route: Option<bool>,
     add_path: Option<bool>,
+    /// 32 hex digits.
+    path_secret: Option<String>,
     next_hop: Option<String>,
     metrics: Option<String>,
     log_level: Option<String>,
@@ -491,7 +500,7 @@ impl FileContact {
     fn settings(&self) -> Result<ContactSettings, SettingsError> {
         let d = ContactSettings::default();
         let secret = match &self.secret {
-            Some(hex) => Some(parse_secret(hex)?),
+            Some(hex) => Some(parse_secret("rewrite-contact.secret", hex)?),
             None => None,
         };
         let capacity = self.capacity.unwrap_or(d.capacity);
@@ -515,8 +524,8 @@ impl FileContact {
 }
 
 /// 32 hex digits → 16 bytes.
-fn parse_secret(hex: &str) -> Result<[u8; 16], SettingsError> {
-    let bad = || SettingsError("rewrite-contact.secret: expected 32 hex digits".into());
+fn parse_secret(name: &str, hex: &str) -> Result<[u8; 16], SettingsError> {
+    let bad = || SettingsError(format!("{name}: expected 32 hex digits"));
     if hex.len() != 32 || !hex.is_ascii() {
         return Err(bad());
     }
@@ -674,6 +683,11 @@ mod tests {
         assert_eq!(c.max_expires, Duration::from_secs(600));
         assert_eq!(c.secret.unwrap()[1], 0x11);
         assert_eq!(Settings::from_toml("").unwrap().rewrite_contact, None);
+        let s = Settings::from_toml("path-secret = \"000102030405060708090a0b0c0d0e0f\"\n");
+        assert_eq!(s.unwrap().path_secret.map(|k| k[15]), Some(15));
+        assert_eq!(Settings::from_toml("").unwrap().path_secret, None);
+        let err = Settings::from_toml("path-secret = \"0a\"").unwrap_err();
+        assert!(err.0.starts_with("path-secret:"), "{err}");
         for bad in [
             "[rewrite-contact]\nsecret = \"xyz\"\n",
             "[rewrite-contact]\ncapacity = 0\n",

@@ -12,8 +12,8 @@ mod runtime_support;
 use std::time::Duration;
 
 use dns_support::{Dnsmasq, dnsmasq_present, host, srv};
-use runtime_support::sip::{response, top_via_sent_by};
-use runtime_support::{free_udp_port, loopback_settings, peer, recv_text, start_proxy};
+use runtime_support::round_trips::RoundTrips;
+use runtime_support::{free_udp_port, loopback_settings, peer, start_proxy};
 
 mod alloc_support;
 
@@ -58,21 +58,9 @@ fn forwarding_to_a_cached_name_allocates_nothing() {
     )
     .into_bytes();
     // Warm up: the first request parks until the resolver answers and fills the cache.
-    bob.send_to(&request, proxy_addr).unwrap();
-    let (forwarded, _) = recv_text(&alice);
-    let answer = response(&forwarded, 200, "OK").into_bytes();
-    let via = top_via_sent_by(&forwarded).unwrap();
-    alice.send_to(&answer, via).unwrap();
-    recv_text(&bob);
-    let mut buf = vec![0u8; 65_536];
-
+    let mut trips = RoundTrips::warm_with(proxy_addr, bob, alice, request);
     let before = alloc_support::in_process();
-    for _ in 0..ROUND_TRIPS {
-        bob.send_to(&request, proxy_addr).unwrap();
-        alice.recv_from(&mut buf).unwrap();
-        alice.send_to(&answer, via).unwrap();
-        bob.recv_from(&mut buf).unwrap();
-    }
+    trips.run(ROUND_TRIPS, |_, _| {});
     let during = alloc_support::in_process() - before;
 
     std::thread::sleep(Duration::from_millis(50));

@@ -150,3 +150,96 @@ fn a_named_destination_follows_its_record_once_the_ttl_has_passed() {
     }
     service.shutdown();
 }
+
+/// Sends `n` INVITEs (Call-IDs `tag-0`…) and counts how many reach each of `peers`.
+fn spread(
+    caller: &UdpSocket,
+    proxy: SocketAddr,
+    peers: &[&UdpSocket],
+    tag: &str,
+    n: usize,
+) -> Vec<usize> {
+    let from = caller.local_addr().unwrap();
+    for i in 0..n {
+        let call = format!("{tag}-{i}");
+        caller
+            .send_to(invite(from, &call).as_bytes(), proxy)
+            .unwrap();
+    }
+    let mut counts = vec![0; peers.len()];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counts.iter().sum::<usize>() < n && Instant::now() < deadline {
+        for (count, peer) in counts.iter_mut().zip(peers) {
+            peer.set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
+            let mut buf = [0u8; 4096];
+            while peer.recv_from(&mut buf).is_ok() {
+                *count += 1;
+            }
+        }
+    }
+    assert_eq!(
+        counts.iter().sum::<usize>(),
+        n,
+        "every call arrives once: {counts:?}"
+    );
+    counts
+}
+
+#[test]
+fn srv_priority_and_weight_choose_among_a_named_destinations_targets() {
+    if !dnsmasq_present("srv_priority_and_weight_choose_among_a_named_destinations_targets") {
+        return;
+    }
+    let (a, b, c) = (peer(), peer(), peer());
+    let p = |s: &UdpSocket| s.local_addr().unwrap().port();
+    let records = |(pa, pb, pc): (u16, u16, u16)| {
+        vec![
+            srv("_sip._udp.tiers.test", "a.tiers.test", p(&a), pa, 1),
+            srv("_sip._udp.tiers.test", "b.tiers.test", p(&b), pb, 3),
+            srv("_sip._udp.tiers.test", "c.tiers.test", p(&c), pc, 1),
+            host("a.tiers.test", "127.0.0.1", 1),
+            host("b.tiers.test", "127.0.0.1", 1),
+            host("c.tiers.test", "127.0.0.1", 1),
+        ]
+    };
+    let port = free_udp_port();
+    let dns = Dnsmasq::start(port, &records((10, 10, 20)), 1);
+    let (service, addr) = proxy("sip:tiers.test", dns.addr);
+    let groups = service.snapshot().groups().cloned().unwrap();
+    let mut ranks: Vec<(Option<u16>, Option<u16>)> = groups.groups[0]
+        .destinations
+        .iter()
+        .map(|d| (d.srv_priority, d.srv_weight))
+        .collect();
+    ranks.sort();
+    let want = [(10, 1), (10, 3), (20, 1)].map(|(pr, w)| (Some(pr), Some(w)));
+    assert_eq!(ranks, want, "{groups:?}");
+
+    // RFC 2782: priority 20 waits while priority 10 has a live target; 10 splits 1:3.
+    let caller = peer();
+    let counts = spread(&caller, addr, &[&a, &b, &c], "tiers", 200);
+    assert_eq!(counts[2], 0, "{counts:?}");
+    let b_share = counts[1] as f64 / 200.0;
+    assert!((0.6..0.9).contains(&b_share), "weights 1:3: {counts:?}");
+
+    // The records change (same addresses): c alone at priority 10. The name is asked again
+    // before its 1 s TTL ends, and the new priorities choose.
+    drop(dns);
+    let _dns = Dnsmasq::start(port, &records((20, 20, 10)), 1);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut round = 0;
+    loop {
+        round += 1;
+        let counts = spread(&caller, addr, &[&a, &b, &c], &format!("flip{round}"), 20);
+        if counts[2] == 20 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new priorities never chose: {counts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    service.shutdown();
+}

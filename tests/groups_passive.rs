@@ -2,11 +2,13 @@
 //! UDP port is closed goes down from the ICMP port unreachable its probe (or a request) causes,
 //! long before its slow probes could take it down, and comes back through probes once the port
 //! answers again; a port unreachable for an address no group names (a caller gone away) marks
-//! nothing; a refused TCP connect to a group destination takes it down for one probe interval.
+//! nothing; a refused TCP connect to a group destination takes it down at once, and its probes
+//! (over TCP) bring it back once it listens again.
 //!
 //! The waits are bounded state changes, not timings: "from ICMP, not probes" is shown by the
 //! counters (fewer failed probes than `down-after`, a passive down counted).
 
+mod responder_support;
 mod runtime_support;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 use ferrovia::groups::{DestinationConfig, DestinationSnapshot, GroupConfig, ProbeConfig};
 use ferrovia::service::Service;
 use ferrovia::settings::{ListenAddr, Settings};
+use responder_support::Responder;
 use runtime_support::sip::response;
 use runtime_support::{loopback_settings, peer, start_proxy};
 
@@ -170,7 +173,7 @@ fn a_closed_port_goes_down_from_icmp_and_comes_back_through_probes() {
 }
 
 #[test]
-fn a_refused_tcp_connect_takes_a_destination_down_for_one_interval() {
+fn a_refused_tcp_connect_takes_a_destination_down_until_its_probes_answer() {
     let live = peer();
     live.set_read_timeout(Some(Duration::from_millis(2)))
         .unwrap();
@@ -210,7 +213,19 @@ fn a_refused_tcp_connect_takes_a_destination_down_for_one_interval() {
     }
     let down = destination(&proxy, 0);
     assert!(down.passive_downs >= 1, "{down:?}");
-    // Unprobed, it comes back when its hold (one interval) ends.
+    assert!(
+        down.probes_failed < 30,
+        "probes cannot have done it: {down:?}"
+    );
+    // Probed over TCP, it stays down while its port refuses, and comes back once a box
+    // listens there and answers a probe (up after 1).
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        destination(&proxy, 0).state,
+        "down",
+        "a refused probe keeps it down"
+    );
+    let _box = Responder::start(refused, None);
     let up = wait_for_state(&proxy, 0, "up", &[&live]);
     assert_eq!((up.went_down, up.went_up), (1, 1), "{up:?}");
     drop(proxy.shutdown());

@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use ferrovia::proxy::{Answer, Query};
 use ferrovia::runtime::SideService;
 use ferrovia::service::ServiceOptions;
-use runtime_support::sip::{response, top_via_sent_by};
-use runtime_support::{loopback_settings, peer, recv_text, start_service_with};
+use runtime_support::round_trips::RoundTrips;
+use runtime_support::{loopback_settings, peer, start_service_with};
 
 mod alloc_support;
 
@@ -53,21 +53,9 @@ fn parking_and_resuming_allocate_nothing() {
     )
     .into_bytes();
     // Warm up: the parking slot's buffer grows to the message once.
-    bob.send_to(&request, addr).unwrap();
-    let (forwarded, _) = recv_text(&alice);
-    let answer = response(&forwarded, 200, "OK").into_bytes();
-    let via = top_via_sent_by(&forwarded).unwrap();
-    alice.send_to(&answer, via).unwrap();
-    recv_text(&bob);
-    let mut buf = vec![0u8; 65_536];
-
+    let mut trips = RoundTrips::warm_with(addr, bob, alice, request);
     let before = alloc_support::in_process();
-    for _ in 0..ROUND_TRIPS {
-        bob.send_to(&request, addr).unwrap();
-        alice.recv_from(&mut buf).unwrap();
-        alice.send_to(&answer, via).unwrap();
-        bob.recv_from(&mut buf).unwrap();
-    }
+    trips.run(ROUND_TRIPS, |_, _| {});
     let during = alloc_support::in_process() - before;
 
     let total = proxy.shutdown().counters();

@@ -9,7 +9,9 @@ mod registrar_support;
 use std::time::Instant;
 
 use ferrovia::proxy::{OUTPUT_BUFFER_SIZE, Outcome};
-use registrar_support::{DOMAIN, PROXY, authorization, invite, proxy, register, registrar, udp};
+use registrar_support::{
+    DOMAIN, PROXY, authorization, invite, proxy, register, register_auth, registrar, udp,
+};
 
 mod alloc_support;
 
@@ -31,14 +33,7 @@ fn location_routed_and_in_dialog_requests_allocate_nothing() {
     let first = register("bob", "sip:bob@10.1.1.1:5060", 1, "");
     let o = proxy.handle(udp(first.as_bytes(), "10.1.1.1:5060", now), &mut out);
     let challenge = text(&out, &o);
-    let auth = authorization(
-        &challenge,
-        "Authorization",
-        "bob",
-        "bob-secret",
-        "REGISTER",
-        "sip:edge.example",
-    );
+    let auth = register_auth(&challenge, "bob", "bob-secret");
     let second = register("bob", "sip:bob@10.1.1.1:5060", 2, &auth);
     let o = proxy.handle(udp(second.as_bytes(), "10.1.1.1:5060", now), &mut out);
     assert!(matches!(o, Outcome::Reply { status: 200, .. }), "{o:?}");

@@ -8,44 +8,21 @@ mod registrar_support;
 
 use std::time::{Duration, Instant};
 
-use ferrovia::proxy::{ConnectionId, DropReason, Input, OUTPUT_BUFFER_SIZE, Outcome, Transport};
+use ferrovia::proxy::{ConnectionId, DropReason, Input, Outcome, Transport};
 use ferrovia::sip::Flow;
 use registrar_support::Core;
-use registrar_support::{DOMAIN, PROXY, authorization, invite, proxy, register, registrar, udp};
-
-/// Handles one message; returns the outcome and the bytes it wrote.
-fn handle(proxy: &mut Core, input: Input<'_>) -> (Outcome, String) {
-    let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
-    let outcome = proxy.handle(input, &mut out);
-    let len = match outcome {
-        Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
-        Outcome::Drop(_) | Outcome::Park(_) => 0,
-    };
-    (outcome, String::from_utf8_lossy(&out[..len]).into_owned())
-}
-
-fn status(outcome: &Outcome) -> Option<u16> {
-    match outcome {
-        Outcome::Reply { status, .. } => Some(*status),
-        _ => None,
-    }
-}
+use registrar_support::{
+    DOMAIN, PROXY, authorization, invite, proxy, register, register_auth, registrar, status, udp,
+};
 
 /// Registers `user` from `source` with `contact` through the 401 dance; returns the 200.
 fn registered(proxy: &mut Core, user: &str, contact: &str, source: &str, now: Instant) -> String {
     let first = register(user, contact, 1, "");
-    let (outcome, challenge) = handle(proxy, udp(first.as_bytes(), source, now));
+    let (outcome, challenge) = proxy.exchange(udp(first.as_bytes(), source, now));
     assert_eq!(status(&outcome), Some(401), "{challenge}");
-    let auth = authorization(
-        &challenge,
-        "Authorization",
-        user,
-        &format!("{user}-secret"),
-        "REGISTER",
-        "sip:edge.example",
-    );
+    let auth = register_auth(&challenge, user, &format!("{user}-secret"));
     let second = register(user, contact, 2, &auth);
-    let (outcome, ok) = handle(proxy, udp(second.as_bytes(), source, now));
+    let (outcome, ok) = proxy.exchange(udp(second.as_bytes(), source, now));
     assert_eq!(status(&outcome), Some(200), "{ok}");
     ok
 }
@@ -53,7 +30,7 @@ fn registered(proxy: &mut Core, user: &str, contact: &str, source: &str, now: In
 /// Sends an INVITE from alice to `to` through the 407 dance; returns the final outcome.
 fn call(proxy: &mut Core, to: &str, now: Instant) -> (Outcome, String) {
     let first = invite("alice", to, "inv1", 1, "");
-    let (outcome, challenge) = handle(proxy, udp(first.as_bytes(), "10.2.2.2:5060", now));
+    let (outcome, challenge) = proxy.exchange(udp(first.as_bytes(), "10.2.2.2:5060", now));
     assert_eq!(status(&outcome), Some(407), "{challenge}");
     assert!(
         challenge.contains("Proxy-Authenticate: Digest realm=\"edge.example\""),
@@ -69,7 +46,7 @@ fn call(proxy: &mut Core, to: &str, now: Instant) -> (Outcome, String) {
         &uri,
     );
     let second = invite("alice", to, "inv2", 2, &auth);
-    handle(proxy, udp(second.as_bytes(), "10.2.2.2:5060", now))
+    proxy.exchange(udp(second.as_bytes(), "10.2.2.2:5060", now))
 }
 
 #[test]
@@ -77,7 +54,7 @@ fn register_is_challenged_then_listed_with_its_expiry() {
     let now = Instant::now();
     let mut proxy = proxy(registrar(now));
     let first = register("bob", "sip:bob@10.1.1.1:5060", 1, "Expires: 600\r\n");
-    let (outcome, challenge) = handle(&mut proxy, udp(first.as_bytes(), "10.1.1.1:5060", now));
+    let (outcome, challenge) = proxy.exchange(udp(first.as_bytes(), "10.1.1.1:5060", now));
     assert_eq!(status(&outcome), Some(401));
     assert!(
         challenge.contains("WWW-Authenticate: Digest realm=\"edge.example\", nonce=\"")
@@ -85,28 +62,21 @@ fn register_is_challenged_then_listed_with_its_expiry() {
             && !challenge.contains("SHA-256"),
         "{challenge}"
     );
-    let auth = authorization(
-        &challenge,
-        "Authorization",
-        "bob",
-        "bob-secret",
-        "REGISTER",
-        "sip:edge.example",
-    );
+    let auth = register_auth(&challenge, "bob", "bob-secret");
     let second = register(
         "bob",
         "sip:bob@10.1.1.1:5060",
         2,
         &format!("Expires: 600\r\n{auth}"),
     );
-    let (outcome, ok) = handle(&mut proxy, udp(second.as_bytes(), "10.1.1.1:5060", now));
+    let (outcome, ok) = proxy.exchange(udp(second.as_bytes(), "10.1.1.1:5060", now));
     assert_eq!(status(&outcome), Some(200), "{ok}");
     assert!(
         ok.contains("Contact: <sip:bob@10.1.1.1:5060>;expires=600\r\n"),
         "{ok}"
     );
     // The same REGISTER again (a retransmission) is answered the same way.
-    let (outcome, again) = handle(&mut proxy, udp(second.as_bytes(), "10.1.1.1:5060", now));
+    let (outcome, again) = proxy.exchange(udp(second.as_bytes(), "10.1.1.1:5060", now));
     assert_eq!(
         (status(&outcome), again.contains(";expires=600")),
         (Some(200), true)
@@ -118,70 +88,37 @@ fn wrong_passwords_and_other_users_are_refused() {
     let now = Instant::now();
     let mut proxy = proxy(registrar(now));
     let first = register("bob", "sip:bob@10.1.1.1", 1, "");
-    let (_, challenge) = handle(&mut proxy, udp(first.as_bytes(), "10.1.1.1:5060", now));
-    let wrong = authorization(
-        &challenge,
-        "Authorization",
-        "bob",
-        "guess",
-        "REGISTER",
-        "sip:edge.example",
-    );
-    let (outcome, text) = handle(
-        &mut proxy,
-        udp(
-            register("bob", "sip:bob@10.1.1.1", 2, &wrong).as_bytes(),
-            "10.1.1.1:5060",
-            now,
-        ),
-    );
+    let (_, challenge) = proxy.exchange(udp(first.as_bytes(), "10.1.1.1:5060", now));
+    let wrong = register_auth(&challenge, "bob", "guess");
+    let (outcome, text) = proxy.exchange(udp(
+        register("bob", "sip:bob@10.1.1.1", 2, &wrong).as_bytes(),
+        "10.1.1.1:5060",
+        now,
+    ));
     assert_eq!(status(&outcome), Some(403), "{text}");
     // Alice's good password does not register Bob.
-    let alice = authorization(
-        &challenge,
-        "Authorization",
-        "alice",
-        "alice-secret",
-        "REGISTER",
-        "sip:edge.example",
-    );
-    let (outcome, _) = handle(
-        &mut proxy,
-        udp(
-            register("bob", "sip:bob@10.1.1.1", 3, &alice).as_bytes(),
-            "10.1.1.1:5060",
-            now,
-        ),
-    );
+    let alice = register_auth(&challenge, "alice", "alice-secret");
+    let (outcome, _) = proxy.exchange(udp(
+        register("bob", "sip:bob@10.1.1.1", 3, &alice).as_bytes(),
+        "10.1.1.1:5060",
+        now,
+    ));
     assert_eq!(status(&outcome), Some(403));
     // A nonce minted for another address is not accepted from this one: a new challenge.
-    let good = authorization(
-        &challenge,
-        "Authorization",
-        "bob",
-        "bob-secret",
-        "REGISTER",
-        "sip:edge.example",
-    );
-    let (outcome, _) = handle(
-        &mut proxy,
-        udp(
-            register("bob", "sip:bob@10.1.1.1", 4, &good).as_bytes(),
-            "10.9.9.9:5060",
-            now,
-        ),
-    );
+    let good = register_auth(&challenge, "bob", "bob-secret");
+    let (outcome, _) = proxy.exchange(udp(
+        register("bob", "sip:bob@10.1.1.1", 4, &good).as_bytes(),
+        "10.9.9.9:5060",
+        now,
+    ));
     assert_eq!(status(&outcome), Some(401));
     // A stale nonce gets stale=true.
     let later = now + Duration::from_secs(301);
-    let (outcome, stale) = handle(
-        &mut proxy,
-        udp(
-            register("bob", "sip:bob@10.1.1.1", 5, &good).as_bytes(),
-            "10.1.1.1:5060",
-            later,
-        ),
-    );
+    let (outcome, stale) = proxy.exchange(udp(
+        register("bob", "sip:bob@10.1.1.1", 5, &good).as_bytes(),
+        "10.1.1.1:5060",
+        later,
+    ));
     assert_eq!(status(&outcome), Some(401));
     assert!(stale.contains("stale=true"), "{stale}");
 }
@@ -230,7 +167,7 @@ fn the_ack_of_our_own_407_ends_here() {
         now,
     );
     let first = invite("alice", "bob", "inv1", 1, "");
-    let (_, challenge) = handle(&mut proxy, udp(first.as_bytes(), "10.2.2.2:5060", now));
+    let (_, challenge) = proxy.exchange(udp(first.as_bytes(), "10.2.2.2:5060", now));
     let to = challenge.lines().find(|l| l.starts_with("To:")).unwrap();
     let tag = registrar_support::param(to, "tag").unwrap();
     let ack = first
@@ -240,7 +177,7 @@ fn the_ack_of_our_own_407_ends_here() {
             "To: <sip:bob@edge.example>",
             &format!("To: <sip:bob@edge.example>;tag={tag}"),
         );
-    let (outcome, _) = handle(&mut proxy, udp(ack.as_bytes(), "10.2.2.2:5060", now));
+    let (outcome, _) = proxy.exchange(udp(ack.as_bytes(), "10.2.2.2:5060", now));
     assert_eq!(outcome, Outcome::Drop(DropReason::AckNotForwarded));
 }
 
@@ -264,18 +201,11 @@ fn a_tcp_binding_is_reached_over_its_connection() {
     };
     let contact = "sip:carol@198.51.100.7:5070;transport=tcp";
     let first: &'static str = Box::leak(register("carol", contact, 1, "").into_boxed_str());
-    let (outcome, challenge) = handle(&mut proxy, tcp(first));
+    let (outcome, challenge) = proxy.exchange(tcp(first));
     assert_eq!(status(&outcome), Some(401));
-    let auth = authorization(
-        &challenge,
-        "Authorization",
-        "carol",
-        "carol-secret",
-        "REGISTER",
-        "sip:edge.example",
-    );
+    let auth = register_auth(&challenge, "carol", "carol-secret");
     let second: &'static str = Box::leak(register("carol", contact, 2, &auth).into_boxed_str());
-    let (outcome, _) = handle(&mut proxy, tcp(second));
+    let (outcome, _) = proxy.exchange(tcp(second));
     assert_eq!(status(&outcome), Some(200));
     let (outcome, text) = call(&mut proxy, "carol", now);
     let Outcome::Forward(t) = outcome else {
@@ -301,18 +231,11 @@ fn after_unregister_a_call_gets_480_and_strangers_404() {
         now,
     );
     let first = register("bob", "*", 3, "Expires: 0\r\n").replace("Contact: <*>", "Contact: *");
-    let (_, challenge) = handle(&mut proxy, udp(first.as_bytes(), "10.1.1.1:5060", now));
-    let auth = authorization(
-        &challenge,
-        "Authorization",
-        "bob",
-        "bob-secret",
-        "REGISTER",
-        "sip:edge.example",
-    );
+    let (_, challenge) = proxy.exchange(udp(first.as_bytes(), "10.1.1.1:5060", now));
+    let auth = register_auth(&challenge, "bob", "bob-secret");
     let second = register("bob", "*", 4, &format!("Expires: 0\r\n{auth}"))
         .replace("Contact: <*>", "Contact: *");
-    let (outcome, ok) = handle(&mut proxy, udp(second.as_bytes(), "10.1.1.1:5060", now));
+    let (outcome, ok) = proxy.exchange(udp(second.as_bytes(), "10.1.1.1:5060", now));
     assert_eq!(status(&outcome), Some(200), "{ok}");
     assert!(!ok.contains("Contact:"), "{ok}");
     assert_eq!(status(&call(&mut proxy, "bob", now).0), Some(480));
@@ -324,22 +247,15 @@ fn too_brief_an_expiry_is_423_with_min_expires() {
     let now = Instant::now();
     let mut proxy = proxy(registrar(now));
     let first = register("bob", "sip:bob@10.1.1.1", 1, "Expires: 10\r\n");
-    let (_, challenge) = handle(&mut proxy, udp(first.as_bytes(), "10.1.1.1:5060", now));
-    let auth = authorization(
-        &challenge,
-        "Authorization",
-        "bob",
-        "bob-secret",
-        "REGISTER",
-        "sip:edge.example",
-    );
+    let (_, challenge) = proxy.exchange(udp(first.as_bytes(), "10.1.1.1:5060", now));
+    let auth = register_auth(&challenge, "bob", "bob-secret");
     let second = register(
         "bob",
         "sip:bob@10.1.1.1",
         2,
         &format!("Expires: 10\r\n{auth}"),
     );
-    let (outcome, text) = handle(&mut proxy, udp(second.as_bytes(), "10.1.1.1:5060", now));
+    let (outcome, text) = proxy.exchange(udp(second.as_bytes(), "10.1.1.1:5060", now));
     assert_eq!(status(&outcome), Some(423));
     assert!(text.contains("Min-Expires: 60\r\n"), "{text}");
 }
@@ -354,14 +270,14 @@ fn register_with_a_route_naming_us_and_options_to_us() {
         1,
         &format!("Route: <sip:{PROXY};lr>\r\n"),
     );
-    let (outcome, _) = handle(&mut proxy, udp(routed.as_bytes(), "10.1.1.1:5060", now));
+    let (outcome, _) = proxy.exchange(udp(routed.as_bytes(), "10.1.1.1:5060", now));
     assert_eq!(status(&outcome), Some(401));
     let options = format!(
         "OPTIONS sip:{PROXY} SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bKo1\r\n\
          From: <sip:bob@{DOMAIN}>;tag=o\r\nTo: <sip:{PROXY}>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\n\
          Content-Length: 0\r\n\r\n"
     );
-    let (outcome, _) = handle(&mut proxy, udp(options.as_bytes(), "10.1.1.1:5060", now));
+    let (outcome, _) = proxy.exchange(udp(options.as_bytes(), "10.1.1.1:5060", now));
     assert_eq!(status(&outcome), Some(200));
 }
 
@@ -371,17 +287,10 @@ fn a_binding_with_a_path_gets_it_as_a_preloaded_route() {
     let mut proxy = proxy(registrar(now));
     let path = "Path: <sip:edge2.example;lr>\r\nSupported: path\r\n";
     let first = register("bob", "sip:bob@10.1.1.1", 1, path);
-    let (_, challenge) = handle(&mut proxy, udp(first.as_bytes(), "198.51.100.2:5060", now));
-    let auth = authorization(
-        &challenge,
-        "Authorization",
-        "bob",
-        "bob-secret",
-        "REGISTER",
-        "sip:edge.example",
-    );
+    let (_, challenge) = proxy.exchange(udp(first.as_bytes(), "198.51.100.2:5060", now));
+    let auth = register_auth(&challenge, "bob", "bob-secret");
     let second = register("bob", "sip:bob@10.1.1.1", 2, &format!("{path}{auth}"));
-    let (outcome, ok) = handle(&mut proxy, udp(second.as_bytes(), "198.51.100.2:5060", now));
+    let (outcome, ok) = proxy.exchange(udp(second.as_bytes(), "198.51.100.2:5060", now));
     assert_eq!(status(&outcome), Some(200));
     assert!(
         ok.contains("Path: <sip:edge2.example;lr>\r\n"),
@@ -429,7 +338,7 @@ fn contact_tokens_are_restored_before_the_location_service_is_asked() {
          Max-Forwards: 70\r\nFrom: <sip:bob@{DOMAIN}>;tag=b\r\nTo: <sip:alice@{DOMAIN}>;tag=c1\r\n\
          Call-ID: call-inv2\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
     );
-    let (outcome, text) = handle(&mut proxy, udp(bye.as_bytes(), "10.1.1.1:5060", now));
+    let (outcome, text) = proxy.exchange(udp(bye.as_bytes(), "10.1.1.1:5060", now));
     let Outcome::Forward(t) = outcome else {
         panic!("{outcome:?}: {text}");
     };

@@ -11,23 +11,30 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use ferrovia::proxy::{
-    ConnectionId, Input, Listener, OUTPUT_BUFFER_SIZE, Outcome, Proxy, ProxyConfig, Tables,
-    Transport, WorkerState,
+    ConnectionId, Input, Listener, Outcome, Proxy, ProxyConfig, Tables, Transport, WorkerState,
 };
 use ferrovia::sip::Flow;
-use registrar_support::{Core, PROXY, authorization, proxy, register, registrar, udp};
+use registrar_support::{
+    Core, PROXY, authorization, proxy, register, register_auth, registrar, udp,
+};
 
 const EDGE: &str = "192.0.2.20:5060";
 const PHONE: &str = "203.0.113.5:40000";
 
 /// An edge core on UDP and TCP `EDGE`, no registrar, forwarding `edge.example` to `PROXY`.
 fn edge(add_path: bool) -> Core {
+    edge_keyed(add_path, *b"ferrovia-edgekey", None)
+}
+
+/// The same edge with its own branch key and, when given, a configured `path-secret`.
+fn edge_keyed(add_path: bool, branch: [u8; 16], path_secret: Option<[u8; 16]>) -> Core {
     let udp = Listener {
         transport: Transport::Udp,
         addr: EDGE.parse().unwrap(),
         advertise: None,
     };
-    let mut config = ProxyConfig::new(udp, *b"ferrovia-edgekey");
+    let mut config = ProxyConfig::new(udp, branch);
+    config.path_secret = path_secret.unwrap_or(branch);
     config.listeners.push(Listener {
         transport: Transport::Tcp,
         ..config.listeners[0].clone()
@@ -49,17 +56,6 @@ fn at_edge<'a>(data: &'a [u8], flow: Flow, now: Instant) -> Input<'a> {
 
 fn phone_flow(transport: Transport) -> Flow {
     Flow::new(transport, PHONE.parse().unwrap(), EDGE.parse().unwrap())
-}
-
-/// Handles one message: where it went and its text.
-fn handle(core: &mut Core, input: Input<'_>) -> (Outcome, String) {
-    let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
-    let outcome = core.handle(input, &mut out);
-    let len = match outcome {
-        Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
-        Outcome::Drop(_) | Outcome::Park(_) => 0,
-    };
-    (outcome, String::from_utf8_lossy(&out[..len]).into_owned())
 }
 
 fn forwarded(outcome: &Outcome) -> ferrovia::proxy::Transmit {
@@ -85,22 +81,15 @@ fn register_through_edge(
     now: Instant,
 ) -> String {
     let first = register("bob", "sip:bob@10.1.1.1", 1, "");
-    let (outcome, text) = handle(edge, at_edge(first.as_bytes(), flow, now));
+    let (outcome, text) = edge.exchange(at_edge(first.as_bytes(), flow, now));
     assert_eq!(forwarded(&outcome).destination, PROXY.parse().unwrap());
     let path = path_of(&text);
-    let (_, challenge) = handle(registrar, udp(text.as_bytes(), EDGE, now));
+    let (_, challenge) = registrar.exchange(udp(text.as_bytes(), EDGE, now));
     assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
-    let auth = authorization(
-        &challenge,
-        "Authorization",
-        "bob",
-        "bob-secret",
-        "REGISTER",
-        "sip:edge.example",
-    );
+    let auth = register_auth(&challenge, "bob", "bob-secret");
     let second = register("bob", "sip:bob@10.1.1.1", 2, &auth);
-    let (_, text) = handle(edge, at_edge(second.as_bytes(), flow, now));
-    let (outcome, ok) = handle(registrar, udp(text.as_bytes(), EDGE, now));
+    let (_, text) = edge.exchange(at_edge(second.as_bytes(), flow, now));
+    let (outcome, ok) = registrar.exchange(udp(text.as_bytes(), EDGE, now));
     assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
     assert!(matches!(outcome, Outcome::Reply { .. }));
     assert!(
@@ -115,7 +104,7 @@ fn register_through_edge(
 fn call_bob(registrar: &mut Core, now: Instant) -> String {
     use registrar_support::invite;
     let first = invite("alice", "bob", "p1", 1, "");
-    let (_, challenge) = handle(registrar, udp(first.as_bytes(), "10.2.2.2:5060", now));
+    let (_, challenge) = registrar.exchange(udp(first.as_bytes(), "10.2.2.2:5060", now));
     let auth = authorization(
         &challenge,
         "Proxy-Authorization",
@@ -125,7 +114,7 @@ fn call_bob(registrar: &mut Core, now: Instant) -> String {
         "sip:bob@edge.example",
     );
     let second = invite("alice", "bob", "p2", 2, &auth);
-    let (outcome, text) = handle(registrar, udp(second.as_bytes(), "10.2.2.2:5060", now));
+    let (outcome, text) = registrar.exchange(udp(second.as_bytes(), "10.2.2.2:5060", now));
     assert_eq!(
         forwarded(&outcome).destination,
         EDGE.parse().unwrap(),
@@ -151,18 +140,15 @@ fn rfc3327_a_call_comes_back_through_our_path_to_the_flow() {
     );
     assert!(invite.contains(&format!("Route: {path}\r\n")), "{invite}");
     // The edge: its own Route removed, the request over the REGISTER's flow.
-    let (outcome, text) = handle(
-        &mut edge,
-        at_edge(
-            invite.as_bytes(),
-            Flow::new(
-                Transport::Udp,
-                PROXY.parse().unwrap(),
-                EDGE.parse().unwrap(),
-            ),
-            now,
+    let (outcome, text) = edge.exchange(at_edge(
+        invite.as_bytes(),
+        Flow::new(
+            Transport::Udp,
+            PROXY.parse().unwrap(),
+            EDGE.parse().unwrap(),
         ),
-    );
+        now,
+    ));
     let t = forwarded(&outcome);
     assert_eq!(t.destination, PHONE.parse::<SocketAddr>().unwrap());
     assert_eq!(t.transport, Transport::Udp);
@@ -171,6 +157,35 @@ fn rfc3327_a_call_comes_back_through_our_path_to_the_flow() {
         "{text}"
     );
     assert!(!text.contains("\r\nRoute:"), "our Route removed: {text}");
+}
+
+#[test]
+fn a_configured_path_secret_keeps_stored_paths_working_after_a_restart() {
+    let now = Instant::now();
+    let secret = *b"operator-pathkey";
+    let mut before = edge_keyed(true, *b"branch-key-run-1", Some(secret));
+    let mut registrar = proxy(registrar(now));
+    register_through_edge(&mut before, &mut registrar, phone_flow(Transport::Udp), now);
+    let invite = call_bob(&mut registrar, now);
+    let from_registrar = Flow::new(
+        Transport::Udp,
+        PROXY.parse().unwrap(),
+        EDGE.parse().unwrap(),
+    );
+    // Restarted: a new random branch key, the same configured path-secret.
+    let mut after = edge_keyed(true, *b"branch-key-run-2", Some(secret));
+    let (outcome, _) = after.exchange(at_edge(invite.as_bytes(), from_registrar, now));
+    assert_eq!(
+        forwarded(&outcome).destination,
+        PHONE.parse::<SocketAddr>().unwrap()
+    );
+    // Restarted without one (the default: the branch key, random per start): the token no
+    // longer opens, and the request is not sent to the phone's flow.
+    let mut unkeyed = edge_keyed(true, *b"branch-key-run-3", None);
+    let (outcome, _) = unkeyed.exchange(at_edge(invite.as_bytes(), from_registrar, now));
+    if let Outcome::Forward(t) = outcome {
+        assert_ne!(t.destination, PHONE.parse::<SocketAddr>().unwrap());
+    }
 }
 
 #[test]
@@ -186,7 +201,7 @@ fn rfc5626_a_tcp_flow_is_reached_over_its_connection_and_outbound_gets_ob() {
     )
     .replace("Contact: <sip:bob@10.1.1.1;transport=tcp>", "Contact: <sip:bob@10.1.1.1;transport=tcp>;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\";reg-id=1")
     .replace("SIP/2.0/UDP 10.1.1.1", "SIP/2.0/TCP 10.1.1.1");
-    let (outcome, text) = handle(&mut edge, at_edge(outbound.as_bytes(), flow, now));
+    let (outcome, text) = edge.exchange(at_edge(outbound.as_bytes(), flow, now));
     forwarded(&outcome);
     let path = path_of(&text);
     assert!(path.ends_with(";lr;ob>"), "first hop, reg-id: {path}");
@@ -201,7 +216,7 @@ fn rfc5626_a_tcp_flow_is_reached_over_its_connection_and_outbound_gets_ob() {
         PROXY.parse().unwrap(),
         EDGE.parse().unwrap(),
     );
-    let (outcome, _) = handle(&mut edge, at_edge(back.as_bytes(), from_registrar, now));
+    let (outcome, _) = edge.exchange(at_edge(back.as_bytes(), from_registrar, now));
     let t = forwarded(&outcome);
     assert_eq!(
         (t.destination, t.transport),
@@ -210,7 +225,7 @@ fn rfc5626_a_tcp_flow_is_reached_over_its_connection_and_outbound_gets_ob() {
     assert_eq!(t.connection, Some(ConnectionId(42)));
     // A forged token (another key's) is not a flow: the request goes by its Request-URI.
     let forged = back.replace(&path[5..15], "0000000000");
-    let (outcome, _) = handle(&mut edge, at_edge(forged.as_bytes(), from_registrar, now));
+    let (outcome, _) = edge.exchange(at_edge(forged.as_bytes(), from_registrar, now));
     if let Outcome::Forward(t) = outcome {
         assert_ne!(t.destination, PHONE.parse().unwrap());
     }
@@ -221,9 +236,6 @@ fn without_add_path_no_path_is_added() {
     let now = Instant::now();
     let mut edge = edge(false);
     let first = register("bob", "sip:bob@10.1.1.1", 1, "");
-    let (_, text) = handle(
-        &mut edge,
-        at_edge(first.as_bytes(), phone_flow(Transport::Udp), now),
-    );
+    let (_, text) = edge.exchange(at_edge(first.as_bytes(), phone_flow(Transport::Udp), now));
     assert!(!text.contains("Path:"), "{text}");
 }

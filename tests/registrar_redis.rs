@@ -109,13 +109,11 @@ fn with_auth(socket: &std::net::UdpSocket, to: SocketAddr, request: &str, user: 
     if method == "INVITE" {
         let to_line = challenge.lines().find(|l| l.starts_with("To:")).unwrap();
         let tag = param(to_line, "tag").unwrap();
+        let to_sent = request.lines().find(|l| l.starts_with("To:")).unwrap();
         let ack = request
             .replacen("INVITE ", "ACK ", 1)
             .replace("CSeq: 1 INVITE", "CSeq: 1 ACK")
-            .replace(
-                "To: <sip:bob@edge.example>",
-                &format!("To: <sip:bob@edge.example>;tag={tag}"),
-            );
+            .replace(to_sent, &format!("{to_sent};tag={tag}"));
         socket.send_to(ack.as_bytes(), to).unwrap();
     }
     let auth = authorization(
@@ -146,9 +144,13 @@ fn register(user: &str, phone: SocketAddr, call: &str) -> String {
 }
 
 fn invite(caller: SocketAddr, call: &str) -> String {
+    invite_to("bob", caller, call)
+}
+
+fn invite_to(callee: &str, caller: SocketAddr, call: &str) -> String {
     format!(
-        "INVITE sip:bob@edge.example SIP/2.0\r\nVia: SIP/2.0/UDP {caller};rport;branch=z9hG4bKi{call}\r\n\
-         Max-Forwards: 70\r\nFrom: <sip:alice@edge.example>;tag=a\r\nTo: <sip:bob@edge.example>\r\n\
+        "INVITE sip:{callee}@edge.example SIP/2.0\r\nVia: SIP/2.0/UDP {caller};rport;branch=z9hG4bKi{call}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@edge.example>;tag=a\r\nTo: <sip:{callee}@edge.example>\r\n\
          Call-ID: {call}\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{caller}>\r\nContent-Length: 0\r\n\r\n"
     )
 }
@@ -209,6 +211,39 @@ fn a_call_through_node_b_reaches_a_phone_registered_on_node_a_and_survives_a_red
     );
     assert_eq!(from, addr_a, "node A, the owner of Bob's flow, delivers it");
     assert_eq!(got.matches("Record-Route:").count(), 2, "{got}");
+
+    // A binding Redis holds that neither node has heard of (written without a publication,
+    // as a node that missed one would be): B's table misses, the INVITE parks while B reads
+    // the AoR from Redis, then goes to A, the owner, which reads it too and delivers it.
+    let url = format!("redis://127.0.0.1:{redis_port}/");
+    let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let bob_record: String = redis::cmd("GET")
+        .arg("ferrovia:location:bob@edge.example")
+        .query(&mut con)
+        .unwrap();
+    let carol_record = bob_record
+        .replace("sip:bob@", "sip:carol@")
+        .replace("\"bob@edge.example\"", "\"carol@edge.example\"");
+    redis::cmd("SET")
+        .arg("ferrovia:location:carol@edge.example")
+        .arg(carol_record)
+        .arg("PX")
+        .arg(600_000)
+        .query::<()>(&mut con)
+        .unwrap();
+    assert!(!http_get(metrics_b, "/location").contains("carol"));
+    with_auth(
+        &alice,
+        addr_b,
+        &invite_to("carol", alice_addr, "call-c"),
+        "alice",
+    );
+    let (got, from) = recv_text(&bob);
+    assert!(
+        got.starts_with(&format!("INVITE sip:carol@{bob_addr} SIP/2.0")),
+        "read from Redis on a miss: {got}"
+    );
+    assert_eq!(from, addr_a);
 
     drop(redis);
     let carol = peer();

@@ -1,10 +1,13 @@
 //! RFC 5922 §7.2 through the shipping service: a TLS next hop whose address came from DNS
 //! (dnsmasq on loopback: SRV `_sips._tcp` and A) is verified against the domain of the
 //! Request-URI — not the SRV target's name, not the address; an opened connection is reused
-//! only for the same (address, name); an IP-literal URI is still verified as the address.
+//! only for the same (address, name); an IP-literal URI is still verified as the address. A
+//! TLS destination of a group named in DNS is verified the same way — its probes and the
+//! requests the group sends it — against the domain it was configured by.
 //! Skipped with a message when dnsmasq is missing, unless FERROVIA_REQUIRE_TOOLS is set.
 
 mod dns_support;
+mod responder_support;
 mod runtime_support;
 mod secure_support;
 
@@ -143,4 +146,94 @@ fn a_dns_found_tls_next_hop_is_verified_as_the_uri_domain() {
     let text = by_ip.accept().recv();
     assert!(text.contains("Call-ID: by-ip@names.test"), "{text}");
     drop(good);
+}
+
+#[test]
+fn a_tls_group_destination_named_in_dns_is_verified_as_its_domain() {
+    if !dnsmasq_present("a_tls_group_destination_named_in_dns_is_verified_as_its_domain") {
+        return;
+    }
+    use ferrovia::groups::{DestinationConfig, GroupConfig, ProbeConfig};
+    let pki = Pki::new("group-names");
+    // A box presenting other.test's certificate only, behind both domains' SRV records.
+    let hop =
+        responder_support::Responder::start(Family::V4.any_port(), Some(other_test_config(&pki)));
+    let dns = Dnsmasq::start(
+        free_udp_port(),
+        &[
+            srv(
+                "_sips._tcp.other.test",
+                "box.host.test",
+                hop.addr.port(),
+                10,
+                10,
+            ),
+            srv(
+                "_sips._tcp.wrong.test",
+                "box.host.test",
+                hop.addr.port(),
+                10,
+                10,
+            ),
+            host("box.host.test", "127.0.0.1", 60),
+        ],
+        60,
+    );
+    let group = |name: &str, uri: &str| {
+        let mut g = GroupConfig::new(
+            name,
+            vec![DestinationConfig::parse(uri, 1, 0, |_| None).unwrap()],
+        );
+        g.probe = ProbeConfig {
+            interval: Duration::from_millis(300),
+            timeout: Duration::from_millis(250),
+            down_after: 2,
+            up_after: 1,
+            ..ProbeConfig::default()
+        };
+        g
+    };
+    let mut settings = secure_settings(Family::V4, &pki, 1);
+    settings.dns.enabled = true;
+    settings.dns.config.servers = vec![dns.addr];
+    settings.groups = vec![
+        group("core", "sips:other.test"),
+        group("bad", "sips:wrong.test"),
+    ];
+    settings.route_to_group = Some("core".into());
+    let server = start_service(&settings);
+    let state = |g: usize| {
+        let snapshot = server.snapshot();
+        snapshot.groups().expect("groups").groups[g].destinations[0].clone()
+    };
+
+    // Probes: other.test's verified (and named in SNI), wrong.test's refused.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state(0).last_probe_rtt_us == 0 || state(1).state != "down" {
+        assert!(Instant::now() < deadline, "{:?} / {:?}", state(0), state(1));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(state(0).state, "up");
+    assert_eq!(state(0).address, hop.addr.to_string());
+    assert!(
+        hop.seen().sni.contains(&Some("other.test".into())),
+        "{:?}",
+        hop.seen().sni
+    );
+
+    // A request the group sends over TLS: verified as other.test on a worker's connection.
+    let at = Listeners::of(server.local_addrs());
+    let mut client =
+        SipConn::new(tls_connect(at.tls, pki.client_config(false), "localhost").unwrap());
+    let me = client.stream.sock.local_addr().unwrap();
+    client.send(message(me, "sip:carol@elsewhere.test", "grouped").as_bytes());
+    let deadline = Instant::now() + RECV_LIMIT;
+    while hop.seen().requests.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the box"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(hop.seen().requests[0].contains("Call-ID: grouped@names.test"));
 }

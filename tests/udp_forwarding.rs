@@ -195,3 +195,54 @@ fn ipv6_loopback_forwards_when_available() {
     assert_eq!(status(&answer), Some(200), "{answer}");
     assert_eq!(proxy.shutdown().counters().forwarded_total(), 2);
 }
+
+/// RFC 5626 §4.4.2 / §8.4: a phone's STUN keep-alive on the SIP port gets a Binding success
+/// response whose XOR-MAPPED-ADDRESS is the address it was seen from; other STUN is a
+/// counted drop, and SIP on the same port still flows.
+#[test]
+fn a_stun_keepalive_on_the_sip_port_is_answered_with_the_source_address() {
+    let (proxy, proxy_addr) = start_proxy(&loopback_settings(1));
+    let phone = peer();
+    let phone_addr = phone.local_addr().unwrap();
+    let txid = *b"keepalive-01";
+    let mut binding = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    binding.extend_from_slice(&txid);
+    phone.send_to(&binding, proxy_addr).unwrap();
+    let mut buf = [0u8; 256];
+    let (len, from) = phone.recv_from(&mut buf).unwrap();
+    assert_eq!(from, proxy_addr);
+    let answer = &buf[..len];
+    assert_eq!(
+        &answer[..2],
+        &[0x01, 0x01],
+        "Binding success: {answer:02x?}"
+    );
+    assert_eq!(&answer[8..20], &txid);
+    assert_eq!(&answer[20..26], &[0x00, 0x20, 0x00, 0x08, 0x00, 0x01]);
+    let port = u16::from_be_bytes([answer[26], answer[27]]) ^ 0x2112;
+    let ip: Vec<u8> = answer[28..32]
+        .iter()
+        .zip([0x21, 0x12, 0xa4, 0x42])
+        .map(|(a, k)| a ^ k)
+        .collect();
+    let mapped = SocketAddr::from(([ip[0], ip[1], ip[2], ip[3]], port));
+    assert_eq!(mapped, phone_addr);
+    // A Binding indication is STUN but not a request: dropped, counted.
+    let mut indication = binding.clone();
+    indication[1] = 0x11;
+    phone.send_to(&indication, proxy_addr).unwrap();
+    // SIP still flows on the same port.
+    let alice = peer();
+    let alice_addr = alice.local_addr().unwrap();
+    phone
+        .send_to(
+            invite(phone_addr, alice_addr, "stun").as_bytes(),
+            proxy_addr,
+        )
+        .unwrap();
+    let (request, _) = recv_text(&alice);
+    assert!(request.starts_with("INVITE"), "{request}");
+    let total = proxy.shutdown().counters();
+    assert_eq!(total.replied(ferrovia::proxy::STUN_REPLY_STATUS), 1);
+    assert_eq!(total.dropped(ferrovia::proxy::DropReason::StunIgnored), 1);
+}

@@ -22,6 +22,9 @@ pub struct DnsConfig {
     /// How long an expired answer is served again when the servers fail (RFC 8767 §4
     /// suggests 30 s); zero: never.
     pub stale_ttl: Duration,
+    /// Ask a host's AAAA records before its A records (A only when it has no AAAA). Set by
+    /// the service when every listener is IPv6: an IPv4 address is of no use to such a proxy.
+    pub ipv6_first: bool,
 }
 
 impl Default for DnsConfig {
@@ -34,6 +37,7 @@ impl Default for DnsConfig {
             max_ttl: Duration::from_secs(86_400),
             max_negative_ttl: Duration::from_secs(3_600),
             stale_ttl: Duration::from_secs(30),
+            ipv6_first: false,
         }
     }
 }

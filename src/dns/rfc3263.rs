@@ -64,7 +64,8 @@ struct Host {
     transport: Transport,
     priority: u16,
     weight: u16,
-    asked_aaaa: bool,
+    /// The first family asked had nothing: the other one is asked.
+    second: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -86,11 +87,21 @@ pub struct Procedure {
     ttl: u32,
     negative_ttl: Option<u32>,
     asked: usize,
+    /// AAAA is asked before A (a proxy that can only send over IPv6).
+    v6_first: bool,
 }
 
 impl Procedure {
-    /// The procedure for `lookup` and its first question.
+    /// The procedure for `lookup` and its first question; a host's A records are asked for
+    /// first, its AAAA records only when it has none.
     pub fn start(lookup: &Lookup) -> (Procedure, Step) {
+        Procedure::start_with(lookup, false)
+    }
+
+    /// [`Procedure::start`], asking a host's AAAA records first when `v6_first` (and its A
+    /// records only when it has none). A host's addresses are of one family, the first that
+    /// has any: see `docs/DNS.md` for why.
+    pub fn start_with(lookup: &Lookup, v6_first: bool) -> (Procedure, Step) {
         let name = lookup.name_str().to_owned();
         let mut p = Procedure {
             name: name.clone(),
@@ -101,6 +112,7 @@ impl Procedure {
             ttl: u32::MAX,
             negative_ttl: None,
             asked: 0,
+            v6_first,
         };
         let step = match lookup.want {
             Want::Address => {
@@ -126,7 +138,9 @@ impl Procedure {
         let Heard::Reply(reply) = heard else {
             return Step::Done(Outcome::Failed);
         };
-        if reply.rcode == Rcode::Failed {
+        // FORMERR reaches here only when the question was asked again without EDNS (the
+        // client's part, RFC 6891 §7): no verdict either way.
+        if matches!(reply.rcode, Rcode::Failed | Rcode::FormErr) {
             return Step::Done(Outcome::Failed);
         }
         match std::mem::replace(&mut self.stage, Stage::Hosts) {
@@ -143,7 +157,7 @@ impl Procedure {
             transport,
             priority: 0,
             weight: 0,
-            asked_aaaa: false,
+            second: false,
         }
     }
 
@@ -229,14 +243,10 @@ impl Procedure {
         hosts.truncate(MAX_TARGETS);
         // Addresses the server added (RFC 2782 "Additional data") spare a question.
         for host in hosts {
-            let known: Vec<(IpAddr, u32)> = reply
-                .records
-                .iter()
-                .filter_map(|r| match r {
-                    Rec::Address { name, ip, ttl } if *name == host.name => Some((*ip, *ttl)),
-                    _ => None,
-                })
-                .collect();
+            let known = self.one_family(reply.records.iter().filter_map(|r| match r {
+                Rec::Address { name, ip, ttl } if *name == host.name => Some((*ip, *ttl)),
+                _ => None,
+            }));
             if known.is_empty() {
                 self.hosts.push_back(host);
             } else {
@@ -253,11 +263,11 @@ impl Procedure {
     fn next_host(&mut self) -> Step {
         match self.hosts.front() {
             Some(host) => {
-                let (name, kind) = (
-                    host.name.clone(),
-                    if host.asked_aaaa { Kind::Aaaa } else { Kind::A },
-                );
-                self.ask(name, kind)
+                let kind = match host.second != self.v6_first {
+                    true => Kind::Aaaa,
+                    false => Kind::A,
+                };
+                self.ask(host.name.clone(), kind)
             }
             None if self.targets.is_empty() => Step::Done(Outcome::NotFound {
                 negative_ttl: self.negative_ttl,
@@ -273,7 +283,7 @@ impl Procedure {
         let Some(mut host) = self.hosts.pop_front() else {
             return Step::Done(Outcome::Failed);
         };
-        let want_v6 = host.asked_aaaa;
+        let want_v6 = host.second != self.v6_first;
         // The answer may be a CNAME chain ending in the addresses: take the addresses of the
         // family asked, whatever owner name the chain gives them.
         let found: Vec<(IpAddr, u32)> = reply
@@ -287,9 +297,9 @@ impl Procedure {
         if found.is_empty() {
             self.keep_negative(reply.negative_ttl);
             // NXDOMAIN holds for every type (RFC 2308 §2.1): no AAAA either.
-            if !host.asked_aaaa && reply.rcode != Rcode::NxDomain {
-                // No IPv4 address: ask for IPv6 ones before giving the host up.
-                host.asked_aaaa = true;
+            if !host.second && reply.rcode != Rcode::NxDomain {
+                // No address of the first family: ask for the other before giving it up.
+                host.second = true;
                 self.hosts.push_front(host);
             }
         } else {
@@ -299,6 +309,14 @@ impl Procedure {
             }
         }
         self.next_host()
+    }
+
+    /// The addresses of the family asked first, else those of the other (a host's addresses
+    /// are of one family, as when they are asked for).
+    fn one_family(&self, found: impl Iterator<Item = (IpAddr, u32)>) -> Vec<(IpAddr, u32)> {
+        let (first, other): (Vec<_>, Vec<_>) =
+            found.partition(|(ip, _)| ip.is_ipv6() == self.v6_first);
+        if first.is_empty() { other } else { first }
     }
 
     fn add_target(&mut self, host: &Host, ip: IpAddr) {
@@ -420,7 +438,7 @@ fn srv_hosts(records: &[Rec], name: &str, transport: Transport) -> Vec<Host> {
                 transport,
                 priority: *priority,
                 weight: *weight,
-                asked_aaaa: false,
+                second: false,
             }),
             _ => None,
         })

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 /// The record types RFC 3263 asks for.
@@ -65,7 +65,10 @@ pub enum Rcode {
     NoError,
     /// The name does not exist (RFC 2308 §2.1).
     NxDomain,
-    /// SERVFAIL, REFUSED, NOTIMP, FORMERR...: no verdict on the name.
+    /// FORMERR: the server could not read the query — for a query with an OPT record, a
+    /// server without EDNS may say so (RFC 6891 §7: ask again without it).
+    FormErr,
+    /// SERVFAIL, REFUSED, NOTIMP...: no verdict on the name.
     Failed,
 }
 
@@ -88,13 +91,34 @@ pub struct Reply {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Malformed(pub String);
 
-/// A standard query (recursion desired) for `name`'s records of `kind`.
+/// The UDP payload size offered in EDNS(0): 1232 bytes, the size the DNS Flag Day 2020
+/// settled on — it fits an IPv6 datagram on a 1280-byte MTU path, so a reply is neither
+/// fragmented (a spoofing vector) nor, for the few records RFC 3263 asks, truncated.
+pub const EDNS_PAYLOAD: u16 = 1232;
+
+/// A standard query (recursion desired) for `name`'s records of `kind`, offering EDNS(0)
+/// with a [`EDNS_PAYLOAD`]-byte UDP payload (RFC 6891 §6.1.1: one OPT record, version 0).
 pub fn query(id: u16, name: &str, kind: Kind) -> Result<Vec<u8>, Malformed> {
+    let mut edns = Edns::new();
+    edns.set_max_payload(EDNS_PAYLOAD);
+    build(id, name, kind, Some(edns))
+}
+
+/// [`query`] without the OPT record: for a server that answered it with FORMERR (RFC 6891
+/// §7), and over TCP.
+pub fn query_without_edns(id: u16, name: &str, kind: Kind) -> Result<Vec<u8>, Malformed> {
+    build(id, name, kind, None)
+}
+
+fn build(id: u16, name: &str, kind: Kind, edns: Option<Edns>) -> Result<Vec<u8>, Malformed> {
     let mut fqdn = Name::from_ascii(name).map_err(|e| Malformed(e.to_string()))?;
     fqdn.set_fqdn(true);
     let mut message = Message::new(id, MessageType::Query, OpCode::Query);
     message.metadata.recursion_desired = true;
     message.add_query(Query::query(fqdn, kind.record_type()));
+    if let Some(edns) = edns {
+        message.set_edns(edns);
+    }
     message.to_vec().map_err(|e| Malformed(e.to_string()))
 }
 
@@ -117,6 +141,7 @@ pub fn parse(bytes: &[u8]) -> Result<Reply, Malformed> {
     let rcode = match message.metadata.response_code {
         ResponseCode::NoError => Rcode::NoError,
         ResponseCode::NXDomain => Rcode::NxDomain,
+        ResponseCode::FormErr => Rcode::FormErr,
         _ => Rcode::Failed,
     };
     let records = message
@@ -215,6 +240,28 @@ mod tests {
         assert_eq!(m.queries[0].query_type(), RecordType::NAPTR);
         assert_eq!(m.queries[0].name(), &name("core.example.net."));
         assert!(query(1, "bad..name", Kind::A).is_err());
+    }
+
+    #[test]
+    fn rfc6891_a_query_offers_edns0_with_a_1232_byte_payload() {
+        let bytes = query(9, "core.example.net", Kind::Srv).unwrap();
+        let m = Message::from_vec(&bytes).unwrap();
+        let edns = m.edns.expect("an OPT record");
+        assert_eq!((edns.version(), edns.max_payload()), (0, 1232));
+        // One OPT record in the additional section, nothing else added (§6.1.1).
+        assert!(m.additionals.is_empty());
+        let plain =
+            Message::from_vec(&query_without_edns(9, "core.example.net", Kind::Srv).unwrap());
+        assert!(plain.unwrap().edns.is_none());
+    }
+
+    #[test]
+    fn rfc6891_7_formerr_is_told_apart() {
+        let mut m = answer(5, "example.net.", RecordType::A);
+        m.metadata.response_code = ResponseCode::FormErr;
+        assert_eq!(parse(&m.to_vec().unwrap()).unwrap().rcode, Rcode::FormErr);
+        m.metadata.response_code = ResponseCode::ServFail;
+        assert_eq!(parse(&m.to_vec().unwrap()).unwrap().rcode, Rcode::Failed);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::sip::{HostKind, SipUri, Span, Transport};
+use crate::sip::{HostKind, Scheme, SipUri, Span, Transport};
 
 /// The most destinations one group may hold: the live set is one `u64` bit mask, read with one
 /// atomic load.
@@ -143,6 +143,18 @@ pub struct DestinationConfig {
     /// Part of the destination's identity (its rendezvous seed): each address has its own
     /// health.
     pub target: u8,
+    /// For a target of a DNS name: the SRV priority and weight it came with (RFC 2782), which
+    /// choose among the name's targets; `None` for an IP literal, a `[hosts]` name, or a name
+    /// not resolved yet.
+    pub srv: Option<SrvRank>,
+}
+
+/// A DNS target's SRV priority and weight (RFC 2782); 0 and 0 for an address found without
+/// SRV records (A/AAAA only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SrvRank {
+    pub priority: u16,
+    pub weight: u16,
 }
 
 impl DestinationConfig {
@@ -158,9 +170,16 @@ impl DestinationConfig {
         let buf = uri.as_bytes();
         let parsed =
             SipUri::parse(buf, Span::new(0, buf.len())).map_err(|_| bad("not a SIP URI"))?;
-        let transport = parsed
-            .transport(buf)
-            .ok_or_else(|| bad("unknown transport"))?;
+        let transport = match parsed.transport(buf) {
+            // RFC 3261 §26.2.2: a SIPS URI is reached over TLS ("transport=tcp" is TLS over
+            // TCP); WebSocket becomes its secure form.
+            Some(Transport::Udp | Transport::Tcp) if parsed.scheme == Scheme::Sips => {
+                Transport::Tls
+            }
+            Some(Transport::Ws) if parsed.scheme == Scheme::Sips => Transport::Wss,
+            Some(t) => t,
+            None => return Err(bad("unknown transport")),
+        };
         let host = parsed.host.span.of(buf);
         let host = std::str::from_utf8(host).map_err(|_| bad("bad host"))?;
         let mut name = None;
@@ -194,6 +213,7 @@ impl DestinationConfig {
             priority,
             name,
             target: 0,
+            srv: None,
         })
     }
 }
@@ -296,6 +316,12 @@ mod tests {
         let d = DestinationConfig::parse("sip:Core2", 1, 0, hosts).unwrap();
         assert_eq!(d.name.as_deref(), Some("core2"));
         assert!(d.addr.ip().is_unspecified());
+
+        // RFC 3261 §26.2.2: SIPS is TLS, whatever the transport parameter says.
+        let d = DestinationConfig::parse("sips:10.0.0.1;transport=tcp", 1, 0, no_hosts).unwrap();
+        assert_eq!((d.transport, d.addr.port()), (Transport::Tls, 5061));
+        let d = DestinationConfig::parse("sips:10.0.0.1", 1, 0, no_hosts).unwrap();
+        assert_eq!(d.transport, Transport::Tls);
 
         assert!(DestinationConfig::parse("http://x", 1, 0, no_hosts).is_err());
         assert!(DestinationConfig::parse("sip:1.2.3.4", 0, 0, no_hosts).is_err());

@@ -20,6 +20,7 @@
 mod config;
 mod health;
 mod key;
+mod named;
 mod probe;
 pub(crate) mod select;
 
@@ -30,16 +31,18 @@ pub(crate) fn call_key(msg: &Message<'_>, source: SocketAddr) -> u64 {
 mod snapshot;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use crate::sip::{HeaderName, Message, StartLine, Transport, Values, Via, parse_delta_seconds};
 
 pub use config::{
     Algorithm, DestinationConfig, GroupConfig, GroupError, HashKey, MAX_DESTINATIONS, ProbeConfig,
+    SrvRank,
 };
 pub use health::DestinationHealth;
-pub use probe::{ProbeOrigin, Prober};
+pub use named::{Placed, Refreshed};
+pub use probe::{Probe, ProbeListener, ProbeOrigin, Prober};
 pub use snapshot::{DestinationSnapshot, GroupSnapshot, GroupsSnapshot};
 
 use select::{Candidate, Farm};
@@ -175,6 +178,9 @@ pub struct Group {
     pub retry_after: u32,
     pub destinations: Vec<Destination>,
     farm: Farm,
+    /// With destinations named in DNS: the two-step choice (the configured destinations,
+    /// then RFC 2782 among a name's targets); `None`: one step over `farm`.
+    named: Option<named::Named>,
     /// Bit `i` set: destination `i` is up.
     live: LiveSet,
     sent: SentCounters,
@@ -212,6 +218,9 @@ pub struct Groups {
     probe_key: [u8; 16],
     /// The zero of the nanosecond times stored in atomics.
     epoch: Instant,
+    /// The transports the prober can probe over (bits of `probe::transport_bit`), written
+    /// when it starts: none until then.
+    probing: AtomicU8,
 }
 
 impl Groups {
@@ -237,6 +246,7 @@ impl Groups {
             groups,
             probe_key,
             epoch,
+            probing: AtomicU8::new(0),
         })
     }
 
@@ -271,8 +281,9 @@ impl Groups {
 
     /// Chooses the destination of `msg` (from `source`) in group `id`; `transaction` is the
     /// request's stateless transaction hash (what `weighted` spreads by). One atomic load of
-    /// the live set; no allocation. Counts the message as sent to the chosen destination, in
-    /// counter lane `lane` (the worker's index: see [`Groups::with_lanes`]).
+    /// the live set (and, for a group with a DNS name, of its SRV plan); no allocation.
+    /// Counts the message as sent to the chosen destination, in counter lane `lane` (the
+    /// worker's index: see [`Groups::with_lanes`]).
     pub fn select(
         &self,
         id: GroupId,
@@ -286,12 +297,18 @@ impl Groups {
         };
         let live = group.live();
         let (farm, c) = (&group.farm, group.farm.candidates());
-        let chosen = match group.algorithm {
-            Algorithm::Hash => farm.rendezvous(live, key::key_hash(msg, group.key, source), None),
-            Algorithm::Priority => select::lowest_live_tier(c, live).and_then(|tier| {
+        let chosen = match (&group.named, group.algorithm) {
+            (Some(named), Algorithm::Weighted) => named.choose(group.algorithm, live, transaction),
+            (Some(named), algorithm) => {
+                named.choose(algorithm, live, key::key_hash(msg, group.key, source))
+            }
+            (None, Algorithm::Hash) => {
+                farm.rendezvous(live, key::key_hash(msg, group.key, source), None)
+            }
+            (None, Algorithm::Priority) => select::lowest_live_tier(c, live).and_then(|tier| {
                 farm.rendezvous(live, key::key_hash(msg, group.key, source), Some(tier))
             }),
-            Algorithm::Weighted => select::weighted(c, live, transaction),
+            (None, Algorithm::Weighted) => select::weighted(c, live, transaction),
         };
         match chosen {
             Some(i) => {
@@ -309,8 +326,18 @@ impl Groups {
         }
     }
 
+    /// The DNS name destination `dest` of `group` was configured by (the URI's host, lower
+    /// case): over TLS, the name its certificate must carry (RFC 5922 §7.2); `None` for an IP
+    /// literal or a `[hosts]` name.
+    pub fn tls_name(&self, group: GroupId, dest: DestinationId) -> Option<&str> {
+        let g = self.group(group)?;
+        g.destinations.get(usize::from(dest.0))?.name.as_deref()
+    }
+
     /// A response whose top Via is not one the core forwarded for: when it answers one of our
     /// probes it is stored for the prober, and `true` says to consume it (never forward it).
+    /// A provisional answer is consumed and not stored: only a final one settles a probe
+    /// (RFC 4320 §4.1 lets a 100 Trying answer a non-INVITE request late).
     pub fn consume_probe_answer(
         &self,
         msg: &Message<'_>,
@@ -321,12 +348,35 @@ impl Groups {
             return false;
         };
         match top_branch(msg).filter(|b| b.starts_with(probe::PROBE_BRANCH_PREFIX)) {
+            Some(_) if code < 200 => true,
             Some(branch) => {
                 self.note_probe_answer(branch, source, code, now);
                 true
             }
             None => false,
         }
+    }
+
+    /// Probe `seq` of destination `dest` in `group` failed before any answer could come (over
+    /// TCP or TLS: a refused or failed connect, a failed handshake, a connection closed under
+    /// it): it counts as a failed probe at the prober's next poll, without waiting for its
+    /// timeout.
+    pub fn note_probe_failure(&self, group: GroupId, dest: DestinationId, seq: u32, now: Instant) {
+        let Some(d) = self
+            .group(group)
+            .and_then(|g| g.destinations.get(usize::from(dest.0)))
+        else {
+            return;
+        };
+        let at = self.nanos_since_epoch(now);
+        d.health.note_answer(seq, probe::FAILED_UNANSWERED, at);
+    }
+
+    /// Whether `dest` of `group` is probed: probing is on for the group, and the prober has
+    /// a listener of the destination's transport (UDP, TCP or TLS) to probe from.
+    pub(crate) fn probed(&self, group: &Group, dest: &Destination) -> bool {
+        group.probe.enabled
+            && self.probing.load(Relaxed) & probe::transport_bit(dest.transport) != 0
     }
 
     /// Every response the core receives: a 503 with Retry-After from a group destination holds
@@ -379,7 +429,7 @@ impl Groups {
     /// over that kind of transport goes down at once (its live bit cleared here, so the next
     /// request or retransmission goes to a live one); the prober logs and counts the change
     /// and keeps it down until `up-after` answered probes bring it back. A destination no
-    /// probe reaches (probing off, or over TCP/TLS) is held down for one probe interval
+    /// probe reaches (probing off, or no listener of its transport) is held down for one probe interval
     /// instead, then comes back by itself. An address no group names changes nothing.
     /// Returns how many destinations it took down.
     pub fn note_unreachable(&self, addr: SocketAddr, transport: Transport, now: Instant) -> usize {
@@ -389,7 +439,7 @@ impl Groups {
                 if dest.addr() != addr || dest.transport.is_stream() != transport.is_stream() {
                     continue;
                 }
-                let hold_until = if probe::probed(group, dest) {
+                let hold_until = if self.probed(group, dest) {
                     0
                 } else {
                     self.nanos_since_epoch(now + group.probe.interval)
@@ -400,6 +450,28 @@ impl Groups {
             }
         }
         marked
+    }
+
+    /// What DNS now says of a name of `group` whose targets hold the `count` slots from
+    /// `first` (the refresher's, at each refresh): each slot follows its target, keeping it
+    /// when its address is still there; the SRV priorities and weights choose among them from
+    /// the next request on (see the `named` module). Slots left without a target are never
+    /// chosen until a target comes back.
+    pub fn refresh_name(
+        &self,
+        group: GroupId,
+        first: usize,
+        count: usize,
+        targets: &[Placed],
+    ) -> Refreshed {
+        let Some(g) = self.group(group) else {
+            return Refreshed::default();
+        };
+        let (Some(named), Some(dests)) = (&g.named, g.destinations.get(first..first + count))
+        else {
+            return Refreshed::default();
+        };
+        named.refresh(first, dests, targets)
     }
 
     /// Marks a destination live or not (the prober's verdicts, passive holds).
@@ -463,7 +535,8 @@ impl Group {
             .enumerate()
             .filter(|(_, d)| d.addr.ip().is_unspecified())
             .fold(0u64, |m, (i, _)| m | 1 << i);
-        let destinations = config
+        let ranks = config.destinations.iter().map(|d| d.srv).collect();
+        let destinations: Vec<Destination> = config
             .destinations
             .into_iter()
             .map(|d| Destination {
@@ -481,6 +554,7 @@ impl Group {
             })
             .collect();
         let all = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+        let named = named::Named::new(&destinations, ranks);
         Group {
             name: config.name,
             algorithm: config.algorithm,
@@ -489,6 +563,7 @@ impl Group {
             retry_after: config.retry_after,
             destinations,
             farm,
+            named,
             live: LiveSet(AtomicU64::new(all & !unresolved)),
             sent: SentCounters::new(n, 1),
         }

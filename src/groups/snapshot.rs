@@ -40,6 +40,13 @@ pub struct DestinationSnapshot {
     pub went_down: u64,
     pub went_up: u64,
     pub passive_downs: u64,
+    /// For a target of a DNS name: its SRV priority and weight now (RFC 2782; 0 and 0 for an
+    /// address found without SRV); absent for an IP literal, a `[hosts]` name, or a name not
+    /// resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srv_priority: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srv_weight: Option<u16>,
 }
 
 impl Groups {
@@ -49,6 +56,7 @@ impl Groups {
             .iter()
             .map(|g| {
                 let live = g.live();
+                let ranks = g.named.as_ref().map(|n| n.ranks()).unwrap_or_default();
                 GroupSnapshot {
                     name: g.name.clone(),
                     algorithm: g.algorithm.name().into(),
@@ -60,6 +68,7 @@ impl Groups {
                         .enumerate()
                         .map(|(i, d)| {
                             let h = &d.health;
+                            let rank = ranks.get(i).copied().flatten();
                             DestinationSnapshot {
                                 uri: d.label(),
                                 address: d.addr().to_string(),
@@ -73,6 +82,8 @@ impl Groups {
                                 went_down: h.went_down.load(Relaxed),
                                 went_up: h.went_up.load(Relaxed),
                                 passive_downs: h.passive_downs.load(Relaxed),
+                                srv_priority: rank.map(|r| r.priority),
+                                srv_weight: rank.map(|r| r.weight),
                             }
                         })
                         .collect(),

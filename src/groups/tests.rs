@@ -38,9 +38,7 @@ fn core_farm_config(weights: [u32; 3]) -> GroupConfig {
 }
 
 fn origin() -> ProbeOrigin {
-    ProbeOrigin {
-        sent_by: "127.0.0.1:5060".into(),
-    }
+    ProbeOrigin::udp("127.0.0.1:5060")
 }
 
 fn invite(call_id: &str) -> Vec<u8> {
@@ -80,7 +78,7 @@ fn answer(probe: &[u8], code: u16) -> Vec<u8> {
 /// Polls at `now`, answering every probe sent to a port in `answering` (`code`) at once.
 fn tick(groups: &Groups, prober: &mut Prober, now: Instant, answering: &[u16]) -> usize {
     let mut sent = Vec::new();
-    prober.poll(now, |bytes, to| sent.push((bytes.to_vec(), to)));
+    prober.poll(now, |p| sent.push((p.bytes.to_vec(), p.to)));
     for (bytes, to) in &sent {
         if answering.contains(&to.port()) {
             let raw = answer(bytes, 200);
@@ -88,7 +86,7 @@ fn tick(groups: &Groups, prober: &mut Prober, now: Instant, answering: &[u16]) -
             assert!(groups.consume_probe_answer(&msg, *to, now + Duration::from_millis(5)));
         }
     }
-    prober.poll(now + Duration::from_millis(10), |_, _| {});
+    prober.poll(now + Duration::from_millis(10), |_| {});
     sent.len()
 }
 
@@ -251,7 +249,7 @@ fn probe_answers_are_consumed_and_checked() {
     let groups = core_farm(t0);
     let mut prober = Prober::new(Arc::clone(&groups), origin(), t0);
     let mut sent = Vec::new();
-    prober.poll(t0, |bytes, to| sent.push((bytes.to_vec(), to)));
+    prober.poll(t0, |p| sent.push((p.bytes.to_vec(), p.to)));
     let (probe, to) = &sent[0];
     let raw = answer(probe, 200);
     let msg = Message::scan(&raw, false).unwrap();
@@ -282,13 +280,13 @@ fn an_unalive_code_is_a_failure() {
     for step in 0..3u64 {
         let now = t0 + Duration::from_secs(step);
         let mut sent = Vec::new();
-        prober.poll(now, |bytes, to| sent.push((bytes.to_vec(), to)));
+        prober.poll(now, |p| sent.push((p.bytes.to_vec(), p.to)));
         for (bytes, to) in &sent {
             let raw = answer(bytes, 404);
             let msg = Message::scan(&raw, false).unwrap();
             groups.consume_probe_answer(&msg, *to, now);
         }
-        prober.poll(now + Duration::from_millis(1), |_, _| {});
+        prober.poll(now + Duration::from_millis(1), |_| {});
     }
     assert_eq!(groups.groups[0].live(), 0);
 }
@@ -345,8 +343,8 @@ fn destinations_over_streams_are_not_probed_and_stay_up() {
     let mut prober = Prober::new(Arc::clone(&groups), origin(), t0);
     let mut probed = Vec::new();
     for step in 0..40u64 {
-        prober.poll(t0 + Duration::from_millis(step * 500), |_, to| {
-            probed.push(to.port())
+        prober.poll(t0 + Duration::from_millis(step * 500), |p| {
+            probed.push(p.to.port())
         });
     }
     assert!(probed.iter().all(|&p| p == 5071), "{probed:?}");
@@ -355,6 +353,136 @@ fn destinations_over_streams_are_not_probed_and_stay_up() {
         0b10,
         "the UDP one failed, the TCP one stays up"
     );
+}
+
+/// Probes from a UDP, a TCP and a TLS listener; destinations over each, the TLS one named
+/// in DNS (resolved here by hand to 127.0.0.1:5073).
+fn over_every_transport(t0: Instant) -> (Arc<Groups>, Prober) {
+    let d = |uri: &str| DestinationConfig::parse(uri, 1, 0, no_hosts).unwrap();
+    let mut named = d("sips:core.test");
+    named.addr = "127.0.0.1:5073".parse().unwrap();
+    let mut g = GroupConfig::new(
+        "streams",
+        vec![
+            d("sip:127.0.0.1:5071"),
+            d("sip:127.0.0.1:5072;transport=tcp"),
+            named,
+        ],
+    );
+    g.probe = core_farm(t0).groups[0].probe.clone();
+    let groups = Arc::new(Groups::new(vec![g], KEY, t0).unwrap());
+    let listener = |transport, sent_by: &str| ProbeListener {
+        transport,
+        ipv6: false,
+        sent_by: sent_by.into(),
+    };
+    let origin = ProbeOrigin {
+        listeners: vec![
+            listener(Transport::Udp, "127.0.0.1:5060"),
+            listener(Transport::Tcp, "127.0.0.1:5060"),
+            listener(Transport::Tls, "127.0.0.1:5061"),
+        ],
+    };
+    let prober = Prober::new(Arc::clone(&groups), origin, t0);
+    (groups, prober)
+}
+
+#[test]
+fn destinations_over_tcp_and_tls_are_probed_over_their_transport() {
+    let t0 = Instant::now();
+    let (groups, mut prober) = over_every_transport(t0);
+    assert_eq!(
+        groups.groups[0].destinations[2].transport,
+        Transport::Tls,
+        "sips: is TLS"
+    );
+    let mut sent = Vec::new();
+    prober.poll(t0, |p| {
+        let text = String::from_utf8_lossy(p.bytes).into_owned();
+        sent.push((
+            p.to.port(),
+            p.transport,
+            p.listener,
+            p.name.map(str::to_owned),
+            text,
+        ));
+    });
+    assert_eq!(sent.len(), 3);
+    assert_eq!((sent[0].0, sent[0].1, sent[0].2), (5071, Transport::Udp, 0));
+    assert_eq!((sent[1].0, sent[1].1, sent[1].2), (5072, Transport::Tcp, 1));
+    assert_eq!((sent[2].0, sent[2].1, sent[2].2), (5073, Transport::Tls, 2));
+    assert!(sent[1].4.contains("Via: SIP/2.0/TCP 127.0.0.1:5060;"));
+    assert!(sent[2].4.contains("Via: SIP/2.0/TLS 127.0.0.1:5061;"));
+    // RFC 5922 §7.2: the TLS one is verified against the name it was configured by.
+    assert_eq!(sent[2].3.as_deref(), Some("core.test"));
+    assert_eq!(sent[1].3, None);
+    // Answers on the connections (the destination's own address) settle as UDP ones do.
+    for (port, .., text) in &sent[..2] {
+        let raw = answer(text.as_bytes(), 200);
+        let msg = Message::scan(&raw, true).unwrap();
+        let from = SocketAddr::from(([127, 0, 0, 1], *port));
+        assert!(groups.consume_probe_answer(&msg, from, t0 + Duration::from_millis(3)));
+    }
+    prober.poll(t0 + Duration::from_millis(5), |_| {});
+    let snap = groups.snapshot();
+    let tcp = &snap.groups[0].destinations[1];
+    assert!(
+        tcp.last_probe_rtt_us > 0 && tcp.probes_failed == 0,
+        "{tcp:?}"
+    );
+}
+
+#[test]
+fn a_failed_connect_or_handshake_fails_the_probe_at_once() {
+    let t0 = Instant::now();
+    let (groups, mut prober) = over_every_transport(t0);
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    // Every TLS probe fails (a refused connect, a certificate refused) within a millisecond.
+    for second in 0..2u64 {
+        let mut failed = Vec::new();
+        prober.poll(ms(second * 1000), |p| {
+            if p.transport == Transport::Tls {
+                failed.push((p.group, p.destination, p.seq));
+            }
+        });
+        for (group, dest, seq) in failed {
+            groups.note_probe_failure(group, dest, seq, ms(second * 1000 + 1));
+        }
+        prober.poll(ms(second * 1000 + 2), |_| {});
+        let d = &groups.snapshot().groups[0].destinations[2];
+        assert_eq!(
+            d.probes_failed,
+            second + 1,
+            "long before the 900 ms timeout"
+        );
+    }
+    let d = &groups.snapshot().groups[0].destinations[2];
+    assert_eq!(
+        (d.state.as_str(), d.went_down, d.last_probe_rtt_us),
+        ("down", 1, 0)
+    );
+    // A provisional answer settles nothing; a final one does.
+    let mut next = Vec::new();
+    prober.poll(ms(2000), |p| {
+        if p.transport == Transport::Tls {
+            next.push(p.bytes.to_vec());
+        }
+    });
+    let from: SocketAddr = "127.0.0.1:5073".parse().unwrap();
+    let trying = answer(&next[0], 100);
+    let trying = Message::scan(&trying, true).unwrap();
+    assert!(
+        groups.consume_probe_answer(&trying, from, ms(2001)),
+        "consumed"
+    );
+    prober.poll(ms(2002), |_| {});
+    assert_eq!(groups.snapshot().groups[0].destinations[2].state, "down");
+    let ok = answer(&next[0], 200);
+    let ok = Message::scan(&ok, true).unwrap();
+    assert!(groups.consume_probe_answer(&ok, from, ms(2003)));
+    prober.poll(ms(2004), |_| {});
+    let d = &groups.snapshot().groups[0].destinations[2];
+    assert_eq!((d.state.as_str(), d.went_up, d.probes_failed), ("up", 1, 2));
 }
 
 #[test]
@@ -383,7 +511,7 @@ fn an_icmp_unreachable_takes_a_destination_down_until_probes_bring_it_back() {
         Some(true)
     );
     // The prober logs and counts it, and an answered probe (up after 1) brings it back.
-    prober.poll(t0 + Duration::from_millis(20), |_, _| {});
+    prober.poll(t0 + Duration::from_millis(20), |_| {});
     let d = &groups.snapshot().groups[0].destinations[1];
     assert_eq!(
         (d.state.as_str(), d.went_down, d.passive_downs),
@@ -454,7 +582,7 @@ fn a_signal_racing_with_a_probe_verdict_is_not_lost() {
         groups.set_live_strict(GroupId(0), DestinationId(0), false);
     }
     assert_eq!(groups.groups[0].live() & 1, 0);
-    prober.poll(t0, |_, _| {});
+    prober.poll(t0, |_| {});
     assert_eq!(groups.groups[0].live() & 1, 0, "the prober takes it down");
     assert_eq!(groups.note_unreachable(dead, Transport::Udp, t0), 1);
 }

@@ -78,6 +78,9 @@ pub fn for_response(facts: ResponseFacts) -> Operation {
                 Offer
             }
         }
+        // RFC 3261 §9.2: a 487 answers an INVITE its CANCEL ended, and the CANCEL (which
+        // takes the INVITE's path, §16.10) deleted the session already: no second delete.
+        Method::Invite if code == 487 => None,
         // RFC 3261 §13.3.1.4, §15: a final non-2xx to an initial INVITE ends the call.
         Method::Invite if code >= 300 && facts.initial_invite => Delete,
         // RFC 3311 §5.2, RFC 3262 §5: the 2xx of an UPDATE or PRACK that offered answers it.
@@ -150,7 +153,7 @@ mod tests {
             (200, Invite, true, true, false, A),
             (200, Invite, false, true, true, N),
             (486, Invite, false, true, true, D),
-            (487, Invite, false, true, true, D),
+            (487, Invite, false, true, true, N),
             (302, Invite, false, false, true, D),
             (491, Invite, false, true, false, N),
             (200, Update, true, true, false, A),

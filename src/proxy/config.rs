@@ -187,6 +187,9 @@ pub struct ProxyConfig {
     /// Put a Path naming this proxy (with the REGISTER's flow in its user part) on every
     /// REGISTER it forwards (RFC 3327 §5.3, RFC 5626 §5.1).
     pub add_path: bool,
+    /// The key sealing the flow token in our Path and opening it when a request comes back
+    /// with it as its Route (the branch key unless configured).
+    pub path_secret: [u8; 16],
     /// Media anchoring through rtpengine (`[media]`): the settings and the counters the core
     /// shares with the NG client (the side service of kind `SideKind::Media`).
     pub media: Option<std::sync::Arc<crate::media::Media>>,
@@ -210,6 +213,7 @@ impl ProxyConfig {
             parking: super::park::ParkingLimits::default(),
             route_to_group: None,
             add_path: false,
+            path_secret: branch_secret,
             media: None,
         }
     }

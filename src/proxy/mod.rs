@@ -30,6 +30,7 @@ mod request;
 mod response;
 mod rewrite;
 mod route;
+pub mod stun;
 mod via_fix;
 
 use std::net::SocketAddr;
@@ -46,6 +47,10 @@ pub use contact::{ContactRewrite, MAX_RESTORED_URI};
 pub use context::{Context, Tables, WorkerState};
 pub use outcome::{ConnectionId, Direction, DropReason, Outcome, PeerName, Transmit, Transport};
 pub use park::{Answer, HostName, ParkingLimits, Query, SideKind, Ticket};
+
+/// The status a STUN Binding answer is counted under among local replies (the "outside
+/// 100..=699" slot, which no SIP reply uses).
+pub const STUN_REPLY_STATUS: u16 = 0;
 
 /// Output buffers must hold the largest message the proxy can emit: a 64 KiB datagram
 /// plus what the proxy adds (Via, Record-Route, Max-Forwards, received/rport).
@@ -132,11 +137,35 @@ impl Proxy {
         // RFC 3261 §18.3 / §21.5.14: over a stream the size is bounded by configuration; a
         // datagram is bounded by the transport itself.
         let too_large = stream && input.data.len() > self.max_stream_message;
+        if !stream && stun::is_stun(input.data) {
+            return Self::stun(&input, out);
+        }
         match Message::scan(input.data, stream) {
             Ok(msg) if too_large => self.too_large(&msg, &input, out),
             Ok(msg) if msg.is_request() => request::handle(self, &msg, &input, ctx, out),
             Ok(msg) => response::handle(self, &msg, &input, ctx, out),
             Err(failure) => self.malformed(failure, &input, too_large, out),
+        }
+    }
+
+    /// RFC 5626 §4.4.2 / §8.4: a STUN Binding request on a UDP SIP port (a phone keeping its
+    /// NAT binding open) gets a Binding success response naming the address it came from.
+    /// Counted as a local reply with status [`STUN_REPLY_STATUS`].
+    fn stun(input: &Input<'_>, out: &mut [u8]) -> Outcome {
+        match stun::answer(input.data, input.flow.source, out) {
+            stun::Stun::Answered(len) => Outcome::Reply {
+                transmit: Transmit {
+                    destination: input.flow.source,
+                    transport: input.flow.transport,
+                    local: input.flow.local,
+                    len,
+                    direction: Direction::Response,
+                    connection: None,
+                    name: None,
+                },
+                status: STUN_REPLY_STATUS,
+            },
+            stun::Stun::Ignored => Outcome::Drop(DropReason::StunIgnored),
         }
     }
 

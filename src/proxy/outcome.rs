@@ -142,6 +142,9 @@ drop_reasons! {
     Keepalive => "keepalive",
     /// Not a SIP message at all: no request or status line could be found.
     NotSip => "not_sip",
+    /// A STUN message on a UDP SIP port that is not a Binding request we answer (RFC 5626
+    /// §4.4.2 keep-alives are answered; see `proxy::stun`).
+    StunIgnored => "stun_ignored",
     /// A request whose framing or headers are broken and that has no usable Via to answer.
     MalformedRequest => "malformed_request",
     /// A response whose framing or headers are broken; responses are never answered.

@@ -102,6 +102,10 @@ pub enum Query {
     Locate(crate::dns::Lookup),
     /// An NG command for rtpengine (an offer or answer with its SDP, or a delete).
     Media(Box<crate::media::MediaQuery>),
+    /// An AoR (`user@domain`) the local location table does not hold, to be read from the
+    /// shared store into it (issue 14). Answered with [`Answer::Loaded`] or
+    /// [`Answer::NotFound`]; the request then looks the table up again.
+    Location(Box<[u8]>),
 }
 
 /// Which side service answers a kind of [`Query`]: the runtime starts one thread per service
@@ -112,6 +116,8 @@ pub enum SideKind {
     Resolve,
     /// The media relay (rtpengine's NG protocol).
     Media,
+    /// The shared location store (Redis).
+    Location,
 }
 
 impl SideKind {
@@ -120,6 +126,7 @@ impl SideKind {
         match self {
             SideKind::Resolve => "resolve",
             SideKind::Media => "media",
+            SideKind::Location => "location",
         }
     }
 }
@@ -130,6 +137,7 @@ impl Query {
         match self {
             Query::Resolve(_) | Query::Locate(_) => SideKind::Resolve,
             Query::Media(_) => SideKind::Media,
+            Query::Location(_) => SideKind::Location,
         }
     }
 }
@@ -145,6 +153,8 @@ pub enum Answer {
     NotFound,
     /// rtpengine's reply to a [`Query::Media`].
     Media(Box<crate::media::MediaAnswer>),
+    /// The location table now holds what the shared store has for a [`Query::Location`].
+    Loaded,
     /// No answer within the parked message's timeout (the runtime's verdict).
     TimedOut,
 }

@@ -93,6 +93,13 @@ fn from_uri(msg: &Message<'_>) -> Option<SipUri> {
     SipUri::parse(msg.buf(), addr.uri).ok()
 }
 
+/// Why no binding was found: the status to answer, or (once per request) the AoR to ask the
+/// shared store for first.
+pub(crate) enum NotLocated {
+    Status(Status),
+    Ask(Box<[u8]>),
+}
+
 /// A binding found for a Request-URI: its Contact (the new Request-URI), its flow, and its
 /// Path as a preloaded Route (RFC 3327 §5.3).
 pub(crate) struct Located {
@@ -104,7 +111,10 @@ pub(crate) struct Located {
 /// The location service for a Request-URI `user@<our domain>`: `None` when the URI is not
 /// one of our AoRs; else the binding, or 480 / 404. A binding another node owns sends the
 /// request, its Request-URI unchanged, to that node over UDP from `arrival` (the listener
-/// it came to), and the owner delivers it over the flow.
+/// it came to), and the owner delivers it over the flow. A miss with a shared store, when
+/// `ask`, is [`NotLocated::Ask`]: the request parks while the store's side thread reads the
+/// AoR into the table (a binding made on another node since this one last heard), then looks
+/// again with `ask` off.
 pub(crate) fn locate(
     registrar: &Registrar,
     buf: &[u8],
@@ -112,7 +122,8 @@ pub(crate) fn locate(
     me: bool,
     arrival: std::net::SocketAddr,
     now: Instant,
-) -> Option<Result<Located, Status>> {
+    ask: bool,
+) -> Option<Result<Located, NotLocated>> {
     let user = uri.user?.of(buf);
     let domain = domain_of(registrar, buf, uri, me)?;
     let found = registrar.lookup(user, domain, now, |b| {
@@ -135,8 +146,11 @@ pub(crate) fn locate(
     });
     Some(match found {
         Ok(Some(located)) => Ok(located),
-        Ok(None) => Err(Status::new(500, "Binding Too Long")),
-        Err((code, reason)) => Err(Status::new(code, reason)),
+        Ok(None) => Err(NotLocated::Status(Status::new(500, "Binding Too Long"))),
+        Err((code, reason)) => match registrar.ask_store(user, domain).filter(|_| ask) {
+            Some(key) => Err(NotLocated::Ask(key.as_bytes().into())),
+            None => Err(NotLocated::Status(Status::new(code, reason))),
+        },
     })
 }
 

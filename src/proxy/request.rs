@@ -98,6 +98,8 @@ enum Decision<'r> {
     /// Wait for the host name at this span to be resolved first, by the RFC 3263 procedure
     /// `Want` names (`Query::Resolve` for A/AAAA, `Query::Locate` otherwise).
     Park(Span, Want),
+    /// Wait for the shared location store to be asked about this AoR first.
+    Ask(Box<[u8]>),
     /// Answer with the registrar's answer: a challenge, the bindings (issue 14).
     Registrar(crate::registrar::Answer),
 }
@@ -108,6 +110,8 @@ enum Decision<'r> {
 enum Stop {
     Answer(Status),
     Park(Span, Want),
+    /// The AoR to read from the shared location store.
+    Ask(Box<[u8]>),
     Registrar(crate::registrar::Answer),
 }
 
@@ -131,6 +135,7 @@ impl From<Stop> for Decision<'_> {
         match stop {
             Stop::Answer(status) => Decision::Answer(status),
             Stop::Park(name, want) => Decision::Park(name, want),
+            Stop::Ask(query) => Decision::Ask(query),
             Stop::Registrar(answer) => Decision::Registrar(answer),
         }
     }
@@ -288,6 +293,7 @@ pub(crate) fn handle(
         Decision::Policy(reply) => req.reply_policy(reply.code, reply.reason, reply.headers, out),
         Decision::PolicyDrop => Outcome::Drop(DropReason::PolicyDrop),
         Decision::Park(name, want) => req.park(name, want, ctx, out),
+        Decision::Ask(aor) => req.park_query(Query::Location(aor), ctx, out),
         Decision::Registrar(answer) => req.answer(&answer, out),
     };
     ctx.worker.router = router;
@@ -316,6 +322,7 @@ pub(crate) fn resume(
         Decision::PolicyDrop => Outcome::Drop(DropReason::PolicyDrop),
         // `resolution` is set, so `decide` does not park again.
         Decision::Park(..) => req.reply(UNRESOLVABLE, out),
+        Decision::Ask(..) => req.reply(TEMPORARILY_UNAVAILABLE, out),
         Decision::Registrar(answer) => req.answer(&answer, out),
     };
     ctx.worker.router = router;
@@ -469,7 +476,17 @@ impl<'m, 'p> Request<'m, 'p> {
             _ => (None, None, None),
         };
         let name = self.peer_name(&targeted.target);
-        let (destination, transport) = decided!(self.resolve(targeted.target));
+        let (destination, transport, name) = match targeted.target {
+            Target::Group(group) => {
+                let (destination, transport, tls) = decided!(self.group_destination(group));
+                let name = tls.and_then(|n| PeerName::new(n.as_bytes()));
+                (destination, transport, name)
+            }
+            target => {
+                let (destination, transport) = decided!(self.resolve(target));
+                (destination, transport, name)
+            }
+        };
         let identity = &self.proxy.identity;
         let departure = match flow {
             // A request back to a contact leaves from the listener its packets came to.
@@ -535,17 +552,24 @@ impl<'m, 'p> Request<'m, 'p> {
         )
     }
 
-    /// Issue 14: a Request-URI naming one of our AoRs goes to its best binding.
-    fn locate(&self, uri: &SipUri) -> Option<Result<Target, Status>> {
+    /// Issue 14: a Request-URI naming one of our AoRs goes to its best binding; a miss with
+    /// a shared store parks once to read the AoR from the store.
+    fn locate(&self, uri: &SipUri) -> Option<Result<Target, Stop>> {
         let registrar = self.tables.registrar.as_deref()?;
         let me = self.is_me(uri);
         let arrival = self.input.flow.local;
-        let found = location::locate(registrar, self.buf(), uri, me, arrival, self.input.now)?;
-        Some(found.map(|l| Target::Flow {
-            uri: l.uri,
-            flow: l.flow,
-            route: l.route,
-        }))
+        let ask = self.resolution.is_none();
+        let now = self.input.now;
+        let found = location::locate(registrar, self.buf(), uri, me, arrival, now, ask)?;
+        Some(match found {
+            Ok(l) => Ok(Target::Flow {
+                uri: l.uri,
+                flow: l.flow,
+                route: l.route,
+            }),
+            Err(location::NotLocated::Status(status)) => Err(Stop::Answer(status)),
+            Err(location::NotLocated::Ask(aor)) => Err(Stop::Ask(aor)),
+        })
     }
 
     /// §16.3 step 1 (the fields a stateless proxy needs to answer and to hash) and §8.1.1.5.
@@ -676,13 +700,13 @@ impl<'m, 'p> Request<'m, 'p> {
     /// The flow our Path token `user` names (RFC 5626 §5.3), when it is one of ours.
     fn path_flow(&self, user: Span) -> Option<Flow> {
         let locals = &self.proxy.identity.locals;
-        let key = &self.proxy.config().branch_secret;
+        let key = &self.proxy.config().path_secret;
         location::open_path_token(key, user.of(self.buf()), &|i| locals.get(i).map(|l| l.addr))
     }
 
     /// §16.5 and §16.6 steps 6–7: the next hop, and the strict-routing rewrite when the next
     /// hop does not do loose routing.
-    fn target(&self, pre: Preprocessed, routes: &mut RouteSet) -> Result<Targeted, Status> {
+    fn target(&self, pre: Preprocessed, routes: &mut RouteSet) -> Result<Targeted, Stop> {
         let keep = |target| Targeted {
             target,
             new_ruri: pre.new_ruri,
@@ -711,7 +735,7 @@ impl<'m, 'p> Request<'m, 'p> {
                 .filter(|_| self.contact_table().is_some())
                 .filter(|u| self.is_me(u));
             if let Some(found) = restored.and_then(|u| self.restore_contact(&u)) {
-                return found.map(keep);
+                return found.map(keep).map_err(Stop::from);
             }
             return Ok(keep(Target::Group(group)));
         }
@@ -735,7 +759,7 @@ impl<'m, 'p> Request<'m, 'p> {
             .filter(|uri| self.is_me(uri))
             .and_then(|uri| self.restore_contact(&uri))
         {
-            return restored.map(keep);
+            return restored.map(keep).map_err(Stop::from);
         }
         if let Some(located) = pre.current.and_then(|uri| self.locate(&uri)) {
             return located.map(keep);
@@ -744,10 +768,11 @@ impl<'m, 'p> Request<'m, 'p> {
             Some(uri) if self.is_me(&uri) => self
                 .restore_contact(&uri)
                 .unwrap_or_else(|| self.addressed_to_me(&uri))
-                .map(keep),
+                .map(keep)
+                .map_err(Stop::from),
             Some(uri) => Ok(keep(Target::Uri(uri))),
             None if self.proxy.next_hop.is_some() => Ok(keep(Target::NextHop)),
-            None => Err(UNSUPPORTED_SCHEME),
+            None => Err(Stop::Answer(UNSUPPORTED_SCHEME)),
         }
     }
 
@@ -808,7 +833,7 @@ impl<'m, 'p> Request<'m, 'p> {
             Target::RouteAll => return self.proxy.route_all_to.ok_or(NOT_FOUND.into()),
             Target::Flow { flow, .. } => return Ok((flow.source, flow.transport)),
             Target::Policy(hop) => return Ok(hop),
-            Target::Group(group) => return self.group_destination(group),
+            Target::Group(group) => return self.group_destination(group).map(|(a, t, _)| (a, t)),
             Target::Uri(uri) => uri,
         };
         let buf = self.buf();
@@ -866,8 +891,13 @@ impl<'m, 'p> Request<'m, 'p> {
     }
 
     /// The live destination of `group` for this request, or 503 with the group's Retry-After
-    /// when none is live (or the context has no groups).
-    fn group_destination(&self, group: GroupId) -> Result<(SocketAddr, Transport), Stop> {
+    /// when none is live (or the context has no groups). Over TLS, with the name its
+    /// certificate must carry: RFC 5922 §7.2, the domain of the destination's URI when it is
+    /// named in DNS (`None`: its `[hosts]` name or its address, as for any next hop).
+    fn group_destination(
+        &self,
+        group: GroupId,
+    ) -> Result<(SocketAddr, Transport, Option<&'p str>), Stop> {
         let all_down = |retry_after| {
             Stop::Answer(Status {
                 retry_after,
@@ -880,8 +910,13 @@ impl<'m, 'p> Request<'m, 'p> {
         let source = self.input.flow.source;
         match groups.select(group, self.msg, source, self.hash, self.lane) {
             Selection::To {
+                addr,
+                transport: Transport::Tls,
+                destination,
+            } => Ok((addr, Transport::Tls, groups.tls_name(group, destination))),
+            Selection::To {
                 addr, transport, ..
-            } => Ok((addr, transport)),
+            } => Ok((addr, transport, None)),
             Selection::AllDown { retry_after } => Err(all_down(retry_after)),
         }
     }
@@ -897,6 +932,11 @@ impl<'m, 'p> Request<'m, 'p> {
         let Some(query) = query else {
             return self.reply(UNRESOLVABLE, out);
         };
+        self.park_query(query, ctx, out)
+    }
+
+    /// Parks this request until its query is answered (or times out), then `resume`.
+    fn park_query(&self, query: Query, ctx: &mut Context<'_>, out: &mut [u8]) -> Outcome {
         let parked = Parked {
             query,
             flow: self.input.flow,
@@ -1091,7 +1131,7 @@ impl<'m, 'p> Request<'m, 'p> {
             return None;
         }
         let arrival = u8::try_from(self.arrival).ok()?;
-        let key = &self.proxy.config().branch_secret;
+        let key = &self.proxy.config().path_secret;
         let token = location::path_token(key, self.input.flow, arrival);
         let ob = location::outbound_first_hop(self.msg);
         location::PathLine::new(&token, record_route, ob)

@@ -520,60 +520,51 @@ mod tests {
         assert_eq!(verify(&a, &raw, Challenge::Proxy, t0), Ok(1));
     }
 
+    /// Alice's REGISTER with `line` as its credentials, verified at `now`.
+    fn register_with(a: &Auth, line: &str, now: Instant) -> Result<usize, (u16, AuthResult, bool)> {
+        verify(a, &request("REGISTER", "alice", line), Challenge::Www, now)
+    }
+
     #[test]
     fn failures_are_named() {
         let t0 = Instant::now();
         let a = auth(vec![Algorithm::Md5], t0);
         let nonce = nonce_of(&a, t0);
-        let wrong = answer(Algorithm::Md5, &nonce, "guess", "REGISTER", "Authorization");
-        let raw = request("REGISTER", "alice", &wrong);
-        assert_eq!(
-            verify(&a, &raw, Challenge::Www, t0),
-            Err((403, AuthResult::BadResponse, false))
-        );
-        let sha = answer(
-            Algorithm::Sha256,
-            &nonce,
-            "alice-secret",
-            "REGISTER",
-            "Authorization",
-        );
-        let raw = request("REGISTER", "alice", &sha);
-        assert_eq!(
-            verify(&a, &raw, Challenge::Www, t0),
-            Err((401, AuthResult::BadAlgorithm, false))
-        );
-        let good = answer(
-            Algorithm::Md5,
-            &nonce,
-            "alice-secret",
-            "REGISTER",
-            "Authorization",
-        );
+        let with = |alg, password| answer(alg, &nonce, password, "REGISTER", "Authorization");
+        let good = with(Algorithm::Md5, "alice-secret");
         let later = t0 + Duration::from_secs(301);
-        let raw = request("REGISTER", "alice", &good);
-        assert_eq!(
-            verify(&a, &raw, Challenge::Www, later),
-            Err((401, AuthResult::Stale, true))
-        );
-        let forged = good.replace(&nonce[..4], "ffff");
-        let raw = request("REGISTER", "alice", &forged);
-        assert_eq!(
-            verify(&a, &raw, Challenge::Www, t0),
-            Err((401, AuthResult::BadNonce, false))
-        );
-        let stranger = good.replace("username=\"alice\"", "username=\"mallory\"");
-        let raw = request("REGISTER", "alice", &stranger);
-        assert_eq!(
-            verify(&a, &raw, Challenge::Www, t0),
-            Err((403, AuthResult::UnknownUser, false))
-        );
-        let no_response = good.replace("response=", "xresponse=");
-        let raw = request("REGISTER", "alice", &no_response);
-        assert_eq!(
-            verify(&a, &raw, Challenge::Www, t0),
-            Err((403, AuthResult::Malformed, false))
-        );
+        let cases = [
+            (
+                with(Algorithm::Md5, "guess"),
+                t0,
+                (403, AuthResult::BadResponse, false),
+            ),
+            (
+                with(Algorithm::Sha256, "alice-secret"),
+                t0,
+                (401, AuthResult::BadAlgorithm, false),
+            ),
+            (good.clone(), later, (401, AuthResult::Stale, true)),
+            (
+                good.replace(&nonce[..4], "ffff"),
+                t0,
+                (401, AuthResult::BadNonce, false),
+            ),
+            (
+                good.replace("username=\"alice\"", "username=\"mallory\""),
+                t0,
+                (403, AuthResult::UnknownUser, false),
+            ),
+            (
+                good.replace("response=", "xresponse="),
+                t0,
+                (403, AuthResult::Malformed, false),
+            ),
+        ];
+        for (line, now, refusal) in cases {
+            assert_eq!(register_with(&a, &line, now), Err(refusal), "{line}");
+        }
+        assert_eq!(register_with(&a, &good, t0), Ok(1));
     }
 
     #[test]

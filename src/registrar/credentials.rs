@@ -52,25 +52,23 @@ impl Credentials {
     }
 
     fn set(&mut self, name: &[u8], value: Span) {
-        let slots = [
-            (&b"username"[..], &mut self.username),
-            (b"realm", &mut self.realm),
-            (b"nonce", &mut self.nonce),
-            (b"uri", &mut self.uri),
-            (b"response", &mut self.response),
-            (b"algorithm", &mut self.algorithm),
-            (b"cnonce", &mut self.cnonce),
-            (b"qop", &mut self.qop),
-            (b"nc", &mut self.nc),
-            (b"opaque", &mut self.opaque),
-        ];
-        if let Some((_, slot)) = slots
-            .into_iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
-            // A repeated parameter keeps its first value.
-            slot.get_or_insert(value);
-        }
+        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        // By length first: one comparison per parameter instead of a walk over all ten.
+        let slot = match name.len() {
+            2 if is(b"nc") => &mut self.nc,
+            3 if is(b"uri") => &mut self.uri,
+            3 if is(b"qop") => &mut self.qop,
+            5 if is(b"realm") => &mut self.realm,
+            5 if is(b"nonce") => &mut self.nonce,
+            6 if is(b"cnonce") => &mut self.cnonce,
+            6 if is(b"opaque") => &mut self.opaque,
+            8 if is(b"username") => &mut self.username,
+            8 if is(b"response") => &mut self.response,
+            9 if is(b"algorithm") => &mut self.algorithm,
+            _ => return,
+        };
+        // A repeated parameter keeps its first value.
+        slot.get_or_insert(value);
     }
 }
 
@@ -112,10 +110,10 @@ fn param(buf: &[u8], pos: usize, end: usize) -> Option<(Span, Span, usize)> {
 /// (backslash escapes a byte, RFC 3261 §25.1 `quoted-pair`).
 fn quoted_end(buf: &[u8], mut pos: usize, end: usize) -> Option<usize> {
     while pos < end {
-        match buf[pos] {
-            b'"' => return Some(pos),
-            b'\\' => pos += 2,
-            _ => pos += 1,
+        let at = pos + memchr::memchr2(b'"', b'\\', &buf[pos..end])?;
+        match buf[at] {
+            b'"' => return Some(at),
+            _ => pos = at + 2,
         }
     }
     None
@@ -134,7 +132,11 @@ fn skip_lws(buf: &[u8], mut pos: usize, end: usize) -> usize {
 
 /// RFC 3261 §25.1 `token` characters.
 fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
 }
 
 #[cfg(test)]

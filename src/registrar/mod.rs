@@ -370,6 +370,19 @@ impl Registrar {
         }
     }
 
+    /// Whether a lookup of `user` at `domain` that missed here is worth asking the shared
+    /// store about (issue 14, several nodes): there is a store, and the user is one we know
+    /// (or nobody is authenticated, so any user may have registered on another node). The
+    /// AoR key to ask for.
+    pub fn ask_store(&self, user: &[u8], domain: usize) -> Option<AorKey> {
+        self.replicate.as_ref()?;
+        let known = match &self.auth {
+            Some(auth) => auth.users().get(user).is_some(),
+            None => true,
+        };
+        known.then(|| AorKey::new(user, &self.config.domains[domain]))?
+    }
+
     fn unavailable<R>(&self) -> Result<R, (u16, &'static str)> {
         self.counters.lookup(LookupResult::NoBinding);
         Err((480, "Temporarily Unavailable"))

@@ -1,7 +1,9 @@
 //! Stateless nonces (RFC 3261 §22.4, RFC 2617 §3.2.1 leaves the nonce's form to the server).
 //!
-//! A nonce is 50 hex digits: a key id (1 byte), the Unix time it was minted (8 bytes), and
-//! the first 16 bytes of HMAC-SHA256(key, id | time | realm | 0 | client IP). Nothing is
+//! A nonce is 58 hex digits: a key id (1 byte), the Unix time it was minted (8 bytes), a
+//! salt (4 bytes: a counter from a random start, so two challenges to one client in one
+//! second differ, and so do their answers' `(nonce, nc)` in the replay table), and the first
+//! 16 bytes of HMAC-SHA256(key, id | time | salt | realm | 0 | client IP). Nothing is
 //! stored: any node holding the key verifies any other's nonces, keys rotate by id (the
 //! first key mints, every key verifies), and a nonce older than the lifetime is `stale`
 //! (RFC 2617 §3.2.1: the client retries with the new nonce without asking the user).
@@ -10,6 +12,7 @@
 //! the epoch it was made with, so nodes agree as far as their clocks do.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -19,7 +22,9 @@ use subtle::ConstantTimeEq;
 /// Hex digits in a nonce.
 pub const NONCE_LEN: usize = 2 * RAW_LEN;
 const MAC_LEN: usize = 16;
-const RAW_LEN: usize = 1 + 8 + MAC_LEN;
+const RAW_LEN: usize = 1 + 8 + 4 + MAC_LEN;
+/// Where the MAC starts in the raw nonce.
+const MAC_AT: usize = 1 + 8 + 4;
 /// How far ahead of our clock another node's nonce may be (its clock runs ahead).
 const SKEW: u64 = 30;
 
@@ -58,7 +63,6 @@ pub enum NonceCheck {
 }
 
 /// Mints and checks nonces.
-#[derive(Clone)]
 pub struct Nonces {
     keys: Vec<NonceKey>,
     /// Each key's HMAC state after the key (its inner and outer pads already hashed): a
@@ -67,6 +71,30 @@ pub struct Nonces {
     lifetime: Duration,
     epoch: Instant,
     epoch_unix: u64,
+    /// The next nonce's salt.
+    salt: AtomicU32,
+}
+
+impl Clone for Nonces {
+    fn clone(&self) -> Nonces {
+        Nonces {
+            keys: self.keys.clone(),
+            keyed: self.keyed.clone(),
+            lifetime: self.lifetime,
+            epoch: self.epoch,
+            epoch_unix: self.epoch_unix,
+            salt: AtomicU32::new(self.salt.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// A random start for the salt counter (std's per-process random hash keys), so that two
+/// nodes sharing a key do not mint the same salts in step.
+fn random_salt() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish() as u32
 }
 
 impl Nonces {
@@ -90,6 +118,7 @@ impl Nonces {
             lifetime,
             epoch,
             epoch_unix,
+            salt: AtomicU32::new(random_salt()),
         })
     }
 
@@ -106,11 +135,13 @@ impl Nonces {
     pub fn mint(&self, now: Instant, realm: &[u8], client: IpAddr) -> Nonce {
         let key = &self.keys[0]; // `new` refuses an empty key list
         let time = self.unix(now).to_be_bytes();
+        let salt = self.salt.fetch_add(1, Ordering::Relaxed).to_be_bytes();
         let mut raw = [0u8; RAW_LEN];
         raw[0] = key.id;
         raw[1..9].copy_from_slice(&time);
-        let mac = tag(&self.keyed[0], key.id, &time, realm, client);
-        raw[9..].copy_from_slice(&mac);
+        raw[9..MAC_AT].copy_from_slice(&salt);
+        let mac = tag(&self.keyed[0], key.id, &time, &salt, realm, client);
+        raw[MAC_AT..].copy_from_slice(&mac);
         let mut nonce = [0u8; NONCE_LEN];
         hex_encode(&raw, &mut nonce);
         Nonce(nonce)
@@ -127,8 +158,10 @@ impl Nonces {
         };
         let mut time = [0u8; 8];
         time.copy_from_slice(&raw[1..9]);
-        let expected = tag(&self.keyed[index], raw[0], &time, realm, client);
-        if !bool::from(expected.ct_eq(&raw[9..])) {
+        let mut salt = [0u8; 4];
+        salt.copy_from_slice(&raw[9..MAC_AT]);
+        let expected = tag(&self.keyed[index], raw[0], &time, &salt, realm, client);
+        if !bool::from(expected.ct_eq(&raw[MAC_AT..])) {
             return NonceCheck::Invalid;
         }
         let minted = u64::from_be_bytes(time);
@@ -156,12 +189,14 @@ fn tag(
     keyed: &Hmac<Sha256>,
     id: u8,
     time: &[u8; 8],
+    salt: &[u8; 4],
     realm: &[u8],
     client: IpAddr,
 ) -> [u8; MAC_LEN] {
     let mut mac = keyed.clone();
     mac.update(&[id]);
     mac.update(time);
+    mac.update(salt);
     mac.update(realm);
     mac.update(&[0]);
     match client {
@@ -228,20 +263,48 @@ mod tests {
         // running either version verify each other's nonces.
         let t0 = Instant::now();
         let n = nonces(&[(9, 4)], t0);
+        n.salt.store(0x0102_0304, Ordering::Relaxed);
         let nonce = n.mint(t0, b"edge.example", ALICE);
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&[4; 32]).unwrap();
         let time = 1_700_000_000u64.to_be_bytes();
-        for part in [&[9u8][..], &time, b"edge.example", &[0], &[192, 0, 2, 7]] {
+        let salt = [1, 2, 3, 4];
+        for part in [
+            &[9u8][..],
+            &time,
+            &salt,
+            b"edge.example",
+            &[0],
+            &[192, 0, 2, 7],
+        ] {
             mac.update(part);
         }
         let full = mac.finalize().into_bytes();
         let mut raw = vec![9u8];
         raw.extend_from_slice(&time);
+        raw.extend_from_slice(&salt);
         raw.extend_from_slice(&full[..MAC_LEN]);
         let mut expected = [0u8; NONCE_LEN];
         hex_encode(&raw, &mut expected);
         assert_eq!(nonce.as_bytes(), &expected[..]);
-        assert_eq!(&nonce.as_bytes()[..18], b"09000000006553f100");
+        assert_eq!(&nonce.as_bytes()[..26], b"09000000006553f10001020304");
+    }
+
+    #[test]
+    fn two_challenges_to_one_client_in_one_second_differ_and_both_verify() {
+        let t0 = Instant::now();
+        let n = nonces(&[(1, 7)], t0);
+        let (a, b) = (n.mint(t0, b"r", ALICE), n.mint(t0, b"r", ALICE));
+        assert_ne!(a, b);
+        for nonce in [a, b] {
+            assert_eq!(
+                n.check(nonce.as_bytes(), t0, b"r", ALICE),
+                NonceCheck::Fresh
+            );
+        }
+        // The salt is under the MAC: changing it invalidates the nonce.
+        let mut bytes = a.as_bytes().to_vec();
+        bytes[19] = if bytes[19] == b'0' { b'1' } else { b'0' };
+        assert_eq!(n.check(&bytes, t0, b"r", ALICE), NonceCheck::Invalid);
     }
 
     #[test]

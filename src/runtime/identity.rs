@@ -34,11 +34,13 @@ pub fn proxy_config(settings: &Settings, bound: &[SocketAddr]) -> ProxyConfig {
             ),
         })
         .collect();
+    let branch = branch_secret();
     ProxyConfig {
         listeners,
         aliases: aliases(settings, bound),
         record_route: settings.record_route,
         add_path: settings.add_path,
+        path_secret: settings.path_secret.unwrap_or(branch),
         next_hop: settings.next_hop.clone(),
         route_all_to: settings.route_all_to.clone(),
         hosts: settings.hosts.clone(),
@@ -55,7 +57,7 @@ pub fn proxy_config(settings: &Settings, bound: &[SocketAddr]) -> ProxyConfig {
                 requests: wanted.requests,
                 responses: wanted.responses,
             }),
-        ..ProxyConfig::new(placeholder_listener(), branch_secret())
+        ..ProxyConfig::new(placeholder_listener(), branch)
     }
 }
 

@@ -16,7 +16,7 @@ use log::{error, info, warn};
 
 use super::side::{Questions, Replier, SideService};
 use crate::dns::{DnsCache, DnsConfig, Lookup, Resolution, Resolver, Target, Want};
-use crate::groups::{DestinationConfig, GroupConfig, Groups};
+use crate::groups::{DestinationConfig, GroupConfig, GroupId, Groups, Placed, Refreshed, SrvRank};
 use crate::proxy::{Answer, Query};
 use crate::sip::{Scheme, SipUri, Span, Transport};
 
@@ -51,7 +51,7 @@ impl SideService for DnsService {
                 Query::Locate(lookup) => (Some(lookup), false),
                 // Another kind's query never reaches this service (the runtime routes by
                 // `Query::kind`); answered "not found" rather than left to time out.
-                Query::Media(_) => (None, true),
+                Query::Media(_) | Query::Location(_) => (None, true),
             };
             let Some(lookup) = lookup else {
                 replier.reply(asker, Answer::NotFound);
@@ -114,11 +114,20 @@ fn place(
     }
 }
 
+/// A target's SRV priority and weight (0 and 0 without SRV).
+fn rank(t: &Target) -> SrvRank {
+    SrvRank {
+        priority: t.priority,
+        weight: t.weight,
+    }
+}
+
 /// Resolves the groups' DNS names at start (blocking, before the workers run): each named
-/// destination becomes one destination per address found — each with its own health and
-/// probes, the configured weight and priority — as long as the group has room (64); a name
-/// that does not resolve stays one destination with no address, down until the refresher
-/// finds it.
+/// destination becomes one destination slot per target found — each with its own health and
+/// probes, and its SRV priority and weight, which choose among the name's targets (the
+/// configured weight and priority are the name's, in the group) — as long as the group has
+/// room (64); a name that does not resolve stays one destination with no address, down until
+/// the refresher finds it.
 pub fn resolve_group_names(groups: &mut [GroupConfig], resolver: &Resolver) {
     for group in groups.iter_mut() {
         let configured = std::mem::take(&mut group.destinations);
@@ -141,6 +150,7 @@ pub fn resolve_group_names(groups: &mut [GroupConfig], resolver: &Resolver) {
                             addr,
                             transport,
                             target: i as u8,
+                            srv: Some(rank(t)),
                             ..d.clone()
                         });
                     }
@@ -171,6 +181,8 @@ struct Named {
     slots: usize,
     lookup: Lookup,
     next: Instant,
+    /// What the last refresh left vacant or out (logged when it changes).
+    last: Refreshed,
 }
 
 /// Keeps the groups' DNS names fresh (`ferrovia-names`): each is asked again before its
@@ -207,6 +219,7 @@ impl NameRefresher {
                         slots: 1,
                         lookup,
                         next: next_refresh(&cache, &lookup, now),
+                        last: Refreshed::default(),
                     }),
                 }
             }
@@ -251,23 +264,13 @@ fn refresh_loop(
     while !stop.load(Relaxed) {
         let now = Instant::now();
         for named in names.iter_mut().filter(|n| n.next <= now) {
-            let Some(group) = groups.iter().nth(named.group) else {
-                continue;
-            };
-            let slots = &group.destinations[named.first..named.first + named.slots];
-            match resolver.resolve_blocking(named.lookup) {
+            named.next = match resolver.resolve_blocking(named.lookup) {
                 Resolution::Found(targets) => {
-                    for (d, t) in slots.iter().zip(&targets) {
-                        let (addr, _) = place(&named.lookup, d.addr(), d.transport, t);
-                        if d.addr() != addr {
-                            info!("group {}: {} is now {addr}", group.name, d.uri);
-                            d.set_addr(addr);
-                        }
-                    }
-                    named.next = next_refresh(cache, &named.lookup, Instant::now());
+                    refresh(groups, named, &targets);
+                    next_refresh(cache, &named.lookup, Instant::now())
                 }
-                _ => named.next = Instant::now() + RETRY,
-            }
+                _ => Instant::now() + RETRY,
+            };
         }
         let next = names.iter().map(|n| n.next).min().unwrap_or(now + RETRY);
         std::thread::park_timeout(
@@ -275,4 +278,43 @@ fn refresh_loop(
                 .min(Duration::from_secs(1)),
         );
     }
+}
+
+/// Moves `named`'s slots to what DNS now gives (addresses, SRV priorities and weights); logs
+/// what changed.
+fn refresh(groups: &Groups, named: &mut Named, targets: &[Target]) {
+    let Some(group) = groups.iter().nth(named.group) else {
+        return;
+    };
+    let Some(first) = group.destinations.get(named.first) else {
+        return;
+    };
+    let placed: Vec<Placed> = targets
+        .iter()
+        .map(|t| {
+            let (addr, transport) = place(&named.lookup, first.addr(), first.transport, t);
+            Placed {
+                addr,
+                transport,
+                rank: rank(t),
+            }
+        })
+        .collect();
+    let id = GroupId(named.group as u16);
+    let news = groups.refresh_name(id, named.first, named.slots, &placed);
+    if news.moved > 0 {
+        info!(
+            "group {}: {} moved {} target(s)",
+            group.name, first.uri, news.moved
+        );
+    }
+    let was = (named.last.vacant, named.last.left_out);
+    if (news.vacant, news.left_out) != was {
+        warn!(
+            "group {}: {} has {} target(s) without a slot (restart to use them), {} slot(s) \
+             without a target",
+            group.name, first.uri, news.left_out, news.vacant
+        );
+    }
+    named.last = news;
 }

@@ -18,17 +18,18 @@ use std::time::{Duration, Instant};
 use log::{error, info, warn};
 use mio::{Interest, Poll, Token, Waker};
 
-use super::prober::ProbeThread;
+use super::prober::{ProbeSocket, ProbeThread};
 use super::side::{SideLinks, SideService, SideThreads};
 use super::stream::{self, Mesh, StreamListener, StreamSetup, Streams};
 use super::worker::{self, WAKE, WorkerSetup, WorkerSocket};
 use super::{identity, socket, sys};
-use crate::groups::{Groups, ProbeOrigin};
+use crate::groups::{Groups, ProbeListener, ProbeOrigin};
 use crate::policy::PolicyHandle;
 use crate::protect::Protection;
 use crate::proxy::{ConfigError, Proxy, ProxyConfig, SideKind, Tables};
 use crate::record::Recorder;
 use crate::settings::{ListenAddr, Settings};
+use crate::sip::Transport;
 
 /// How long `start` waits for the workers to be ready.
 const READY_LIMIT: Duration = Duration::from_secs(10);
@@ -203,21 +204,40 @@ impl<R: Recorder> Server<R> {
         }
     }
 
-    /// Starts the prober thread for `groups`: its OPTIONS leave from the first UDP listener,
-    /// shown as the proxy shows that listener in Via. `None` without a UDP listener (nothing
-    /// is probed then; destinations stay up).
+    /// Starts the prober thread for `groups`: its OPTIONS leave from the listeners of each
+    /// destination's transport (UDP from a duplicate of the listener's socket, TCP and TLS on
+    /// connections of its own from the listener's address), shown as the proxy shows that
+    /// listener in Via. `None` without a UDP, TCP or TLS listener (nothing is probed then;
+    /// destinations stay up).
     pub fn start_prober(&self, groups: Arc<Groups>) -> io::Result<Option<ProbeThread>> {
-        let Some((socket, local)) = self.udp_duplicates.first() else {
-            warn!("destination groups are not probed: there is no UDP listener to probe from");
+        let mut origin = ProbeOrigin::default();
+        let mut sockets = Vec::new();
+        for listener in &self.proxy.config().listeners {
+            let (transport, local) = (listener.transport, listener.addr);
+            let socket = match transport {
+                Transport::Udp => match self.udp_duplicates.iter().find(|(_, a)| *a == local) {
+                    Some((socket, _)) => ProbeSocket::Udp(socket.try_clone()?),
+                    None => continue,
+                },
+                Transport::Tcp | Transport::Tls => ProbeSocket::Stream(local),
+                Transport::Ws | Transport::Wss => continue,
+            };
+            let Some(shown) = self.proxy.shown(local, transport) else {
+                continue;
+            };
+            origin.listeners.push(ProbeListener {
+                transport,
+                ipv6: local.is_ipv6(),
+                sent_by: String::from_utf8_lossy(shown).into_owned(),
+            });
+            sockets.push(socket);
+        }
+        if origin.listeners.is_empty() {
+            warn!("destination groups are not probed: no UDP, TCP or TLS listener to probe from");
             return Ok(None);
-        };
-        let Some(shown) = self.proxy.shown(*local, crate::sip::Transport::Udp) else {
-            return Ok(None);
-        };
-        let origin = ProbeOrigin {
-            sent_by: String::from_utf8_lossy(shown).into_owned(),
-        };
-        ProbeThread::start(groups, origin, socket.try_clone()?).map(Some)
+        }
+        let secure = self.secure.clone();
+        ProbeThread::start(groups, origin, sockets, secure).map(Some)
     }
 
     /// A duplicate of every UDP listener's socket with its address and `host:port` as our Via

@@ -307,12 +307,9 @@ impl<R: Recorder> Worker<R> {
     fn process(&mut self, i: usize, n: usize) {
         let now = Instant::now();
         self.batch_at = Some(now);
-        // The arrival of a datagram the kernel did not stamp (one clock read per batch, and
-        // none when every datagram carries its kernel arrival time).
-        let received_ns = match self.rx.all_stamped() {
-            true => 0,
-            false => sys::realtime_ns(),
-        };
+        // The kernel's arrival time (SO_TIMESTAMPNS) is the rule; the clock is read only for
+        // a datagram without one.
+        let mut received_ns = None;
         self.recorder.received(n);
         let (local, transport) = (self.sockets[i].local, self.sockets[i].transport);
         for k in 0..n {
@@ -334,7 +331,9 @@ impl<R: Recorder> Worker<R> {
             let mut ctx = Context::new(&self.tables, &mut self.state);
             let protect = self.protect.as_deref();
             let outcome = screen_then_handle(protect, &self.proxy, &mut ctx, input, out);
-            let arrival_ns = datagram.arrival_ns.unwrap_or(received_ns);
+            let arrival_ns = datagram
+                .arrival_ns
+                .unwrap_or_else(|| *received_ns.get_or_insert_with(sys::realtime_ns));
             self.enqueue(k, outcome, arrival_ns);
         }
         self.note_kernel_drops(i);
@@ -395,13 +394,13 @@ impl<R: Recorder> Worker<R> {
     }
 
     /// Sends every queued datagram and stream message, then records each one's fate with one
-    /// clock read per transport that sent something.
+    /// clock read per transport that sent something (none when nothing was queued).
     fn send_queued(&mut self) {
         self.used = 0;
-        let mut any = false;
+        let mut queued = false;
         for (socket, queue) in self.sockets.iter().zip(self.queues.iter_mut()) {
             if !queue.is_empty() {
-                any = true;
+                queued = true;
                 let stale = sys::send_batch(
                     &socket.socket,
                     &self.out,
@@ -412,7 +411,16 @@ impl<R: Recorder> Worker<R> {
                 (0..stale).for_each(|_| self.recorder.send_error());
             }
         }
-        let sent_ns = if any { sys::realtime_ns() } else { 0 };
+        if queued {
+            self.record_sent();
+        }
+        self.streams.flush(&self.out, &mut self.recorder);
+    }
+
+    /// Records the fate of every queued datagram (each queue's notes match it index for
+    /// index), then empties the queues.
+    fn record_sent(&mut self) {
+        let sent_ns = sys::realtime_ns();
         for (queue, notes) in self.queues.iter_mut().zip(self.notes.iter_mut()) {
             for (out, note) in queue.iter().zip(notes.iter()) {
                 match out.sent {
@@ -423,6 +431,5 @@ impl<R: Recorder> Worker<R> {
             queue.clear();
             notes.clear();
         }
-        self.streams.flush(&self.out, &mut self.recorder);
     }
 }

@@ -233,29 +233,115 @@ impl Side {
 
     /// Reads one AoR back into the table.
     fn apply(&self, con: &mut redis::Connection, aor: &str) -> redis::RedisResult<()> {
-        let json: Option<String> = redis::cmd("GET").arg(format!("{PREFIX}{aor}")).query(con)?;
-        let records: Vec<BindingRecord> = match json {
-            None => Vec::new(),
-            Some(text) => match serde_json::from_str(&text) {
-                Ok(records) => records,
-                Err(e) => {
-                    warn!("location store: {aor}: unreadable record: {e}");
-                    return Ok(());
+        read_into_table(con, &self.registrar, self.node, aor).map(|_| ())
+    }
+}
+
+/// Reads the AoR `aor` from the store into the registrar's table (replacing what the table
+/// had for it); how many bindings it now has.
+fn read_into_table(
+    con: &mut redis::Connection,
+    registrar: &Registrar,
+    node: SocketAddr,
+    aor: &str,
+) -> redis::RedisResult<usize> {
+    let json: Option<String> = redis::cmd("GET").arg(format!("{PREFIX}{aor}")).query(con)?;
+    let records: Vec<BindingRecord> = match json {
+        None => Vec::new(),
+        Some(text) => match serde_json::from_str(&text) {
+            Ok(records) => records,
+            Err(e) => {
+                warn!("location store: {aor}: unreadable record: {e}");
+                return Ok(0);
+            }
+        },
+    };
+    let now = Instant::now();
+    for owner in records.iter().filter_map(|r| r.node) {
+        if owner != node {
+            registrar.add_peer(owner);
+        }
+    }
+    let list: Vec<_> = snapshot::bindings_of(records, now, Some(node))
+        .into_iter()
+        .flat_map(|(_, list)| list)
+        .collect();
+    let found = list.len();
+    registrar.location().replace(aor.as_bytes(), list, now);
+    registrar.counters().store(StoreResult::Applied);
+    Ok(found)
+}
+
+/// The side service of kind `SideKind::Location`: a request for one of our AoRs that the
+/// table misses parks, and this thread reads the AoR from the store into the table (the
+/// subscription may not have brought it yet: a node that just started or reconnected, a
+/// lost publication). With Redis down it answers "not found" at once, trying to reconnect
+/// at most once a second, so parked requests get their 480 without waiting out the timeout.
+pub(crate) struct LocationReader {
+    client: redis::Client,
+    node: SocketAddr,
+    registrar: Arc<Registrar>,
+    con: Option<redis::Connection>,
+    retry_at: Instant,
+}
+
+impl LocationReader {
+    pub(crate) fn new(
+        url: &str,
+        node: SocketAddr,
+        registrar: Arc<Registrar>,
+    ) -> Result<LocationReader, String> {
+        let client =
+            redis::Client::open(url).map_err(|e| format!("registrar.redis {url:?}: {e}"))?;
+        Ok(LocationReader {
+            client,
+            node,
+            registrar,
+            con: None,
+            retry_at: Instant::now(),
+        })
+    }
+
+    fn error(&mut self, what: &str, e: &redis::RedisError) {
+        self.registrar.counters().store(StoreResult::Error);
+        debug!("location store reader: {what}: {e}");
+        self.con = None;
+        self.retry_at = Instant::now() + RETRY;
+    }
+
+    fn connection(&mut self) -> Option<&mut redis::Connection> {
+        if self.con.is_none() && Instant::now() >= self.retry_at {
+            match self.client.get_connection_with_timeout(TIMEOUT) {
+                Ok(con) => {
+                    let _ = con.set_read_timeout(Some(TIMEOUT));
+                    let _ = con.set_write_timeout(Some(TIMEOUT));
+                    self.con = Some(con);
                 }
-            },
-        };
-        let now = Instant::now();
-        for node in records.iter().filter_map(|r| r.node) {
-            if node != self.node {
-                self.registrar.add_peer(node);
+                Err(e) => self.error("connect", &e),
             }
         }
-        let list = snapshot::bindings_of(records, now, Some(self.node))
-            .into_iter()
-            .flat_map(|(_, list)| list)
-            .collect();
-        self.registrar.location().replace(aor.as_bytes(), list, now);
-        self.registrar.counters().store(StoreResult::Applied);
-        Ok(())
+        self.con.as_mut()
+    }
+}
+
+impl crate::runtime::SideService for LocationReader {
+    fn answer(&mut self, query: &crate::proxy::Query) -> Option<crate::proxy::Answer> {
+        use crate::proxy::{Answer, Query};
+        let Query::Location(aor) = query else {
+            return Some(Answer::NotFound);
+        };
+        let aor = String::from_utf8_lossy(aor).into_owned();
+        let (registrar, node) = (Arc::clone(&self.registrar), self.node);
+        let Some(con) = self.connection() else {
+            return Some(Answer::NotFound);
+        };
+        match read_into_table(con, &registrar, node, &aor) {
+            Ok(0) => Some(Answer::NotFound),
+            Ok(_) => Some(Answer::Loaded),
+            Err(e) => {
+                self.error("read", &e);
+                Some(Answer::NotFound)
+            }
+        }
     }
 }

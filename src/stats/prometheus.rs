@@ -324,7 +324,7 @@ impl Exposition {
                 ]
             },
         );
-        let help = "Local replies sent, by status code (0: outside 100-699).";
+        let help = "Local replies sent, by status code (0: STUN keep-alive answers).";
         self.counter(report, "replied", help, |s| by("status", &s.replied));
         let help = "Messages dropped without a reply, by reason.";
         self.counter(report, "dropped", help, |s| by("reason", &s.dropped));

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferrovia::proxy::{
-    Context, Input, Listener, Outcome, Proxy, ProxyConfig, Tables, Transport, WorkerState,
+    Context, Input, Listener, OUTPUT_BUFFER_SIZE, Outcome, Proxy, ProxyConfig, Tables, Transport,
+    WorkerState,
 };
 use ferrovia::registrar::{
     A2, Algorithm, Auth, Location, NonceKey, Nonces, Qop, Registrar, RegistrarConfig, Users,
@@ -55,6 +56,25 @@ impl Core {
     pub fn handle(&mut self, input: Input<'_>, out: &mut [u8]) -> Outcome {
         let mut ctx = Context::new(&self.tables, &mut self.state);
         self.proxy.handle(input, &mut ctx, out)
+    }
+
+    /// Handles one message: the outcome and the text it wrote (empty for a drop or a park).
+    pub fn exchange(&mut self, input: Input<'_>) -> (Outcome, String) {
+        let mut out = vec![0u8; OUTPUT_BUFFER_SIZE];
+        let outcome = self.handle(input, &mut out);
+        let len = match outcome {
+            Outcome::Forward(t) | Outcome::Reply { transmit: t, .. } => t.len,
+            Outcome::Drop(_) | Outcome::Park(_) => 0,
+        };
+        (outcome, String::from_utf8_lossy(&out[..len]).into_owned())
+    }
+}
+
+/// The status of a reply the proxy wrote itself, `None` for anything else.
+pub fn status(outcome: &Outcome) -> Option<u16> {
+    match outcome {
+        Outcome::Reply { status, .. } => Some(*status),
+        _ => None,
     }
 }
 
@@ -136,6 +156,19 @@ pub fn authorization(
          uri=\"{uri}\", response=\"{}\", algorithm=MD5, cnonce=\"4a5b6c\", qop=auth, \
          nc=00000001\r\n",
         String::from_utf8_lossy(response.as_bytes())
+    )
+}
+
+/// The Authorization line `user` sends with `password` after the REGISTER challenge
+/// `challenge`, for the Request-URI `sip:edge.example`.
+pub fn register_auth(challenge: &str, user: &str, password: &str) -> String {
+    authorization(
+        challenge,
+        "Authorization",
+        user,
+        password,
+        "REGISTER",
+        &format!("sip:{DOMAIN}"),
     )
 }
 

@@ -209,3 +209,67 @@ fn a_request_from_the_upstream_goes_back_to_the_client_of_that_flow() {
         assert_eq!((counts.up, counts.down, counts.flows_opened), (2, 1, 2));
     });
 }
+
+/// Registers once through a floor served by `serve` (which must stop after two answers).
+fn register_through_the_floor(
+    serve: impl FnOnce(
+        std::net::UdpSocket,
+        &AtomicBool,
+    ) -> ferrovia_loadgen::register_floor::FloorCounts
+    + Send,
+) {
+    use ferrovia_loadgen::register_floor;
+    let socket = register_floor::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let floor = socket.local_addr().unwrap();
+    let stop = AtomicBool::new(false);
+    let register = |cseq: u32, credentials: &str| {
+        format!(
+            "REGISTER sip:edge.example SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bK-{cseq}\r\n\
+             From: <sip:alice@edge.example>;tag=1\r\nTo: <sip:alice@edge.example>\r\n\
+             Call-ID: floor-1\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:alice@127.0.0.1:1>\r\n\
+             {credentials}Expires: 600\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    std::thread::scope(|s| {
+        let served = s.spawn(|| serve(socket, &stop));
+        let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
+        phone
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        phone.send_to(register(1, "").as_bytes(), floor).unwrap();
+        let n = phone.recv(&mut buf).unwrap();
+        let challenge = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(challenge.starts_with("SIP/2.0 401 "), "{challenge}");
+        assert!(challenge.contains("WWW-Authenticate: Digest realm=\"edge.example\""));
+        let credentials = "Authorization: Digest username=\"alice\"\r\n";
+        phone
+            .send_to(register(2, credentials).as_bytes(), floor)
+            .unwrap();
+        let n = phone.recv(&mut buf).unwrap();
+        let ok = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+        assert!(
+            ok.contains("Contact: <sip:alice@127.0.0.1:1>;expires=600\r\n"),
+            "{ok}"
+        );
+        // Two answers were its count: serve returns without a signal.
+        let counts = served.join().unwrap();
+        assert_eq!((counts.challenged, counts.registered), (1, 1));
+    });
+}
+
+#[test]
+fn the_blocking_register_floor_challenges_then_registers_and_stops_after_its_count() {
+    register_through_the_floor(|socket, stop| {
+        ferrovia_loadgen::register_floor::serve(&socket, 2, stop).unwrap()
+    });
+}
+
+#[test]
+fn the_epoll_register_floor_challenges_then_registers_and_stops_after_its_count() {
+    register_through_the_floor(|socket, stop| {
+        let timeout = Some(Duration::from_millis(250));
+        ferrovia_loadgen::register_floor::serve_epoll(socket, 8, timeout, 2, stop).unwrap()
+    });
+}

@@ -270,3 +270,35 @@ fn a_hostile_answer_is_bounded() {
     }
     assert_eq!(step, Step::Done(Outcome::Failed));
 }
+
+#[test]
+fn a_proxy_that_sends_only_over_ipv6_asks_aaaa_first() {
+    let (mut p, step) = Procedure::start_with(&lookup(Want::Address), true);
+    assert_eq!(step, ask("example.net", Kind::Aaaa));
+    // No AAAA: A before giving the host up.
+    assert_eq!(p.heard(ok(vec![])), ask("example.net", Kind::A));
+    let step = p.heard(ok(vec![a("example.net", "192.0.2.1", 30)]));
+    let Step::Done(Outcome::Found { targets, .. }) = step else {
+        panic!("{step:?}");
+    };
+    assert_eq!(targets[0].addr, "192.0.2.1:0".parse().unwrap());
+}
+
+#[test]
+fn a_hosts_addresses_are_of_one_family_the_first_asked() {
+    // Glue of both families in the SRV answer: only the family asked first is taken, so a
+    // dual-stack host counts once in the SRV weights.
+    let records = vec![
+        srv("_sip._udp.example.net", 0, 1, 5060, "box.example.net", 60),
+        a("box.example.net", "192.0.2.1", 60),
+        a("box.example.net", "2001:db8::1", 60),
+    ];
+    for (v6_first, want) in [(false, "192.0.2.1:5060"), (true, "[2001:db8::1]:5060")] {
+        let (mut p, _) = Procedure::start_with(&lookup(Want::Srv(Transport::Udp)), v6_first);
+        let Step::Done(Outcome::Found { targets, .. }) = p.heard(ok(records.clone())) else {
+            panic!("found");
+        };
+        let addrs: Vec<String> = targets.iter().map(|t| t.addr.to_string()).collect();
+        assert_eq!(addrs, vec![want.to_owned()]);
+    }
+}

@@ -269,3 +269,49 @@ fn rfc5922_7_2_a_tls_next_hop_found_in_dns_is_verified_as_the_uri_domain() {
         None
     );
 }
+
+#[test]
+fn rfc5922_7_2_a_tls_group_destination_named_in_dns_is_verified_as_its_domain() {
+    use crate::groups::{DestinationConfig, GroupConfig, GroupId, Groups};
+    // `sips:Core.Example` resolved (by the groups' refresher) to 10.0.0.50:5061: the
+    // certificate must name core.example, as for a Request-URI found in DNS; a literal's
+    // address is verified; a TCP destination has nothing to verify.
+    let mut named = DestinationConfig::parse("sips:Core.Example", 1, 0, |_| None).unwrap();
+    named.addr = "10.0.0.50:5061".parse().unwrap();
+    let group = |name: &str, d: DestinationConfig| GroupConfig::new(name, vec![d]);
+    let literal = DestinationConfig::parse("sips:10.0.0.51", 1, 0, |_| None).unwrap();
+    let tcp = DestinationConfig::parse("sip:10.0.0.52;transport=tcp", 1, 0, |_| None).unwrap();
+    let configs = vec![
+        group("named", named),
+        group("literal", literal),
+        group("tcp", tcp),
+    ];
+    let groups = Groups::new(configs, [3; 16], Instant::now()).unwrap();
+    let tables = crate::proxy::Tables {
+        groups: Some(std::sync::Arc::new(groups)),
+        ..crate::proxy::Tables::default()
+    };
+    let to = |group: u16| {
+        let tables = tables.clone();
+        core_with(
+            |c| {
+                c.listeners
+                    .push(listener("192.0.2.10:5061", Transport::Tls));
+                c.listeners
+                    .push(listener("192.0.2.10:5060", Transport::Tcp));
+                c.route_to_group = Some(GroupId(group));
+            },
+            tables,
+        )
+    };
+    let message = request("MESSAGE sip:carol@elsewhere.example", "");
+    let r = run(&to(0), &message, "10.0.0.1:5060");
+    assert_eq!(forwarded_to(&r), "10.0.0.50:5061".parse().unwrap());
+    assert_eq!(tls_name(&r).as_deref(), Some("core.example"));
+    let r = run(&to(1), &message, "10.0.0.1:5060");
+    assert_eq!(forwarded_to(&r), "10.0.0.51:5061".parse().unwrap());
+    assert_eq!(tls_name(&r), None);
+    let r = run(&to(2), &message, "10.0.0.1:5060");
+    assert_eq!(forwarded_to(&r), "10.0.0.52:5060".parse().unwrap());
+    assert_eq!(tls_name(&r), None);
+}

@@ -33,10 +33,11 @@ mod ws;
 
 pub use crate::record::StreamEvent;
 pub(crate) use connection::Phase;
-pub(crate) use listener::open_group;
+pub(crate) use listener::{connect, open_group};
 pub(crate) use mesh::Mesh;
 pub(crate) use secure::{Secure, secure};
 pub(crate) use streams::{StreamListener, StreamSetup, Streams};
+pub(crate) use tls::{TlsIo, TlsSession};
 pub(crate) use ws::WsStep;
 
 /// Tokens at and above this (below [`CONNECTION_TOKENS`]) are TCP listeners; below it, the

@@ -31,8 +31,6 @@ pub(crate) struct RecvBatch {
     iovecs: Box<[libc::iovec]>,
     headers: Box<[libc::mmsghdr]>,
     arrivals: Box<[Option<u64>]>,
-    /// Every datagram of the last receive carried its arrival time.
-    all_stamped: bool,
     received: usize,
     kernel_drops: Option<u32>,
 }
@@ -50,7 +48,6 @@ impl RecvBatch {
             // SAFETY: mmsghdr is plain old data; all-zero (null pointers, zero lengths) is valid.
             headers: vec![unsafe { mem::zeroed() }; capacity].into_boxed_slice(),
             arrivals: vec![None; capacity].into_boxed_slice(),
-            all_stamped: false,
             received: 0,
             kernel_drops: None,
         };
@@ -72,16 +69,17 @@ impl RecvBatch {
             hdr.msg_iov = ptr::from_mut(&mut self.iovecs[i]);
             hdr.msg_iovlen = 1;
             hdr.msg_control = ptr::from_mut(&mut self.controls[i]).cast::<c_void>();
+            reset(&mut self.headers[i]);
         }
     }
 
     /// Receives up to `capacity` datagrams without blocking; `WouldBlock` when none wait.
     pub(crate) fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        for entry in self.headers.iter_mut() {
-            entry.msg_len = 0;
-            entry.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as socklen_t;
-            entry.msg_hdr.msg_controllen = mem::size_of::<Control>() as _;
-            entry.msg_hdr.msg_flags = 0;
+        // The kernel writes the in-out lengths and flags back only for the datagrams it
+        // returned (a failed receive writes nothing), so only the last call's `received`
+        // entries need resetting; `new` set them all.
+        for entry in self.headers.iter_mut().take(self.received) {
+            reset(entry);
         }
         let count = self.headers.len() as c_uint;
         // SAFETY: `headers` holds `count` mmsghdrs whose names, iovecs and control buffers
@@ -101,21 +99,13 @@ impl RecvBatch {
     /// Reads arrival times and the socket's cumulative drop count from the control messages.
     fn read_controls(&mut self) {
         self.kernel_drops = None;
-        self.all_stamped = true;
         for i in 0..self.received {
             let (arrival, drops) = parse_controls(&self.headers[i].msg_hdr);
             self.arrivals[i] = arrival;
-            self.all_stamped &= arrival.is_some();
             if drops.is_some() {
                 self.kernel_drops = drops;
             }
         }
-    }
-
-    /// Whether every datagram of the last receive has its kernel arrival time (then the
-    /// caller needs no clock read of its own for them).
-    pub(crate) fn all_stamped(&self) -> bool {
-        self.all_stamped
     }
 
     /// The datagram in slot `i` of the last receive, or `None` past it or for an
@@ -140,6 +130,14 @@ impl RecvBatch {
     pub(crate) fn kernel_drops(&self) -> Option<u32> {
         self.kernel_drops
     }
+}
+
+/// Restores the lengths a receive may have changed in `entry` to the full buffers.
+fn reset(entry: &mut libc::mmsghdr) {
+    entry.msg_len = 0;
+    entry.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as socklen_t;
+    entry.msg_hdr.msg_controllen = mem::size_of::<Control>() as _;
+    entry.msg_hdr.msg_flags = 0;
 }
 
 fn empty_iovec() -> libc::iovec {
@@ -505,7 +503,6 @@ mod tests {
         assert_eq!((first.data.len(), first.source), (1000, sender));
         assert!(!first.truncated);
         assert!(first.arrival_ns.is_some_and(|ns| ns > 0));
-        assert!(batch.all_stamped());
         assert!(batch.datagram(n).is_none());
         while batch.recv(&socket).is_ok() {}
         // The kernel stamps its drop count on datagrams queued after the drops.
@@ -516,26 +513,6 @@ mod tests {
             batch.kernel_drops().is_some_and(|d| d > 0),
             "64 KiB into a 4 KiB buffer"
         );
-    }
-
-    #[test]
-    fn a_socket_without_timestamps_says_so() {
-        let socket = UdpSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        sender.send_to(b"x", socket.local_addr().unwrap()).unwrap();
-        let mut batch = RecvBatch::new(4);
-        // Loopback delivers at once; wait at most a second all the same.
-        let n = (0..1000).find_map(|_| match batch.recv(&socket) {
-            Ok(n) => Some(n),
-            Err(_) => {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-                None
-            }
-        });
-        assert_eq!(n, Some(1));
-        assert_eq!(batch.datagram(0).unwrap().arrival_ns, None);
-        // The worker then reads the clock for the batch itself.
-        assert!(!batch.all_stamped());
     }
 
     #[test]

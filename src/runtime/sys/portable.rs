@@ -63,11 +63,6 @@ impl RecvBatch {
     pub(crate) fn kernel_drops(&self) -> Option<u32> {
         None
     }
-
-    /// No kernel arrival times here: the caller reads the clock.
-    pub(crate) fn all_stamped(&self) -> bool {
-        false
-    }
 }
 
 /// Nothing to keep between sends on the portable path.

@@ -12,6 +12,7 @@ use ferrovia_loadgen::hgrm::{distribution_text, parse_distribution};
 use ferrovia_loadgen::net::require_loopback;
 use ferrovia_loadgen::plot::{Series, svg};
 use ferrovia_loadgen::reflector::{self, ReflectorConfig};
+use ferrovia_loadgen::register_floor;
 use ferrovia_loadgen::search::{SearchConfig, search};
 use ferrovia_loadgen::sender::{SendPlan, SendReport, Sender};
 use ferrovia_loadgen::sip::{Method, RequestSpec, RunId};
@@ -29,6 +30,9 @@ struct Cli {
 enum Command {
     /// Answer every request (but ACK) with a stateless 200 OK, back to its source.
     Reflect(ReflectArgs),
+    /// The register floor: answer REGISTER with a canned 401 (no credentials) or 200 (with
+    /// them), one socket, one thread, no table and no digest check.
+    RegisterFloor(FloorArgs),
     /// Offer a fixed rate of requests through a forwarder to the reflector, for a bounded run.
     Send(SendArgs),
     /// Find the highest rate a forwarder sustains with zero loss (bounded steps).
@@ -114,6 +118,35 @@ struct ReflectArgs {
     /// Stop after this many seconds even without a signal.
     #[arg(long, default_value_t = 900)]
     duration: u64,
+}
+
+#[derive(Args, Debug)]
+struct FloorArgs {
+    /// Address to answer on, e.g. 127.0.0.1:5090 (loopback only).
+    #[arg(long)]
+    listen: SocketAddr,
+    /// Stop after this many answers.
+    #[arg(long, default_value_t = 10_000_000)]
+    count: u64,
+    /// Stop after this many seconds even without a signal.
+    #[arg(long, default_value_t = 900)]
+    duration: u32,
+    /// The I/O shape: a blocking socket (recvfrom + sendto per datagram), or ferrovia's
+    /// workers' (edge-triggered epoll, recvmmsg / sendmmsg batches).
+    #[arg(long, value_enum, default_value_t = FloorIo::Blocking)]
+    io: FloorIo,
+    /// With --io epoll: datagrams per recvmmsg / sendmmsg call.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// With --io epoll: the epoll_wait timeout in milliseconds (0: wait without one).
+    #[arg(long, default_value_t = 250)]
+    poll_timeout_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FloorIo {
+    Blocking,
+    Epoll,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -226,6 +259,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Reflect(args) => reflect(args),
+        Command::RegisterFloor(args) => register_floor(args),
         Command::Send(args) => send(args),
         Command::Search(args) => run_search(args),
         Command::Plot(args) => plot(args),
@@ -302,6 +336,32 @@ fn stream_load(args: &StreamArgs) -> Result<(), Failure> {
         }
     };
     println!("{json}");
+    Ok(())
+}
+
+fn register_floor(args: &FloorArgs) -> Result<(), Failure> {
+    require_loopback("--listen", args.listen).map_err(Failure::Usage)?;
+    if args.count > MAX_COUNT || f64::from(args.duration) > MAX_SECS {
+        return Err(Failure::Usage("--duration or --count out of bounds".into()));
+    }
+    stop::on_signals()?;
+    let stop = stop::alarm_after(args.duration)?;
+    let socket = register_floor::bind(args.listen)?;
+    eprintln!(
+        "ferrovia-loadgen register-floor: ready on {}",
+        socket.local_addr()?
+    );
+    let counts = match args.io {
+        FloorIo::Blocking => register_floor::serve(&socket, args.count, stop)?,
+        FloorIo::Epoll => {
+            let timeout =
+                (args.poll_timeout_ms > 0).then(|| Duration::from_millis(args.poll_timeout_ms));
+            let batch = args.batch.clamp(1, MAX_BATCH);
+            register_floor::serve_epoll(socket, batch, timeout, args.count, stop)?
+        }
+    };
+    eprintln!("{counts:?}");
+    println!("{}", counts.to_json());
     Ok(())
 }
 

@@ -59,7 +59,7 @@ fn write_ok(request: &Message<'_>, to_tag: &[u8], out: &mut [u8]) -> Result<usiz
 }
 
 /// Whether a From/To value carries a `tag` parameter (after the URI, not inside `<...>`).
-fn has_tag(value: &[u8]) -> bool {
+pub(super) fn has_tag(value: &[u8]) -> bool {
     let params = match value.iter().rposition(|&b| b == b'>') {
         Some(close) => &value[close + 1..],
         None => value,
@@ -70,13 +70,13 @@ fn has_tag(value: &[u8]) -> bool {
     })
 }
 
-struct Writer<'a> {
-    out: &'a mut [u8],
-    len: usize,
+pub(super) struct Writer<'a> {
+    pub(super) out: &'a mut [u8],
+    pub(super) len: usize,
 }
 
 impl Writer<'_> {
-    fn put(&mut self, bytes: &[u8]) -> Result<(), Malformed> {
+    pub(super) fn put(&mut self, bytes: &[u8]) -> Result<(), Malformed> {
         let end = self.len + bytes.len();
         let dest = self.out.get_mut(self.len..end);
         dest.ok_or(Malformed::ReplyTooLarge)?.copy_from_slice(bytes);
@@ -84,7 +84,7 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn line(&mut self, bytes: &[u8]) -> Result<(), Malformed> {
+    pub(super) fn line(&mut self, bytes: &[u8]) -> Result<(), Malformed> {
         self.put(bytes)?;
         self.put(b"\r\n")
     }

@@ -27,23 +27,27 @@ impl Streams {
     /// Writes the batch's messages, records each one's fate, moves closing connections on,
     /// and wakes the workers this batch handed messages to. `out` holds the output slots.
     pub(crate) fn flush(&mut self, out: &[u8], recorder: &mut impl Recorder) {
+        if !self.outgoing.is_empty() {
+            self.write_outgoing(out, recorder);
+        }
+        self.finish_closing_all(recorder);
+        self.wake_peers();
+    }
+
+    /// Writes the batch's messages and records each one's fate with one clock read.
+    fn write_outgoing(&mut self, out: &[u8], recorder: &mut impl Recorder) {
         for i in 0..self.outgoing.len() {
             if self.outgoing[i].fate == Fate::Pending {
                 self.write_connection(i, out, recorder);
             }
         }
-        // No clock read when no stream message went out (every UDP-only batch).
-        if !self.outgoing.is_empty() {
-            let sent_ns = sys::realtime_ns();
-            for entry in self.outgoing.drain(..) {
-                match entry.fate {
-                    Fate::Sent => entry.note.sent(recorder, sent_ns),
-                    Fate::Pending | Fate::Failed => recorder.send_error(),
-                }
+        let sent_ns = sys::realtime_ns();
+        for entry in self.outgoing.drain(..) {
+            match entry.fate {
+                Fate::Sent => entry.note.sent(recorder, sent_ns),
+                Fate::Pending | Fate::Failed => recorder.send_error(),
             }
         }
-        self.finish_closing_all(recorder);
-        self.wake_peers();
     }
 
     /// Writes every pending message of the connection `outgoing[first]` is for, in order.
