@@ -17,7 +17,9 @@
 # does not start), Kamailio children=1 and 2 with the fast allocator (-x fm) and, in A, with
 # Debian's default allocator, and the bare relay (the I/O floor). In B only, ferrovia-w1-group3
 # and ferrovia-w2-group3: ferrovia with every request sent to a destination group of three
-# reflectors (hash over Call-ID, probed every second; issue 15's CPU comparison).
+# reflector addresses (hash over Call-ID, probed every second; issue 15's CPU comparison),
+# served by one reflector process as the other forwarders' one destination is (see
+# PERF_GROUP_PROCESSES).
 #
 # Prints Markdown tables; raw results, logs and the latency plot go to perf/out/<timestamp>/.
 # Every process it starts is bounded (counts, seconds) and killed on exit.
@@ -35,6 +37,13 @@
 #   PERF_SKIP_BUILD=1         use the binaries already in target/release
 #   PERF_FERROVIA=PATH        the ferrovia binary to run (default target/release/ferrovia)
 #   PERF_FERROVIA_ARGS="..."  extra ferrovia flags, e.g. "--config examples/policy/twenty-rules.toml"
+#   PERF_GROUP_PROCESSES=1    the group's three destinations in 1 reflector process (three
+#                             addresses, one thread) or 3 (one process each). On loopback the
+#                             forwarder pays, in its own system time, for waking the process a
+#                             datagram is for; three processes each idle more often and are
+#                             woken more per message than the one the relay and plain ferrovia
+#                             feed (PERFORMANCE.md §9), a cost real destinations pay on their
+#                             own machines. 1 compares like with like.
 #   PERF_OUT=DIR              where to write (default perf/out)
 set -euo pipefail
 
@@ -280,20 +289,32 @@ PY
 
 # --- workload B: loadgen --------------------------------------------------------------------
 
-# start_group_reflectors DIR FIRST_PORT: two more reflectors beside the one on FIRST_PORT, and
-# DIR/group3.toml sending every request to a group of the three (hash over Call-ID, weights 1,
-# probed every second: the probes' OPTIONS are answered by the reflectors and consumed).
-# Sets GROUP_PIDS.
+# start_group_reflectors DIR FIRST_PORT: the group's three reflector addresses, FIRST_PORT (the
+# sender's --reflector) and two more, in one process (PERF_GROUP_PROCESSES=1, the default) or
+# one process each (3), and DIR/group3.toml sending every request to a group of the three
+# (hash over Call-ID, weights 1, probed every second: the probes' OPTIONS are answered by the
+# reflectors and consumed). Sets GROUP_PIDS.
 start_group_reflectors() {
     local dir=$1 first=$2 ports=("$2")
     GROUP_PIDS=()
     for _ in 1 2; do
         port
-        LOG_TO="$dir/reflector-$PORT.log"
-        start "$BIN/ferrovia-loadgen" reflect --listen "127.0.0.1:$PORT" --duration 300
-        GROUP_PIDS+=("$STARTED_PID")
         ports+=("$PORT")
-        "${MEASURE[@]}" wait-udp "$PORT" 5 || { log "reflector did not start"; return 1; }
+    done
+    if [[ ${PERF_GROUP_PROCESSES:-1} == 3 ]]; then
+        for p in "${ports[@]}"; do
+            LOG_TO="$dir/reflector-$p.log"
+            start "$BIN/ferrovia-loadgen" reflect --listen "127.0.0.1:$p" --duration 300
+            GROUP_PIDS+=("$STARTED_PID")
+        done
+    else
+        LOG_TO="$dir/reflector.log"
+        start "$BIN/ferrovia-loadgen" reflect --listen "127.0.0.1:${ports[0]}" \
+            --listen "127.0.0.1:${ports[1]}" --listen "127.0.0.1:${ports[2]}" --duration 300
+        GROUP_PIDS+=("$STARTED_PID")
+    fi
+    for p in "${ports[@]}"; do
+        "${MEASURE[@]}" wait-udp "$p" 5 || { log "reflector did not start"; return 1; }
     done
     {
         echo 'route-to-group = "core"'
@@ -308,7 +329,7 @@ start_group_reflectors() {
         echo 'interval = "1s"'
         echo 'timeout = "900ms"'
     } >"$dir/group3.toml"
-    log "B: group of three reflectors on ${ports[*]} ($first is the sender's --reflector)"
+    log "B: group of three reflector addresses ${ports[*]} in ${PERF_GROUP_PROCESSES:-1} process(es) ($first is the sender's --reflector)"
 }
 
 run_load() {
@@ -316,19 +337,18 @@ run_load() {
     local dir="$OUT/B/$name"
     mkdir -p "$dir"
     port; local fwd=$PORT; port; local refl=$PORT
-    LOG_TO="$dir/reflector.log"
-    start "$BIN/ferrovia-loadgen" reflect --listen "127.0.0.1:$refl" --duration 300
-    local refl_pid=$STARTED_PID
-    "${MEASURE[@]}" wait-udp "$refl" 5 || { log "reflector did not start"; return 1; }
-
-    local target=$fwd fwd_pid= extra=()
+    local refl_pid= target=$fwd fwd_pid= extra=()
     if [[ $name == *-group3 ]]; then
         if ! start_group_reflectors "$dir" "$refl"; then
-            stop_pid "$refl_pid"
             for pid in "${GROUP_PIDS[@]}"; do stop_pid "$pid"; done
             return 0
         fi
         extra=("${GROUP_PIDS[@]}")
+    else
+        LOG_TO="$dir/reflector.log"
+        start "$BIN/ferrovia-loadgen" reflect --listen "127.0.0.1:$refl" --duration 300
+        refl_pid=$STARTED_PID
+        "${MEASURE[@]}" wait-udp "$refl" 5 || { log "reflector did not start"; return 1; }
     fi
     if [[ $name == direct ]]; then
         target=$refl

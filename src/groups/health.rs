@@ -70,8 +70,6 @@ impl Tracker {
 /// with relaxed ordering except where noted: counters for operators, not synchronization.
 #[derive(Debug, Default)]
 pub struct DestinationHealth {
-    /// Requests forwarded to it (each retransmission counts).
-    pub messages_sent: AtomicU64,
     pub probes_sent: AtomicU64,
     pub probes_failed: AtomicU64,
     /// The round-trip time of the last answered probe, in microseconds (0: none yet).

@@ -45,7 +45,7 @@ pub use named::{Placed, Refreshed};
 pub use probe::{Probe, ProbeListener, ProbeOrigin, Prober};
 pub use snapshot::{DestinationSnapshot, GroupSnapshot, GroupsSnapshot};
 
-use select::Candidate;
+use select::{Candidate, Farm};
 
 /// A group's index in the table (its position in the configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -55,13 +55,20 @@ pub struct GroupId(pub u16);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DestinationId(pub u8);
 
+/// Where a destination is: fixed for an IP literal or a `[hosts]` name (read as a plain
+/// field on the hot path); for a DNS name, written by the refresher when the name resolves to
+/// another address (read lock-free).
+#[derive(Debug)]
+enum Address {
+    Fixed(SocketAddr),
+    Named(arc_swap::ArcSwap<SocketAddr>),
+}
+
 /// One destination as the table holds it.
 #[derive(Debug)]
 pub struct Destination {
     pub uri: String,
-    /// Where it is now: fixed for an IP literal or a `[hosts]` name; for a DNS name, written
-    /// by the refresher when the name resolves to another address (read lock-free).
-    address: arc_swap::ArcSwap<SocketAddr>,
+    address: Address,
     /// The DNS name behind the address, when there is one.
     pub name: Option<String>,
     /// Which of the name's addresses this is (0: the first).
@@ -75,13 +82,19 @@ pub struct Destination {
 impl Destination {
     /// Its address now (an unspecified one: a DNS name not resolved yet).
     pub fn addr(&self) -> SocketAddr {
-        **self.address.load()
+        match &self.address {
+            Address::Fixed(addr) => *addr,
+            Address::Named(addr) => **addr.load(),
+        }
     }
 
-    /// A new address for a DNS name (the refresher's).
+    /// A new address for a DNS name (the refresher's); a destination not named in DNS keeps
+    /// its address.
     pub fn set_addr(&self, addr: SocketAddr) {
-        if self.addr() != addr {
-            self.address.store(std::sync::Arc::new(addr));
+        if let Address::Named(current) = &self.address
+            && **current.load() != addr
+        {
+            current.store(std::sync::Arc::new(addr));
         }
     }
 
@@ -100,6 +113,61 @@ impl Destination {
 #[repr(align(64))]
 struct LiveSet(AtomicU64);
 
+/// Eight counters on a cache line of their own.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct CounterLine([AtomicU64; 8]);
+
+/// Requests sent to each destination of a group, counted in one lane per worker: a worker
+/// adds to its own cache lines only, so no two workers write one line on the hot path (a
+/// lane index beyond the lanes shares a lane, still counting exactly). Read as the sum over
+/// the lanes.
+#[derive(Debug)]
+struct SentCounters {
+    lines: Box<[CounterLine]>,
+    lanes: usize,
+    /// Cache lines per lane (8 destinations a line).
+    per_lane: usize,
+}
+
+impl SentCounters {
+    fn new(destinations: usize, lanes: usize) -> SentCounters {
+        let (lanes, per_lane) = (lanes.max(1), destinations.div_ceil(8).max(1));
+        let lines = (0..per_lane * lanes)
+            .map(|_| CounterLine::default())
+            .collect();
+        SentCounters {
+            lines,
+            lanes,
+            per_lane,
+        }
+    }
+
+    fn counter(&self, lane: usize, dest: usize) -> Option<&AtomicU64> {
+        // No division on the hot path unless the lane is beyond the lanes.
+        let lane = if lane < self.lanes {
+            lane
+        } else {
+            lane % self.lanes
+        };
+        let line = lane * self.per_lane + dest / 8;
+        self.lines.get(line).map(|l| &l.0[dest % 8])
+    }
+
+    fn add(&self, lane: usize, dest: usize) {
+        if let Some(c) = self.counter(lane, dest) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn total(&self, dest: usize) -> u64 {
+        (0..self.lanes)
+            .filter_map(|lane| self.counter(lane, dest))
+            .map(|c| c.load(Relaxed))
+            .sum()
+    }
+}
+
 /// One group as the table holds it.
 #[derive(Debug)]
 pub struct Group {
@@ -109,18 +177,24 @@ pub struct Group {
     pub probe: ProbeConfig,
     pub retry_after: u32,
     pub destinations: Vec<Destination>,
-    candidates: Vec<Candidate>,
+    farm: Farm,
     /// With destinations named in DNS: the two-step choice (the configured destinations,
-    /// then RFC 2782 among a name's targets); `None`: one step over `candidates`.
+    /// then RFC 2782 among a name's targets); `None`: one step over `farm`.
     named: Option<named::Named>,
     /// Bit `i` set: destination `i` is up.
     live: LiveSet,
+    sent: SentCounters,
 }
 
 impl Group {
     /// The live destinations as a bit set (bit `i`: destination `i`).
     pub fn live(&self) -> u64 {
         self.live.0.load(Relaxed)
+    }
+
+    /// Requests sent to destination `i` (each retransmission counts), summed over the workers.
+    pub fn messages_sent(&self, i: DestinationId) -> u64 {
+        self.sent.total(usize::from(i.0))
     }
 }
 
@@ -176,6 +250,15 @@ impl Groups {
         })
     }
 
+    /// The same table counting sent requests in `lanes` lanes, one per worker (see
+    /// [`Groups::select`]): the service makes one per worker; without this call, one lane.
+    pub fn with_lanes(mut self, lanes: usize) -> Groups {
+        for g in &mut self.groups {
+            g.sent = SentCounters::new(g.destinations.len(), lanes);
+        }
+        self
+    }
+
     /// The group called `name` (for routing rules that name a group).
     pub fn id(&self, name: &str) -> Option<GroupId> {
         self.groups
@@ -199,36 +282,38 @@ impl Groups {
     /// Chooses the destination of `msg` (from `source`) in group `id`; `transaction` is the
     /// request's stateless transaction hash (what `weighted` spreads by). One atomic load of
     /// the live set (and, for a group with a DNS name, of its SRV plan); no allocation.
-    /// Counts the message as sent to the chosen destination.
+    /// Counts the message as sent to the chosen destination, in counter lane `lane` (the
+    /// worker's index: see [`Groups::with_lanes`]).
     pub fn select(
         &self,
         id: GroupId,
         msg: &Message<'_>,
         source: SocketAddr,
         transaction: u64,
+        lane: usize,
     ) -> Selection {
         let Some(group) = self.group(id) else {
             return Selection::AllDown { retry_after: 0 };
         };
         let live = group.live();
-        let c = &group.candidates;
+        let (farm, c) = (&group.farm, group.farm.candidates());
         let chosen = match (&group.named, group.algorithm) {
             (Some(named), Algorithm::Weighted) => named.choose(group.algorithm, live, transaction),
             (Some(named), algorithm) => {
                 named.choose(algorithm, live, key::key_hash(msg, group.key, source))
             }
             (None, Algorithm::Hash) => {
-                select::rendezvous(c, live, key::key_hash(msg, group.key, source), None)
+                farm.rendezvous(live, key::key_hash(msg, group.key, source), None)
             }
             (None, Algorithm::Priority) => select::lowest_live_tier(c, live).and_then(|tier| {
-                select::rendezvous(c, live, key::key_hash(msg, group.key, source), Some(tier))
+                farm.rendezvous(live, key::key_hash(msg, group.key, source), Some(tier))
             }),
             (None, Algorithm::Weighted) => select::weighted(c, live, transaction),
         };
         match chosen {
             Some(i) => {
                 let d = &group.destinations[i];
-                d.health.messages_sent.fetch_add(1, Relaxed);
+                group.sent.add(lane, i);
                 Selection::To {
                     addr: d.addr(),
                     transport: d.transport,
@@ -296,7 +381,8 @@ impl Groups {
 
     /// Every response the core receives: a 503 with Retry-After from a group destination holds
     /// that destination down for that long (RFC 3261 §21.5.4); the response is forwarded as
-    /// usual. Costs one comparison for any other status.
+    /// usual. Costs one comparison for any other status (inlined into the response path).
+    #[inline]
     pub fn note_response(&self, msg: &Message<'_>, source: SocketAddr, now: Instant) {
         if matches!(msg.start(), StartLine::Response { code: 503, .. }) {
             self.note_unavailable(msg, source, now);
@@ -429,16 +515,18 @@ impl Groups {
 impl Group {
     fn new(config: GroupConfig) -> Group {
         let n = config.destinations.len();
-        let candidates = config
-            .destinations
-            .iter()
-            .map(|d| Candidate {
-                // Each address of a name is a destination of its own.
-                seed: key::seed(&d.uri) ^ select::mix(u64::from(d.target)),
-                weight: d.weight,
-                priority: d.priority,
-            })
-            .collect();
+        let farm = Farm::new(
+            config
+                .destinations
+                .iter()
+                .map(|d| Candidate {
+                    // Each address of a name is a destination of its own.
+                    seed: key::seed(&d.uri) ^ select::mix(u64::from(d.target)),
+                    weight: d.weight,
+                    priority: d.priority,
+                })
+                .collect(),
+        );
         // A DNS name not resolved at start is down until the refresher finds it and probes
         // bring it up.
         let unresolved = config
@@ -453,7 +541,10 @@ impl Group {
             .into_iter()
             .map(|d| Destination {
                 uri: d.uri,
-                address: arc_swap::ArcSwap::from_pointee(d.addr),
+                address: match d.name {
+                    Some(_) => Address::Named(arc_swap::ArcSwap::from_pointee(d.addr)),
+                    None => Address::Fixed(d.addr),
+                },
                 name: d.name,
                 target: d.target,
                 transport: d.transport,
@@ -471,9 +562,10 @@ impl Group {
             probe: config.probe,
             retry_after: config.retry_after,
             destinations,
-            candidates,
+            farm,
             named,
             live: LiveSet(AtomicU64::new(all & !unresolved)),
+            sent: SentCounters::new(n, 1),
         }
     }
 }

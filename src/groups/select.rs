@@ -28,12 +28,19 @@ pub(crate) fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// The weighted rendezvous score of one destination for `key`.
-fn score(key: u64, c: &Candidate) -> f64 {
-    let h = mix(key ^ mix(c.seed));
-    // 53 bits into (0, 1), never 0 or 1, so the logarithm is finite and negative.
-    let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-    f64::from(c.weight) / -u.ln()
+/// A destination's draw for `key` (`mixed_seed` is `mix(seed)`): 53 bits of their hash, plus
+/// one half, as a float, so that `draw / 2^53` lies in (0, 1) (never 0 or 1).
+fn draw(key: u64, mixed_seed: u64) -> f64 {
+    // Below 2^53, so exact as a signed conversion too (one instruction, where an unsigned
+    // 64-bit conversion takes several).
+    (mix(key ^ mixed_seed) >> 11) as i64 as f64 + 0.5
+}
+
+/// The weighted rendezvous score of a draw: `w / -ln(u)`, `u = draw / 2^53` in (0, 1), so the
+/// logarithm is finite and negative.
+fn score(draw: f64, weight: u32) -> f64 {
+    let u = draw / (1u64 << 53) as f64;
+    f64::from(weight) / -u.ln()
 }
 
 /// The live destination with the highest rendezvous score for `key`, among those whose
@@ -49,12 +56,71 @@ pub(crate) fn rendezvous(
         if live & (1 << i) == 0 || tier.is_some_and(|t| c.priority != t) {
             continue;
         }
-        let s = score(key, c);
+        let s = score(draw(key, mix(c.seed)), c.weight);
         if best.is_none_or(|(_, b)| s > b) {
             best = Some((i, s));
         }
     }
     best.map(|(i, _)| i)
+}
+
+/// A group's destinations prepared once for [`rendezvous`] on the hot path: each seed mixed
+/// ahead, and whether every weight is the same.
+///
+/// With equal weights the score `w / -ln(u)` grows with `u`, so the highest draw wins, with
+/// no logarithm: the destination the scores choose (the first of equal draws, as the scores'
+/// strict `>` keeps it). The two could differ only where the logarithm or the division
+/// rounds two different draws to one score, which needs two draws a few units apart out of
+/// 2^53 (`farm_without_logarithms_chooses_as_the_scores` checks 200,000 keys).
+#[derive(Clone, Debug)]
+pub(crate) struct Farm {
+    candidates: Vec<Candidate>,
+    /// The candidates again, each with `mix(seed)` in place of its seed.
+    mixed: Vec<Candidate>,
+    equal_weights: bool,
+}
+
+impl Farm {
+    pub(crate) fn new(candidates: Vec<Candidate>) -> Farm {
+        let mixed = candidates
+            .iter()
+            .map(|c| Candidate {
+                seed: mix(c.seed),
+                ..*c
+            })
+            .collect();
+        let equal_weights = candidates.windows(2).all(|w| w[0].weight == w[1].weight);
+        Farm {
+            candidates,
+            mixed,
+            equal_weights,
+        }
+    }
+
+    pub(crate) fn candidates(&self) -> &[Candidate] {
+        &self.candidates
+    }
+
+    /// As [`rendezvous`] over the farm's candidates.
+    pub(crate) fn rendezvous(&self, live: u64, key: u64, tier: Option<u32>) -> Option<usize> {
+        // Draws and scores are positive: any beats the starting 0.
+        let (mut best, mut best_score) = (None, 0.0);
+        for (i, c) in self.mixed.iter().enumerate() {
+            if live & (1 << i) == 0 || tier.is_some_and(|t| c.priority != t) {
+                continue;
+            }
+            let d = draw(key, c.seed);
+            let s = if self.equal_weights {
+                d
+            } else {
+                score(d, c.weight)
+            };
+            if s > best_score {
+                (best, best_score) = (Some(i), s);
+            }
+        }
+        best
+    }
 }
 
 /// The lowest priority value held by a live destination.
@@ -184,6 +250,72 @@ mod tests {
             let pick = rendezvous(&c, 0b111, mix(k), Some(5)).unwrap();
             assert!(pick == 1 || pick == 2);
         }
+    }
+
+    #[test]
+    fn farm_without_logarithms_chooses_as_the_scores() {
+        for weights in [&[1, 1, 1][..], &[5, 5, 5, 5, 5], &[1, 1, 2], &[1, 3, 6, 10]] {
+            let c = farm(weights);
+            let f = Farm::new(c.clone());
+            assert_eq!(f.equal_weights, weights.iter().all(|&w| w == weights[0]));
+            let all = (1u64 << c.len()) - 1;
+            for live in [all, all & !0b10, 0b1] {
+                for k in 0..200_000u64 {
+                    let key = mix(k);
+                    assert_eq!(
+                        f.rendezvous(live, key, None),
+                        rendezvous(&c, live, key, None),
+                        "weights {weights:?} live {live:b} key {key}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn farm_tiers_and_nothing_live() {
+        let mut c = farm(&[1, 1, 1, 1]);
+        c[0].priority = 10;
+        c[3].priority = 10;
+        let f = Farm::new(c.clone());
+        for k in 0..10_000u64 {
+            let key = mix(k);
+            for tier in [Some(0), Some(10), None] {
+                assert_eq!(
+                    f.rendezvous(0b1011, key, tier),
+                    rendezvous(&c, 0b1011, key, tier)
+                );
+            }
+            assert!(matches!(f.rendezvous(0b1111, key, Some(10)), Some(0 | 3)));
+        }
+        assert_eq!(f.rendezvous(0, 5, None), None);
+        assert_eq!(f.rendezvous(0b0110, 5, Some(10)), None);
+    }
+
+    #[test]
+    fn farm_of_equal_weights_moves_only_the_leavers_share() {
+        let f = Farm::new(farm(&[1, 1, 1]));
+        let mut moved = [0u64; 3];
+        for k in 0..60_000u64 {
+            let key = mix(k);
+            let before = f.rendezvous(0b111, key, None).unwrap();
+            let after = f.rendezvous(0b101, key, None).unwrap();
+            if before == 1 {
+                moved[after] += 1;
+            } else {
+                assert_eq!(before, after, "key {key} moved from a live node");
+            }
+        }
+        // A third of the keys moved, half of them to each of the others.
+        let total: u64 = moved.iter().sum();
+        assert!(
+            (total as f64 / 60_000.0 - 1.0 / 3.0).abs() < 0.01,
+            "{moved:?}"
+        );
+        assert!(
+            (moved[0] as f64 / total as f64 - 0.5).abs() < 0.02,
+            "{moved:?}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use serde::{Deserialize, Serialize};
 
-use super::Groups;
+use super::{DestinationId, Groups};
 
 /// Every group, as read now.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,7 +75,7 @@ impl Groups {
                                 weight: d.weight,
                                 priority: d.priority,
                                 state: if live & (1 << i) != 0 { "up" } else { "down" }.into(),
-                                messages_sent: h.messages_sent.load(Relaxed),
+                                messages_sent: g.messages_sent(DestinationId(i as u8)),
                                 probes_sent: h.probes_sent.load(Relaxed),
                                 probes_failed: h.probes_failed.load(Relaxed),
                                 last_probe_rtt_us: h.last_rtt_us.load(Relaxed),

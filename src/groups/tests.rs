@@ -15,10 +15,16 @@ fn no_hosts(_: &str) -> Option<std::net::IpAddr> {
 /// The worked example's group: 5071 (w1), 5072 (w1), 5073 (w2), hash over Call-ID, probes
 /// every second, failed after 0.9 s, down after 2, up after 1.
 fn core_farm(epoch: Instant) -> Arc<Groups> {
+    Arc::new(Groups::new(vec![core_farm_config([1, 1, 2])], KEY, epoch).unwrap())
+}
+
+/// The worked example's group with these weights.
+fn core_farm_config(weights: [u32; 3]) -> GroupConfig {
     let d = |port: u16, weight| {
         DestinationConfig::parse(&format!("sip:127.0.0.1:{port}"), weight, 0, no_hosts).unwrap()
     };
-    let mut g = GroupConfig::new("core", vec![d(5071, 1), d(5072, 1), d(5073, 2)]);
+    let [w1, w2, w3] = weights;
+    let mut g = GroupConfig::new("core", vec![d(5071, w1), d(5072, w2), d(5073, w3)]);
     g.probe = ProbeConfig {
         enabled: true,
         interval: Duration::from_secs(1),
@@ -28,7 +34,7 @@ fn core_farm(epoch: Instant) -> Arc<Groups> {
         alive_codes: vec![200],
     };
     g.retry_after = 17;
-    Arc::new(Groups::new(vec![g], KEY, epoch).unwrap())
+    g
 }
 
 fn origin() -> ProbeOrigin {
@@ -44,10 +50,15 @@ From: <sip:alice@a>;tag=1\r\nTo: <sip:bob@b>\r\nCall-ID: {call_id}\r\nCSeq: 1 IN
 }
 
 fn pick(groups: &Groups, call_id: &str) -> Selection {
+    pick_in_lane(groups, call_id, 0)
+}
+
+/// `pick` by the worker counting in `lane`.
+fn pick_in_lane(groups: &Groups, call_id: &str, lane: usize) -> Selection {
     let raw = invite(call_id);
     let msg = Message::scan(&raw, false).unwrap();
     let src: SocketAddr = "10.0.0.1:5060".parse().unwrap();
-    groups.select(GroupId(0), &msg, src, 0)
+    groups.select(GroupId(0), &msg, src, 0, lane)
 }
 
 fn port_of(s: Selection) -> Option<u16> {
@@ -97,6 +108,76 @@ fn calls_spread_by_weight_and_stick() {
     assert!((share(2) - 0.5).abs() < 0.02, "{counts:?}");
     let sent = groups.snapshot().groups[0].destinations[2].messages_sent;
     assert_eq!(sent, 2 * u64::from(counts[2]));
+}
+
+/// Which destination a call reaches depends only on its Call-ID and the destinations' URIs
+/// and weights, in every version, so that proxies of two versions side by side (a rolling
+/// upgrade) send a call's messages, its CANCEL and ACK alike. These were recorded black-box
+/// from ferrovia at 385d8d8 (SipHash-1-3 of the Call-ID, a `w / -ln(u)` score for each
+/// destination), through `examples/groups/core-farm.toml` and the same with weights 1, 1, 1.
+#[test]
+fn the_destination_of_a_call_is_the_same_as_in_earlier_versions() {
+    let recorded = [
+        (
+            [1, 1, 2],
+            "2 1 1 3 3 1 1 3 2 2 3 3 2 1 3 3 3 3 1 1 1 1 2 3 3 3 1 1 3 1 3 3 1 3 1 3 3 1 3 2",
+        ),
+        (
+            [1, 1, 1],
+            "2 1 1 3 3 1 1 3 2 2 3 3 2 1 1 3 3 3 1 1 1 1 2 3 3 3 1 1 1 1 1 3 1 2 1 3 3 1 1 2",
+        ),
+    ];
+    for (weights, ports) in recorded {
+        let groups = Groups::new(vec![core_farm_config(weights)], KEY, Instant::now()).unwrap();
+        for (i, last_digit) in ports.split(' ').enumerate() {
+            let want = 5070 + last_digit.parse::<u16>().unwrap();
+            let got = port_of(pick(&groups, &format!("call-{i}@host")));
+            assert_eq!(got, Some(want), "weights {weights:?}, call-{i}@host");
+        }
+    }
+}
+
+#[test]
+fn requests_sent_are_counted_per_worker_lane_and_summed() {
+    let groups = Groups::new(vec![core_farm_config([1, 1, 1])], KEY, Instant::now())
+        .unwrap()
+        .with_lanes(2);
+    let mut want = [0u64; 3];
+    // Lanes 0 and 1 are the two workers'; lane 7 (a worker beyond the lanes) shares one.
+    for (i, lane) in (0..600).zip([0, 1, 7].into_iter().cycle()) {
+        let port = port_of(pick_in_lane(&groups, &format!("call-{i}@host"), lane)).unwrap();
+        want[usize::from(port - 5071)] += 1;
+    }
+    let g = &groups.groups[0];
+    for (d, &n) in want.iter().enumerate() {
+        assert_eq!(
+            g.messages_sent(DestinationId(d as u8)),
+            n,
+            "destination {d}"
+        );
+        assert_eq!(groups.snapshot().groups[0].destinations[d].messages_sent, n);
+    }
+    // The two workers' counters for one destination are on different cache lines.
+    let addr = |lane| g.sent.counter(lane, 0).unwrap() as *const _ as usize;
+    assert!(addr(1).abs_diff(addr(0)) >= 64);
+    assert_eq!(addr(7), addr(1));
+}
+
+#[test]
+fn only_a_destination_named_in_dns_changes_address() {
+    let named = DestinationConfig::parse("sip:core.example.net:5060", 1, 0, no_hosts).unwrap();
+    let literal = DestinationConfig::parse("sip:127.0.0.1:5071", 1, 0, no_hosts).unwrap();
+    let g = GroupConfig::new("core", vec![named, literal]);
+    let groups = Groups::new(vec![g], KEY, Instant::now()).unwrap();
+    let [named, literal] = &groups.groups[0].destinations[..] else {
+        panic!("two destinations");
+    };
+    let elsewhere: SocketAddr = "192.0.2.7:5060".parse().unwrap();
+    assert!(named.addr().ip().is_unspecified());
+    named.set_addr(elsewhere);
+    assert_eq!(named.addr(), elsewhere);
+    literal.set_addr(elsewhere);
+    assert_eq!(literal.addr(), "127.0.0.1:5071".parse().unwrap());
 }
 
 #[test]

@@ -57,6 +57,10 @@ pub struct WorkerState {
     /// The routing policy's router for this worker (the compiled rules' `Engine` with its Lua
     /// VM, or an embedder's own); `None` routes every request as addressed.
     pub router: Option<Box<dyn Router>>,
+    /// This worker's lane in shared per-worker counters (its index; 0 by default): the
+    /// destination groups count sent requests there, so that workers do not share a cache
+    /// line per destination.
+    pub lane: usize,
 }
 
 impl std::fmt::Debug for WorkerState {
@@ -64,6 +68,7 @@ impl std::fmt::Debug for WorkerState {
         f.debug_struct("WorkerState")
             .field("parking", &self.parking)
             .field("router", &self.router.is_some())
+            .field("lane", &self.lane)
             .finish()
     }
 }
@@ -74,6 +79,7 @@ impl WorkerState {
         WorkerState {
             parking: Parking::new(config.parking),
             router: None,
+            lane: 0,
         }
     }
 }

@@ -242,6 +242,8 @@ struct Request<'m, 'p> {
     hash: u64,
     /// When resuming a parked request: its query and the answer (then it never parks again).
     resolution: Option<&'p Resolution>,
+    /// The worker's lane in shared per-worker counters (`WorkerState::lane`).
+    lane: usize,
 }
 
 /// A Record-Route value (`line`, pre-rendered and ending in `>\r\n`), with the media mark
@@ -276,7 +278,7 @@ pub(crate) fn handle(
     ctx: &mut Context<'_>,
     out: &mut [u8],
 ) -> Outcome {
-    let Some(req) = Request::new(proxy, ctx.tables, msg, input, None) else {
+    let Some(req) = Request::new(proxy, ctx.tables, msg, input, None, ctx.worker.lane) else {
         return Outcome::Drop(DropReason::MalformedRequest);
     };
     if req.acks_our_reply() {
@@ -308,7 +310,8 @@ pub(crate) fn resume(
     ctx: &mut Context<'_>,
     out: &mut [u8],
 ) -> Outcome {
-    let Some(req) = Request::new(proxy, ctx.tables, msg, input, Some(&resolution)) else {
+    let resolution = Some(&resolution);
+    let Some(req) = Request::new(proxy, ctx.tables, msg, input, resolution, ctx.worker.lane) else {
         return Outcome::Drop(DropReason::MalformedRequest);
     };
     let mut router = ctx.worker.router.take();
@@ -342,7 +345,7 @@ pub(crate) fn reject(
         groups: None,
         dns: None,
     };
-    match Request::new(proxy, NO_TABLES, msg, input, None) {
+    match Request::new(proxy, NO_TABLES, msg, input, None, 0) {
         Some(req) => req.reply(status, out),
         None => Outcome::Drop(otherwise),
     }
@@ -355,6 +358,7 @@ impl<'m, 'p> Request<'m, 'p> {
         msg: &'m Message<'m>,
         input: &'m Input<'m>,
         resolution: Option<&'p Resolution>,
+        lane: usize,
     ) -> Option<Self> {
         let top = TopVia::find(msg)?;
         let flow = &input.flow;
@@ -368,6 +372,7 @@ impl<'m, 'p> Request<'m, 'p> {
             fix: ViaFix::new(&top.via, flow.source),
             hash: proxy.branch_key.transaction_hash(msg, &top.via),
             resolution,
+            lane,
         })
     }
 
@@ -723,8 +728,12 @@ impl<'m, 'p> Request<'m, 'p> {
             return Ok(keep(Target::RouteAll));
         }
         if let Some(group) = self.route_to_group(&pre) {
-            // A request for a contact this proxy rewrote still reaches its contact.
-            let restored = pre.current.filter(|u| self.is_me(u));
+            // A request for a contact this proxy rewrote still reaches its contact (only
+            // looked for when rewriting is on: no host comparison per request otherwise).
+            let restored = pre
+                .current
+                .filter(|_| self.contact_table().is_some())
+                .filter(|u| self.is_me(u));
             if let Some(found) = restored.and_then(|u| self.restore_contact(&u)) {
                 return found.map(keep).map_err(Stop::from);
             }
@@ -899,7 +908,7 @@ impl<'m, 'p> Request<'m, 'p> {
             return Err(all_down(0));
         };
         let source = self.input.flow.source;
-        match groups.select(group, self.msg, source, self.hash) {
+        match groups.select(group, self.msg, source, self.hash, self.lane) {
             Selection::To {
                 addr,
                 transport: Transport::Tls,

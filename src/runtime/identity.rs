@@ -77,7 +77,8 @@ pub fn destination_groups(settings: &Settings) -> Result<Option<Arc<Groups>>, Gr
         return Ok(None);
     }
     let groups = Groups::new(settings.groups.clone(), branch_secret(), Instant::now())?;
-    Ok(Some(Arc::new(groups)))
+    // One counter lane per worker.
+    Ok(Some(Arc::new(groups.with_lanes(settings.workers))))
 }
 
 pub fn contact_table(settings: &Settings) -> Option<Arc<ContactTable>> {

@@ -158,6 +158,10 @@ struct Worker<R> {
     side: SideLinks,
     /// Per parking slot: the arrival time (ns) of the message parked there.
     parked_arrival: Box<[u64]>,
+    /// When the last UDP batch of this turn was handed to the core: the turn's clock for
+    /// streams, parked messages and the recorder (at most one batch old), so that a turn
+    /// that processed a batch reads the clock once.
+    batch_at: Option<Instant>,
 }
 
 impl<R: Recorder> Worker<R> {
@@ -166,6 +170,7 @@ impl<R: Recorder> Worker<R> {
         let n = setup.sockets.len();
         let parking = setup.proxy.config().parking.messages;
         let mut state = WorkerState::new(setup.proxy.config());
+        state.lane = setup.index;
         // The routing policy's engine is made here, on the worker's thread: its Lua VM never
         // leaves it.
         state.router = setup.policy.as_ref().map(|handle| {
@@ -193,6 +198,7 @@ impl<R: Recorder> Worker<R> {
             used: 0,
             parked_arrival: vec![0; parking].into_boxed_slice(),
             side: setup.side,
+            batch_at: None,
         }
     }
 
@@ -215,7 +221,7 @@ impl<R: Recorder> Worker<R> {
                     self.backlog[i] = !self.drain(i);
                 }
             }
-            let now = Instant::now();
+            let now = self.batch_at.take().unwrap_or_else(Instant::now);
             self.turn_streams(now);
             self.turn_parked(now);
             self.recorder.maybe_flush(now);
@@ -300,6 +306,7 @@ impl<R: Recorder> Worker<R> {
     /// Hands the `n` datagrams just received on socket `i` to the core, then sends.
     fn process(&mut self, i: usize, n: usize) {
         let now = Instant::now();
+        self.batch_at = Some(now);
         // The kernel's arrival time (SO_TIMESTAMPNS) is the rule; the clock is read only for
         // a datagram without one.
         let mut received_ns = None;

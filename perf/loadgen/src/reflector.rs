@@ -3,7 +3,9 @@
 //!
 //! Batched: one `recvmmsg` brings in up to `batch` requests, one `sendmmsg` answers them. It runs
 //! until its duration ends or the stop flag is raised; `threads > 1` binds that many sockets to
-//! the same address with `SO_REUSEPORT`. Malformed datagrams are counted and skipped.
+//! the same address with `SO_REUSEPORT`. One thread may also serve several addresses
+//! ([`bind_many`], [`run_sets`]): one process answering as several destinations wakes like one
+//! destination, not like several processes. Malformed datagrams are counted and skipped.
 
 use std::io;
 use std::net::SocketAddr;
@@ -85,18 +87,42 @@ pub fn bind(config: &ReflectorConfig) -> io::Result<Vec<UdpSocket>> {
     Ok(sockets)
 }
 
+/// Binds `config.listen` and every address of `more` once per thread: set `t` holds thread
+/// `t`'s socket on each address, in that order (port 0 picks one port per address).
+pub fn bind_many(config: &ReflectorConfig, more: &[SocketAddr]) -> io::Result<Vec<Vec<UdpSocket>>> {
+    let threads = config.threads.max(1);
+    let mut sets: Vec<Vec<UdpSocket>> = (0..threads).map(|_| Vec::new()).collect();
+    for &listen in std::iter::once(&config.listen).chain(more) {
+        let one = ReflectorConfig { listen, ..*config };
+        for (set, socket) in sets.iter_mut().zip(bind(&one)?) {
+            set.push(socket);
+        }
+    }
+    Ok(sets)
+}
+
 /// Serves on every socket (one thread each) until the duration ends or `stop` is raised.
 pub fn run(
     sockets: Vec<UdpSocket>,
     config: &ReflectorConfig,
     stop: &AtomicBool,
 ) -> io::Result<ReflectorCounts> {
+    run_sets(sockets.into_iter().map(|s| vec![s]).collect(), config, stop)
+}
+
+/// Serves every set of sockets (one thread each, [`bind_many`]) until the duration ends or
+/// `stop` is raised.
+pub fn run_sets(
+    sets: Vec<Vec<UdpSocket>>,
+    config: &ReflectorConfig,
+    stop: &AtomicBool,
+) -> io::Result<ReflectorCounts> {
     let deadline = Instant::now() + config.duration;
     let batch = config.batch;
     std::thread::scope(|scope| {
-        let workers: Vec<_> = sockets
+        let workers: Vec<_> = sets
             .into_iter()
-            .map(|socket| scope.spawn(move || serve(socket, batch, deadline, stop)))
+            .map(|sockets| scope.spawn(move || serve(sockets, batch, deadline, stop)))
             .collect();
         let mut total = ReflectorCounts::default();
         for worker in workers {
@@ -110,14 +136,17 @@ pub fn run(
 }
 
 fn serve(
-    mut socket: UdpSocket,
+    mut sockets: Vec<UdpSocket>,
     batch: usize,
     deadline: Instant,
     stop: &AtomicBool,
 ) -> io::Result<ReflectorCounts> {
-    let mut poll = Poll::new()?;
-    poll.registry()
-        .register(&mut socket, Token(0), Interest::READABLE)?;
+    let poll = Poll::new()?;
+    for (i, socket) in sockets.iter_mut().enumerate() {
+        poll.registry()
+            .register(socket, Token(i), Interest::READABLE)?;
+    }
+    let mut poll = poll;
     let mut events = Events::with_capacity(8);
     let mut io = ReplyBuffers::new(batch);
     let mut counts = ReflectorCounts::default();
@@ -127,8 +156,10 @@ fn serve(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
-        if !events.is_empty() {
-            drain(&socket, &mut io, &mut counts)?;
+        for event in events.iter() {
+            if let Some(socket) = sockets.get(event.token().0) {
+                drain(socket, &mut io, &mut counts)?;
+            }
         }
     }
     Ok(counts)

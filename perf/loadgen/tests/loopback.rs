@@ -115,6 +115,38 @@ fn consecutive_runs_on_one_sender_each_match_their_own_answers() {
 }
 
 #[test]
+fn one_reflector_thread_answers_on_several_addresses_each_from_its_own() {
+    let config = reflector_config();
+    let more: Vec<SocketAddr> = vec!["127.0.0.1:0".parse().unwrap(); 2];
+    let sets = reflector::bind_many(&config, &more).unwrap();
+    assert_eq!((sets.len(), sets[0].len()), (1, 3));
+    let addrs: Vec<SocketAddr> = sets[0].iter().map(|s| s.local_addr().unwrap()).collect();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let served = s.spawn(|| reflector::run_sets(sets, &config, &stop).unwrap());
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for &addr in &addrs {
+            let options = format!(
+                "OPTIONS sip:{addr} SIP/2.0\r\nVia: SIP/2.0/UDP {};branch=z9hG4bK-{}\r\n\
+                 From: <sip:a@b>;tag=1\r\nTo: <sip:{addr}>\r\nCall-ID: c{}\r\n\
+                 CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+                client.local_addr().unwrap(),
+                addr.port(),
+                addr.port()
+            );
+            client.send_to(options.as_bytes(), addr).unwrap();
+            let (bytes, from) = recv_one(&client);
+            assert!(bytes.starts_with(b"SIP/2.0 200"), "{bytes:?}");
+            // The answer leaves from the address asked, as a destination's own would.
+            assert_eq!(from, addr);
+        }
+        stop.store(true, Ordering::Relaxed);
+        let counts = served.join().unwrap();
+        assert_eq!((counts.received, counts.answered), (3, 3));
+    });
+}
+
+#[test]
 fn the_relay_carries_every_request_and_answer_through_two_threads() {
     let reflector_cfg = reflector_config();
     let reflector_sockets = reflector::bind(&reflector_cfg).unwrap();

@@ -105,10 +105,11 @@ enum HandshakeMode {
 
 #[derive(Args, Debug)]
 struct ReflectArgs {
-    /// Address to answer on, e.g. 127.0.0.1:5080 (loopback only).
-    #[arg(long)]
-    listen: SocketAddr,
-    /// Threads, each with its own SO_REUSEPORT socket on --listen.
+    /// Address to answer on, e.g. 127.0.0.1:5080 (loopback only); repeat it to answer on
+    /// several addresses from the same thread(s), as several destinations in one process.
+    #[arg(long, required = true)]
+    listen: Vec<SocketAddr>,
+    /// Threads, each with its own SO_REUSEPORT socket on each --listen.
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// Datagrams per recvmmsg/sendmmsg call.
@@ -365,21 +366,32 @@ fn register_floor(args: &FloorArgs) -> Result<(), Failure> {
 }
 
 fn reflect(args: &ReflectArgs) -> Result<(), Failure> {
-    require_loopback("--listen", args.listen).map_err(Failure::Usage)?;
+    for &listen in &args.listen {
+        require_loopback("--listen", listen).map_err(Failure::Usage)?;
+    }
+    let (&first, more) = args
+        .listen
+        .split_first()
+        .ok_or_else(|| Failure::Usage("--listen is required".into()))?;
     let config = ReflectorConfig {
-        listen: args.listen,
+        listen: first,
         threads: args.threads.max(1),
         batch: args.batch.max(1),
         duration: Duration::from_secs(args.duration),
     };
     let stop = stop::on_signals()?;
-    let sockets = reflector::bind(&config)?;
-    let bound = sockets[0].local_addr()?; // bind() returns at least one socket
+    let sets = reflector::bind_many(&config, more)?;
+    // bind_many() returns at least one set, each with one socket per address.
+    let bound: Vec<String> = sets[0]
+        .iter()
+        .map(|s| s.local_addr().map(|a| a.to_string()))
+        .collect::<Result<_, _>>()?;
     eprintln!(
-        "ferrovia-loadgen reflect: ready on {bound}, {} thread(s)",
+        "ferrovia-loadgen reflect: ready on {}, {} thread(s)",
+        bound.join(" "),
         config.threads
     );
-    let counts = reflector::run(sockets, &config, stop)?;
+    let counts = reflector::run_sets(sets, &config, stop)?;
     eprintln!(
         "reflect: received {}, answered {}, acks {}, malformed {}",
         counts.received, counts.answered, counts.acks, counts.malformed
