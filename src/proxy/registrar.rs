@@ -147,7 +147,7 @@ pub(crate) fn locate(
     Some(match found {
         Ok(Some(located)) => Ok(located),
         Ok(None) => Err(NotLocated::Status(Status::new(500, "Binding Too Long"))),
-        Err((code, reason)) => match registrar.ask_store(user, domain).filter(|_| ask) {
+        Err((code, reason)) => match ask.then(|| registrar.ask_store(user, domain)).flatten() {
             Some(key) => Err(NotLocated::Ask(key.as_bytes().into())),
             None => Err(NotLocated::Status(Status::new(code, reason))),
         },

@@ -48,9 +48,14 @@ pub fn is_stun(data: &[u8]) -> bool {
         && HEADER + len == data.len()
 }
 
-/// Answers the STUN message `data` (for which [`is_stun`] holds) from `source` into `out`.
+/// Answers the STUN message `data` from `source` into `out` (anything [`is_stun`] refuses is
+/// [`Stun::Ignored`]).
 pub fn answer(data: &[u8], source: SocketAddr, out: &mut [u8]) -> Stun {
-    if u16::from_be_bytes([data[0], data[1]]) != BINDING_REQUEST || !attributes_ok(data) {
+    // `is_stun` first: it guarantees the 20-byte header the indexing below reads.
+    if !is_stun(data)
+        || u16::from_be_bytes([data[0], data[1]]) != BINDING_REQUEST
+        || !attributes_ok(data)
+    {
         return Stun::Ignored;
     }
     let Some(out) = out.get_mut(..MAX_ANSWER) else {
@@ -241,6 +246,11 @@ mod tests {
             Stun::Answered(_)
         ));
         assert_eq!(answer(&request(&[]), from, &mut out[..40]), Stun::Ignored);
+        assert_eq!(
+            answer(b"\x00\x01", from, &mut out),
+            Stun::Ignored,
+            "no header"
+        );
     }
 
     #[test]
